@@ -1,0 +1,137 @@
+// dla/hw_config.hpp — the hardware config: the single source of every accelerator
+// parameter (ARCHITECTURE.md section 3).
+//
+// The fields are declared once, in DLA_HW_CONFIG_FIELDS below, with default, range,
+// unit and a one-sentence doc. The struct, the JSON reader and writer, validation, the
+// identity hash, `dla config --doc` and (later) the generated Verilog parameters all
+// expand that one table.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "dla/numerics.hpp"
+
+namespace dla {
+
+// INT(name, default, min, max, unit, doc)       an integer field, inclusive range
+// BOOL(name, default, doc)                       a boolean field
+// ENUM(name, type, default, doc)                 RoundMode / OverflowPolicy, written by name
+//
+// The address fields of the ISA bound the SRAM sizes: activation and weight buffers are
+// byte-addressed with 20 bits (1 MiB), the accumulator is addressed in 4-byte words with
+// 16 bits (256 KiB) and the parameter buffer in bytes with 16 bits (64 KiB).
+#define DLA_HW_CONFIG_FIELDS(INT, BOOL, ENUM)                                                   \
+  INT(mac_rows, 16, 1, 256, "PEs",                                                             \
+      "Rows of the MAC array: input channels reduced per cycle.")                              \
+  INT(mac_cols, 16, 1, 256, "PEs",                                                             \
+      "Columns of the MAC array: output channels produced per cycle.")                         \
+  BOOL(supports_a4w4, true, "The MAC array runs i4/u4 activations x i4 weights (packed).")    \
+  BOOL(supports_a8w4, true, "The MAC array runs i8/u8 activations x i4 weights (packed).")    \
+  BOOL(supports_a16w8, true, "The MAC array runs i16 activations x i8 weights (multi-pass).") \
+  INT(a4w4_speedup, 4, 1, 8, "x",                                                              \
+      "MACs per PE per cycle in i4 x i4 mode, relative to i8 x i8.")                          \
+  INT(a8w4_speedup, 2, 1, 8, "x",                                                              \
+      "MACs per PE per cycle in i8 x i4 mode, relative to i8 x i8.")                          \
+  INT(a16w8_passes, 2, 1, 4, "passes", "Passes over the MAC array for one i16 x i8 MAC.")     \
+  INT(mac_pipeline_depth, 4, 0, 64, "cycles",                                                  \
+      "Fill (and drain) latency of the MAC array pipeline.")                                   \
+  INT(acc_bits, 32, 8, 32, "bits", "Width of the signed accumulator.")                        \
+  ENUM(overflow_policy, OverflowPolicy, OverflowPolicy::WRAP,                                  \
+       "What the accumulator does when the exact sum leaves its range: WRAP or "                \
+       "SATURATE_FINAL.")                                                                      \
+  ENUM(rounding_mode, RoundMode, RoundMode::HALF_UP,                                           \
+       "Rounding of every requantizing shift: HALF_UP, HALF_AWAY, HALF_EVEN or FLOOR.")        \
+  INT(act_sram_kib, 256, 1, 1024, "KiB", "Capacity of the activation SRAM.")                   \
+  INT(wgt_sram_kib, 256, 1, 1024, "KiB", "Capacity of the weight SRAM.")                       \
+  INT(acc_sram_kib, 64, 1, 256, "KiB",                                                         \
+      "Capacity of the accumulator SRAM (one 4-byte word per accumulator).")                  \
+  INT(param_sram_kib, 16, 1, 64, "KiB",                                                        \
+      "Capacity of the parameter SRAM (shift tables and clip records).")                       \
+  INT(sram_banks, 4, 1, 64, "banks", "Banks per SRAM buffer; one access per bank per cycle.") \
+  INT(dram_latency_cycles, 100, 0, 100000, "cycles",                                           \
+      "Cycles from a DRAM request to its first data beat.")                                    \
+  INT(dram_bytes_per_cycle, 32, 1, 4096, "B/cycle", "Peak DRAM bandwidth.")                  \
+  INT(dram_burst_bytes, 64, 1, 4096, "bytes", "Size of one DRAM burst; transfers round up.")  \
+  INT(dram_size_mib, 1024, 1, 4096, "MiB", "DRAM capacity addressable by programs.")         \
+  INT(clock_mhz, 1000, 1, 10000, "MHz", "Core clock frequency.")                              \
+  INT(requant_lanes, 16, 1, 1024, "lanes", "Accumulators the requantizer converts per cycle.") \
+  INT(vector_lanes, 16, 1, 1024, "lanes", "Elements the vector unit processes per cycle.")    \
+  INT(avgpool_shift, 15, 0, 31, "bits",                                                        \
+      "S of the average-pool multiplier M = round(2^S / N).")                                  \
+  INT(max_kernel, 15, 1, 15, "pixels",                                                         \
+      "Largest convolution or max-pool kernel side the units accept.")                         \
+  INT(queue_depth, 16, 1, 4096, "instructions",                                                \
+      "Depth of each of the load, compute and store instruction queues.")                      \
+  INT(token_depth, 8, 1, 4096, "tokens", "Depth of each dependency-token FIFO between queues.")
+
+struct HwConfig {
+#define DLA_DECLARE_INT(name, def, lo, hi, unit, doc) std::int64_t name = def;
+#define DLA_DECLARE_BOOL(name, def, doc) bool name = def;
+#define DLA_DECLARE_ENUM(name, type, def, doc) type name = def;
+  DLA_HW_CONFIG_FIELDS(DLA_DECLARE_INT, DLA_DECLARE_BOOL, DLA_DECLARE_ENUM)
+#undef DLA_DECLARE_INT
+#undef DLA_DECLARE_BOOL
+#undef DLA_DECLARE_ENUM
+
+  /// Named presets compiled into the binary: "small" (tiny SRAMs that force tiling, for
+  /// fast tests), "default" and "large". Throws ConfigError for an unknown name.
+  static HwConfig preset(std::string_view name);
+  static std::vector<std::string> preset_names();
+
+  /// Reads a config from JSON. Fields not given take the defaults of `"preset"` (a
+  /// preset name, default "default"); an unknown field, a wrong JSON type or a value
+  /// out of range throws ConfigError naming the field, the value and the allowed range.
+  /// `source` names the input in messages (a file path).
+  static HwConfig from_json(const nlohmann::json& j, const std::string& source = "config");
+  static HwConfig from_json_text(const std::string& text, const std::string& source = "config");
+  static HwConfig load_file(const std::string& path);
+
+  /// Every field, in declaration order.
+  nlohmann::json to_json() const;
+
+  /// Every field as pretty JSON (2-space indent, trailing newline), in declaration
+  /// order; what `dla config --preset NAME` prints. from_json_text reads it back.
+  std::string to_json_text() const;
+
+  /// Throws ConfigError if any field is out of range.
+  void validate() const;
+
+  /// Stable 64-bit identity (FNV-1a over "name=value;" of every field in declaration
+  /// order): equal configs have equal hashes on every platform and version.
+  std::uint64_t identity_hash() const;
+
+  /// Derived quantities.
+  std::int64_t act_sram_bytes() const { return act_sram_kib * 1024; }
+  std::int64_t wgt_sram_bytes() const { return wgt_sram_kib * 1024; }
+  std::int64_t acc_sram_words() const { return acc_sram_kib * 1024 / 4; }
+  std::int64_t param_sram_bytes() const { return param_sram_kib * 1024; }
+  std::int64_t dram_bytes() const { return dram_size_mib * 1024 * 1024; }
+  AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }
+
+  bool operator==(const HwConfig& other) const;
+  bool operator!=(const HwConfig& other) const { return !(*this == other); }
+};
+
+/// One row of the field table (`dla config --doc`).
+struct HwConfigFieldDoc {
+  std::string name;
+  std::string kind;     ///< "int", "bool" or "enum"
+  std::string default_value;
+  std::string range;    ///< "[lo, hi]", "true|false" or the enum names
+  std::string unit;
+  std::string doc;
+};
+std::vector<HwConfigFieldDoc> hw_config_field_docs();
+
+/// The field table as aligned text, one field per line.
+std::string hw_config_doc_table();
+
+/// Hash as 16 lower-case hex digits, as printed by the tools.
+std::string hash_hex(std::uint64_t hash);
+
+}  // namespace dla
