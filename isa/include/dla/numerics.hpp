@@ -58,7 +58,7 @@ constexpr std::optional<DType> parse_dtype(std::string_view name) {
 
 /// Bytes needed to store `count` elements of type `t` (4-bit types pack two per byte).
 constexpr std::uint64_t storage_bytes(DType t, std::uint64_t count) {
-  return dtype_info(t).bits == 4 ? (count + 1) / 2 : count * (dtype_info(t).bits / 8);
+  return dtype_info(t).bits == 4 ? count / 2 + (count & 1) : count * (dtype_info(t).bits / 8);
 }
 
 /// Rounding of round_shift. HALF_UP is the hardware default.
@@ -138,10 +138,11 @@ constexpr std::int64_t wrap(std::int64_t v, int bits) {
 constexpr std::int64_t round_shift(std::int64_t v, int s, RoundMode mode) {
   if (s == 0) return v;
   if (s < 0) {
-    const int left = -s;
     if (v == 0) return 0;
-    if (left >= 63) return v > 0 ? std::numeric_limits<std::int64_t>::max()
-                                 : std::numeric_limits<std::int64_t>::min();
+    // Checked before negating: -s overflows int for s == INT_MIN.
+    if (s <= -63) return v > 0 ? std::numeric_limits<std::int64_t>::max()
+                               : std::numeric_limits<std::int64_t>::min();
+    const int left = -s;
     const std::int64_t limit = std::numeric_limits<std::int64_t>::max() >> left;
     if (v > limit) return std::numeric_limits<std::int64_t>::max();
     if (v < -limit - 1) return std::numeric_limits<std::int64_t>::min();
@@ -262,7 +263,8 @@ inline constexpr std::int64_t kAvgPoolMultiplierMax = 65535;  ///< M is an unsig
 
 /// Average-pool multiplier M = round(2^S / N), ties rounded up, i.e.
 /// M = floor((2^(S+1) + N) / (2N)). Returns nullopt when M does not fit in 16 bits
-/// (1 <= M <= 65535) or the arguments are out of range (N >= 1, 0 <= S <= 47).
+/// (1 <= M <= 65535) or the arguments are out of range (1 <= N <= 2^40, 0 <= S <= 47;
+/// no pooling window comes near 2^40 elements, and the bound keeps 2N exact).
 constexpr std::optional<std::int64_t> avgpool_multiplier(std::int64_t n, int s) {
   if (n < 1 || s < 0 || s > 47 || n > (std::int64_t{1} << 40)) return std::nullopt;
   const std::int64_t m = ((std::int64_t{1} << (s + 1)) + n) / (2 * n);
