@@ -20,6 +20,7 @@ namespace {
 constexpr std::array<std::uint8_t, 8> kMagic = {0x89, 'D', 'L', 'A', 'B', 0x0D, 0x0A, 0x1A};
 constexpr std::size_t kHeaderCrcOffset = 40;
 constexpr std::size_t kTensorRecordFixedBytes = 16;  // role..reserved (8) + dram offset (8)
+constexpr std::uint64_t kMaxConfigBytes = 64 * 1024;
 
 constexpr std::array<std::uint32_t, 256> make_crc_table() {
   std::array<std::uint32_t, 256> table{};
@@ -87,9 +88,11 @@ class Cursor {
 
 class Writer {
  public:
+  /// Little-endian integer of 1..8 bytes.
   void uint(std::uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
   }
+  void zeros(std::size_t n) { out_.insert(out_.end(), n, 0); }
   void bytes(const std::uint8_t* p, std::size_t n) { out_.insert(out_.end(), p, p + n); }
   std::vector<std::uint8_t>& out() { return out_; }
 
@@ -180,7 +183,7 @@ void write_tensor(Writer& w, const TensorDesc& t) {
   w.uint(static_cast<std::uint8_t>(static_cast<std::int8_t>(t.frac)), 1);
   w.uint(static_cast<std::uint8_t>(t.layout), 1);
   w.uint(t.shape.size(), 1);
-  w.uint(0, 3);
+  w.zeros(3);
   w.uint(t.dram_offset, 8);
   for (std::uint64_t d : t.shape) w.uint(d, 8);
   w.uint(t.name.size(), 2);
@@ -195,6 +198,9 @@ std::string program_problem(const Program& p) {
   if (p.constants.size() > p.dram_size) {
     return "constants (" + std::to_string(p.constants.size()) + " bytes) exceed the DRAM size " +
            std::to_string(p.dram_size);
+  }
+  if (p.hw_config && p.hw_config->identity_hash() != p.hw_config_hash) {
+    return "the embedded hardware config does not match the program's config hash";
   }
   if (p.instructions.empty() || !std::holds_alternative<isa::End>(p.instructions.back())) {
     return "the instruction stream does not end with END";
@@ -216,6 +222,7 @@ std::string section_kind_name(SectionKind k) {
     case SectionKind::kConstants: return "constants";
     case SectionKind::kTensors: return "tensors";
     case SectionKind::kDebug: return "debug";
+    case SectionKind::kConfig: return "config";
   }
   return "kind " + std::to_string(static_cast<std::uint32_t>(k));
 }
@@ -319,7 +326,7 @@ Program parse_program(const std::uint8_t* data, std::size_t size, const ReadOpti
     s.size = table.u64("section size");
     s.crc32 = table.u32("section CRC");
     if (table.u32("reserved") != 0) table.fail_at("reserved field of section entry " + std::to_string(i) + " is not zero", entry + 28);
-    if (kind < 1 || kind > 4) table.fail_at("section " + std::to_string(i) + " has unknown kind " + std::to_string(kind), entry);
+    if (kind < 1 || kind > 5) table.fail_at("section " + std::to_string(i) + " has unknown kind " + std::to_string(kind), entry);
     if (!seen.insert(kind).second) {
       table.fail_at("section kind " + section_kind_name(static_cast<SectionKind>(kind)) + " appears twice", entry);
     }
@@ -375,6 +382,20 @@ Program parse_program(const std::uint8_t* data, std::size_t size, const ReadOpti
         if (s.items != 0) c.fail("item count must be 0");
         p.constants.assign(data + begin, data + end);
         break;
+      case SectionKind::kConfig: {
+        if (s.items != 0) c.fail("item count must be 0");
+        if (s.size > kMaxConfigBytes) c.fail("config text is larger than " + std::to_string(kMaxConfigBytes) + " bytes");
+        try {
+          p.hw_config = HwConfig::from_json_text(std::string(data + begin, data + end), "embedded config");
+        } catch (const ConfigError& e) {
+          c.fail(e.what());
+        }
+        if (p.hw_config->identity_hash() != p.hw_config_hash) {
+          c.fail("embedded config has identity hash " + hash_hex(p.hw_config->identity_hash()) +
+                 ", but the header says " + hash_hex(p.hw_config_hash));
+        }
+        break;
+      }
       case SectionKind::kTensors:
       case SectionKind::kDebug: {
         const std::size_t min_record =
@@ -485,6 +506,10 @@ std::vector<std::uint8_t> serialize_program(const Program& p) {
     }
     payloads.push_back({SectionKind::kDebug, static_cast<std::uint32_t>(p.debug.size()), std::move(w.out())});
   }
+  if (p.hw_config) {
+    const std::string text = p.hw_config->to_json_text();
+    payloads.push_back({SectionKind::kConfig, 0, std::vector<std::uint8_t>(text.begin(), text.end())});
+  }
 
   Writer w;
   w.bytes(kMagic.data(), kMagic.size());
@@ -495,7 +520,7 @@ std::vector<std::uint8_t> serialize_program(const Program& p) {
   w.uint(payloads.size(), 4);
   w.uint(0, 4);   // flags
   w.uint(0, 4);   // header CRC, filled below
-  w.uint(0, 20);  // reserved
+  w.zeros(20);    // reserved
   std::uint64_t offset = kDlabHeaderSize + payloads.size() * kDlabSectionEntrySize;
   for (const auto& s : payloads) {
     w.uint(static_cast<std::uint32_t>(s.kind), 4);
@@ -535,7 +560,7 @@ std::string tensor_line(const TensorDesc& t) {
 std::string describe_program(const Program& p) {
   std::ostringstream os;
   os << "dlab version " << kDlabVersion << "  hw config " << hash_hex(p.hw_config_hash) << "  dram "
-     << p.dram_size << " bytes\n";
+     << p.dram_size << " bytes  config " << (p.hw_config ? "embedded" : "not embedded") << "\n";
   if (!p.sections.empty()) {
     os << "sections:\n";
     for (const auto& s : p.sections) {

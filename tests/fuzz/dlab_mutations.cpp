@@ -52,8 +52,9 @@ std::vector<std::uint8_t> mutate(std::vector<std::uint8_t> f, std::mt19937_64& r
 }  // namespace
 
 TEST(DlabMutation, ThousandsOfCorruptionsAreAcceptedOrRefusedCleanly) {
-  const std::vector<std::vector<std::uint8_t>> seeds = {serialize_program(sample_program()),
-                                                        serialize_program(minimal_program())};
+  const std::vector<std::vector<std::uint8_t>> seeds = {
+      serialize_program(sample_program()), serialize_program(minimal_program()),
+      serialize_program(sample_program(HwConfig::preset("small")))};
   std::mt19937_64 rng(0xD1AB);
   int refused = 0, accepted = 0;
   constexpr int kMutations = 20000;

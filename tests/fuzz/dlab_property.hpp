@@ -28,7 +28,7 @@ inline DlabOutcome check_dlab_input(const std::uint8_t* data, std::size_t size, 
   const std::vector<std::uint8_t> again = serialize_program(p);
   const Program q = parse_program(again.data(), again.size());
   if (!(q.instructions == p.instructions && q.constants == p.constants && q.tensors == p.tensors &&
-        q.debug == p.debug && q.dram_size == p.dram_size && q.hw_config_hash == p.hw_config_hash)) {
+        q.debug == p.debug && q.hw_config == p.hw_config && q.dram_size == p.dram_size && q.hw_config_hash == p.hw_config_hash)) {
     std::fprintf(stderr, "round trip changed an accepted program\n");
     std::abort();
   }

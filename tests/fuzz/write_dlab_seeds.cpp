@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: write_dlab_seeds DIR\n");
     return 1;
   }
-  const dla::Program programs[] = {dla::testing::sample_program(), dla::testing::minimal_program()};
+  const dla::Program programs[] = {dla::testing::sample_program(), dla::testing::minimal_program(),
+                                   dla::testing::sample_program(dla::HwConfig::preset("small"))};
   int i = 0;
   for (const auto& p : programs) {
     const auto bytes = dla::serialize_program(p);

@@ -280,3 +280,24 @@ TEST(ProgramDescribe, ListsSectionsTensorsAndInstructions) {
     EXPECT_NE(text.find(needle), std::string::npos) << needle << "\n" << text;
   }
 }
+
+TEST(ProgramFile, EmbeddedConfigRoundTripsAndMustMatchTheHeaderHash) {
+  const HwConfig small = HwConfig::preset("small");
+  const auto f = serialize_program(sample_program(small));
+  const Program back = parse_program(f.data(), f.size());
+  ASSERT_TRUE(back.hw_config.has_value());
+  EXPECT_EQ(*back.hw_config, small);
+  EXPECT_EQ(back.hw_config_hash, small.identity_hash());
+  EXPECT_EQ(back.sections.size(), 5u);
+  // A header hash that disagrees with the embedded config is refused.
+  auto g = f;
+  put(g, 16, small.identity_hash() ^ 1, 8);
+  fix_checksums(g);
+  expect_refused(g, "embedded config has identity hash");
+  // So is an embedded config that is not valid.
+  Program p = sample_program(small);
+  p.hw_config->acc_bits = 7;
+  p.hw_config_hash = p.hw_config->identity_hash();
+  const auto h = serialize_program(p);
+  expect_refused(h, "acc_bits");
+}

@@ -9,10 +9,18 @@
 
 namespace dla::testing {
 
+inline Program sample_program_with(ProgramBuilder b);
+
 /// A conv layer's worth of program: IO tensors, constants, a debug record per layer and
 /// one instruction of every class.
 inline Program sample_program(std::uint64_t hw_hash = 0x0123456789abcdefULL) {
-  ProgramBuilder b(hw_hash);
+  return sample_program_with(ProgramBuilder(hw_hash));
+}
+
+/// The same program with the hardware config embedded.
+inline Program sample_program(const HwConfig& config) { return sample_program_with(ProgramBuilder(config)); }
+
+inline Program sample_program_with(ProgramBuilder b) {
   const std::uint64_t weights = b.add_constant(std::vector<std::uint8_t>(3 * 3 * 3 * 8, 0x11));
   const std::uint64_t record = b.add_constant({0x80, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3, 3});
   TensorDesc in{"image", TensorRole::kInput, DType::U8, 0, Layout::kNHWC, {1, 3, 8, 8}, 0};

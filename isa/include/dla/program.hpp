@@ -20,6 +20,8 @@
 //   TENSORS       item count x tensor record: the program's inputs and outputs
 //   DEBUG         item count x (u32 first instruction, u32 end instruction, tensor record):
 //                 each source layer, its instruction range and its output tensor
+//   CONFIG        optional: the hardware config as JSON text, whose identity hash must
+//                 equal the header's, so that an engine can run the file with no other input
 // Tensor record: u8 role, u8 dtype, i8 frac, u8 layout, u8 rank (0..8), u8[3] zero,
 //   u64 DRAM offset, u64 dims[rank], u16 name length (1..255), name (printable ASCII).
 #pragma once
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "dla/hw_config.hpp"
 #include "dla/isa.hpp"
 #include "dla/numerics.hpp"
 
@@ -46,7 +49,7 @@ inline constexpr std::size_t kMaxNameLength = 255;
 inline constexpr std::uint64_t kMaxDramBytes = std::uint64_t{4} << 30;
 inline constexpr std::uint64_t kMaxFileBytes = std::uint64_t{2} << 30;
 
-enum class SectionKind : std::uint32_t { kInstructions = 1, kConstants = 2, kTensors = 3, kDebug = 4 };
+enum class SectionKind : std::uint32_t { kInstructions = 1, kConstants = 2, kTensors = 3, kDebug = 4, kConfig = 5 };
 std::string section_kind_name(SectionKind k);
 
 enum class TensorRole : std::uint8_t { kInput = 0, kOutput = 1, kIntermediate = 2 };
@@ -95,6 +98,7 @@ struct Program {
   std::vector<std::uint8_t> constants;
   std::vector<TensorDesc> tensors;
   std::vector<DebugRecord> debug;
+  std::optional<HwConfig> hw_config;  ///< the CONFIG section, when the file has one
   std::vector<SectionInfo> sections;  ///< filled by the reader; ignored by the writer
 
   const TensorDesc* find_tensor(const std::string& name) const;
@@ -129,6 +133,10 @@ std::string describe_program(const Program& program);
 class ProgramBuilder {
  public:
   explicit ProgramBuilder(std::uint64_t hw_config_hash) { program_.hw_config_hash = hw_config_hash; }
+  /// Embeds the config (CONFIG section) and its hash.
+  explicit ProgramBuilder(const HwConfig& config) : ProgramBuilder(config.identity_hash()) {
+    program_.hw_config = config;
+  }
 
   /// Appends constant bytes; returns their DRAM address. Not allowed after allocate().
   std::uint64_t add_constant(const std::vector<std::uint8_t>& bytes, std::uint64_t alignment = 16);
