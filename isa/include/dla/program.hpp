@@ -145,6 +145,8 @@ class ProgramBuilder {
   /// Allocates DRAM for `desc` (ignoring its dram_offset), records it as an IO tensor and
   /// returns the completed descriptor.
   TensorDesc add_tensor(TensorDesc desc);
+  /// Records an IO tensor whose DRAM range is already allocated (an alias).
+  void add_tensor_at(TensorDesc desc) { program_.tensors.push_back(std::move(desc)); }
   /// Appends an instruction; returns its index.
   std::uint32_t add(const isa::Instruction& insn);
   void add_debug(DebugRecord record) { program_.debug.push_back(std::move(record)); }

@@ -1,0 +1,39 @@
+// dla/compiler/graph_io.hpp — the graph file `dla compile` reads: JSON for structure,
+// a binary side file for weights.
+//
+//   {"format": "dlasim-graph", "version": 1, "weights_file": "net.bin",
+//    "nodes": [
+//      {"name": "x", "op": "input", "dtype": "u8", "frac": 0, "shape": [1, 3, 32, 32]},
+//      {"name": "c1", "op": "conv2d", "inputs": ["x"], "out_channels": 8,
+//       "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1, 1, 1] (top, left, bottom, right),
+//       "dilation": [1, 1], "groups": 1,
+//       "weight_dtype": "i8", "weights": {"offset": 0, "count": 216} | [ints...],
+//       "weight_frac": [5, ...], "bias": [ints...],
+//       "out": {"dtype": "i8", "frac": 4, "clip": [0, null]}},
+//      {"name": "fc", "op": "linear", "inputs": ["flat"], "out_features": 10, ...},
+//      {"name": "s", "op": "add", "inputs": ["a", "b"], "out": {...}},
+//      {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+//      {"name": "mp", "op": "max_pool", "inputs": ["s"], "kernel": [2, 2], "stride": [2, 2], "padding": [0, 0, 0, 0]},
+//      {"name": "ap", "op": "avg_pool", ... , "out": {...}},
+//      {"name": "gap", "op": "global_avg_pool", "inputs": [...], "out": {...}},
+//      {"name": "up", "op": "upsample2x", "inputs": [...]},
+//      {"name": "flat", "op": "flatten", "inputs": [...]}],
+//    "outputs": ["fc"]}
+// Weights in the side file are one signed byte per value (i8 and i4 alike), at
+// "offset" bytes. Nodes are listed in topological order.
+#pragma once
+
+#include <string>
+
+#include "dla/compiler/graph.hpp"
+
+namespace dla::compiler {
+
+/// Reads a graph file; the weights file is resolved relative to the JSON file. Throws
+/// dla::Error naming the file, the node and the field for any malformed input.
+Graph load_graph(const std::string& json_path);
+
+/// Writes `graph` as `json_path` plus a weights file next to it (same stem, ".bin").
+void save_graph(const Graph& graph, const std::string& json_path);
+
+}  // namespace dla::compiler
