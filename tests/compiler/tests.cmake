@@ -1,0 +1,5 @@
+# Compiler tests (tests/compiler/); included from tests/CMakeLists.txt.
+dla_add_gtest(test_compile SOURCES compiler/test_compile.cpp LIBS dla::compiler)
+if(TARGET dla_sim)
+  dla_add_gtest(test_differential SOURCES compiler/test_differential.cpp LIBS dla::compiler dla::sim)
+endif()
