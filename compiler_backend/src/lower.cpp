@@ -847,20 +847,24 @@ class Lowering {
   std::vector<Step> concat_steps(int id) {
     const Node& n = node(id);
     const View Y = view(id);
+    // Pixels of each input, all its channels, are copied into the output at the input's
+    // channel offset. One slot layout serves every input, so the slots are stable over
+    // the whole pipeline.
+    i64 widest = 0;
+    for (int in_id : n.inputs) widest = std::max(widest, view(in_id).C);
+    const i64 pixels = Y.N * Y.H * Y.W;
+    i64 chunk = std::min(pixels, kMaxRows);
+    while (4 * align4(nbytes(Y.dtype, chunk * widest)) > hw_.act_sram_bytes()) {
+      if (chunk == 1) refuse(n, "one pixel of the widest input does not fit the activation SRAM");
+      chunk = (chunk + 1) / 2;
+    }
+    Slots in, out;
+    act_slots(nbytes(Y.dtype, chunk * widest), nbytes(Y.dtype, chunk * widest), in, out);
     std::vector<Step> steps;
     std::size_t k = 0;
     i64 c_offset = 0;
     for (int in_id : n.inputs) {
       const View X = view(in_id);
-      // Pixels of one input, all its channels, copied into the output at a channel offset.
-      const i64 pixels = X.N * X.H * X.W;
-      i64 chunk = std::min(pixels, kMaxRows);
-      while (4 * align4(nbytes(X.dtype, chunk * X.C)) > hw_.act_sram_bytes()) {
-        if (chunk == 1) refuse(n, "one pixel of input '" + node(in_id).name + "' does not fit the activation SRAM");
-        chunk = (chunk + 1) / 2;
-      }
-      Slots in, out;
-      act_slots(nbytes(X.dtype, chunk * X.C), nbytes(X.dtype, chunk * X.C), in, out);
       for (i64 p0 = 0; p0 < pixels; p0 += chunk, ++k) {
         const i64 cnt = std::min(chunk, pixels - p0);
         Step s;

@@ -97,7 +97,7 @@ class RandomGraphBuilder {
     else if (xn.dtype != DType::I16 && chance(35)) wt = DType::I4;
     QuantSpec q = q0;
     // 4-bit outputs need even channel counts (also per group).
-    if (dtype_info(q.dtype).bits == 4 && (OC % 2 != 0 || (a.groups > 1 && a.groups != C && (OC / a.groups) % 2 != 0))) {
+    if (dtype_info(q.dtype).bits == 4 && (OC % 2 != 0 || (a.groups > 1 && !(a.groups == C && OC == C) && (OC / a.groups) % 2 != 0))) {
       q.dtype = DType::I8;
     }
     const std::int64_t per_oc = C / a.groups * a.kernel_h * a.kernel_w;

@@ -29,7 +29,7 @@ HwConfig random_config(const char* preset, std::mt19937_64& rng) {
 
 /// Compiles and runs one random graph; returns the number of elements compared.
 std::uint64_t check_graph(std::uint64_t seed, const char* preset, std::string& failure) {
-  testing::RandomGraphBuilder gen(seed);
+  dla::testing::RandomGraphBuilder gen(seed);
   std::map<std::string, HostTensor> inputs;
   const compiler::Graph g = gen.graph(inputs);
   std::mt19937_64 rng(seed * 31 + 7);
@@ -97,7 +97,7 @@ TEST_P(Differential, RandomGraphsEqualTheReferenceOnEveryLayer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, Differential,
-                         ::testing::Values(Variant{"small", 150}, Variant{"default", 100}, Variant{"large", 50}),
-                         [](const auto& info) { return std::string(info.param.preset); });
+                         ::testing::Values(Variant{"small", 600}, Variant{"default", 300}, Variant{"large", 150}),
+                         [](const auto& param_info) { return std::string(param_info.param.preset); });
 
 }  // namespace
