@@ -1,0 +1,843 @@
+// ops_kernels.cpp — kernels of the dla:: ops, per dispatch key:
+//   CPU:       validation, integer recovery and the integer kernels of kernels.hpp;
+//   Autograd:  torch::autograd::Function wrappers: forward redispatches below autograd,
+//              backward is the STE gradient (float op gradient times the clamp mask);
+//   CompositeImplicitAutograd: dla::concat (checks, then at::cat).
+// No CUDA kernels yet: a CUDA tensor reaches no kernel and the dispatcher says so.
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include "dla/error.hpp"
+#include "dla/qat/hw_options.hpp"
+#include "dla/qat/kernels.hpp"
+#include "dla/qat/ops.hpp"
+#include "op_signatures.hpp"
+
+namespace dla::qat {
+namespace {
+
+using at::Tensor;
+using sig::IntList;
+using sig::OptInt;
+using sig::Triple;
+
+// ---------------------------------------------------------------------------
+// Argument checks (every message starts with the op's name and names the argument)
+// ---------------------------------------------------------------------------
+
+void check_msg(const char* op, const std::string& msg) { TORCH_CHECK(msg.empty(), op, ": ", msg); }
+
+HwOptions parse_hw(const char* op, IntList hw) {
+  try {
+    return HwOptions::from_list(hw.data(), hw.size());
+  } catch (const dla::Error& e) {
+    TORCH_CHECK(false, op, ": ", e.what());
+  }
+  return {};
+}
+
+DType act_dtype(const char* op, std::int64_t raw, const char* name) {
+  check_msg(op, check_activation_dtype(raw, name));
+  return static_cast<DType>(raw);
+}
+
+DType wgt_dtype(const char* op, std::int64_t raw, const char* name) {
+  check_msg(op, check_weight_dtype(raw, name));
+  return static_cast<DType>(raw);
+}
+
+int frac_arg(const char* op, std::int64_t frac, const std::string& name) {
+  check_msg(op, check_frac(frac, name));
+  return static_cast<int>(frac);
+}
+
+OutputSpec output_spec(const char* op, DType t, RoundMode mode, OptInt clip_lo, OptInt clip_hi) {
+  OutputSpec out;
+  out.type = t;
+  out.mode = mode;
+  if (clip_lo.has_value()) out.clip_lo = *clip_lo;
+  if (clip_hi.has_value()) out.clip_hi = *clip_hi;
+  check_msg(op, check_clip(t, out.clip_lo, out.clip_hi));
+  return out;
+}
+
+void check_real_tensor(const char* op, const Tensor& t, const char* name) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
+              " must be a float32 or float64 tensor, got ", t.scalar_type());
+  TORCH_CHECK(t.device().is_cpu(), op, ": ", name, " is on ", t.device(),
+              "; the dla ops have CPU kernels only");
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const char* an, const Tensor& b,
+                      const char* bn) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": ", an, " (", a.scalar_type(), ") and ", bn,
+              " (", b.scalar_type(), ") must have the same dtype");
+}
+
+std::int64_t normalize_axis(const char* op, std::int64_t axis, std::int64_t dim) {
+  TORCH_CHECK(axis >= -dim && axis < dim, op, ": axis ", axis, " is out of range for a ", dim,
+              "-d tensor");
+  return axis < 0 ? axis + dim : axis;
+}
+
+/// Fracs for `channels` channels: `fracs` has one entry (shared) or one per channel.
+std::vector<int> channel_fracs(const char* op, IntList fracs, std::int64_t channels,
+                               const char* name) {
+  TORCH_CHECK(fracs.size() == 1 || static_cast<std::int64_t>(fracs.size()) == channels, op, ": ",
+              name, " has ", fracs.size(), " entries; expected 1 or ", channels,
+              " (one per channel)");
+  std::vector<int> out(static_cast<std::size_t>(channels));
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const std::int64_t f = fracs.size() == 1 ? fracs[0] : fracs[static_cast<std::size_t>(c)];
+    out[static_cast<std::size_t>(c)] = frac_arg(op, f, std::string(name) + "[" + std::to_string(c) + "]");
+  }
+  return out;
+}
+
+/// The integers q of x (a tensor of reals q * 2^-frac of type `dtype`), with an error
+/// naming the argument and the first element that is not one.
+template <typename T>
+void recover(const char* op, const T* x, std::int64_t n, std::int64_t offset, DType dtype, int frac,
+             const std::string& name, std::int16_t* out) {
+  const DTypeInfo info = dtype_info(dtype);
+  const std::int64_t bad = recover_ints<T>(x, n, frac, info.min, info.max, out);
+  if (bad < 0) return;
+  const double v = static_cast<double>(x[bad]);
+  TORCH_CHECK(false, op, ": ", name, " is not a quantized tensor of type ", info.name, " at frac ",
+              frac, ": element ", offset + bad, " is ", v, " and ", v, " * 2^", frac, " = ",
+              std::ldexp(v, frac), " is not an integer in [", info.min, ", ", info.max,
+              "] (pass the output of a dla op of that type and frac)");
+}
+
+template <typename T>
+std::vector<std::int16_t> recover_tensor(const char* op, const Tensor& t, DType dtype, int frac,
+                                         const char* name) {
+  const Tensor c = t.contiguous();
+  std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
+  recover<T>(op, c.data_ptr<T>(), c.numel(), 0, dtype, frac, name, q.data());
+  return q;
+}
+
+/// Weights [oc][...] with one frac per output channel.
+template <typename T>
+std::vector<std::int16_t> recover_weights(const char* op, const Tensor& w, DType dtype,
+                                          const std::vector<int>& fracs) {
+  const Tensor c = w.contiguous();
+  const std::int64_t oc = c.size(0), per = oc == 0 ? 0 : c.numel() / oc;
+  std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
+  const T* p = c.data_ptr<T>();
+  for (std::int64_t o = 0; o < oc; ++o) {
+    recover<T>(op, p + o * per, per, o * per, dtype, fracs[static_cast<std::size_t>(o)],
+               "weight (output channel " + std::to_string(o) + ")", q.data() + o * per);
+  }
+  return q;
+}
+
+/// Bias reals quantized to acc_bits integers at frac f_x + f_w[oc] (the hardware's bias).
+template <typename T>
+std::vector<std::int64_t> quantize_bias(const Tensor& bias, int x_frac, const std::vector<int>& w_fracs,
+                                        const HwOptions& hw, Counts& counts) {
+  const Tensor c = bias.contiguous();
+  const T* p = c.data_ptr<T>();
+  OutputSpec spec;
+  spec.type = DType::I32;
+  spec.mode = hw.rounding;
+  spec.clip_lo = signed_min(hw.acc_bits);
+  spec.clip_hi = signed_max(hw.acc_bits);
+  std::vector<std::int64_t> out(static_cast<std::size_t>(c.numel()));
+  for (std::int64_t o = 0; o < c.numel(); ++o) {
+    bool saturated = false;
+    out[static_cast<std::size_t>(o)] = quantize_real(
+        p[o], x_frac + w_fracs[static_cast<std::size_t>(o)], spec, &saturated);
+    counts.saturations += saturated ? 1 : 0;
+  }
+  return out;
+}
+
+Tensor counts_tensor(const Counts& c) {
+  return at::tensor(std::vector<std::int64_t>{c.overflows, c.saturations}, at::kLong);
+}
+
+bool* mask_ptr(Tensor& mask) { return mask.data_ptr<bool>(); }
+
+// ---------------------------------------------------------------------------
+// CPU kernels
+// ---------------------------------------------------------------------------
+
+Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
+                             const std::vector<int>& fracs, DType dtype, OptInt clip_lo,
+                             OptInt clip_hi, const HwOptions& hw) {
+  const OutputSpec out = output_spec(op, dtype, hw.rounding, clip_lo, clip_hi);
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty_like(xc);
+  Tensor mask = at::empty(xc.sizes(), xc.options().dtype(at::kBool));
+  std::int64_t outer = 1, channels = 1, inner = xc.numel();
+  if (fracs.size() > 1) {
+    channels = xc.size(axis);
+    outer = 1;
+    for (std::int64_t d = 0; d < axis; ++d) outer *= xc.size(d);
+    inner = channels == 0 ? 0 : xc.numel() / (outer * channels);
+  }
+  Counts counts;
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "dla_quantize", [&] {
+    counts = quantize_forward<scalar_t>(xc.data_ptr<scalar_t>(), outer, channels, inner,
+                                        fracs.data(), out, y.data_ptr<scalar_t>(), mask_ptr(mask));
+  });
+  return {y, mask, counts_tensor(counts)};
+}
+
+Triple quantize_cpu(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptInt clip_lo,
+                    OptInt clip_hi, IntList hw_list) {
+  const char* op = "dla::quantize";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  const DType t = act_dtype(op, dtype, "dtype");
+  const std::vector<int> fracs{frac_arg(op, frac, "frac")};
+  return quantize_channels_cpu(op, x, 0, fracs, t, clip_lo, clip_hi, hw);
+}
+
+Triple quantize_per_channel_cpu(const Tensor& x, IntList fracs, std::int64_t axis,
+                                std::int64_t dtype, OptInt clip_lo, OptInt clip_hi,
+                                IntList hw_list) {
+  const char* op = "dla::quantize_per_channel";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
+  const DType t = act_dtype(op, dtype, "dtype");
+  const std::int64_t ax = normalize_axis(op, axis, x.dim());
+  std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
+  if (fracs.size() == 1 && x.size(ax) != 1) f.resize(1);
+  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw);
+}
+
+Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
+                              std::int64_t dtype, OptInt clip_lo, OptInt clip_hi, IntList hw_list,
+                              bool smooth) {
+  const char* op = "dla::quantize_learnable";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  check_real_tensor(op, log2_scale, "log2_scale");
+  const DType t = act_dtype(op, dtype, "dtype");
+  const std::int64_t ax = x.dim() == 0 ? 0 : normalize_axis(op, axis, x.dim());
+  const std::int64_t channels = log2_scale.numel();
+  TORCH_CHECK(channels == 1 || (x.dim() > 0 && channels == x.size(ax)), op, ": log2_scale has ",
+              channels, " elements; expected 1 (per tensor) or ", x.dim() > 0 ? x.size(ax) : 1,
+              " (one per channel of axis ", ax, ")");
+  const OutputSpec out = output_spec(op, t, hw.rounding, clip_lo, clip_hi);
+  if (smooth) {
+    // Differentiable surrogate: no rounding of x / s, no rounding of log2_scale.
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+    if (channels > 1) shape[static_cast<std::size_t>(ax)] = channels;
+    const Tensor s = at::exp2(log2_scale.to(x.scalar_type())).reshape(shape);
+    const Tensor v = x / s;
+    const Tensor mask = (v >= static_cast<double>(out.lo())) & (v <= static_cast<double>(out.hi()));
+    const Tensor y = at::clamp(v, static_cast<double>(out.lo()), static_cast<double>(out.hi())) * s;
+    const std::int64_t sat = mask.numel() - mask.sum().item<std::int64_t>();
+    return {y, mask, counts_tensor({0, sat})};
+  }
+  const Tensor l = log2_scale.to(at::kDouble).contiguous();
+  std::vector<int> fracs(static_cast<std::size_t>(channels));
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const double lv = l.data_ptr<double>()[c];
+    const int f = frac_from_log2_scale(lv);
+    TORCH_CHECK(f >= kFracMin && f <= kFracMax, op, ": log2_scale[", c, "] = ", lv,
+                " gives frac ", f, ", out of range [", kFracMin, ", ", kFracMax, "]");
+    fracs[static_cast<std::size_t>(c)] = f;
+  }
+  return quantize_channels_cpu(op, x, ax, fracs, t, clip_lo, clip_hi, hw);
+}
+
+/// Shared set-up of conv2d and linear: types, fracs, integers, bias, requant params.
+struct MacSetup {
+  HwOptions hw;
+  DType x_type, w_type, y_type;
+  int x_frac, y_frac;
+  std::vector<int> w_fracs, shifts;
+  std::vector<std::int64_t> bias_q;
+  Counts bias_counts;
+  OutputSpec out;
+};
+
+MacSetup mac_setup(const char* op, const Tensor& x, const Tensor& weight,
+                   const c10::optional<Tensor>& bias, std::int64_t x_dtype, std::int64_t x_frac,
+                   std::int64_t w_dtype, IntList w_fracs, std::int64_t y_dtype, std::int64_t y_frac,
+                   OptInt clip_lo, OptInt clip_hi, IntList hw_list) {
+  MacSetup s;
+  s.hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  check_real_tensor(op, weight, "weight");
+  check_same_dtype(op, x, "x", weight, "weight");
+  s.x_type = act_dtype(op, x_dtype, "x_dtype");
+  s.w_type = wgt_dtype(op, w_dtype, "w_dtype");
+  s.y_type = act_dtype(op, y_dtype, "y_dtype");
+  check_msg(op, check_mac_support(s.x_type, s.w_type, s.hw));
+  s.x_frac = frac_arg(op, x_frac, "x_frac");
+  s.y_frac = frac_arg(op, y_frac, "y_frac");
+  const std::int64_t oc = weight.size(0);
+  s.w_fracs = channel_fracs(op, w_fracs, oc, "w_fracs");
+  s.out = output_spec(op, s.y_type, s.hw.rounding, clip_lo, clip_hi);
+  s.shifts.resize(static_cast<std::size_t>(oc));
+  for (std::int64_t o = 0; o < oc; ++o) {
+    s.shifts[static_cast<std::size_t>(o)] = s.x_frac + s.w_fracs[static_cast<std::size_t>(o)] - s.y_frac;
+  }
+  if (bias.has_value() && bias->defined()) {
+    check_real_tensor(op, *bias, "bias");
+    check_same_dtype(op, x, "x", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == oc, op, ": bias must have shape [", oc,
+                "] (one per output channel), got ", bias->sizes());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_bias", [&] {
+      s.bias_q = quantize_bias<scalar_t>(*bias, s.x_frac, s.w_fracs, s.hw, s.bias_counts);
+    });
+  }
+  return s;
+}
+
+MacRequant mac_requant(const MacSetup& s) {
+  MacRequant rq;
+  rq.acc = s.hw.acc_spec();
+  rq.out = s.out;
+  rq.shift = s.shifts.data();
+  rq.bias = s.bias_q.empty() ? nullptr : s.bias_q.data();
+  rq.frac_y = s.y_frac;
+  rq.max_abs_x = max_abs(s.x_type);
+  rq.max_abs_w = max_abs(s.w_type);
+  return rq;
+}
+
+Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                  std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
+                  std::int64_t y_dtype, std::int64_t y_frac, IntList stride, IntList padding,
+                  IntList dilation, std::int64_t groups, OptInt clip_lo, OptInt clip_hi,
+                  IntList hw_list) {
+  const char* op = "dla::conv2d";
+  check_real_tensor(op, x, "x");
+  check_real_tensor(op, weight, "weight");
+  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-d [n, c, h, w], got shape ", x.sizes());
+  TORCH_CHECK(weight.dim() == 4, op, ": weight must be 4-d [out_channels, in_channels / groups, kh, kw], got shape ",
+              weight.sizes());
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, op,
+              ": stride, padding and dilation take two values each");
+  Conv2dGeometry g;
+  g.n = x.size(0), g.c = x.size(1), g.h = x.size(2), g.w = x.size(3);
+  g.oc = weight.size(0), g.kh = weight.size(2), g.kw = weight.size(3);
+  g.stride_h = stride[0], g.stride_w = stride[1];
+  g.pad_h = padding[0], g.pad_w = padding[1];
+  g.dil_h = dilation[0], g.dil_w = dilation[1];
+  g.groups = groups;
+  check_msg(op, g.validate());
+  TORCH_CHECK(weight.size(1) * groups == g.c, op, ": weight has ", weight.size(1),
+              " input channels per group, but x has ", g.c, " channels in ", groups,
+              " group(s) (expected weight.size(1) == ", groups > 0 ? g.c / groups : 0, ")");
+  MacSetup s = mac_setup(op, x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, y_frac,
+                         clip_lo, clip_hi, hw_list);
+  const MacRequant rq = mac_requant(s);
+  Tensor y = at::empty({g.n, g.oc, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
+  Counts total = s.bias_counts;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_conv2d", [&] {
+    const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, s.x_type, s.x_frac, "x");
+    const std::vector<std::int16_t> wq = recover_weights<scalar_t>(op, weight, s.w_type, s.w_fracs);
+    std::mutex mu;
+    at::parallel_for(0, g.n, 1, [&](std::int64_t begin, std::int64_t end) {
+      const Counts c = conv2d_forward<scalar_t>(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(),
+                                                mask_ptr(mask), begin, end);
+      const std::lock_guard<std::mutex> lock(mu);
+      total += c;
+    });
+  });
+  return {y, mask, counts_tensor(total)};
+}
+
+Triple linear_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                  std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
+                  std::int64_t y_dtype, std::int64_t y_frac, OptInt clip_lo, OptInt clip_hi,
+                  IntList hw_list) {
+  const char* op = "dla::linear";
+  check_real_tensor(op, x, "x");
+  check_real_tensor(op, weight, "weight");
+  TORCH_CHECK(weight.dim() == 2, op, ": weight must be 2-d [out_features, in_features], got shape ",
+              weight.sizes());
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), op, ": x has shape ", x.sizes(),
+              " but weight expects ", weight.size(1), " input features in the last dimension");
+  MacSetup s = mac_setup(op, x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, y_frac,
+                         clip_lo, clip_hi, hw_list);
+  const MacRequant rq = mac_requant(s);
+  const std::int64_t k = weight.size(1), n = weight.size(0);
+  const std::int64_t m = k == 0 ? 0 : x.numel() / k;
+  std::vector<std::int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = n;
+  Tensor y = at::empty(out_shape, x.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
+  Counts total = s.bias_counts;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_linear", [&] {
+    const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, s.x_type, s.x_frac, "x");
+    const std::vector<std::int16_t> wq = recover_weights<scalar_t>(op, weight, s.w_type, s.w_fracs);
+    std::mutex mu;
+    at::parallel_for(0, m, 64, [&](std::int64_t begin, std::int64_t end) {
+      const Counts c = linear_forward<scalar_t>(m, k, n, xq.data(), wq.data(), rq,
+                                                y.data_ptr<scalar_t>(), mask_ptr(mask), begin, end);
+      const std::lock_guard<std::mutex> lock(mu);
+      total += c;
+    });
+  });
+  return {y, mask, counts_tensor(total)};
+}
+
+Triple add_cpu(const Tensor& a, const Tensor& b, std::int64_t a_dtype, std::int64_t a_frac,
+               std::int64_t b_dtype, std::int64_t b_frac, std::int64_t y_dtype, std::int64_t y_frac,
+               OptInt clip_lo, OptInt clip_hi, IntList hw_list) {
+  const char* op = "dla::add";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, a, "a");
+  check_real_tensor(op, b, "b");
+  check_same_dtype(op, a, "a", b, "b");
+  TORCH_CHECK(a.sizes() == b.sizes(), op, ": a has shape ", a.sizes(), " but b has shape ",
+              b.sizes(), "; the vector unit adds tensors of one shape (no broadcasting)");
+  const DType at_ = act_dtype(op, a_dtype, "a_dtype");
+  const DType bt = act_dtype(op, b_dtype, "b_dtype");
+  const DType yt = act_dtype(op, y_dtype, "y_dtype");
+  const int fa = frac_arg(op, a_frac, "a_frac"), fb = frac_arg(op, b_frac, "b_frac");
+  const int fy = frac_arg(op, y_frac, "y_frac");
+  const AddShifts sh = add_shifts(fa, fb, fy);
+  TORCH_CHECK(sh.shift_a <= 31 && sh.shift_b <= 31, op, ": a_frac (", fa, ") and b_frac (", fb,
+              ") differ by more than 31; the vector unit aligns by at most 31 bits");
+  const OutputSpec out = output_spec(op, yt, hw.rounding, clip_lo, clip_hi);
+  Tensor y = at::empty(a.sizes(), a.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor mask = at::empty(a.sizes(), a.options().dtype(at::kBool));
+  Counts counts;
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "dla_add", [&] {
+    const std::vector<std::int16_t> aq = recover_tensor<scalar_t>(op, a, at_, fa, "a");
+    const std::vector<std::int16_t> bq = recover_tensor<scalar_t>(op, b, bt, fb, "b");
+    counts = add_forward<scalar_t>(aq.data(), bq.data(), a.numel(), sh, out, fy,
+                                   y.data_ptr<scalar_t>(), mask_ptr(mask));
+  });
+  return {y, mask, counts_tensor(counts)};
+}
+
+Pool2dGeometry pool_geometry(const char* op, const Tensor& x, IntList kernel_size, IntList stride,
+                             IntList padding) {
+  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-d [n, c, h, w], got shape ", x.sizes());
+  TORCH_CHECK(kernel_size.size() == 2 && stride.size() == 2 && padding.size() == 2, op,
+              ": kernel_size, stride and padding take two values each");
+  Pool2dGeometry g;
+  g.n = x.size(0), g.c = x.size(1), g.h = x.size(2), g.w = x.size(3);
+  g.kh = kernel_size[0], g.kw = kernel_size[1];
+  g.stride_h = stride[0], g.stride_w = stride[1];
+  g.pad_h = padding[0], g.pad_w = padding[1];
+  check_msg(op, g.validate());
+  return g;
+}
+
+Triple avg_pool2d_cpu(const Tensor& x, std::int64_t x_dtype, std::int64_t x_frac,
+                      std::int64_t y_dtype, std::int64_t y_frac, IntList kernel_size,
+                      IntList stride, IntList padding, OptInt clip_lo, OptInt clip_hi,
+                      IntList hw_list) {
+  const char* op = "dla::avg_pool2d";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  const Pool2dGeometry g = pool_geometry(op, x, kernel_size, stride, padding);
+  const DType xt = act_dtype(op, x_dtype, "x_dtype");
+  const DType yt = act_dtype(op, y_dtype, "y_dtype");
+  const int fx = frac_arg(op, x_frac, "x_frac"), fy = frac_arg(op, y_frac, "y_frac");
+  const std::int64_t n = g.kh * g.kw;
+  const std::optional<std::int64_t> m = avgpool_multiplier(n, hw.avgpool_shift);
+  TORCH_CHECK(m.has_value(), op, ": a window of ", n, " elements has no 16-bit multiplier M = round(2^",
+              hw.avgpool_shift, " / ", n, ") in [1, 65535]; change avgpool_shift or the window");
+  const int shift = hw.avgpool_shift + fx - fy;
+  const OutputSpec out = output_spec(op, yt, hw.rounding, clip_lo, clip_hi);
+  Tensor y = at::empty({g.n, g.c, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
+  Counts counts;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_avg_pool2d", [&] {
+    const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, xt, fx, "x");
+    counts = avg_pool2d_forward<scalar_t>(g, xq.data(), *m, shift, out, fy, y.data_ptr<scalar_t>(),
+                                          mask_ptr(mask));
+  });
+  return {y, mask, counts_tensor(counts)};
+}
+
+std::tuple<Tensor, Tensor> max_pool2d_cpu(const Tensor& x, std::int64_t dtype, std::int64_t frac,
+                                          IntList kernel_size, IntList stride, IntList padding) {
+  const char* op = "dla::max_pool2d";
+  check_real_tensor(op, x, "x");
+  const Pool2dGeometry g = pool_geometry(op, x, kernel_size, stride, padding);
+  const DType t = act_dtype(op, dtype, "dtype");
+  const int f = frac_arg(op, frac, "frac");
+  Tensor y = at::empty({g.n, g.c, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor indices = at::empty(y.sizes(), y.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_max_pool2d", [&] {
+    const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, t, f, "x");
+    max_pool2d_forward<scalar_t>(g, xq.data(), dtype_info(t).min, f, y.data_ptr<scalar_t>(),
+                                 indices.data_ptr<std::int64_t>());
+  });
+  return {y, indices};
+}
+
+// ---------------------------------------------------------------------------
+// CompositeImplicitAutograd: concat
+// ---------------------------------------------------------------------------
+
+Tensor concat_composite(at::TensorList xs, std::int64_t dim, std::int64_t dtype, IntList fracs) {
+  const char* op = "dla::concat";
+  TORCH_CHECK(!xs.empty(), op, ": xs is empty");
+  const DType t = act_dtype(op, dtype, "dtype");
+  TORCH_CHECK(fracs.size() == xs.size(), op, ": fracs has ", fracs.size(), " entries for ",
+              xs.size(), " inputs");
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    frac_arg(op, fracs[i], "fracs[" + std::to_string(i) + "]");
+    TORCH_CHECK(fracs[i] == fracs[0], op, ": inputs must share one frac, but input 0 has frac ",
+                fracs[0], " and input ", i, " has frac ", fracs[i],
+                "; requantize them to one frac first (the hardware concatenates by copying)");
+    check_real_tensor(op, xs[i], "xs[i]");
+    AT_DISPATCH_FLOATING_TYPES(xs[i].scalar_type(), "dla_concat", [&] {
+      recover_tensor<scalar_t>(op, xs[i].detach(), t, static_cast<int>(fracs[0]),
+                               ("xs[" + std::to_string(i) + "]").c_str());
+    });
+  }
+  return at::cat(xs, dim);
+}
+
+// ---------------------------------------------------------------------------
+// Autograd kernels
+// ---------------------------------------------------------------------------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+Tensor masked(const Tensor& grad, const Tensor& mask) {
+  return at::where(mask, grad, at::zeros({}, grad.options()));
+}
+
+variable_list to_list(const Triple& t) { return {std::get<0>(t), std::get<1>(t), std::get<2>(t)}; }
+Triple to_triple(const variable_list& v) { return {v[0], v[1], v[2]}; }
+
+/// Gradient of the quantize ops for x: STE.
+struct QuantizeFn : torch::autograd::Function<QuantizeFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, std::int64_t dtype,
+                               std::int64_t frac, OptInt clip_lo, OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::Quantize>("dla::quantize");
+    variable_list out = to_list(op.call(x, dtype, frac, clip_lo, clip_hi, hw));
+    ctx->save_for_backward({out[1]});
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor mask = ctx->get_saved_variables()[0];
+    const Tensor gx = grads[0].defined() ? masked(grads[0], mask) : Tensor();
+    return {gx, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+struct QuantizePerChannelFn : torch::autograd::Function<QuantizePerChannelFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, IntList fracs, std::int64_t axis,
+                               std::int64_t dtype, OptInt clip_lo, OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::QuantizePerChannel>("dla::quantize_per_channel");
+    variable_list out = to_list(op.call(x, fracs, axis, dtype, clip_lo, clip_hi, hw));
+    ctx->save_for_backward({out[1]});
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor mask = ctx->get_saved_variables()[0];
+    const Tensor gx = grads[0].defined() ? masked(grads[0], mask) : Tensor();
+    return {gx, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+/// x: STE; log2_scale: TQT, d y / d l = ln2 (y - x mask) per element (see ops.hpp).
+struct QuantizeLearnableFn : torch::autograd::Function<QuantizeLearnableFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& log2_scale,
+                               std::int64_t axis, std::int64_t dtype, OptInt clip_lo,
+                               OptInt clip_hi, IntList hw, bool smooth) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::QuantizeLearnable>("dla::quantize_learnable");
+    variable_list out = to_list(op.call(x, log2_scale, axis, dtype, clip_lo, clip_hi, hw, smooth));
+    ctx->save_for_backward({x, out[0], out[1], log2_scale});
+    ctx->saved_data["axis"] = axis;
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &y = saved[1], &mask = saved[2], &l = saved[3];
+    const Tensor& g = grads[0];
+    if (!g.defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    const Tensor gx = masked(g, mask);
+    Tensor gl;
+    if (l.requires_grad() || ctx->needs_input_grad(1)) {
+      const Tensor per_element = g * (y - at::where(mask, x, at::zeros({}, x.options()))) * std::log(2.0);
+      if (l.numel() == 1) {
+        gl = per_element.sum().reshape(l.sizes());
+      } else {
+        std::int64_t axis = ctx->saved_data["axis"].toInt();
+        if (axis < 0) axis += x.dim();
+        std::vector<std::int64_t> dims;
+        for (std::int64_t d = 0; d < x.dim(); ++d) {
+          if (d != axis) dims.push_back(d);
+        }
+        gl = (dims.empty() ? per_element : per_element.sum(dims)).reshape(l.sizes());
+      }
+      gl = gl.to(l.scalar_type());
+    }
+    return {gx, gl, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+/// Gradients of the float convolution of the given (dequantized) x and weight, masked.
+struct Conv2dFn : torch::autograd::Function<Conv2dFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                               const c10::optional<Tensor>& bias, std::int64_t x_dtype,
+                               std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
+                               std::int64_t y_dtype, std::int64_t y_frac, IntList stride,
+                               IntList padding, IntList dilation, std::int64_t groups,
+                               OptInt clip_lo, OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::Conv2d>("dla::conv2d");
+    variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
+                                        y_frac, stride, padding, dilation, groups, clip_lo,
+                                        clip_hi, hw));
+    ctx->save_for_backward({x, weight, out[1]});
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(16);
+    if (!grads[0].defined()) return result;
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &weight = saved[1], &mask = saved[2];
+    const bool has_bias = ctx->saved_data["bias"].toBool();
+    const std::vector<std::int64_t> stride = ctx->saved_data["stride"].toIntVector();
+    const std::vector<std::int64_t> padding = ctx->saved_data["padding"].toIntVector();
+    const std::vector<std::int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
+    const std::int64_t groups = ctx->saved_data["groups"].toInt();
+    const Tensor g = masked(grads[0], mask);
+    const std::vector<std::int64_t> bias_sizes{weight.size(0)};
+    auto [gx, gw, gb] = at::convolution_backward(
+        g, x, weight, has_bias ? at::OptionalIntArrayRef(bias_sizes) : c10::nullopt, stride,
+        padding, dilation, false, {0, 0}, groups,
+        {ctx->needs_input_grad(0), ctx->needs_input_grad(1), has_bias && ctx->needs_input_grad(2)});
+    result[0] = gx;
+    result[1] = gw;
+    if (has_bias) result[2] = gb;
+    return result;
+  }
+};
+
+struct LinearFn : torch::autograd::Function<LinearFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                               const c10::optional<Tensor>& bias, std::int64_t x_dtype,
+                               std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
+                               std::int64_t y_dtype, std::int64_t y_frac, OptInt clip_lo,
+                               OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::Linear>("dla::linear");
+    variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
+                                        y_frac, clip_lo, clip_hi, hw));
+    ctx->save_for_backward({x, weight, out[1]});
+    ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(12);
+    if (!grads[0].defined()) return result;
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &weight = saved[1], &mask = saved[2];
+    const Tensor g = masked(grads[0], mask);
+    const Tensor g2 = g.reshape({-1, weight.size(0)});
+    if (ctx->needs_input_grad(0)) result[0] = g.matmul(weight);
+    if (ctx->needs_input_grad(1)) result[1] = g2.t().matmul(x.reshape({-1, weight.size(1)}));
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) result[2] = g2.sum(0);
+    return result;
+  }
+};
+
+struct AddFn : torch::autograd::Function<AddFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& a, const Tensor& b,
+                               std::int64_t a_dtype, std::int64_t a_frac, std::int64_t b_dtype,
+                               std::int64_t b_frac, std::int64_t y_dtype, std::int64_t y_frac,
+                               OptInt clip_lo, OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::Add>("dla::add");
+    variable_list out = to_list(
+        op.call(a, b, a_dtype, a_frac, b_dtype, b_frac, y_dtype, y_frac, clip_lo, clip_hi, hw));
+    ctx->save_for_backward({out[1]});
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(11);
+    if (!grads[0].defined()) return result;
+    const Tensor g = masked(grads[0], ctx->get_saved_variables()[0]);
+    result[0] = g;
+    result[1] = g;
+    return result;
+  }
+};
+
+struct AvgPool2dFn : torch::autograd::Function<AvgPool2dFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, std::int64_t x_dtype,
+                               std::int64_t x_frac, std::int64_t y_dtype, std::int64_t y_frac,
+                               IntList kernel_size, IntList stride, IntList padding,
+                               OptInt clip_lo, OptInt clip_hi, IntList hw) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::AvgPool2d>("dla::avg_pool2d");
+    variable_list out = to_list(op.call(x, x_dtype, x_frac, y_dtype, y_frac, kernel_size, stride,
+                                        padding, clip_lo, clip_hi, hw));
+    ctx->save_for_backward({x, out[1]});
+    ctx->saved_data["kernel_size"] = kernel_size.vec();
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    // The hardware's 1/N is M / 2^S; its gradient is M / 2^S per input element.
+    const std::int64_t n = kernel_size[0] * kernel_size[1];
+    const int s = static_cast<int>(hw[3]);
+    ctx->saved_data["gain"] = static_cast<double>(avgpool_multiplier(n, s).value_or(0)) *
+                              static_cast<double>(n) / std::ldexp(1.0, s);
+    ctx->mark_non_differentiable({out[1], out[2]});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(11);
+    if (!grads[0].defined()) return result;
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor g = masked(grads[0], saved[1]);
+    result[0] = at::avg_pool2d_backward(g, saved[0], ctx->saved_data["kernel_size"].toIntVector(),
+                                        ctx->saved_data["stride"].toIntVector(),
+                                        ctx->saved_data["padding"].toIntVector(), false, true,
+                                        c10::nullopt) *
+                ctx->saved_data["gain"].toDouble();
+    return result;
+  }
+};
+
+struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, std::int64_t dtype,
+                               std::int64_t frac, IntList kernel_size, IntList stride,
+                               IntList padding) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::MaxPool2d>("dla::max_pool2d");
+    auto [y, indices] = op.call(x, dtype, frac, kernel_size, stride, padding);
+    ctx->save_for_backward({indices});
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    ctx->mark_non_differentiable({indices});
+    return {y, indices};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(6);
+    if (!grads[0].defined()) return result;
+    const Tensor indices = ctx->get_saved_variables()[0];
+    const std::vector<std::int64_t> xs = ctx->saved_data["x_sizes"].toIntVector();
+    const Tensor& g = grads[0];
+    const std::int64_t planes = xs[0] * xs[1];
+    const Tensor idx = indices.reshape({planes, -1});
+    const Tensor valid = idx >= 0;
+    Tensor gx = at::zeros({planes, xs[2] * xs[3]}, g.options());
+    gx.scatter_add_(1, at::where(valid, idx, at::zeros({}, idx.options())),
+                    at::where(valid, g.reshape({planes, -1}), at::zeros({}, g.options())));
+    result[0] = gx.reshape(xs);
+    return result;
+  }
+};
+
+Triple quantize_autograd(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptInt clip_lo,
+                         OptInt clip_hi, IntList hw) {
+  return to_triple(QuantizeFn::apply(x, dtype, frac, clip_lo, clip_hi, hw));
+}
+
+Triple quantize_per_channel_autograd(const Tensor& x, IntList fracs, std::int64_t axis,
+                                     std::int64_t dtype, OptInt clip_lo, OptInt clip_hi,
+                                     IntList hw) {
+  return to_triple(QuantizePerChannelFn::apply(x, fracs, axis, dtype, clip_lo, clip_hi, hw));
+}
+
+Triple quantize_learnable_autograd(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
+                                   std::int64_t dtype, OptInt clip_lo, OptInt clip_hi, IntList hw,
+                                   bool smooth) {
+  return to_triple(
+      QuantizeLearnableFn::apply(x, log2_scale, axis, dtype, clip_lo, clip_hi, hw, smooth));
+}
+
+Triple conv2d_autograd(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                       std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype,
+                       IntList w_fracs, std::int64_t y_dtype, std::int64_t y_frac, IntList stride,
+                       IntList padding, IntList dilation, std::int64_t groups, OptInt clip_lo,
+                       OptInt clip_hi, IntList hw) {
+  return to_triple(Conv2dFn::apply(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
+                                   y_frac, stride, padding, dilation, groups, clip_lo, clip_hi, hw));
+}
+
+Triple linear_autograd(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                       std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype,
+                       IntList w_fracs, std::int64_t y_dtype, std::int64_t y_frac, OptInt clip_lo,
+                       OptInt clip_hi, IntList hw) {
+  return to_triple(LinearFn::apply(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
+                                   y_frac, clip_lo, clip_hi, hw));
+}
+
+Triple add_autograd(const Tensor& a, const Tensor& b, std::int64_t a_dtype, std::int64_t a_frac,
+                    std::int64_t b_dtype, std::int64_t b_frac, std::int64_t y_dtype,
+                    std::int64_t y_frac, OptInt clip_lo, OptInt clip_hi, IntList hw) {
+  return to_triple(
+      AddFn::apply(a, b, a_dtype, a_frac, b_dtype, b_frac, y_dtype, y_frac, clip_lo, clip_hi, hw));
+}
+
+Triple avg_pool2d_autograd(const Tensor& x, std::int64_t x_dtype, std::int64_t x_frac,
+                           std::int64_t y_dtype, std::int64_t y_frac, IntList kernel_size,
+                           IntList stride, IntList padding, OptInt clip_lo, OptInt clip_hi,
+                           IntList hw) {
+  return to_triple(AvgPool2dFn::apply(x, x_dtype, x_frac, y_dtype, y_frac, kernel_size, stride,
+                                      padding, clip_lo, clip_hi, hw));
+}
+
+std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& x, std::int64_t dtype,
+                                               std::int64_t frac, IntList kernel_size,
+                                               IntList stride, IntList padding) {
+  const variable_list out = MaxPool2dFn::apply(x, dtype, frac, kernel_size, stride, padding);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+}  // namespace dla::qat
+
+TORCH_LIBRARY_IMPL(dla, CPU, m) {
+  m.impl("quantize", &dla::qat::quantize_cpu);
+  m.impl("quantize_per_channel", &dla::qat::quantize_per_channel_cpu);
+  m.impl("quantize_learnable", &dla::qat::quantize_learnable_cpu);
+  m.impl("conv2d", &dla::qat::conv2d_cpu);
+  m.impl("linear", &dla::qat::linear_cpu);
+  m.impl("add", &dla::qat::add_cpu);
+  m.impl("avg_pool2d", &dla::qat::avg_pool2d_cpu);
+  m.impl("max_pool2d", &dla::qat::max_pool2d_cpu);
+}
+
+TORCH_LIBRARY_IMPL(dla, Autograd, m) {
+  m.impl("quantize", &dla::qat::quantize_autograd);
+  m.impl("quantize_per_channel", &dla::qat::quantize_per_channel_autograd);
+  m.impl("quantize_learnable", &dla::qat::quantize_learnable_autograd);
+  m.impl("conv2d", &dla::qat::conv2d_autograd);
+  m.impl("linear", &dla::qat::linear_autograd);
+  m.impl("add", &dla::qat::add_autograd);
+  m.impl("avg_pool2d", &dla::qat::avg_pool2d_autograd);
+  m.impl("max_pool2d", &dla::qat::max_pool2d_autograd);
+}
+
+TORCH_LIBRARY_IMPL(dla, CompositeImplicitAutograd, m) {
+  m.impl("concat", &dla::qat::concat_composite);
+}

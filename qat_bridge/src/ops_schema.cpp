@@ -1,0 +1,188 @@
+// ops_schema.cpp — the schemas of the dla:: ops (TORCH_LIBRARY) and the C++ API that
+// calls them through the dispatcher. Kernels are registered apart, per dispatch key, in
+// ops_kernels.cpp.
+//
+// Integer arguments: dtype 0 i4, 1 u4, 2 i8, 3 u8, 4 i16; fracs in [-32, 32]; clip_lo /
+// clip_hi in output integers (None: the type's range); hw is the list of
+// dla/qat/hw_options.hpp. These are the constants the compiler's importer reads from an
+// exported TorchScript model.
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/library.h>
+
+#include "dla/error.hpp"
+#include "dla/hw_config.hpp"
+#include "dla/qat/ops.hpp"
+#include "op_signatures.hpp"
+
+namespace dla::qat {
+namespace {
+
+std::vector<std::int64_t> hw_preset_op(const std::string& name) {
+  try {
+    return HwOptions::preset(name).to_list();
+  } catch (const dla::Error& e) {
+    TORCH_CHECK(false, "dla::hw_preset: ", e.what());
+  }
+}
+
+std::vector<std::int64_t> hw_from_json_op(const std::string& text) {
+  try {
+    return HwOptions::from_config(HwConfig::from_json_text(text, "hw_from_json")).to_list();
+  } catch (const dla::Error& e) {
+    TORCH_CHECK(false, "dla::hw_from_json: ", e.what());
+  }
+}
+
+std::string gemm_kernel_op(const c10::optional<std::string>& select) {
+  if (select.has_value()) {
+    TORCH_CHECK(set_gemm_kernel(*select), "dla::gemm_kernel: kernel \"", *select,
+                "\" is not available on this CPU (available: ",
+                c10::Join(", ", available_gemm_kernels()), ")");
+  }
+  return gemm_kernel();
+}
+
+std::vector<std::string> gemm_kernels_op() { return available_gemm_kernels(); }
+
+c10::optional<std::int64_t> opt(const std::optional<std::int64_t>& v) {
+  return v.has_value() ? c10::optional<std::int64_t>(*v) : c10::nullopt;
+}
+
+QResult result(const sig::Triple& t) { return {std::get<0>(t), std::get<1>(t), std::get<2>(t)}; }
+
+std::int64_t raw(DType t) { return static_cast<std::int64_t>(t); }
+
+}  // namespace
+
+}  // namespace dla::qat
+
+TORCH_LIBRARY(dla, m) {
+  m.def(
+      "quantize(Tensor x, int dtype, int frac, int? clip_lo, int? clip_hi, int[] hw)"
+      " -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "quantize_per_channel(Tensor x, int[] fracs, int axis, int dtype, int? clip_lo,"
+      " int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "quantize_learnable(Tensor x, Tensor log2_scale, int axis, int dtype, int? clip_lo,"
+      " int? clip_hi, int[] hw, bool smooth=False) -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "conv2d(Tensor x, Tensor weight, Tensor? bias, int x_dtype, int x_frac, int w_dtype,"
+      " int[] w_fracs, int y_dtype, int y_frac, int[2] stride, int[2] padding, int[2] dilation,"
+      " int groups, int? clip_lo, int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "linear(Tensor x, Tensor weight, Tensor? bias, int x_dtype, int x_frac, int w_dtype,"
+      " int[] w_fracs, int y_dtype, int y_frac, int? clip_lo, int? clip_hi, int[] hw)"
+      " -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "add(Tensor a, Tensor b, int a_dtype, int a_frac, int b_dtype, int b_frac, int y_dtype,"
+      " int y_frac, int? clip_lo, int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "avg_pool2d(Tensor x, int x_dtype, int x_frac, int y_dtype, int y_frac, int[2] kernel_size,"
+      " int[2] stride, int[2] padding, int? clip_lo, int? clip_hi, int[] hw)"
+      " -> (Tensor y, Tensor mask, Tensor counts)");
+  m.def(
+      "max_pool2d(Tensor x, int dtype, int frac, int[2] kernel_size, int[2] stride,"
+      " int[2] padding) -> (Tensor y, Tensor indices)");
+  m.def("concat(Tensor[] xs, int dim, int dtype, int[] fracs) -> Tensor");
+  // Utilities without tensors (their one kernel serves every dispatch key).
+  m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
+  m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);
+  m.def("gemm_kernel(str? select=None) -> str", &dla::qat::gemm_kernel_op);
+  m.def("gemm_kernels() -> str[]", &dla::qat::gemm_kernels_op);
+}
+
+namespace dla::qat {
+
+int frac_from_log2_scale(double log2_scale) {
+  const double f = -std::floor(log2_scale + 0.5);
+  if (!(f >= -1e9 && f <= 1e9)) return f > 0 ? 1000000000 : -1000000000;  // NaN, huge: out of range
+  return static_cast<int>(f);
+}
+
+QResult quantize(const at::Tensor& x, QFormat fmt, const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::Quantize>("dla::quantize");
+  return result(op.call(x, raw(fmt.dtype), fmt.frac, opt(clip.lo), opt(clip.hi), hw.to_list()));
+}
+
+QResult quantize_per_channel(const at::Tensor& x, const std::vector<std::int64_t>& fracs,
+                             std::int64_t axis, DType dtype, const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::QuantizePerChannel>("dla::quantize_per_channel");
+  return result(op.call(x, fracs, axis, raw(dtype), opt(clip.lo), opt(clip.hi), hw.to_list()));
+}
+
+QResult quantize_learnable(const at::Tensor& x, const at::Tensor& log2_scale, std::int64_t axis,
+                           DType dtype, const HwOptions& hw, Clip clip, bool smooth) {
+  static const auto op = sig::handle<sig::QuantizeLearnable>("dla::quantize_learnable");
+  return result(op.call(x, log2_scale, axis, raw(dtype), opt(clip.lo), opt(clip.hi), hw.to_list(),
+                        smooth));
+}
+
+QResult conv2d(const at::Tensor& x, QFormat x_fmt, const at::Tensor& weight, DType w_dtype,
+               const std::vector<std::int64_t>& w_fracs, const std::optional<at::Tensor>& bias,
+               QFormat y_fmt, const Conv2dArgs& args, const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::Conv2d>("dla::conv2d");
+  const c10::optional<at::Tensor> b = bias.has_value() ? c10::optional<at::Tensor>(*bias) : c10::nullopt;
+  return result(op.call(x, weight, b, raw(x_fmt.dtype), x_fmt.frac, raw(w_dtype), w_fracs,
+                        raw(y_fmt.dtype), y_fmt.frac, args.stride, args.padding, args.dilation,
+                        args.groups, opt(clip.lo), opt(clip.hi), hw.to_list()));
+}
+
+QResult linear(const at::Tensor& x, QFormat x_fmt, const at::Tensor& weight, DType w_dtype,
+               const std::vector<std::int64_t>& w_fracs, const std::optional<at::Tensor>& bias,
+               QFormat y_fmt, const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::Linear>("dla::linear");
+  const c10::optional<at::Tensor> b = bias.has_value() ? c10::optional<at::Tensor>(*bias) : c10::nullopt;
+  return result(op.call(x, weight, b, raw(x_fmt.dtype), x_fmt.frac, raw(w_dtype), w_fracs,
+                        raw(y_fmt.dtype), y_fmt.frac, opt(clip.lo), opt(clip.hi), hw.to_list()));
+}
+
+QResult add(const at::Tensor& a, QFormat a_fmt, const at::Tensor& b, QFormat b_fmt, QFormat y_fmt,
+            const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::Add>("dla::add");
+  return result(op.call(a, b, raw(a_fmt.dtype), a_fmt.frac, raw(b_fmt.dtype), b_fmt.frac,
+                        raw(y_fmt.dtype), y_fmt.frac, opt(clip.lo), opt(clip.hi), hw.to_list()));
+}
+
+namespace {
+std::array<std::int64_t, 2> stride_or_kernel(const Pool2dArgs& args) {
+  return (args.stride[0] == 0 && args.stride[1] == 0) ? args.kernel_size : args.stride;
+}
+}  // namespace
+
+QResult avg_pool2d(const at::Tensor& x, QFormat x_fmt, QFormat y_fmt, const Pool2dArgs& args,
+                   const HwOptions& hw, Clip clip) {
+  static const auto op = sig::handle<sig::AvgPool2d>("dla::avg_pool2d");
+  return result(op.call(x, raw(x_fmt.dtype), x_fmt.frac, raw(y_fmt.dtype), y_fmt.frac,
+                        args.kernel_size, stride_or_kernel(args), args.padding, opt(clip.lo),
+                        opt(clip.hi), hw.to_list()));
+}
+
+QResult global_avg_pool2d(const at::Tensor& x, QFormat x_fmt, QFormat y_fmt, const HwOptions& hw,
+                          Clip clip) {
+  TORCH_CHECK(x.dim() == 4, "dla::global_avg_pool2d: x must be [n, c, h, w], got ", x.sizes());
+  Pool2dArgs args;
+  args.kernel_size = {x.size(2), x.size(3)};
+  args.stride = args.kernel_size;
+  return avg_pool2d(x, x_fmt, y_fmt, args, hw, clip);
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d(const at::Tensor& x, QFormat fmt,
+                                              const Pool2dArgs& args) {
+  static const auto op = sig::handle<sig::MaxPool2d>("dla::max_pool2d");
+  return op.call(x, raw(fmt.dtype), fmt.frac, args.kernel_size, stride_or_kernel(args),
+                 args.padding);
+}
+
+at::Tensor concat(const std::vector<at::Tensor>& xs, std::int64_t dim, DType dtype,
+                  const std::vector<std::int64_t>& fracs) {
+  static const auto op = sig::handle<sig::Concat>("dla::concat");
+  return op.call(xs, dim, raw(dtype), fracs);
+}
+
+}  // namespace dla::qat

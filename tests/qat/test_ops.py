@@ -1,0 +1,634 @@
+"""The dla ops against independent integer references (numpy int64, written here), their
+gradients, and their errors.
+
+The references do not use the library: rounding, wrapping, clamping, the convolution and
+the average-pool multiplier are computed here from ARCHITECTURE.md section 2.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import dlasim
+from dlasim import functional as F
+from dlasim.hw import RANGES, HwOptions
+
+MODES = ["HALF_UP", "HALF_AWAY", "HALF_EVEN", "FLOOR"]
+ACT_TYPES = ["i4", "u4", "i8", "u8", "i16"]
+W_TYPES = ["i4", "i8"]
+
+# ---------------------------------------------------------------------------
+# Reference arithmetic (numpy int64)
+# ---------------------------------------------------------------------------
+
+
+def ref_shift(v, s, mode):
+    """round_shift: v * 2^-s rounded by mode (s may be an array broadcast against v)."""
+    v = np.asarray(v, dtype=np.int64)
+    s = np.broadcast_to(np.asarray(s, dtype=np.int64), v.shape)
+    assert (s < 63).all()
+    out = np.empty_like(v)
+    left = s <= 0
+    out[left] = v[left] * (np.int64(1) << (-s[left]))
+    right = ~left
+    vr, sr = v[right], s[right]
+    q = vr >> sr  # arithmetic shift: floor
+    r = vr - (q << sr)
+    half = np.int64(1) << (sr - 1)
+    if mode == "FLOOR":
+        up = np.zeros_like(vr, dtype=bool)
+    elif mode == "HALF_UP":
+        up = r >= half
+    elif mode == "HALF_AWAY":
+        up = (r > half) | ((r == half) & (vr >= 0))
+    else:
+        up = (r > half) | ((r == half) & ((q & 1) == 1))
+    out[right] = q + up
+    return out
+
+
+def ref_wrap(v, bits):
+    m = np.int64(1) << bits
+    return ((np.asarray(v, dtype=np.int64) + m // 2) % m) - m // 2
+
+
+def out_range(dtype, clip=None):
+    lo, hi = RANGES[dtype]
+    if clip is not None:
+        if clip[0] is not None:
+            lo = max(lo, clip[0])
+        if clip[1] is not None:
+            hi = min(hi, clip[1])
+    return lo, hi
+
+
+def ref_clamp(r, lo, hi):
+    q = np.clip(r, lo, hi)
+    return q, int((q != r).sum())
+
+
+def ref_round_real(x, frac, mode):
+    """Rounds the reals x * 2^frac (x float32/float64 with |x 2^frac| < 2^52) by mode."""
+    v = np.asarray(x, dtype=np.float64) * 2.0 ** frac  # exact
+    f = np.floor(v)
+    r = v - f  # exact
+    if mode == "FLOOR":
+        up = np.zeros(v.shape, dtype=bool)
+    elif mode == "HALF_UP":
+        up = r >= 0.5
+    elif mode == "HALF_AWAY":
+        up = (r > 0.5) | ((r == 0.5) & (v >= 0))
+    else:
+        up = (r > 0.5) | ((r == 0.5) & (np.fmod(f, 2) != 0))
+    return f.astype(np.int64) + up
+
+
+def ref_conv_int(x, w, stride, pad, dil, groups):
+    """Exact int64 convolution, [N, C, H, W] x [OC, C/groups, KH, KW]."""
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    out = np.zeros((n, oc, oh, ow), dtype=np.int64)
+    ocg = oc // groups
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = w[g * ocg:(g + 1) * ocg]
+        for i in range(kh):
+            for j in range(kw):
+                h0, w0 = i * dil[0], j * dil[1]
+                patch = xs[:, :, h0:h0 + stride[0] * (oh - 1) + 1:stride[0], w0:w0 + stride[1] * (ow - 1) + 1:stride[1]]
+                out[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
+    return out
+
+
+def ref_mac(exact, bias_q, acc_bits, policy, shifts, mode, lo, hi, oc_axis):
+    """finalize_acc + requantize per output channel; returns (q, overflows, saturations)."""
+    shape = [1] * exact.ndim
+    shape[oc_axis] = -1
+    total = exact + bias_q.reshape(shape)
+    amin, amax = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    over = (total < amin) | (total > amax)
+    acc = ref_wrap(total, acc_bits) if policy == "WRAP" else np.clip(total, amin, amax)
+    r = ref_shift(acc, np.broadcast_to(np.asarray(shifts).reshape(shape), acc.shape), mode)
+    q, sat = ref_clamp(r, lo, hi)
+    return q, int(over.sum()), sat
+
+
+def ref_bias(b, x_frac, w_fracs, acc_bits, mode):
+    """The bias integers at x_frac + w_frac[oc], clamped to the accumulator."""
+    out = np.array([ref_round_real(np.float64(bv), x_frac + f, mode) for bv, f in zip(b, w_fracs)], dtype=np.int64)
+    amin, amax = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    clipped = np.clip(out, amin, amax)
+    return clipped, int((clipped != out).sum())
+
+
+def rand_ints(rng, dtype, shape, extremes=0.0):
+    lo, hi = RANGES[dtype]
+    v = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+    if extremes > 0:
+        pick = rng.random(shape) < extremes
+        v[pick] = np.where(rng.random(int(pick.sum())) < 0.5, lo, hi)
+    return v
+
+
+def reals(q, frac, dtype=torch.float32):
+    return torch.from_numpy(q.astype(np.float64) * 2.0 ** (-frac)).to(dtype)
+
+
+def ints_of(y, frac):
+    q = y.detach().double().numpy() * 2.0 ** frac
+    assert (q == np.round(q)).all()
+    return q.astype(np.int64)
+
+
+def hw_of(mode="HALF_UP", acc_bits=32, policy="WRAP", avgpool_shift=15, **flags):
+    return HwOptions(acc_bits=acc_bits, overflow_policy=policy, rounding_mode=mode, avgpool_shift=avgpool_shift,
+                     **flags)
+
+
+# ---------------------------------------------------------------------------
+# Forward equals the reference
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ACT_TYPES)
+def test_quantize_matches_reference(mode, dtype):
+    rng = np.random.default_rng(1)
+    frac = 5
+    ties = (2 * rng.integers(-3000, 3000, 400) + 1) * 2.0 ** (-frac - 1)  # exact halves of the grid
+    other = rng.normal(0, 40, 600) * rng.choice([1.0, 1e-3, 1e-9, 1e-13], 600)
+    x = torch.from_numpy(np.concatenate([ties, other])).float()
+    for clip in [None, (0, None), (-5, 9)]:
+        r = F.quantize(x, dtype, frac, clip=clip, hw=hw_of(mode))
+        lo, hi = out_range(dtype, clip)
+        q, sat = ref_clamp(ref_round_real(x.numpy(), frac, mode), lo, hi)
+        assert np.array_equal(ints_of(r.y, frac), q)
+        assert np.array_equal(r.mask.numpy(), q == ref_round_real(x.numpy(), frac, mode))
+        assert r.counts.tolist() == [0, sat]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_quantize_per_channel_and_double_inputs(mode):
+    rng = np.random.default_rng(2)
+    w = torch.from_numpy(rng.normal(0, 0.1, (6, 3, 3, 3)))  # float64
+    fracs = [7, 8, 9, 10, 6, 11]
+    for dtype in W_TYPES:
+        r = F.quantize_per_channel(w, fracs, 0, dtype, hw=hw_of(mode))
+        assert r.y.dtype == torch.float64
+        lo, hi = RANGES[dtype]
+        for oc, f in enumerate(fracs):
+            q, _ = ref_clamp(ref_round_real(w[oc].numpy(), f, mode), lo, hi)
+            assert np.array_equal(ints_of(r.y[oc], f), q)
+    # A per-channel op along another axis.
+    r = F.quantize_per_channel(w.float(), [4, 5, 6], 1, "i8", hw=hw_of(mode))
+    for c, f in enumerate([4, 5, 6]):
+        q, _ = ref_clamp(ref_round_real(w.float()[:, c].numpy(), f, mode), -128, 127)
+        assert np.array_equal(ints_of(r.y[:, c], f), q)
+
+
+CONV_CASES = [
+    # shape (n, c, h, w, oc, kh, kw), stride, pad, dil, groups, x, w, y, mode, acc_bits, policy, bias, clip
+    ((2, 3, 7, 9, 5, 3, 3), 1, 1, 1, 1, "u8", "i8", "u8", "HALF_UP", 32, "WRAP", True, (0, None)),
+    ((1, 4, 11, 6, 6, 3, 1), (2, 1), (1, 0), 1, 1, "i8", "i8", "i8", "HALF_AWAY", 32, "WRAP", True, None),
+    ((2, 6, 10, 10, 9, 3, 3), 1, 2, 2, 3, "i4", "i4", "i8", "HALF_EVEN", 32, "SATURATE_FINAL", False, None),
+    ((3, 8, 5, 7, 8, 3, 3), 1, 1, 1, 8, "u4", "i8", "u4", "FLOOR", 16, "WRAP", True, None),
+    ((1, 5, 9, 9, 7, 1, 1), 1, 0, 1, 1, "i16", "i8", "i16", "HALF_UP", 32, "SATURATE_FINAL", True, None),
+    ((2, 3, 13, 12, 4, 7, 7), 2, 3, 1, 1, "u8", "i4", "i8", "HALF_EVEN", 20, "WRAP", True, (-20, 60)),
+    ((1, 16, 4, 4, 20, 3, 3), 1, 1, 1, 4, "i8", "i4", "u8", "HALF_AWAY", 12, "SATURATE_FINAL", True, None),
+    ((2, 12, 6, 5, 12, 3, 3), 2, 1, 1, 12, "i16", "i4", "i4", "FLOOR", 24, "WRAP", False, (-3, 5)),
+    ((1, 2, 3, 3, 3, 3, 3), 1, 0, 1, 1, "u4", "i4", "i16", "HALF_UP", 8, "WRAP", True, None),
+    ((4, 33, 3, 3, 17, 2, 2), 1, 0, 1, 1, "i8", "i8", "i8", "HALF_EVEN", 18, "SATURATE_FINAL", True, None),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[str(i) for i in range(len(CONV_CASES))])
+def test_conv2d_matches_integer_reference(case):
+    shape, stride, pad, dil, groups, xt, wt, yt, mode, acc_bits, policy, with_bias, clip = case
+    n, c, h, wd, oc, kh, kw = shape
+    stride, pad, dil = [(v, v) if isinstance(v, int) else v for v in (stride, pad, dil)]
+    rng = np.random.default_rng(CONV_CASES.index(case))
+    xq = rand_ints(rng, xt, (n, c, h, wd), extremes=0.5)
+    wq = rand_ints(rng, wt, (oc, c // groups, kh, kw))
+    x_frac, y_frac = 3, 2
+    w_fracs = [int(v) for v in rng.integers(-2, 9, oc)]
+    b = rng.normal(0, 2.0 ** (acc_bits - 12), oc) if with_bias else None
+    hw = hw_of(mode, acc_bits, policy)
+    for dtype in (torch.float32, torch.float64):
+        x = reals(xq, x_frac, dtype)
+        w = torch.stack([reals(wq[o], w_fracs[o], dtype) for o in range(oc)])
+        bias = None if b is None else torch.from_numpy(b).to(dtype)
+        r = F.conv2d(x, w, bias, x_dtype=xt, x_frac=x_frac, w_dtype=wt, w_fracs=w_fracs, y_dtype=yt, y_frac=y_frac,
+                     stride=stride, padding=pad, dilation=dil, groups=groups, clip=clip, hw=hw)
+        exact = ref_conv_int(xq, wq, stride, pad, dil, groups)
+        if bias is None:
+            bq, bsat = np.zeros(oc, dtype=np.int64), 0
+        else:
+            bq, bsat = ref_bias(bias.numpy(), x_frac, w_fracs, acc_bits, mode)
+        shifts = [x_frac + f - y_frac for f in w_fracs]
+        lo, hi = out_range(yt, clip)
+        q, over, sat = ref_mac(exact, bq, acc_bits, policy, shifts, mode, lo, hi, 1)
+        assert np.array_equal(ints_of(r.y, y_frac), q)
+        assert r.y.dtype == dtype
+        assert r.counts.tolist() == [over, sat + bsat]
+
+
+def _exact_layer(rng, c, k, spatial, xt="i8"):
+    """Inputs and weights whose products all have one sign: |sum| up to c k k max|x| max|w|."""
+    lo, hi = RANGES[xt]
+    sign = rng.choice([-1, 1], size=(1, c, 1, 1))
+    mag = np.abs(rand_ints(rng, xt, (2, c, spatial, spatial), extremes=0.9))
+    xq = np.where(sign > 0, np.minimum(mag, hi), -np.minimum(mag, -lo))
+    wq = np.minimum(np.abs(rand_ints(rng, "i8", (8, c, k, k), extremes=0.9)), 127) * sign
+    return xq, wq
+
+
+@pytest.mark.parametrize("c,k,xt", [(512, 3, "i8"), (4096, 1, "i8"), (64, 3, "i16")],
+                         ids=["3x3x512-i8", "1x1x4096-i8", "3x3x64-i16"])
+def test_layers_past_fp32_exactness(c, k, xt):
+    rng = np.random.default_rng(c)
+    xq, wq = _exact_layer(rng, c, k, 3 if k == 3 else 2, xt)
+    x_frac, w_frac, y_frac = 2, 3, -8
+    pad = k // 2
+    exact = ref_conv_int(xq, wq, (1, 1), (pad, pad), (1, 1), 1)
+    assert np.abs(exact).max() > 2 ** 24  # fp32 cannot hold every such sum
+    for mode in ["HALF_UP", "HALF_EVEN"]:
+        for policy in ["WRAP", "SATURATE_FINAL"]:
+            hw = hw_of(mode, 32, policy)
+            r = F.conv2d(reals(xq, x_frac), reals(wq, w_frac), None, x_dtype=xt, x_frac=x_frac, w_dtype="i8",
+                         w_fracs=[w_frac], y_dtype="i16", y_frac=y_frac, padding=pad, hw=hw)
+            shifts = [x_frac + w_frac - y_frac] * 8
+            q, over, sat = ref_mac(exact, np.zeros(8, np.int64), 32, policy, shifts, mode, -32768, 32767, 1)
+            assert np.array_equal(ints_of(r.y, y_frac), q)
+            assert r.counts.tolist() == [over, sat]
+    # The float convolution of the same reals is not exact.
+    fp32 = torch.nn.functional.conv2d(reals(xq, 0), reals(wq, 0), padding=pad).double().numpy()
+    if xt == "i8":
+        assert (fp32 != exact).any()
+
+
+def test_int16_sums_overflow_the_int32_accumulator_and_wrap():
+    # 3x3x64 taps of (-32768) * (-128) = 2^22 sum to 576 * 2^22 > 2^31.
+    rng = np.random.default_rng(5)
+    xq = np.full((1, 64, 5, 5), -32768, dtype=np.int64)
+    xq[0, :, 4, :] = rng.integers(-32768, 32768, (64, 5))
+    wq = np.full((2, 64, 3, 3), -128, dtype=np.int64)
+    wq[1] = 127
+    exact = ref_conv_int(xq, wq, (1, 1), (0, 0), (1, 1), 1)
+    assert np.abs(exact).max() >= 2 ** 31
+    for policy in ["WRAP", "SATURATE_FINAL"]:
+        r = F.conv2d(reals(xq, 0), reals(wq, 0), None, x_dtype="i16", x_frac=0, w_dtype="i8", w_fracs=[0],
+                     y_dtype="i16", y_frac=-16, hw=hw_of("HALF_UP", 32, policy))
+        q, over, sat = ref_mac(exact, np.zeros(2, np.int64), 32, policy, [16, 16], "HALF_UP", -32768, 32767, 1)
+        assert over > 0
+        assert np.array_equal(ints_of(r.y, -16), q)
+        assert r.counts.tolist() == [over, sat]
+
+
+@pytest.mark.parametrize("kernel", torch.ops.dla.gemm_kernels())
+def test_every_gemm_kernel_gives_the_same_integers(kernel):
+    rng = np.random.default_rng(6)
+    xq = rand_ints(rng, "i16", (2, 40, 5, 5), extremes=0.5)
+    wq = rand_ints(rng, "i8", (9, 40, 3, 3))
+    exact = ref_conv_int(xq, wq, (1, 1), (1, 1), (1, 1), 1)
+    previous = torch.ops.dla.gemm_kernel()
+    try:
+        torch.ops.dla.gemm_kernel(kernel)
+        r = F.conv2d(reals(xq, 0), reals(wq, 0), None, x_dtype="i16", x_frac=0, w_dtype="i8", w_fracs=[0],
+                     y_dtype="i16", y_frac=-10, padding=1, hw=hw_of("HALF_EVEN", 28, "SATURATE_FINAL"))
+    finally:
+        torch.ops.dla.gemm_kernel(previous)
+    q, over, sat = ref_mac(exact, np.zeros(9, np.int64), 28, "SATURATE_FINAL", [10] * 9, "HALF_EVEN", -32768, 32767, 1)
+    assert np.array_equal(ints_of(r.y, -10), q)
+    assert r.counts.tolist() == [over, sat]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape,types,policy", [
+    ((5, 17), ("u8", "i4", "i8"), "WRAP"),
+    ((2, 3, 64), ("i16", "i8", "i16"), "SATURATE_FINAL"),
+    ((1, 600), ("i4", "i4", "u4"), "WRAP"),
+    ((3, 300), ("u4", "i8", "u8"), "SATURATE_FINAL"),
+])
+def test_linear_matches_integer_reference(mode, shape, types, policy):
+    rng = np.random.default_rng(len(shape) * 7 + shape[-1])
+    xt, wt, yt = types
+    k, n = shape[-1], 11
+    xq = rand_ints(rng, xt, shape, extremes=0.3)
+    wq = rand_ints(rng, wt, (n, k))
+    w_fracs = [int(v) for v in rng.integers(0, 6, n)]
+    b = torch.from_numpy(rng.normal(0, 100, n)).float()
+    hw = hw_of(mode, 24, policy)
+    w = torch.stack([reals(wq[o], w_fracs[o]) for o in range(n)])
+    r = F.linear(reals(xq, 2), w, b, x_dtype=xt, x_frac=2, w_dtype=wt, w_fracs=w_fracs, y_dtype=yt, y_frac=1,
+                 clip=(-100, None), hw=hw)
+    exact = np.einsum("...k,nk->...n", xq, wq)
+    bq, bsat = ref_bias(b.numpy(), 2, w_fracs, 24, mode)
+    lo, hi = out_range(yt, (-100, None))
+    q, over, sat = ref_mac(exact, bq, 24, policy, [2 + f - 1 for f in w_fracs], mode, lo, hi, exact.ndim - 1)
+    assert r.y.shape == shape[:-1] + (n,)
+    assert np.array_equal(ints_of(r.y, 1), q)
+    assert r.counts.tolist() == [over, sat + bsat]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("types,fracs", [
+    (("i8", "i8", "i8"), (4, 4, 4)),
+    (("i8", "u8", "u8"), (3, 6, 4)),
+    (("i16", "i4", "i8"), (10, -2, 7)),
+    (("u4", "i16", "i16"), (0, 12, 13)),
+    (("i8", "i8", "i4"), (5, 2, 1)),
+])
+def test_add_matches_reference(mode, types, fracs):
+    rng = np.random.default_rng(sum(fracs) + 50)
+    (at, bt, yt), (fa, fb, fy) = types, fracs
+    a, b = rand_ints(rng, at, (3, 4, 5, 7)), rand_ints(rng, bt, (3, 4, 5, 7))
+    for clip in [None, (0, None)]:
+        r = F.add(reals(a, fa), reals(b, fb), a_dtype=at, a_frac=fa, b_dtype=bt, b_frac=fb, y_dtype=yt, y_frac=fy,
+                  clip=clip, hw=hw_of(mode))
+        f = max(fa, fb)
+        total = a * (1 << (f - fa)) + b * (1 << (f - fb))
+        q, sat = ref_clamp(ref_shift(total, f - fy, mode), *out_range(yt, clip))
+        assert np.array_equal(ints_of(r.y, fy), q)
+        assert r.counts.tolist() == [0, sat]
+
+
+def ref_avgpool_m(n, s):
+    """M = round(2^S / N), ties up, with exact rationals."""
+    from fractions import Fraction
+    return math.floor(Fraction(2 ** s, n) + Fraction(1, 2))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kernel,stride,pad,shift", [
+    ((2, 2), (2, 2), (0, 0), 15), ((3, 3), (2, 2), (1, 1), 4), ((3, 2), (1, 2), (1, 0), 10), (None, None, (0, 0), 12),
+])
+@pytest.mark.parametrize("types", [("u8", "i8"), ("i16", "i16"), ("i4", "u4")])
+def test_avg_pool_uses_the_hardware_multiplier(mode, kernel, stride, pad, shift, types):
+    rng = np.random.default_rng(shift)
+    xt, yt = types
+    xq = rand_ints(rng, xt, (2, 3, 7, 7))
+    fx, fy = 4, 3
+    hw = hw_of(mode, avgpool_shift=shift)
+    r = F.avg_pool2d(reals(xq, fx), kernel, stride, pad, x_dtype=xt, x_frac=fx, y_dtype=yt, y_frac=fy, hw=hw)
+    kh, kw = kernel if kernel is not None else (7, 7)
+    sh, sw = stride if stride is not None else (kh, kw)
+    xp = np.pad(xq, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh, ow = (7 + 2 * pad[0] - kh) // sh + 1, (7 + 2 * pad[1] - kw) // sw + 1
+    sums = np.zeros((2, 3, oh, ow), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            sums += xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+    m = ref_avgpool_m(kh * kw, shift)
+    q, sat = ref_clamp(ref_shift(sums * m, shift + fx - fy, mode), *RANGES[yt])
+    assert np.array_equal(ints_of(r.y, fy), q)
+    assert r.counts.tolist() == [0, sat]
+
+
+def test_avg_pool_one_ninth_is_the_hardware_one_not_the_float_one():
+    # S = 4: M = round(16 / 9) = 2, so the hardware averages with 2/16 = 0.125, not 1/9.
+    x = torch.full((1, 1, 3, 3), 9.0)
+    r = F.avg_pool2d(x, 3, 3, 0, x_dtype="u8", x_frac=0, y_dtype="u8", y_frac=0, hw=hw_of(avgpool_shift=4))
+    assert r.y.item() == 10.0  # 81 * 2 / 16 = 10.125 -> 10
+    assert torch.nn.functional.avg_pool2d(x, 3).item() == 9.0
+
+
+def test_max_pool_matches_reference():
+    rng = np.random.default_rng(8)
+    xq = rand_ints(rng, "i8", (2, 3, 8, 7))
+    y, idx = F.max_pool2d(reals(xq, 3), 3, 2, 1, dtype="i8", frac=3)
+    xp = np.pad(xq, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-10 ** 9)  # padding never wins
+    oh, ow = (8 + 2 - 3) // 2 + 1, (7 + 2 - 3) // 2 + 1
+    ref = np.full((2, 3, oh, ow), -10 ** 9, dtype=np.int64)
+    for i in range(3):
+        for j in range(3):
+            ref = np.maximum(ref, xp[:, :, i:i + 2 * (oh - 1) + 1:2, j:j + 2 * (ow - 1) + 1:2])
+    assert np.array_equal(ints_of(y, 3), ref)
+    assert np.array_equal(torch.gather(reals(xq, 3).reshape(6, -1), 1, idx.reshape(6, -1)).reshape(y.shape), y)
+
+
+def test_concat_copies_tensors_that_share_a_frac():
+    a, b = torch.full((1, 2, 2, 2), 0.5), torch.full((1, 3, 2, 2), -0.25)
+    y = F.concat([a, b], 1, dtype="i8", fracs=[2, 2])
+    assert torch.equal(y, torch.cat([a, b], 1))
+
+
+# ---------------------------------------------------------------------------
+# Regression: stock fake-quant on a float conv is not the hardware
+# ---------------------------------------------------------------------------
+
+
+def stock_fake_quant(y, frac, qmin, qmax):
+    return torch.fake_quantize_per_tensor_affine(y, 2.0 ** -frac, 0, qmin, qmax)
+
+
+def test_regression_tie_rounds_half_up_on_the_hardware():
+    # acc = 5 at shift 1 is the tie 2.5: the hardware (HALF_UP) gives 3, PyTorch (ties to even) 2.
+    x = torch.tensor([[[[5.0]]]])
+    w = torch.tensor([[[[1.0]]]])
+    stock = stock_fake_quant(torch.nn.functional.conv2d(x, w), -1, -128, 127)
+    r = F.conv2d(x, w, None, x_dtype="i8", x_frac=0, w_dtype="i8", w_fracs=[0], y_dtype="i8", y_frac=-1)
+    assert r.y.item() == 6.0  # q = 3 at frac -1
+    assert stock.item() == 4.0  # q = 2
+    assert r.y.item() != stock.item()
+
+
+def test_regression_small_accumulator_overflows_and_wraps():
+    # A 16-bit accumulator: 3 * 127 * 127 = 48387 wraps to 48387 - 65536 = -17149.
+    x = torch.full((1, 3, 1, 1), 127.0)
+    w = torch.full((1, 3, 1, 1), 127.0)
+    hw = hw_of(acc_bits=16)
+    r = F.conv2d(x, w, None, x_dtype="i8", x_frac=0, w_dtype="i8", w_fracs=[0], y_dtype="i16", y_frac=0, hw=hw)
+    stock = stock_fake_quant(torch.nn.functional.conv2d(x, w), 0, -32768, 32767)
+    assert r.y.item() == -17149.0
+    assert r.counts.tolist() == [1, 0]
+    assert stock.item() == 32767.0
+    r = F.conv2d(x, w, None, x_dtype="i8", x_frac=0, w_dtype="i8", w_fracs=[0], y_dtype="i16", y_frac=0,
+                 hw=hw_of(acc_bits=16, policy="SATURATE_FINAL"))
+    assert r.y.item() == 32767.0 and r.counts.tolist() == [1, 0]
+
+
+def test_regression_fp32_inexact_sum():
+    # 1x1x4096 convolutions whose exact sums S lie in [2^25, 2^26) (fp32 spacing 4) just
+    # above a tie of the output grid (S = 4096 m + 2049, m even): the hardware rounds up,
+    # while the float sum loses the low bits and fake-quant rounds the tie to even.
+    c, n_out = 4096, 64
+    inv127 = pow(127, -1, 4096)
+    sums = []
+    for j in range(n_out):
+        t0 = (2049 * inv127) % 4096
+        for k in range(200):
+            s = 127 * (t0 + 4096 * (k + j))
+            if s >= 2 ** 25 and (s // 4096) % 2 == 0 and s // 127 <= 127 * c:
+                sums.append(s)
+                break
+    assert len(sums) == n_out
+    x = np.full((1, c, 1, 1), 127, dtype=np.int64)
+    w = np.zeros((n_out, c, 1, 1), dtype=np.int64)
+    for j, s in enumerate(sums):
+        t = s // 127  # sum of the weights of channel j
+        full, rest = divmod(t, 127)
+        w[j, :full, 0, 0] = 127
+        w[j, full, 0, 0] = rest
+    exact = ref_conv_int(x, w, (1, 1), (0, 0), (1, 1), 1)
+    assert exact.ravel().tolist() == sums
+    r = F.conv2d(reals(x, 0), reals(w, 0), None, x_dtype="i8", x_frac=0, w_dtype="i8", w_fracs=[0], y_dtype="i16",
+                 y_frac=-12)
+    hardware = np.array([(s + 2048) >> 12 for s in sums])  # HALF_UP
+    assert np.array_equal(ints_of(r.y, -12).ravel(), hardware)
+    stock = stock_fake_quant(torch.nn.functional.conv2d(reals(x, 0), reals(w, 0)), -12, -32768, 32767)
+    assert (ints_of(stock, -12).ravel() != hardware).any()
+
+
+# ---------------------------------------------------------------------------
+# Gradients
+# ---------------------------------------------------------------------------
+
+
+def test_quantize_ste_mask_is_zero_exactly_outside_the_clip():
+    x = torch.linspace(-20, 20, 801, dtype=torch.float64, requires_grad=True)
+    r = F.quantize(x, "i8", 3, clip=(-40, 100))  # reals [-5, 12.5]
+    g = torch.randn_like(x)
+    r.y.backward(g)
+    q = torch.round(x.detach() * 8)
+    inside = (q >= -40) & (q <= 100)
+    assert torch.equal(r.mask, inside)
+    assert torch.equal(x.grad[~inside], torch.zeros(int((~inside).sum()), dtype=torch.float64))
+    assert torch.equal(x.grad[inside], g[inside])
+
+
+def test_conv_add_pool_gradients_are_masked_float_gradients():
+    torch.manual_seed(3)
+    x = (torch.randint(0, 256, (2, 4, 6, 6)).double() / 16).requires_grad_()
+    w = (torch.randint(-128, 128, (5, 4, 3, 3)).double() / 128).requires_grad_()
+    r = F.conv2d(x, w, None, x_dtype="u8", x_frac=4, w_dtype="i8", w_fracs=[7], y_dtype="i8", y_frac=3, padding=1)
+    assert 0 < int((~r.mask).sum()) < r.mask.numel()
+    g = torch.randn_like(r.y)
+    r.y.backward(g)
+    x2, w2 = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    torch.nn.functional.conv2d(x2, w2, padding=1).backward(g * r.mask)
+    assert torch.allclose(x.grad, x2.grad) and torch.allclose(w.grad, w2.grad)
+
+    a = (torch.randint(-128, 128, (3, 7)).double() / 4).requires_grad_()
+    b = (torch.randint(-128, 128, (3, 7)).double() / 4).requires_grad_()
+    r = F.add(a, b, a_dtype="i8", a_frac=2, b_dtype="i8", b_frac=2, y_dtype="i8", y_frac=2)
+    r.y.backward(torch.ones_like(r.y))
+    assert torch.equal(a.grad, r.mask.double()) and torch.equal(b.grad, r.mask.double())
+
+    p = (torch.randint(0, 256, (1, 2, 4, 4)).double() / 16).requires_grad_()
+    r = F.avg_pool2d(p, 2, 2, 0, x_dtype="u8", x_frac=4, y_dtype="u8", y_frac=4, clip=(None, 100))
+    r.y.backward(torch.ones_like(r.y))
+    m = 2 ** 15 // 4 / 2 ** 15  # M / 2^S: the hardware's 1/N
+    expect = torch.nn.functional.interpolate(r.mask.double(), scale_factor=2) * m
+    assert torch.allclose(p.grad, expect)
+
+    q = (torch.randint(0, 256, (1, 1, 4, 4)).double() / 16).requires_grad_()
+    y, _ = F.max_pool2d(q, 2, dtype="u8", frac=4)
+    y.sum().backward()
+    q2 = q.detach().clone().requires_grad_()
+    torch.nn.functional.max_pool2d(q2, 2).sum().backward()
+    assert torch.equal(q.grad.sum(), q2.grad.sum()) and int((q.grad != 0).sum()) == 4
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_learnable_scale_gradcheck_on_the_smooth_surrogate(per_channel):
+    torch.manual_seed(4)
+    x = (torch.randn(3, 4, 5, dtype=torch.float64) * 3).requires_grad_()
+    l = (torch.tensor([-3.3, -2.6, -4.1, -3.7], dtype=torch.float64) if per_channel
+         else torch.tensor([-3.3], dtype=torch.float64)).requires_grad_()
+
+    def f(x_, l_):
+        return F.quantize_learnable(x_, l_, 1, "i4", hw=None, smooth=True).y
+
+    assert torch.autograd.gradcheck(f, (x, l), eps=1e-6, atol=1e-5)
+
+
+def test_learnable_scale_forward_is_the_integer_quantizer():
+    x = torch.randn(200) * 4
+    l = torch.tensor([-2.4])  # frac = -floor(-2.4 + 0.5) = 2
+    r = F.quantize_learnable(x, l.requires_grad_(), 0, "i8")
+    assert torch.equal(r.y, F.quantize(x, "i8", 2).y)
+    r.y.sum().backward()
+    # TQT: d y / d l = ln2 * (y - x) inside the range, ln2 * y outside.
+    expect = math.log(2) * (r.y - torch.where(r.mask, x, torch.zeros_like(x))).sum()
+    assert torch.allclose(l.grad, expect.reshape(1))
+    assert F.frac_from_log2_scale(-2.4) == 2 and F.frac_from_log2_scale(-2.5) == 2
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def _conv(x, w, **kw):
+    args = dict(x_dtype="i8", x_frac=0, w_dtype="i8", w_fracs=[0], y_dtype="i8", y_frac=0)
+    args.update(kw)
+    return F.conv2d(x, w, None, **args)
+
+
+def test_errors_name_the_problem():
+    x, w = torch.ones(1, 2, 4, 4), torch.ones(3, 2, 3, 3)
+    with pytest.raises(RuntimeError, match="supports_a4w4 is false"):
+        _conv(x, w, x_dtype="i4", w_dtype="i4", hw=hw_of(supports_a4w4=False))
+    with pytest.raises(RuntimeError, match="supports_a8w4 is false"):
+        _conv(x, w, w_dtype="i4", hw=hw_of(supports_a8w4=False))
+    with pytest.raises(RuntimeError, match="supports_a16w8 is false"):
+        _conv(x, w, x_dtype="i16", hw=hw_of(supports_a16w8=False))
+    with pytest.raises(RuntimeError, match="not a weight type"):
+        torch.ops.dla.conv2d(x, w, None, 2, 0, 3, [0], 2, 0, [1, 1], [0, 0], [1, 1], 1, None, None, hw_of().to_list())
+    with pytest.raises(RuntimeError, match=r"x_frac: frac 33 is out of range \[-32, 32\]"):
+        _conv(x, w, x_frac=33)
+    with pytest.raises(RuntimeError, match=r"w_fracs\[1\]: frac -40 is out of range"):
+        _conv(x, w, w_fracs=[0, -40, 0])
+    with pytest.raises(RuntimeError, match="w_fracs has 2 entries; expected 1 or 3"):
+        _conv(x, w, w_fracs=[0, 0])
+    with pytest.raises(RuntimeError, match=r"weight has 2 input channels per group, but x has 4 channels"):
+        _conv(torch.ones(1, 4, 4, 4), w)
+    with pytest.raises(RuntimeError, match=r"a has shape \[2, 3\] but b has shape \[3, 2\]"):
+        F.add(torch.ones(2, 3), torch.ones(3, 2), a_dtype="i8", a_frac=0, b_dtype="i8", b_frac=0, y_dtype="i8",
+              y_frac=0)
+    with pytest.raises(RuntimeError, match=r"x is not a quantized tensor of type u8 at frac 2: element 5 is 0.1"):
+        t = torch.zeros(8)
+        t[5] = 0.1
+        F.quantize_per_channel(torch.ones(2, 2), [0], 0, "i8")  # fine
+        F.avg_pool2d(t.reshape(1, 1, 2, 4), 2, x_dtype="u8", x_frac=2, y_dtype="u8", y_frac=2)
+    with pytest.raises(RuntimeError, match="inputs must share one frac"):
+        F.concat([torch.ones(1, 1), torch.ones(1, 1)], 1, dtype="i8", fracs=[0, 1])
+    with pytest.raises(RuntimeError, match="acc_bits"):
+        F.quantize(torch.ones(2), "i8", 0, hw=[64, 0, 0, 15, 1, 1, 1])
+    with pytest.raises(RuntimeError, match="not an activation type"):
+        torch.ops.dla.quantize(torch.ones(2), 5, 0, None, None, hw_of().to_list())
+    with pytest.raises(RuntimeError, match="leaves no value of type u8"):
+        F.quantize(torch.ones(2), "u8", 0, clip=(300, None))
+    with pytest.raises(RuntimeError, match="differ by more than 31"):
+        F.add(torch.ones(2), torch.ones(2), a_dtype="i8", a_frac=-20, b_dtype="i8", b_frac=20, y_dtype="i8",
+              y_frac=0)
+    with pytest.raises(RuntimeError, match="no 16-bit multiplier"):
+        F.avg_pool2d(torch.ones(1, 1, 16, 16), None, x_dtype="u8", x_frac=0, y_dtype="u8", y_frac=0,
+                     hw=hw_of(avgpool_shift=4))
+    with pytest.raises(RuntimeError, match="unknown hardware-config preset"):
+        HwOptions.preset("huge")
+
+
+# ---------------------------------------------------------------------------
+# TorchScript: the ops trace as dla:: nodes (what the compiler's importer reads)
+# ---------------------------------------------------------------------------
+
+
+def test_traced_graph_holds_dla_ops():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            y = torch.ops.dla.quantize(x, 2, 4, None, None, [32, 0, 0, 15, 1, 1, 1])[0]
+            return torch.ops.dla.conv2d(y, torch.ones(2, 3, 1, 1), None, 2, 4, 2, [0], 2, 4, [1, 1], [0, 0],
+                                        [1, 1], 1, 0, None, [32, 0, 0, 15, 1, 1, 1])[0]
+
+    traced = torch.jit.trace(M(), torch.randn(1, 3, 4, 4))
+    kinds = {n.kind() for n in traced.graph.nodes()}
+    assert {"dla::quantize", "dla::conv2d"} <= kinds
+    x = torch.randn(1, 3, 4, 4)
+    assert torch.equal(traced(x), M()(x))
+    assert dlasim.HwOptions.preset("default").to_list() == [32, 0, 0, 15, 1, 1, 1]

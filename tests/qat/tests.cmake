@@ -1,0 +1,22 @@
+# Tests of the QAT bridge (qat_bridge/): included by tests/CMakeLists.txt inside
+# if(DLA_BUILD_TESTS). The bridge exists only when libtorch is there (DLA_WITH_TORCH).
+if(TARGET dla_qat)
+  # The integer kernels against naive loops (no libtorch headers: quick to build).
+  dla_add_gtest(test_qat_kernels SOURCES qat/test_qat_kernels.cpp LIBS dla::qat)
+  # The C++ API through the dispatcher, autograd, errors and the C++ modules.
+  dla_add_gtest(test_qat_modules SOURCES qat/test_qat_modules.cpp LIBS dla::qat)
+
+  # The worked example trains briefly and fails if the loss does not go down.
+  add_test(NAME qat_example COMMAND dla_qat_example --steps 30)
+
+  # The Python package and the ops from Python: one ctest test per pytest file, run by
+  # Debian's python3 (python3-torch 1.13, python3-pytest, python3-numpy).
+  foreach(py ops modules)
+    add_test(NAME qat_pytest_${py}
+      COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+              ${CMAKE_CURRENT_SOURCE_DIR}/qat/test_${py}.py)
+    set_tests_properties(qat_pytest_${py} PROPERTIES
+      ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1"
+      TIMEOUT 300)
+  endforeach()
+endif()
