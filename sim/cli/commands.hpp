@@ -15,6 +15,9 @@ using Args = std::vector<std::string>;
 
 int cmd_config(const Args& args);
 int cmd_disasm(const Args& args);
+int cmd_run(const Args& args);
+int cmd_compile(const Args& args);
+int cmd_bench(const Args& args);
 
 struct Command {
   const char* name;
@@ -26,6 +29,9 @@ struct Command {
 inline constexpr Command kCommands[] = {
     {"config", "print, check or document hardware configs", cmd_config},
     {"disasm", "print a program file: header, sections, tensors and instructions", cmd_disasm},
+    {"compile", "compile a graph file (or a built-in network) to a .dlab program", cmd_compile},
+    {"run", "run a program on an engine: .npy inputs, outputs, layer dumps, statistics", cmd_run},
+    {"bench", "measure an engine's throughput on ResNet-18 against libtorch", cmd_bench},
 };
 
 /// Parses a subcommand's arguments against `options` (--help is added). Returns nullopt

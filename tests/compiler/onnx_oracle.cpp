@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -157,6 +158,7 @@ std::vector<i64> zero_points(const onnx_reader::Tensor* zp, i64 count, const std
 enum class Formulation { kFold, kShift };
 
 const char* formulation_name(Formulation f) { return f == Formulation::kFold ? "fold" : "shift"; }
+void PrintTo(Formulation f, std::ostream* os) { *os << formulation_name(f); }  // for gtest
 
 struct DlaProblem {
   Graph graph;
@@ -413,6 +415,10 @@ using OracleParam = std::tuple<std::string, Formulation, std::string>;
 
 class OnnxBackendNode : public ::testing::TestWithParam<OracleParam> {};
 
+std::string param_name(const ::testing::TestParamInfo<OracleParam>& p) {
+  return std::get<0>(p.param).substr(5) + "_" + formulation_name(std::get<1>(p.param)) + "_" + std::get<2>(p.param);
+}
+
 TEST_P(OnnxBackendNode, EmulatorAndReferenceEqualExpectedOutput) {
   const auto& [case_name, form, preset] = GetParam();
   const OnnxCase c = load_case(case_name);
@@ -427,10 +433,7 @@ INSTANTIATE_TEST_SUITE_P(Onnx, OnnxBackendNode,
                          ::testing::Combine(::testing::ValuesIn(kCases),
                                             ::testing::Values(Formulation::kFold, Formulation::kShift),
                                             ::testing::Values("small", "default", "large")),
-                         [](const ::testing::TestParamInfo<OracleParam>& info) {
-                           return std::get<0>(info.param).substr(5) + "_" + formulation_name(std::get<1>(info.param)) +
-                                  "_" + std::get<2>(info.param);
-                         });
+                         param_name);
 
 // The files are what the mapping above assumes: read the attributes and data back.
 TEST(OnnxReader, ReadsTheConvIntegerModelAndData) {

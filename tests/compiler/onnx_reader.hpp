@@ -436,9 +436,12 @@ inline Tensor parse_tensor(const std::uint8_t* data, std::size_t size, const std
     }
   }
   if (!has_data_type) throw std::runtime_error(what + ": no data_type");
+  std::int64_t elements = 1;
   for (auto d : dims) {
     const std::int64_t v = as_int64(d);
     if (v < 0) throw std::runtime_error(what + ": negative dimension");
+    if (v != 0 && elements > INT64_MAX / v) throw std::runtime_error(what + ": element count overflows");
+    elements *= v;
     t.dims.push_back(v);
   }
   const std::string where = what + (t.name.empty() ? "" : " '" + t.name + "'");
@@ -456,9 +459,9 @@ inline Tensor parse_tensor(const std::uint8_t* data, std::size_t size, const std
     for (auto v : int64_data) t.values.push_back(as_int64(v));
   }
   for (auto v : t.values) detail::check_range(t.data_type, v, where);
-  if (static_cast<std::int64_t>(t.values.size()) != t.num_elements()) {
+  if (static_cast<std::int64_t>(t.values.size()) != elements) {
     throw std::runtime_error(where + ": " + std::to_string(t.values.size()) + " values for " +
-                             std::to_string(t.num_elements()) + " elements");
+                             std::to_string(elements) + " elements");
   }
   return t;
 }

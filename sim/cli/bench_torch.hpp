@@ -1,0 +1,26 @@
+// The libtorch side of `dla bench`: libtorch's own quantized convolutions, timed on the
+// same layer shapes, as the reference the emulator's throughput is compared with.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dla::cli {
+
+struct ConvShape {
+  std::int64_t n, c, h, w, oc, kernel, stride, pad, groups;
+  std::uint64_t macs() const;
+};
+
+struct TorchBenchResult {
+  bool available = false;  ///< false when this build has no libtorch
+  std::string engine;      ///< the quantized engine used (onednn, qnnpack, ...)
+  double seconds = 0;      ///< best total time over the layers
+};
+
+/// Times quantized::conv2d (u8 activations, s8 weights, prepacked) over `layers`,
+/// `repeats` times, and returns the best total.
+TorchBenchResult bench_torch_convs(const std::vector<ConvShape>& layers, int repeats);
+
+}  // namespace dla::cli

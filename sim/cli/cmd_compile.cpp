@@ -1,0 +1,63 @@
+// dla compile: a graph file (or a built-in network) to a .dlab program.
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.hpp"
+#include "dla/compiler/graph_io.hpp"
+#include "dla/compiler/lower.hpp"
+#include "dla/compiler/models.hpp"
+#include "dla/error.hpp"
+
+namespace po = boost::program_options;
+
+namespace dla::cli {
+
+/// The hardware config named by --preset or --config (default: the "default" preset).
+HwConfig config_from_options(const po::variables_map& vm) {
+  if (vm.count("preset") && vm.count("config")) throw Error("give --preset or --config, not both");
+  if (vm.count("config")) return HwConfig::load_file(vm["config"].as<std::string>());
+  return HwConfig::preset(vm.count("preset") ? vm["preset"].as<std::string>() : "default");
+}
+
+int cmd_compile(const Args& args) {
+  po::options_description options("compile options");
+  options.add_options()
+      ("graph", po::value<std::string>(), "the graph file (.json, with its weights file beside it)")
+      ("builtin", po::value<std::string>(), "compile a built-in network instead: resnet18")
+      ("size", po::value<std::int64_t>()->default_value(224), "input height and width of a built-in network")
+      ("output,o", po::value<std::string>()->required(), "the .dlab file to write")
+      ("preset", po::value<std::string>(), "hardware config preset: small, default (the default) or large")
+      ("config", po::value<std::string>(), "hardware config file (JSON)")
+      ("no-embed-config", "do not embed the hardware config in the program");
+  po::positional_options_description positional;
+  positional.add("graph", 1);
+  const auto vm = parse_command(args, "dla compile GRAPH.json -o PROGRAM.dlab [--preset NAME | --config FILE]",
+                                "Lowers a quantized graph to a DLA program tiled for the hardware config, with debug "
+                                "records for every layer.",
+                                options, positional);
+  if (!vm) return 0;
+  const HwConfig hw = config_from_options(*vm);
+  if (vm->count("graph") == vm->count("builtin")) throw Error("compile: give a graph file or --builtin, not both or neither");
+  compiler::Graph graph;
+  if (vm->count("builtin")) {
+    const std::string name = (*vm)["builtin"].as<std::string>();
+    if (name != "resnet18") throw Error("unknown built-in network '" + name + "' (resnet18)");
+    const std::int64_t size = (*vm)["size"].as<std::int64_t>();
+    if (size < 32 || size > 1024) throw Error("--size " + std::to_string(size) + " is out of range [32, 1024]");
+    graph = compiler::resnet18(size);
+  } else {
+    graph = compiler::load_graph((*vm)["graph"].as<std::string>());
+  }
+  compiler::CompileOptions copts;
+  copts.embed_config = !vm->count("no-embed-config");
+  const Program program = compiler::compile(graph, hw, copts);
+  const std::string out = (*vm)["output"].as<std::string>();
+  write_program_file(out, program);
+  std::cout << out << ": " << program.instructions.size() << " instructions, " << program.debug.size() << " layers, "
+            << program.constants.size() << " bytes of constants, " << program.dram_size << " bytes of DRAM, hw config "
+            << hash_hex(program.hw_config_hash) << "\n";
+  return 0;
+}
+
+}  // namespace dla::cli

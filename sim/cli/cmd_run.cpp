@@ -1,0 +1,239 @@
+// dla run: execute a program on an engine, reading inputs from and writing outputs to
+// .npy files.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "dla/device.hpp"
+#include "dla/error.hpp"
+#include "dla/hw_config.hpp"
+#include "dla/npy.hpp"
+#include "dla/program.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace dla::cli {
+namespace {
+
+/// The engines `--engine` chooses from; a new engine is one row.
+struct Engine {
+  const char* name;
+  std::unique_ptr<sim::Device> (*make)(const HwConfig& config);
+};
+constexpr Engine kEngines[] = {
+    {"emu", sim::make_emulator},
+};
+
+std::string engine_names() {
+  std::string s;
+  for (const auto& e : kEngines) s += (s.empty() ? "" : ", ") + std::string(e.name);
+  return s;
+}
+
+/// A tensor or layer name as a file name: letters, digits, '.', '-' and '_' are kept,
+/// everything else becomes '_'; names that would clash get a numeric suffix.
+class FileNamer {
+ public:
+  std::string operator()(const std::string& name) {
+    std::string s;
+    for (char c : name) {
+      const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '-' || c == '_';
+      s.push_back(keep ? c : '_');
+    }
+    if (s.empty() || s.find_first_not_of('.') == std::string::npos) s = "_" + s;
+    std::string unique = s;
+    for (int k = 2; !used_.insert(unique).second; ++k) unique = s + "_" + std::to_string(k);
+    return unique + ".npy";
+  }
+
+ private:
+  std::set<std::string> used_;
+};
+
+std::string inputs_of(const Program& p) {
+  std::string s;
+  for (const auto& t : p.tensors) {
+    if (t.role == TensorRole::kInput) s += (s.empty() ? "" : ", ") + t.name;
+  }
+  return s.empty() ? "none" : s;
+}
+
+std::string dtype_name(DType t) { return std::string(dtype_info(t).name); }
+
+}  // namespace
+
+int cmd_run(const Args& args) {
+  po::options_description options("run options");
+  options.add_options()
+      ("program", po::value<std::string>()->required(), "the .dlab file")
+      ("engine", po::value<std::string>()->default_value("emu"), ("engine: " + engine_names()).c_str())
+      ("input,i", po::value<std::vector<std::string>>()->composing(),
+       "NAME=FILE.npy: bind an input tensor (once per input)")
+      ("output-dir,o", po::value<std::string>()->required(),
+       "directory for <output>.npy files (created if missing)")
+      ("dump-layers", po::bool_switch(), "also write every layer's output to DIR/layers/<layer>.npy")
+      ("config", po::value<std::string>(), "run on this hardware config file (must match the program's hash)")
+      ("preset", po::value<std::string>(), "run on this preset config (must match the program's hash)")
+      ("stats", po::value<std::string>(), "print statistics: 'text' (per layer) or 'json' (stdout is one JSON document)");
+  po::positional_options_description positional;
+  positional.add("program", 1);
+  const auto vm = parse_command(
+      args,
+      "dla run [--engine emu] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
+      "[--config FILE | --preset NAME] [--stats json|text]",
+      "Runs a program. The hardware config is the one embedded in the program unless --config or --preset "
+      "names one (it must be the config the program was compiled for). Writes DIR/<output>.npy for every "
+      "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record.",
+      options, positional);
+  if (!vm) return 0;
+
+  const std::string engine_name = (*vm)["engine"].as<std::string>();
+  const Engine* engine = nullptr;
+  for (const auto& e : kEngines) {
+    if (engine_name == e.name) engine = &e;
+  }
+  if (engine == nullptr) throw Error("unknown engine '" + engine_name + "' (available: " + engine_names() + ")");
+  std::string stats_format;
+  if (vm->count("stats")) {
+    stats_format = (*vm)["stats"].as<std::string>();
+    if (stats_format != "json" && stats_format != "text") {
+      throw Error("--stats takes 'json' or 'text', not '" + stats_format + "'");
+    }
+  }
+  if (vm->count("config") && vm->count("preset")) throw Error("give --config or --preset, not both");
+
+  const std::string path = (*vm)["program"].as<std::string>();
+  std::optional<HwConfig> hw;
+  if (vm->count("preset")) hw = HwConfig::preset((*vm)["preset"].as<std::string>());
+  if (vm->count("config")) hw = HwConfig::load_file((*vm)["config"].as<std::string>());
+  ReadOptions read;
+  if (hw) read.expected_config_hash = hw->identity_hash();
+  const Program program = read_program_file(path, read);
+  if (!hw) {
+    if (!program.hw_config) {
+      throw Error(path + ": the program has no embedded hardware config; give --config FILE or --preset NAME");
+    }
+    hw = *program.hw_config;
+  }
+
+  std::unique_ptr<sim::Device> device = engine->make(*hw);
+  device->load(program);
+
+  // Inputs: every input exactly once, no unknown names.
+  std::map<std::string, std::string> files;
+  if (vm->count("input")) {
+    for (const auto& spec : (*vm)["input"].as<std::vector<std::string>>()) {
+      const auto eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+        throw Error("--input takes NAME=FILE.npy, got '" + spec + "'");
+      }
+      const std::string name = spec.substr(0, eq);
+      const TensorDesc* desc = program.find_tensor(name);
+      if (desc == nullptr || desc->role != TensorRole::kInput) {
+        throw Error("unknown input '" + name + "' (the program's inputs: " + inputs_of(program) + ")");
+      }
+      if (!files.emplace(name, spec.substr(eq + 1)).second) throw Error("input '" + name + "' is given twice");
+    }
+  }
+  for (const auto& t : program.tensors) {
+    if (t.role == TensorRole::kInput && files.count(t.name) == 0) {
+      throw Error("missing input '" + t.name + "' (" + dtype_name(t.dtype) + " " + shape_string(t.shape) +
+                  "): give --input " + t.name + "=FILE.npy");
+    }
+  }
+  for (const auto& [name, file] : files) {
+    device->set_input(name, npy::read_tensor(file, *program.find_tensor(name)));
+  }
+
+  sim::RunOptions run_options;
+  run_options.dump_layers = (*vm)["dump-layers"].as<bool>();
+  // The output folders exist before the (possibly long) run.
+  const fs::path dir = (*vm)["output-dir"].as<std::string>();
+  const fs::path layers_dir = dir / "layers";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) throw Error("cannot create output directory '" + dir.string() + "'");
+  if (run_options.dump_layers) {
+    fs::create_directories(layers_dir, ec);
+    if (ec || !fs::is_directory(layers_dir)) {
+      throw Error("cannot create layer directory '" + layers_dir.string() + "'");
+    }
+  }
+
+  device->run(run_options);
+
+  FileNamer out_names;
+  nlohmann::json outputs = nlohmann::json::array();
+  std::ostringstream text;
+  for (const auto& t : program.tensors) {
+    if (t.role != TensorRole::kOutput) continue;
+    const fs::path file = dir / out_names(t.name);
+    npy::write_tensor(file.string(), device->output(t.name));
+    outputs.push_back({{"name", t.name}, {"file", file.string()}, {"dtype", dtype_name(t.dtype)},
+                       {"shape", t.shape}, {"frac", t.frac}});
+    text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(t.shape) << " frac " << t.frac
+         << " -> " << file.string() << "\n";
+  }
+  std::size_t dumped = 0;
+  if (run_options.dump_layers) {
+    FileNamer layer_names;
+    for (const auto& d : device->layer_dumps()) {
+      npy::write_tensor((layers_dir / layer_names(d.name)).string(), d.tensor);
+      ++dumped;
+    }
+  }
+
+  const sim::RunStats s = device->stats();
+  if (stats_format == "json") {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : s.layers) {
+      layers.push_back({{"name", l.name}, {"macs", l.macs}, {"acc_overflows", l.acc_overflows},
+                        {"saturations", l.saturations}, {"dram_read_bytes", l.dram_read_bytes},
+                        {"dram_write_bytes", l.dram_write_bytes}, {"cycles", l.cycles}});
+    }
+    const nlohmann::json j = {{"program", path},
+                              {"engine", device->name()},
+                              {"config_hash", hash_hex(hw->identity_hash())},
+                              {"instructions", s.instructions},
+                              {"macs", s.macs},
+                              {"acc_overflows", s.acc_overflows},
+                              {"saturations", s.saturations},
+                              {"dram_read_bytes", s.dram_read_bytes},
+                              {"dram_write_bytes", s.dram_write_bytes},
+                              {"cycles", s.cycles},
+                              {"outputs", outputs},
+                              {"layer_dumps", dumped},
+                              {"layers", layers}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "ran " << path << " on " << device->name() << ": " << s.instructions << " instructions, " << s.macs
+            << " MACs, " << s.acc_overflows << " accumulator overflows, " << s.saturations << " saturations\n"
+            << text.str();
+  if (run_options.dump_layers) std::cout << "  " << dumped << " layer dumps -> " << layers_dir.string() << "\n";
+  if (stats_format == "text") {
+    std::cout << "DRAM: " << s.dram_read_bytes << " bytes read, " << s.dram_write_bytes << " bytes written\n";
+    std::size_t width = 5;
+    for (const auto& l : s.layers) width = std::max(width, l.name.size());
+    std::cout << std::left << std::setw(static_cast<int>(width)) << "layer" << std::right << std::setw(14) << "MACs"
+              << std::setw(11) << "overflows" << std::setw(13) << "saturations" << std::setw(14) << "DRAM read"
+              << std::setw(14) << "DRAM written" << "\n";
+    for (const auto& l : s.layers) {
+      std::cout << std::left << std::setw(static_cast<int>(width)) << l.name << std::right << std::setw(14) << l.macs
+                << std::setw(11) << l.acc_overflows << std::setw(13) << l.saturations << std::setw(14)
+                << l.dram_read_bytes << std::setw(14) << l.dram_write_bytes << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace dla::cli

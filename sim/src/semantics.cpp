@@ -1,0 +1,617 @@
+// One semantic body per instruction (dla/semantics.hpp). Arithmetic comes from
+// dla/numerics.hpp only; this file moves data and applies the ISA's loops.
+#include "dla/semantics.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "dla/numerics.hpp"
+#include "mac_kernel.hpp"
+#include "pack.hpp"
+
+namespace dla::sim {
+
+using detail::pack;
+using detail::read_le_i32;
+using detail::unpack;
+
+std::string_view space_name(Space s) {
+  switch (s) {
+    case Space::kAct: return "ACT";
+    case Space::kWgt: return "WGT";
+    case Space::kAcc: return "ACC";
+    case Space::kParam: return "PARAM";
+    case Space::kDram: return "DRAM";
+  }
+  return "?";
+}
+
+MachineState::MachineState(const HwConfig& hw, std::uint64_t dram_bytes)
+    : config(hw),
+      dram(static_cast<std::size_t>(dram_bytes), 0),
+      act(static_cast<std::size_t>(hw.act_sram_bytes()), 0),
+      wgt(static_cast<std::size_t>(hw.wgt_sram_bytes()), 0),
+      param(static_cast<std::size_t>(hw.param_sram_bytes()), 0),
+      acc(static_cast<std::size_t>(hw.acc_sram_words()), 0) {}
+
+std::uint64_t MachineState::capacity(Space s) const {
+  switch (s) {
+    case Space::kAct: return act.size();
+    case Space::kWgt: return wgt.size();
+    case Space::kAcc: return acc.size();
+    case Space::kParam: return param.size();
+    case Space::kDram: return dram.size();
+  }
+  return 0;
+}
+
+void MachineState::clear() {
+  std::fill(dram.begin(), dram.end(), std::uint8_t{0});
+  std::fill(act.begin(), act.end(), std::uint8_t{0});
+  std::fill(wgt.begin(), wgt.end(), std::uint8_t{0});
+  std::fill(param.begin(), param.end(), std::uint8_t{0});
+  std::fill(acc.begin(), acc.end(), std::int64_t{0});
+}
+
+DType mac_act_type(isa::MacMode mode, bool act_unsigned) {
+  switch (mode) {
+    case isa::MacMode::A8W8:
+    case isa::MacMode::A8W4: return act_unsigned ? DType::U8 : DType::I8;
+    case isa::MacMode::A4W4: return act_unsigned ? DType::U4 : DType::I4;
+    case isa::MacMode::A16W8: return DType::I16;
+  }
+  return DType::I8;
+}
+
+DType mac_wgt_type(isa::MacMode mode) {
+  return mode == isa::MacMode::A4W4 || mode == isa::MacMode::A8W4 ? DType::I4 : DType::I8;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Rule checks
+// ---------------------------------------------------------------------------
+
+template <typename Insn>
+[[noreturn]] void fail(std::uint32_t index, const std::string& rule) {
+  throw ExecutionError(std::string(Insn::kMnemonic) + ": " + rule, index);
+}
+
+std::string range_text(std::uint64_t begin, std::uint64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+}
+
+std::string capacity_text(Space s, std::uint64_t capacity) {
+  switch (s) {
+    case Space::kAct: return "the " + std::to_string(capacity) + "-byte activation SRAM";
+    case Space::kWgt: return "the " + std::to_string(capacity) + "-byte weight SRAM";
+    case Space::kAcc: return "the " + std::to_string(capacity) + "-word accumulator SRAM";
+    case Space::kParam: return "the " + std::to_string(capacity) + "-byte parameter SRAM";
+    case Space::kDram: return "the program's " + std::to_string(capacity) + "-byte DRAM";
+  }
+  return "?";
+}
+
+/// Every field inside its ISA-table range (decoded programs always are; programs built
+/// in memory need not be).
+template <typename Insn>
+void check_fields(const Insn& insn, std::uint32_t index) {
+  insn.visit_fields([&](const isa::FieldInfo& f, std::int64_t v) {
+    if (v < f.min || v > f.max) {
+      fail<Insn>(index, "field " + std::string(f.name) + " = " + std::to_string(v) + " is out of range [" +
+                            std::to_string(f.min) + ", " + std::to_string(f.max) + "]");
+    }
+  });
+}
+
+/// Every access inside its space.
+template <typename Insn>
+void check_bounds(const Effects& fx, const MachineState& m, std::uint32_t index) {
+  for (const Access& a : fx) {
+    const std::uint64_t cap = m.capacity(a.region.space);
+    if (a.region.end() > cap) {
+      throw ExecutionError(std::string(Insn::kMnemonic) + (a.kind == AccessKind::kRead ? " reads " : " writes ") +
+                               std::string(space_name(a.region.space)) + " " +
+                               range_text(a.region.base, a.region.end()) + " past " +
+                               capacity_text(a.region.space, cap),
+                           index);
+    }
+  }
+}
+
+template <typename Insn>
+void check_kernel(const Insn& insn, const MachineState& m, std::uint32_t index) {
+  if (insn.kernel_h > m.config.max_kernel || insn.kernel_w > m.config.max_kernel) {
+    fail<Insn>(index, "kernel " + std::to_string(insn.kernel_h) + "x" + std::to_string(insn.kernel_w) +
+                          " exceeds max_kernel = " + std::to_string(m.config.max_kernel) + " of the hardware config");
+  }
+}
+
+std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+
+/// A requantizing record's clip pair and the output range it gives.
+struct ClipRecord {
+  std::int32_t clip_lo;
+  std::int32_t clip_hi;
+};
+
+ClipRecord read_clips(const MachineState& m, std::int64_t param_addr) {
+  const std::uint8_t* p = m.param.data() + param_addr;
+  return {read_le_i32(p), read_le_i32(p + 4)};
+}
+
+/// lo <= hi, else the clamp would produce values outside the output type (a record no
+/// compiler emits; refused rather than silently truncated).
+template <typename Insn>
+OutputSpec output_spec(const MachineState& m, DType type, const ClipRecord& r, std::uint32_t index) {
+  OutputSpec out{type, m.config.rounding_mode, r.clip_lo, r.clip_hi};
+  if (out.lo() > out.hi()) {
+    fail<Insn>(index, "parameter record clips [" + std::to_string(r.clip_lo) + ", " + std::to_string(r.clip_hi) +
+                          "] leave no value of " + std::string(dtype_info(type).name));
+  }
+  return out;
+}
+
+DType dtype(std::int64_t raw) { return static_cast<DType>(raw); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// LOAD / STORE
+// ---------------------------------------------------------------------------
+
+Effects describe(const isa::Load& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  Effects fx;
+  const Space dst = space_of(static_cast<isa::Buffer>(insn.buffer));
+  if (!insn.fill_zero) {
+    fx.add(Space::kDram, AccessKind::kRead, u(insn.dram_addr), u(insn.row_bytes), u(insn.rows), u(insn.dram_stride));
+    fx.dram_read_bytes = u(insn.rows) * u(insn.row_bytes);
+  }
+  if (dst == Space::kAcc) {
+    if (insn.row_bytes % 4 != 0) {
+      fail<isa::Load>(index, "row_bytes = " + std::to_string(insn.row_bytes) +
+                                 " is not a multiple of 4 (ACC rows are int32 words)");
+    }
+    fx.add(dst, AccessKind::kWrite, u(insn.sram_addr), u(insn.row_bytes) / 4, u(insn.rows), u(insn.sram_stride));
+  } else {
+    fx.add(dst, AccessKind::kWrite, u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride));
+  }
+  check_bounds<isa::Load>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  const auto buffer = static_cast<isa::Buffer>(insn.buffer);
+  const std::uint64_t row_bytes = u(insn.row_bytes);
+  for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
+    const std::uint8_t* src = m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride);
+    const std::uint64_t dst = u(insn.sram_addr) + r * u(insn.sram_stride);
+    if (buffer == isa::Buffer::ACC) {
+      std::int64_t* words = m.acc.data() + dst;
+      for (std::uint64_t k = 0; k < row_bytes / 4; ++k) words[k] = insn.fill_zero ? 0 : read_le_i32(src + 4 * k);
+      continue;
+    }
+    std::uint8_t* bytes = (buffer == isa::Buffer::ACT ? m.act : buffer == isa::Buffer::WGT ? m.wgt : m.param).data() + dst;
+    if (insn.fill_zero) {
+      std::memset(bytes, 0, row_bytes);
+    } else {
+      std::memcpy(bytes, src, row_bytes);
+    }
+  }
+  return fx;
+}
+
+Effects describe(const isa::Store& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride));
+  fx.add(Space::kDram, AccessKind::kWrite, u(insn.dram_addr), u(insn.row_bytes), u(insn.rows), u(insn.dram_stride));
+  fx.dram_write_bytes = u(insn.rows) * u(insn.row_bytes);
+  check_bounds<isa::Store>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::Store& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
+    std::memcpy(m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride),
+                m.act.data() + u(insn.sram_addr) + r * u(insn.sram_stride), u(insn.row_bytes));
+  }
+  return fx;
+}
+
+// ---------------------------------------------------------------------------
+// MAC
+// ---------------------------------------------------------------------------
+
+namespace {
+
+struct MacPlan {
+  DType act_type;
+  DType wgt_type;
+  std::int64_t in_h;
+  std::int64_t in_w;
+  std::uint64_t act_elements;
+  std::uint64_t wgt_elements;
+  std::uint64_t acc_words;
+};
+
+MacPlan plan_mac(const isa::Mac& insn) {
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  MacPlan p{};
+  p.act_type = mac_act_type(mode, insn.act_unsigned != 0);
+  p.wgt_type = mac_wgt_type(mode);
+  p.in_h = (insn.out_h - 1) * insn.stride_h + (insn.kernel_h - 1) * insn.dilation + 1;
+  p.in_w = (insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1;
+  p.act_elements = u(p.in_h) * u(p.in_w) * u(insn.in_c);
+  p.wgt_elements = u(insn.out_c) * u(insn.kernel_h) * u(insn.kernel_w) * (insn.depthwise ? 1 : u(insn.in_c));
+  p.acc_words = u(insn.out_h) * u(insn.out_w) * u(insn.out_c);
+  return p;
+}
+
+std::int64_t max_abs(DType t) {
+  const auto info = dtype_info(t);
+  return std::max(info.max, -info.min);
+}
+
+}  // namespace
+
+Effects describe(const isa::Mac& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  const HwConfig& c = m.config;
+  const bool supported = (mode == isa::MacMode::A8W8) || (mode == isa::MacMode::A4W4 && c.supports_a4w4) ||
+                         (mode == isa::MacMode::A8W4 && c.supports_a8w4) ||
+                         (mode == isa::MacMode::A16W8 && c.supports_a16w8);
+  if (!supported) {
+    fail<isa::Mac>(index, "mode " + std::string(isa::mac_mode_name(mode)) +
+                              " is not supported by the hardware config (supports_" +
+                              std::string(isa::mac_mode_name(mode)) + " = false)");
+  }
+  if (mode == isa::MacMode::A16W8 && insn.act_unsigned) {
+    fail<isa::Mac>(index, "mode a16w8 takes signed i16 activations; act_unsigned must be 0");
+  }
+  if (insn.depthwise && insn.in_c != insn.out_c) {
+    fail<isa::Mac>(index, "depthwise needs in_c == out_c (in_c = " + std::to_string(insn.in_c) +
+                              ", out_c = " + std::to_string(insn.out_c) + ")");
+  }
+  check_kernel(insn, m, index);
+  const MacPlan p = plan_mac(insn);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.act_addr), storage_bytes(p.act_type, p.act_elements));
+  fx.add(Space::kWgt, AccessKind::kRead, u(insn.wgt_addr), storage_bytes(p.wgt_type, p.wgt_elements));
+  if (insn.accumulate) fx.add(Space::kAcc, AccessKind::kRead, u(insn.acc_addr), p.acc_words);
+  fx.add(Space::kAcc, AccessKind::kWrite, u(insn.acc_addr), p.acc_words);
+  fx.macs = p.acc_words * u(insn.kernel_h) * u(insn.kernel_w) * (insn.depthwise ? 1 : u(insn.in_c));
+  check_bounds<isa::Mac>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::Mac& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions& options) {
+  const MacPlan p = plan_mac(insn);
+  std::vector<std::int16_t> act(static_cast<std::size_t>(p.act_elements));
+  std::vector<std::int16_t> wgt(static_cast<std::size_t>(p.wgt_elements));
+  unpack(m.act.data() + insn.act_addr, p.act_type, p.act_elements, act.data());
+  unpack(m.wgt.data() + insn.wgt_addr, p.wgt_type, p.wgt_elements, wgt.data());
+  detail::MacGeometry g;
+  g.in_h = p.in_h;
+  g.in_w = p.in_w;
+  g.in_c = insn.in_c;
+  g.out_h = insn.out_h;
+  g.out_w = insn.out_w;
+  g.out_c = insn.out_c;
+  g.kernel_h = insn.kernel_h;
+  g.kernel_w = insn.kernel_w;
+  g.stride_h = insn.stride_h;
+  g.stride_w = insn.stride_w;
+  g.dilation = insn.dilation;
+  g.depthwise = insn.depthwise != 0;
+  g.accumulate = insn.accumulate != 0;
+  g.max_abs_product = max_abs(p.act_type) * max_abs(p.wgt_type);
+  const unsigned threads = fx.macs >= options.parallel_min_macs ? options.threads : 1u;
+  detail::run_mac(g, act.data(), wgt.data(), m.acc.data() + insn.acc_addr, threads);
+  return fx;
+}
+
+// ---------------------------------------------------------------------------
+// REQUANT
+// ---------------------------------------------------------------------------
+
+Effects describe(const isa::Requant& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const std::uint64_t n = u(insn.pixels) * u(insn.channels);
+  Effects fx;
+  fx.add(Space::kAcc, AccessKind::kRead, u(insn.acc_addr), n);
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 8 + u(insn.channels));
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.act_addr), storage_bytes(dtype(insn.out_type), n));
+  fx.elements = n;
+  check_bounds<isa::Requant>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::Requant& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions&) {
+  const DType type = dtype(insn.out_type);
+  const OutputSpec out = output_spec<isa::Requant>(m, type, read_clips(m, insn.param_addr), index);
+  const AccSpec acc_spec = m.config.acc_spec();
+  const auto* shifts = reinterpret_cast<const std::int8_t*>(m.param.data() + insn.param_addr + 8);
+  const std::int64_t* acc = m.acc.data() + insn.acc_addr;
+  const auto channels = static_cast<std::size_t>(insn.channels);
+  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements));
+  std::uint64_t overflows = 0;
+  std::uint64_t saturations = 0;
+  for (std::size_t i = 0, c = 0; i < y.size(); ++i) {
+    bool over = false;
+    bool sat = false;
+    const std::int64_t a = finalize_acc(acc[i], acc_spec, &over);
+    y[i] = static_cast<std::int32_t>(requantize(a, shifts[c], out, &sat));
+    overflows += over;
+    saturations += sat;
+    if (++c == channels) c = 0;
+  }
+  pack(m.act.data() + insn.act_addr, type, y.size(), y.data());
+  fx.acc_overflows = overflows;
+  fx.saturations = saturations;
+  return fx;
+}
+
+// ---------------------------------------------------------------------------
+// Vector unit
+// ---------------------------------------------------------------------------
+
+Effects describe(const isa::VAdd& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const std::uint64_t n = u(insn.count);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.a_addr), storage_bytes(dtype(insn.a_type), n));
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.b_addr), storage_bytes(dtype(insn.b_type), n));
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 11);
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.y_addr), storage_bytes(dtype(insn.y_type), n));
+  fx.elements = n;
+  check_bounds<isa::VAdd>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::VAdd& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions&) {
+  const DType y_type = dtype(insn.y_type);
+  const OutputSpec out = output_spec<isa::VAdd>(m, y_type, read_clips(m, insn.param_addr), index);
+  const auto* rec = reinterpret_cast<const std::int8_t*>(m.param.data() + insn.param_addr + 8);
+  const AddShifts sh{rec[0], rec[1], rec[2]};
+  for (const int s : {sh.shift_a, sh.shift_b}) {
+    if (s < 0 || s > 31) {
+      fail<isa::VAdd>(index, "parameter record shifts shift_a = " + std::to_string(sh.shift_a) +
+                                 ", shift_b = " + std::to_string(sh.shift_b) + " must lie in [0, 31]");
+    }
+  }
+  const auto n = static_cast<std::size_t>(insn.count);
+  std::vector<std::int32_t> a(n), b(n), y(n);
+  unpack(m.act.data() + insn.a_addr, dtype(insn.a_type), n, a.data());
+  unpack(m.act.data() + insn.b_addr, dtype(insn.b_type), n, b.data());
+  std::uint64_t saturations = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    bool sat = false;
+    y[i] = static_cast<std::int32_t>(eltwise_add(a[i], b[i], sh, out, &sat));
+    saturations += sat;
+  }
+  pack(m.act.data() + insn.y_addr, y_type, n, y.data());
+  fx.saturations = saturations;
+  return fx;
+}
+
+Effects describe(const isa::VMaxPool& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  check_kernel(insn, m, index);
+  const DType t = dtype(insn.type);
+  const std::uint64_t c = u(insn.channels);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.in_addr), storage_bytes(t, u(insn.in_h) * u(insn.in_w) * c));
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(t, u(insn.out_h) * u(insn.out_w) * c));
+  fx.elements = u(insn.out_h) * u(insn.out_w) * c;
+  check_bounds<isa::VMaxPool>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::VMaxPool& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  const DType t = dtype(insn.type);
+  const std::int64_t ch = insn.channels;
+  std::vector<std::int32_t> x(static_cast<std::size_t>(insn.in_h * insn.in_w * ch));
+  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements), static_cast<std::int32_t>(dtype_info(t).min));
+  unpack(m.act.data() + insn.in_addr, t, x.size(), x.data());
+  for (std::int64_t oh = 0; oh < insn.out_h; ++oh) {
+    for (std::int64_t ow = 0; ow < insn.out_w; ++ow) {
+      std::int32_t* __restrict o = y.data() + (oh * insn.out_w + ow) * ch;
+      for (std::int64_t kh = 0; kh < insn.kernel_h; ++kh) {
+        const std::int64_t ih = oh * insn.stride_h + kh - insn.pad_top;
+        if (ih < 0 || ih >= insn.in_h) continue;
+        for (std::int64_t kw = 0; kw < insn.kernel_w; ++kw) {
+          const std::int64_t iw = ow * insn.stride_w + kw - insn.pad_left;
+          if (iw < 0 || iw >= insn.in_w) continue;
+          const std::int32_t* __restrict in = x.data() + (ih * insn.in_w + iw) * ch;
+          for (std::int64_t c = 0; c < ch; ++c) o[c] = std::max(o[c], in[c]);
+        }
+      }
+    }
+  }
+  pack(m.act.data() + insn.out_addr, t, y.size(), y.data());
+  return fx;
+}
+
+namespace {
+struct AvgPlan {
+  std::int64_t in_h;
+  std::int64_t in_w;
+  std::int64_t window;
+};
+AvgPlan plan_avg(const isa::VAvgPool& insn) {
+  return {(insn.out_h - 1) * insn.stride_h + insn.kernel_h, (insn.out_w - 1) * insn.stride_w + insn.kernel_w,
+          insn.kernel_h * insn.kernel_w};
+}
+}  // namespace
+
+Effects describe(const isa::VAvgPool& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const AvgPlan p = plan_avg(insn);
+  const int s = static_cast<int>(m.config.avgpool_shift);
+  if (!avgpool_multiplier(p.window, s)) {
+    fail<isa::VAvgPool>(index, "the multiplier M = round(2^" + std::to_string(s) + " / " + std::to_string(p.window) +
+                                   ") of a " + std::to_string(insn.kernel_h) + "x" + std::to_string(insn.kernel_w) +
+                                   " window does not fit in 16 bits (1 <= M <= 65535)");
+  }
+  const std::uint64_t c = u(insn.channels);
+  const std::uint64_t n = u(insn.out_h) * u(insn.out_w) * c;
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.in_addr), storage_bytes(dtype(insn.in_type), u(p.in_h) * u(p.in_w) * c));
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 9);
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(dtype(insn.out_type), n));
+  fx.elements = n;
+  check_bounds<isa::VAvgPool>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::VAvgPool& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions&) {
+  const AvgPlan p = plan_avg(insn);
+  const DType out_type = dtype(insn.out_type);
+  const OutputSpec out = output_spec<isa::VAvgPool>(m, out_type, read_clips(m, insn.param_addr), index);
+  const int shift = static_cast<std::int8_t>(m.param[static_cast<std::size_t>(insn.param_addr + 8)]);
+  const std::int64_t mult = *avgpool_multiplier(p.window, static_cast<int>(m.config.avgpool_shift));
+  const std::int64_t ch = insn.channels;
+  std::vector<std::int32_t> x(static_cast<std::size_t>(p.in_h * p.in_w * ch));
+  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements));
+  std::vector<std::int64_t> sum(static_cast<std::size_t>(ch));
+  unpack(m.act.data() + insn.in_addr, dtype(insn.in_type), x.size(), x.data());
+  std::uint64_t saturations = 0;
+  for (std::int64_t oh = 0; oh < insn.out_h; ++oh) {
+    for (std::int64_t ow = 0; ow < insn.out_w; ++ow) {
+      std::fill(sum.begin(), sum.end(), 0);
+      for (std::int64_t kh = 0; kh < insn.kernel_h; ++kh) {
+        for (std::int64_t kw = 0; kw < insn.kernel_w; ++kw) {
+          const std::int32_t* in = x.data() + ((oh * insn.stride_h + kh) * p.in_w + ow * insn.stride_w + kw) * ch;
+          for (std::int64_t c = 0; c < ch; ++c) sum[static_cast<std::size_t>(c)] += in[c];
+        }
+      }
+      std::int32_t* o = y.data() + (oh * insn.out_w + ow) * ch;
+      for (std::int64_t c = 0; c < ch; ++c) {
+        bool sat = false;
+        o[c] = static_cast<std::int32_t>(avgpool(sum[static_cast<std::size_t>(c)], mult, shift, out, &sat));
+        saturations += sat;
+      }
+    }
+  }
+  pack(m.act.data() + insn.out_addr, out_type, y.size(), y.data());
+  fx.saturations = saturations;
+  return fx;
+}
+
+Effects describe(const isa::VUpsample& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const DType t = dtype(insn.type);
+  const std::uint64_t n = u(insn.in_h) * u(insn.in_w) * u(insn.channels);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.in_addr), storage_bytes(t, n));
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(t, 4 * n));
+  fx.elements = 4 * n;
+  check_bounds<isa::VUpsample>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::VUpsample& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  const DType t = dtype(insn.type);
+  const std::int64_t ch = insn.channels;
+  const std::int64_t in_w = insn.in_w;
+  std::vector<std::int32_t> x(static_cast<std::size_t>(insn.in_h * in_w * ch));
+  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements));
+  unpack(m.act.data() + insn.in_addr, t, x.size(), x.data());
+  for (std::int64_t oh = 0; oh < 2 * insn.in_h; ++oh) {
+    for (std::int64_t ow = 0; ow < 2 * in_w; ++ow) {
+      std::copy_n(x.data() + ((oh / 2) * in_w + ow / 2) * ch, ch, y.data() + (oh * 2 * in_w + ow) * ch);
+    }
+  }
+  pack(m.act.data() + insn.out_addr, t, y.size(), y.data());
+  return fx;
+}
+
+Effects describe(const isa::VCopy& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.src_addr), u(insn.bytes));
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.dst_addr), u(insn.bytes));
+  fx.elements = u(insn.bytes);
+  check_bounds<isa::VCopy>(fx, m, index);
+  if (insn.src_addr < insn.dst_addr + insn.bytes && insn.dst_addr < insn.src_addr + insn.bytes) {
+    fail<isa::VCopy>(index, "source " + range_text(u(insn.src_addr), u(insn.src_addr + insn.bytes)) +
+                                " and destination " + range_text(u(insn.dst_addr), u(insn.dst_addr + insn.bytes)) +
+                                " overlap");
+  }
+  return fx;
+}
+
+Effects perform(const isa::VCopy& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  std::memcpy(m.act.data() + insn.dst_addr, m.act.data() + insn.src_addr, u(insn.bytes));
+  return fx;
+}
+
+// ---------------------------------------------------------------------------
+// SYNC / END: the scheduler waits; nothing happens to data.
+// ---------------------------------------------------------------------------
+
+Effects describe(const isa::Sync& insn, const MachineState&, std::uint32_t index) {
+  check_fields(insn, index);
+  return {};
+}
+Effects perform(const isa::Sync&, MachineState&, std::uint32_t, Effects fx, const ExecOptions&) {
+  return fx;
+}
+Effects describe(const isa::End& insn, const MachineState&, std::uint32_t index) {
+  check_fields(insn, index);
+  return {};
+}
+Effects perform(const isa::End&, MachineState&, std::uint32_t, Effects fx, const ExecOptions&) {
+  return fx;
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch over the variant
+// ---------------------------------------------------------------------------
+
+void check_instruction(const isa::Instruction& insn, std::uint32_t index) {
+  std::visit(
+      [&](const auto& i) {
+        using Insn = std::decay_t<decltype(i)>;
+        check_fields(i, index);
+        const bool has_prev = Insn::kQueue == isa::Queue::kCompute || Insn::kQueue == isa::Queue::kStore;
+        const bool has_next = Insn::kQueue == isa::Queue::kCompute || Insn::kQueue == isa::Queue::kLoad;
+        const isa::Tokens& t = i.tokens;
+        const char* bad = !has_prev && t.pop_prev    ? "pop_prev"
+                          : !has_prev && t.push_prev ? "push_prev"
+                          : !has_next && t.pop_next  ? "pop_next"
+                          : !has_next && t.push_next ? "push_next"
+                                                     : nullptr;
+        if (bad != nullptr) {
+          const bool prev = std::string_view(bad).find("prev") != std::string_view::npos;
+          fail<Insn>(index, std::string("token flag ") + bad + " is invalid on the " +
+                                std::string(isa::queue_name(Insn::kQueue)) + " queue (it has no " +
+                                (prev ? "previous" : "next") + " queue)");
+        }
+      },
+      insn);
+}
+
+Effects describe(const isa::Instruction& insn, const MachineState& m, std::uint32_t index) {
+  return std::visit([&](const auto& i) { return describe(i, m, index); }, insn);
+}
+
+Effects perform(const isa::Instruction& insn, MachineState& m, std::uint32_t index, const Effects& fx,
+                const ExecOptions& options) {
+  return std::visit([&](const auto& i) { return perform(i, m, index, fx, options); }, insn);
+}
+
+Effects execute(const isa::Instruction& insn, MachineState& m, std::uint32_t index, const ExecOptions& options) {
+  return std::visit([&](const auto& i) { return perform(i, m, index, describe(i, m, index), options); }, insn);
+}
+
+}  // namespace dla::sim

@@ -1,0 +1,601 @@
+// The emulator through the Device API: whole programs against a naive convolution,
+// statistics and layer dumps, queue/token scheduling, race and deadlock detection, and
+// the errors of load / set_input / run / output.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "conv_program.hpp"
+#include "dla/device.hpp"
+#include "dla/program.hpp"
+#include "emu_test_util.hpp"
+
+using dla::DType;
+using dla::HostTensor;
+using dla::HwConfig;
+using dla::Program;
+using dla::ProgramBuilder;
+namespace isa = dla::isa;
+using namespace emu_test;
+
+namespace {
+
+struct Expected {
+  std::uint64_t macs, dram_read, dram_write, instructions;
+};
+
+Expected expected_counts(const ConvCase& c) {
+  const ConvSpec& s = c.spec;
+  const std::uint64_t oh = static_cast<std::uint64_t>(s.out_h()), ow = static_cast<std::uint64_t>(s.out_w());
+  Expected e{};
+  e.macs = oh * ow * static_cast<std::uint64_t>(s.out_c * s.k * s.k * s.in_c);
+  e.dram_read = c.weights.size() + 8 + c.shifts.size();
+  for (std::uint32_t t = 0; t < c.num_tiles; ++t) {
+    const std::uint64_t rows = std::min<std::uint64_t>(static_cast<std::uint64_t>(s.tile_rows), oh - t * static_cast<std::uint64_t>(s.tile_rows));
+    e.dram_read += ((rows - 1) * static_cast<std::uint64_t>(s.stride) + static_cast<std::uint64_t>(s.k)) * static_cast<std::uint64_t>(s.in_w * s.in_c);
+    e.dram_read += rows * ow * 4 * static_cast<std::uint64_t>(s.out_c);
+  }
+  e.dram_write = oh * ow * static_cast<std::uint64_t>(s.out_c);
+  e.instructions = c.program.instructions.size();
+  return e;
+}
+
+HwConfig with_depths(HwConfig c, int queue_depth, int token_depth) {
+  c.queue_depth = queue_depth;
+  c.token_depth = token_depth;
+  return c;
+}
+
+/// Runs `p` on a fresh emulator for `cfg` and returns the exception text, or "" if it ran.
+template <typename Setup>
+void run_program(const HwConfig& cfg, const Program& p, Setup&& setup) {
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(p);
+  setup(*dev);
+  dev->run();
+}
+
+void run_program(const HwConfig& cfg, const Program& p) {
+  run_program(cfg, p, [](dla::sim::Device&) {});
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Whole programs
+// ---------------------------------------------------------------------------
+
+TEST(EmuDevice, TiledConvMatchesNaiveReferenceOnEveryConfig) {
+  std::mt19937_64 g(100);
+  struct Variant {
+    const char* name;
+    HwConfig cfg;
+    ConvSpec spec;
+  };
+  HwConfig acc16 = HwConfig::preset("default");
+  acc16.acc_bits = 16;
+  HwConfig acc16sat = acc16;
+  acc16sat.overflow_policy = dla::OverflowPolicy::SATURATE_FINAL;
+  acc16sat.rounding_mode = dla::RoundMode::HALF_EVEN;
+  HwConfig floor = HwConfig::preset("large");
+  floor.rounding_mode = dla::RoundMode::FLOOR;
+  ConvSpec strided;
+  strided.stride = 2;
+  strided.in_h = 13;
+  strided.in_w = 11;
+  strided.tile_rows = 1;
+  ConvSpec wide;
+  wide.in_c = 37;
+  wide.out_c = 29;
+  wide.in_h = 12;
+  wide.in_w = 12;
+  wide.tile_rows = 3;
+  wide.clip_lo = -100;
+  wide.clip_hi = 90;
+  const Variant variants[] = {
+      {"default", HwConfig::preset("default"), ConvSpec{}},
+      {"small", HwConfig::preset("small"), ConvSpec{}},
+      {"depth 1/1", with_depths(HwConfig::preset("default"), 1, 1), ConvSpec{}},
+      {"depth 2/1 strided", with_depths(HwConfig::preset("default"), 2, 1), strided},
+      {"acc16 wrap", acc16, wide},
+      {"acc16 saturate half-even", acc16sat, wide},
+      {"large floor", floor, wide},
+  };
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.name);
+    const ConvCase c = make_conv_program(v.cfg, v.spec, g);
+    const HostTensor image = random_image(c, g);
+    std::uint64_t overflows = 0, saturations = 0;
+    const HostTensor expected = reference_conv(c, image, v.cfg, &overflows, &saturations);
+    auto dev = dla::sim::make_emulator(v.cfg);
+    EXPECT_EQ(dev->name(), "emu");
+    dev->load(c.program);
+    dev->set_input("image", image);
+    dla::sim::RunOptions opts;
+    opts.dump_layers = true;
+    dev->run(opts);
+    const HostTensor out = dev->output("out");
+    EXPECT_EQ(out, expected);
+    const auto s = dev->stats();
+    const Expected e = expected_counts(c);
+    EXPECT_EQ(s.instructions, e.instructions);
+    EXPECT_EQ(s.macs, e.macs);
+    EXPECT_EQ(s.dram_read_bytes, e.dram_read);
+    EXPECT_EQ(s.dram_write_bytes, e.dram_write);
+    EXPECT_EQ(s.acc_overflows, overflows);
+    EXPECT_EQ(s.saturations, saturations);
+    EXPECT_EQ(s.cycles, 0u);
+    if (std::string(v.name).rfind("acc16", 0) == 0) {
+      EXPECT_GT(overflows, 0u);
+    }
+    ASSERT_EQ(s.layers.size(), 1u);
+    EXPECT_EQ(s.layers[0].name, "conv1");
+    EXPECT_EQ(s.layers[0].macs, e.macs);
+    EXPECT_EQ(s.layers[0].acc_overflows, overflows);
+    EXPECT_EQ(s.layers[0].saturations, saturations);
+    EXPECT_EQ(s.layers[0].dram_read_bytes, e.dram_read);
+    EXPECT_EQ(s.layers[0].dram_write_bytes, e.dram_write);
+    const auto dumps = dev->layer_dumps();
+    ASSERT_EQ(dumps.size(), 1u);
+    EXPECT_EQ(dumps[0].name, "conv1");
+    EXPECT_EQ(dumps[0].tensor.values, expected.values);
+  }
+}
+
+TEST(EmuDevice, RunsAgainWithNewInputsFromAFreshState) {
+  std::mt19937_64 g(101);
+  const HwConfig cfg = HwConfig::preset("default");
+  const ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(c.program);
+  for (int i = 0; i < 3; ++i) {
+    const HostTensor image = random_image(c, g);
+    dev->set_input("image", image);
+    dev->run();
+    EXPECT_EQ(dev->output("out"), reference_conv(c, image, cfg));
+    EXPECT_TRUE(dev->layer_dumps().empty());  // not asked for
+    EXPECT_EQ(dev->stats().instructions, c.program.instructions.size());
+  }
+}
+
+TEST(EmuDevice, LayerStatsFollowTheDebugRecordRanges) {
+  std::mt19937_64 g(102);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  // Split the one record into "first tile" and "the rest" (the prologue goes with the first).
+  const std::uint32_t split = c.first_store + 1;
+  dla::DebugRecord rest = c.program.debug[0];
+  rest.layer = rest.output.name = "rest";
+  rest.insn_begin = split;
+  c.program.debug[0].insn_end = split;
+  c.program.debug.push_back(rest);
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(c.program);
+  dev->set_input("image", random_image(c, g));
+  dev->run();
+  const auto s = dev->stats();
+  ASSERT_EQ(s.layers.size(), 2u);
+  const std::uint64_t per_tile = static_cast<std::uint64_t>(c.spec.tile_rows * c.spec.out_w() * c.spec.out_c * 9 * c.spec.in_c);
+  EXPECT_EQ(s.layers[0].macs, per_tile);
+  EXPECT_EQ(s.layers[1].macs, s.macs - per_tile);
+  EXPECT_EQ(s.layers[0].dram_write_bytes, static_cast<std::uint64_t>(c.spec.tile_rows * c.spec.out_w() * c.spec.out_c));
+  EXPECT_EQ(s.layers[0].dram_read_bytes + s.layers[1].dram_read_bytes, s.dram_read_bytes);
+}
+
+TEST(EmuDevice, SyncOrdersEverythingBeforeIt) {
+  // store -> DRAM, SYNC, load <- the same DRAM, compute reads it: no tokens needed.
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  const std::uint64_t buf = b.allocate(64);
+  isa::Store st;
+  st.dram_addr = static_cast<std::int64_t>(buf);
+  st.row_bytes = 64;
+  b.add(st);
+  b.add(isa::Sync{});
+  isa::Load ld;
+  ld.dram_addr = static_cast<std::int64_t>(buf);
+  ld.row_bytes = 64;
+  ld.sram_addr = 64;
+  b.add(ld);
+  b.add(isa::Sync{});
+  isa::VCopy cp;
+  cp.src_addr = 64;
+  cp.dst_addr = 0;
+  cp.bytes = 64;
+  b.add(cp);
+  b.add(isa::End{});
+  EXPECT_NO_THROW(run_program(cfg, b.build()));
+}
+
+// ---------------------------------------------------------------------------
+// Races: a missing token in either direction
+// ---------------------------------------------------------------------------
+
+TEST(EmuRaces, MissingRawTokenBetweenLoadAndMac) {
+  std::mt19937_64 g(110);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  isa::tokens_of(c.program.instructions[c.first_bias_load]).push_next = false;
+  isa::tokens_of(c.program.instructions[c.first_mac]).pop_prev = false;
+  const int in_bytes = (c.spec.tile_rows - 1 + c.spec.k) * c.spec.in_w * c.spec.in_c;
+  expect_exec_error([&] { run_program(cfg, c.program, [&](auto& d) { d.set_input("image", random_image(c, g)); }); },
+                    c.first_mac,
+                    "instruction " + std::to_string(c.first_mac) + ": mac reads ACT [0, " + std::to_string(in_bytes) +
+                        ") written by instruction " + std::to_string(c.first_act_load) +
+                        " (load) with no dependency token between them");
+}
+
+TEST(EmuRaces, MissingWarTokenBeforeALoadOverwritesAnInputTile) {
+  std::mt19937_64 g(111);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  ASSERT_GE(c.num_tiles, 3u);
+  const std::uint32_t per_tile = 5;
+  const std::uint32_t third_act_load = c.first_act_load + 2 * per_tile;
+  isa::tokens_of(c.program.instructions[c.first_requant]).push_prev = false;
+  isa::tokens_of(c.program.instructions[third_act_load]).pop_next = false;
+  const int in_bytes = (c.spec.tile_rows - 1 + c.spec.k) * c.spec.in_w * c.spec.in_c;
+  expect_exec_error([&] { run_program(cfg, c.program, [&](auto& d) { d.set_input("image", random_image(c, g)); }); },
+                    third_act_load,
+                    "load writes ACT [0, " + std::to_string(in_bytes) + ") read by instruction " +
+                        std::to_string(c.first_mac) + " (mac) with no dependency token between them");
+}
+
+TEST(EmuRaces, MissingTokenBetweenRequantAndStore) {
+  std::mt19937_64 g(112);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  isa::tokens_of(c.program.instructions[c.first_requant]).push_next = false;
+  isa::tokens_of(c.program.instructions[c.first_store]).pop_prev = false;
+  expect_exec_error([&] { run_program(cfg, c.program, [&](auto& d) { d.set_input("image", random_image(c, g)); }); },
+                    c.first_store, "store reads ACT");
+  expect_exec_error([&] { run_program(cfg, c.program, [&](auto& d) { d.set_input("image", random_image(c, g)); }); },
+                    c.first_store,
+                    "written by instruction " + std::to_string(c.first_requant) + " (requant) with no dependency token");
+}
+
+TEST(EmuRaces, DramWrittenByStoreAndReadByLoadNeedsATokenChain) {
+  const HwConfig cfg = HwConfig::preset("default");
+  auto build = [&](bool tokens) {
+    ProgramBuilder b(cfg);
+    const std::uint64_t buf = b.allocate(256);
+    isa::Store st;
+    st.tokens.push_prev = tokens;
+    st.dram_addr = static_cast<std::int64_t>(buf) + 16;
+    st.row_bytes = 32;
+    st.rows = 2;
+    st.dram_stride = 64;
+    b.add(st);
+    isa::VCopy relay;  // compute passes the store's token on to the load queue
+    relay.tokens.pop_next = tokens;
+    relay.tokens.push_prev = tokens;
+    relay.src_addr = 1000;
+    relay.dst_addr = 2000;
+    relay.bytes = 8;
+    b.add(relay);
+    isa::Load ld;
+    ld.tokens.pop_next = tokens;
+    ld.buffer = static_cast<std::int64_t>(isa::Buffer::WGT);
+    ld.dram_addr = static_cast<std::int64_t>(buf);
+    ld.row_bytes = 256;
+    b.add(ld);
+    b.add(isa::End{});
+    return std::pair{b.build(), buf};
+  };
+  EXPECT_NO_THROW(run_program(cfg, build(true).first));
+  const auto [racy, buf] = build(false);
+  expect_exec_error([&] { run_program(cfg, racy); }, 2,
+                    "load reads DRAM [" + std::to_string(buf + 16) + ", " + std::to_string(buf + 48) +
+                        ") written by instruction 0 (store) with no dependency token between them");
+}
+
+TEST(EmuRaces, WriteAfterWriteAcrossQueues) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  b.add_constant(std::vector<std::uint8_t>(64, 1));
+  isa::Load bias;
+  bias.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
+  bias.row_bytes = 16;
+  bias.sram_addr = 2;
+  b.add(bias);
+  isa::Mac mac;  // accumulate = 0: overwrites ACC [0, 4) without waiting for the bias load
+  mac.out_c = 4;
+  b.add(mac);
+  b.add(isa::End{});
+  expect_exec_error([&] { run_program(cfg, b.build()); }, 1,
+                    "mac writes ACC [2, 4) written by instruction 0 (load) with no dependency token between them");
+}
+
+TEST(EmuRaces, TransitiveOrderThroughAThirdQueueIsEnough) {
+  // load writes PARAM; compute pops its token and pushes one to store; store pushes back
+  // to compute; a second compute instruction reads PARAM: ordered through the chain.
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  b.add_constant(std::vector<std::uint8_t>(64, 0));
+  isa::Load lp;
+  lp.tokens.push_next = true;
+  lp.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+  lp.row_bytes = 16;
+  b.add(lp);
+  isa::VCopy c1;
+  c1.tokens.pop_prev = true;
+  c1.src_addr = 0;
+  c1.dst_addr = 100;
+  c1.bytes = 4;
+  b.add(c1);
+  isa::Requant rq;  // reads PARAM [0, 9): ordered after the load via c1 (same queue)
+  rq.out_type = static_cast<std::int64_t>(DType::I8);
+  rq.act_addr = 500;
+  b.add(rq);
+  b.add(isa::End{});
+  EXPECT_NO_THROW(run_program(cfg, b.build()));
+}
+
+TEST(EmuRaces, ReadsAtHighAddressesAreRemembered) {
+  // The compute queue reads ACT [100000, 100064); a later load overwriting part of it
+  // without a token races, one that stays below does not.
+  const HwConfig cfg = HwConfig::preset("default");
+  auto build = [&](std::int64_t overwrite_at) {
+    ProgramBuilder b(cfg);
+    b.add_constant(std::vector<std::uint8_t>(256, 7));
+    isa::Load l;
+    l.tokens.push_next = true;
+    l.sram_addr = 100000;
+    l.row_bytes = 64;
+    b.add(l);
+    isa::VCopy c;
+    c.tokens.pop_prev = true;
+    c.src_addr = 100000;
+    c.dst_addr = 200000;
+    c.bytes = 64;
+    b.add(c);
+    isa::Load again;
+    again.sram_addr = overwrite_at;
+    again.row_bytes = 50;
+    b.add(again);
+    b.add(isa::End{});
+    return b.build();
+  };
+  expect_exec_error([&] { run_program(cfg, build(100050)); }, 2,
+                    "load writes ACT [100050, 100064) read by instruction 1 (vcopy) with no dependency token");
+  EXPECT_NO_THROW(run_program(cfg, build(99950)));
+  EXPECT_NO_THROW(run_program(cfg, build(100064)));
+}
+
+TEST(EmuRaces, StoreOverwritingDramALoadStillReads) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  const std::uint64_t buf = b.allocate(1 << 17);  // spans two shadow pages
+  isa::Load l;
+  l.dram_addr = static_cast<std::int64_t>(buf) + 65000;
+  l.row_bytes = 1000;
+  b.add(l);
+  isa::Store s;
+  s.dram_addr = static_cast<std::int64_t>(buf) + 65500;
+  s.sram_addr = 4096;
+  s.row_bytes = 100;
+  b.add(s);
+  b.add(isa::End{});
+  expect_exec_error([&] { run_program(cfg, b.build()); }, 1,
+                    "store writes DRAM [" + std::to_string(buf + 65500) + ", " + std::to_string(buf + 65600) +
+                        ") read by instruction 0 (load) with no dependency token between them");
+}
+
+// ---------------------------------------------------------------------------
+// Deadlocks and queue/token depths
+// ---------------------------------------------------------------------------
+
+TEST(EmuDeadlock, PopWithNoPusher) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  isa::Load ld;
+  ld.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+  b.add_constant(std::vector<std::uint8_t>(16, 0));
+  b.add(ld);
+  isa::Mac mac;
+  mac.tokens.pop_prev = true;
+  b.add(mac);
+  b.add(isa::End{});
+  expect_exec_error([&] { run_program(cfg, b.build()); }, 1,
+                    "deadlock: instruction 1 (mac) waits for a token from the load queue that no instruction pushes");
+}
+
+TEST(EmuDeadlock, CircularWaitNamesEveryBlockedInstruction) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  isa::VCopy c;
+  c.tokens.pop_next = true;
+  c.tokens.push_next = true;
+  c.dst_addr = 64;
+  c.bytes = 8;
+  b.add(c);
+  isa::Store s;
+  s.tokens.pop_prev = true;
+  s.tokens.push_prev = true;
+  s.row_bytes = 8;
+  const std::uint64_t out = b.allocate(8);
+  s.dram_addr = static_cast<std::int64_t>(out);
+  b.add(s);
+  b.add(isa::End{});
+  const Program p = b.build();
+  expect_exec_error([&] { run_program(cfg, p); }, 0,
+                    "instruction 0 (vcopy) waits for a token from the store queue; the next one would come from "
+                    "instruction 1 (store), which is blocked");
+  expect_exec_error([&] { run_program(cfg, p); }, 0,
+                    "instruction 1 (store) waits for a token from the compute queue; the next one would come from "
+                    "instruction 0 (vcopy), which is blocked");
+  expect_exec_error([&] { run_program(cfg, p); }, 0, "instruction 2 (end) waits for the queues to drain");
+}
+
+TEST(EmuDeadlock, FullQueueStallsDispatchOfThePusher) {
+  // load 0 waits for a token that instruction 2 (compute) pushes; with queue_depth 1 the
+  // dispatcher cannot pass load 1, so instruction 2 is never dispatched.
+  auto build = [](const HwConfig& cfg) {
+    ProgramBuilder b(cfg);
+    b.add_constant(std::vector<std::uint8_t>(64, 0));
+    isa::Load l0;
+    l0.tokens.pop_next = true;
+    l0.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+    l0.row_bytes = 16;
+    b.add(l0);
+    isa::Load l1 = l0;
+    l1.tokens.pop_next = false;
+    l1.sram_addr = 32;
+    b.add(l1);
+    isa::Mac mac;
+    mac.tokens.push_prev = true;
+    b.add(mac);
+    b.add(isa::End{});
+    return b.build();
+  };
+  const HwConfig shallow = with_depths(HwConfig::preset("default"), 1, 8);
+  expect_exec_error([&] { run_program(shallow, build(shallow)); }, 0,
+                    "deadlock: instruction 0 (load) waits for a token from the compute queue; the next one would come "
+                    "from instruction 2 (mac), which is not dispatched yet; instruction 1 (load) cannot be dispatched: "
+                    "the load queue is full (queue_depth = 1)");
+  const HwConfig deeper = with_depths(HwConfig::preset("default"), 2, 8);
+  EXPECT_NO_THROW(run_program(deeper, build(deeper)));
+}
+
+TEST(EmuDeadlock, FullTokenFifoBeforeASync) {
+  auto build = [](const HwConfig& cfg) {
+    ProgramBuilder b(cfg);
+    b.add_constant(std::vector<std::uint8_t>(64, 0));
+    isa::Load l;
+    l.tokens.push_next = true;
+    l.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+    l.row_bytes = 16;
+    b.add(l);
+    l.sram_addr = 16;
+    b.add(l);
+    b.add(isa::Sync{});
+    isa::VCopy c;
+    c.tokens.pop_prev = true;
+    c.dst_addr = 64;
+    b.add(c);
+    b.add(c);
+    b.add(isa::End{});
+    return b.build();
+  };
+  const HwConfig one = with_depths(HwConfig::preset("default"), 16, 1);
+  expect_exec_error([&] { run_program(one, build(one)); }, 1,
+                    "instruction 1 (load) waits for room in the full token FIFO to the compute queue (token_depth = 1); "
+                    "instruction 2 (sync) waits for the queues to drain");
+  const HwConfig two = with_depths(HwConfig::preset("default"), 16, 2);
+  EXPECT_NO_THROW(run_program(two, build(two)));
+}
+
+// ---------------------------------------------------------------------------
+// Rule breaches through the device, and API errors
+// ---------------------------------------------------------------------------
+
+TEST(EmuDeviceErrors, SramAndDramOverrunsAndUnsupportedModes) {
+  HwConfig small = HwConfig::preset("small");
+  {
+    ProgramBuilder b(small);
+    isa::Sync s;
+    b.add(s);
+    isa::Mac mac;
+    mac.act_addr = 8000;
+    mac.in_c = 200;
+    b.add(mac);
+    b.add(isa::End{});
+    expect_exec_error([&] { run_program(small, b.build()); }, 1,
+                      "instruction 1: mac reads ACT [8000, 8200) past the 8192-byte activation SRAM");
+  }
+  {
+    ProgramBuilder b(small);
+    const std::uint64_t t = b.allocate(100);
+    isa::Load ld;
+    ld.dram_addr = static_cast<std::int64_t>(t) + 50;
+    ld.row_bytes = 51;
+    b.add(ld);
+    b.add(isa::End{});
+    const Program p = b.build();
+    expect_exec_error([&] { run_program(small, p); }, 0,
+                      "load reads DRAM [" + std::to_string(t + 50) + ", " + std::to_string(t + 101) +
+                          ") past the program's " + std::to_string(p.dram_size) + "-byte DRAM");
+  }
+  {
+    HwConfig no4 = small;
+    no4.supports_a4w4 = false;
+    ProgramBuilder b(no4);
+    isa::Mac mac;
+    mac.mode = static_cast<std::int64_t>(isa::MacMode::A4W4);
+    b.add(mac);
+    b.add(isa::End{});
+    expect_exec_error([&] { run_program(no4, b.build()); }, 0, "mac: mode a4w4 is not supported by the hardware config");
+  }
+}
+
+TEST(EmuDeviceErrors, LoadRefusesAnotherConfigAndMalformedPrograms) {
+  const HwConfig def = HwConfig::preset("default");
+  const HwConfig small = HwConfig::preset("small");
+  auto dev = dla::sim::make_emulator(def);
+  EXPECT_EQ(dev->config(), def);
+  {
+    ProgramBuilder b(small);
+    b.add(isa::End{});
+    expect_error([&] { dev->load(b.build()); }, "program was compiled for hardware config " +
+                                                    dla::hash_hex(small.identity_hash()) +
+                                                    ", but this device runs hardware config " +
+                                                    dla::hash_hex(def.identity_hash()));
+  }
+  {
+    ProgramBuilder b(def);
+    isa::Mac mac;
+    mac.out_h = 0;
+    b.add(isa::Sync{});
+    b.add(mac);
+    b.add(isa::End{});
+    expect_exec_error([&] { dev->load(b.build()); }, 1, "mac: field out_h = 0 is out of range [1, 255]");
+  }
+  {
+    ProgramBuilder b(def);
+    isa::Load ld;
+    ld.tokens.pop_prev = true;
+    b.add(ld);
+    b.add(isa::End{});
+    expect_exec_error([&] { dev->load(b.build()); }, 0, "token flag pop_prev is invalid on the load queue");
+  }
+  {
+    ProgramBuilder b(def);
+    b.add(isa::Sync{});
+    expect_error([&] { dev->load(b.build()); }, "does not end with END");
+  }
+  {
+    ProgramBuilder b(def);
+    b.add(isa::End{});
+    Program p = b.build();
+    p.tensors.push_back({"x", dla::TensorRole::kInput, DType::I8, 0, dla::Layout::kRowMajor, {10}, 0});
+    expect_error([&] { dev->load(p); }, "tensor 'x' at DRAM [0, +10) lies outside the program's 0-byte DRAM");
+  }
+}
+
+TEST(EmuDeviceErrors, InputsAndOutputsAreCheckedByNameDtypeAndShape) {
+  std::mt19937_64 g(120);
+  const HwConfig cfg = HwConfig::preset("default");
+  const ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  auto dev = dla::sim::make_emulator(cfg);
+  expect_error([&] { dev->run(); }, "no program loaded");
+  dev->load(c.program);
+  expect_error([&] { dev->run(); }, "input 'image' is not bound (shape [1,8,10,9], u8)");
+  HostTensor image = random_image(c, g);
+  expect_error([&] { dev->set_input("picture", image); }, "'picture' is not an input of the program (inputs: image)");
+  expect_error([&] { dev->set_input("out", image); }, "'out' is not an input of the program");
+  HostTensor wrong_type = image;
+  wrong_type.dtype = DType::I8;
+  for (auto& v : wrong_type.values) v = v / 2;
+  expect_error([&] { dev->set_input("image", wrong_type); }, "tensor 'image': expected dtype u8, got i8");
+  HostTensor wrong_shape = image;
+  wrong_shape.shape = {1, 8, 9, 10};
+  expect_error([&] { dev->set_input("image", wrong_shape); }, "tensor 'image': expected shape [1,8,10,9], got [1,8,9,10]");
+  HostTensor out_of_range = image;
+  out_of_range.values[3] = 300;
+  expect_error([&] { dev->set_input("image", out_of_range); }, "element 3 = 300 is outside the range of u8");
+  expect_error([&] { (void)dev->output("out"); }, "the program has not run");
+  dev->set_input("image", image);
+  dev->run();
+  expect_error([&] { (void)dev->output("image"); }, "'image' is not an output of the program (outputs: out)");
+  EXPECT_EQ(dev->output("out"), reference_conv(c, image, cfg));
+}
