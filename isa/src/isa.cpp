@@ -178,20 +178,22 @@ const InsnInfo& info_of(const Instruction& insn) {
 }
 
 std::uint64_t Word::bits(int lsb, int width) const {
-  std::uint64_t out = 0;
-  for (int i = 0; i < width; ++i) {
-    const int bit = lsb + i;
-    out |= ((words[static_cast<std::size_t>(bit / 64)] >> (bit % 64)) & 1u) << i;
-  }
-  return out;
+  // A field lies in one 64-bit word or straddles the boundary at bit 64.
+  const auto word = static_cast<std::size_t>(lsb / 64);
+  const int shift = lsb % 64;
+  std::uint64_t out = words[word] >> shift;
+  if (shift != 0 && shift + width > 64 && word == 0) out |= words[1] << (64 - shift);
+  return out & low_mask(width);
 }
 
 void Word::set_bits(int lsb, int width, std::uint64_t value) {
-  for (int i = 0; i < width; ++i) {
-    const int bit = lsb + i;
-    auto& word = words[static_cast<std::size_t>(bit / 64)];
-    const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
-    word = ((value >> i) & 1u) ? (word | mask) : (word & ~mask);
+  value &= low_mask(width);
+  const auto word = static_cast<std::size_t>(lsb / 64);
+  const int shift = lsb % 64;
+  words[word] = (words[word] & ~(low_mask(width) << shift)) | (value << shift);
+  if (shift != 0 && shift + width > 64 && word == 0) {
+    const int high = shift + width - 64;  // bits that spill into word 1
+    words[1] = (words[1] & ~low_mask(high)) | (value >> (64 - shift));
   }
 }
 

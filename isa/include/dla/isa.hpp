@@ -22,7 +22,12 @@
 // when the data it wrote may be read (RAW), a consumer pushes one back when the buffer
 // it read may be overwritten (WAR). LOAD has no previous queue and STORE no next queue;
 // setting those flags is an encoding error. SYNC waits until every queue is idle; END
-// waits likewise and stops the program.
+// waits likewise and stops the program; tokens still in FIFOs at END are dropped.
+// An instruction at the head of its queue first pops its tokens (waiting while a FIFO is
+// empty), then executes, then pushes its tokens (staying at the head while a FIFO of
+// depth token_depth is full). Dispatch is in program order and stalls while the target
+// queue (depth queue_depth) is full. Every instruction reads all its operands before it
+// writes any result. SRAM starts zeroed on every run.
 //
 // Buffers (SRAM): ACT (activations, byte-addressed), WGT (weights, byte-addressed),
 // ACC (accumulators, word-addressed, one word per accumulator holding the exact sum:
