@@ -1,6 +1,8 @@
 // End-to-end tests of the `dla` binary: help, exit codes, one-line errors for every
 // malformed input, and outputs that agree with the library.
 #include <gtest/gtest.h>
+
+#include "../support/run_tool.hpp"
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -13,22 +15,10 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using dla::testing::expect_user_error;
+using dla::testing::run_dla;
+using Result = dla::testing::ToolResult;
 
-Result run_dla(const std::string& args) {
-  const std::string cmd = std::string(DLA_TOOL_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
 
 std::string temp_file(const std::string& name, const std::string& content) {
   const std::string path = ::testing::TempDir() + "/" + name;
@@ -36,13 +26,6 @@ std::string temp_file(const std::string& name, const std::string& content) {
   return path;
 }
 
-/// A user error: exit code 1 and one line that starts with "dla: error:" and says `what`.
-void expect_user_error(const Result& r, const std::string& what) {
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_EQ(r.out.rfind("dla: error: ", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
-}
 
 }  // namespace
 

@@ -2,6 +2,8 @@
 // the naive reference, statistics, and a one-line error with exit code 1 for every
 // bad invocation.
 #include <gtest/gtest.h>
+
+#include "../support/run_tool.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,29 +25,11 @@ using namespace emu_test;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using dla::testing::expect_user_error;
+using dla::testing::run_dla;
+using Result = dla::testing::ToolResult;
 
-Result run_dla(const std::string& args) {
-  const std::string cmd = std::string(DLA_TOOL_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
 
-void expect_user_error(const Result& r, const std::string& what) {
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_EQ(r.out.rfind("dla: error: ", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_NE(r.out.find(what), std::string::npos) << r.out << "\nexpected: " << what;
-}
 
 /// A scratch directory per test with the conv program, its input and the reference.
 class DlaRun : public ::testing::Test {
