@@ -1,26 +1,23 @@
 // kernels.cpp — integer kernels of the QAT ops (see dla/qat/kernels.hpp).
 //
-// The MAC kernels are an int16 GEMM: weights A [oc][K] against an im2col matrix B [K][P]
-// (P output positions), accumulated exactly, then the fused requantization of
-// dla/numerics.hpp per element. Layouts:
-//   A is packed per tile of kOcTile output channels as int32 pairs [K2][kOcTile], a pair
-//     holding (w[2k], w[2k+1]) in its low and high 16 bits (K2 = ceil(K / 2));
-//   B is packed per panel of kPanel positions as [K2][kPanel][2] int16.
-// A micro-kernel adds, for one tile and one panel, the pair products of a range of K2 into
-// kOcTile x kPanel int32 accumulators. int32 is exact because the driver bounds the number
-// of pairs summed into an accumulator by INT32_MAX / (2 max|x| max|w|) and moves the
-// partial sums into int64 before that bound is reached (only i16 activations ever need it).
-// The AVX-512 VNNI kernel (vpdpwssd) and the AVX2 kernel (vpmaddwd) compute pair sums
-// exactly in int32 (|x w| <= 2^22 with 8-bit weights), so every kernel returns the same
-// integers; tests/qat checks each against the scalar one.
+// The MAC kernels are dla/gemm.hpp's exact integer convolution (the same kernels as the
+// emulator's MAC instruction): a conv2d image's group is zero-padded into an [h][w][c]
+// tile of the narrowest activation type that holds its integers (u8, s8 or s16), the
+// weights [oc][c][kh][kw] are reordered to [oc][kh][kw][c] s8 and packed once per call,
+// and the kernel returns the exact int64 sums [pixel][oc]; a linear layer is the 1x1
+// case with the rows as pixels. The fused requantization of dla/numerics.hpp follows
+// per element. Every ISA path of dla/gemm.hpp returns the same integers; tests/qat
+// checks each against naive loops.
 #include "dla/qat/kernels.hpp"
+
+#include "dla/gemm.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <iterator>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -35,237 +32,54 @@
 namespace dla::qat {
 namespace {
 
-constexpr std::int64_t kPanel = 64;       // output positions per packed B panel
-constexpr std::int64_t kOcTile = 4;       // output channels per micro-kernel tile
-constexpr std::int64_t kChunkPairs = 96;  // K pairs per cache block (96 x 256 B = 24 KiB of B)
+/// The ISA the MAC ops use (set_gemm_kernel); the fastest one this CPU runs by default.
+std::atomic<gemm::Isa>& current_isa() {
+  static std::atomic<gemm::Isa> isa{gemm::best_isa()};
+  return isa;
+}
 
-// a: tile [K2][kOcTile] int32 pairs; b: panel [K2][kPanel][2] int16;
-// c: [kOcTile][kPanel] int32, c += sum over k2 in [k2_begin, k2_end) of the pair products.
-using MicroKernel = void (*)(const std::int32_t* a, const std::int16_t* b, std::int64_t k2_begin,
-                             std::int64_t k2_end, std::int32_t* c);
+/// The narrowest kernel activation type holding every integer of x[0, n).
+gemm::ActType act_type_of(const std::int16_t* x, std::int64_t n) {
+  std::int16_t lo = 0, hi = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  if (lo >= 0 && hi <= 255) return gemm::ActType::kU8;
+  if (lo >= -128 && hi <= 127) return gemm::ActType::kS8;
+  return gemm::ActType::kS16;
+}
 
-void micro_kernel_scalar(const std::int32_t* a, const std::int16_t* b, std::int64_t k2_begin,
-                         std::int64_t k2_end, std::int32_t* c) {
-  for (std::int64_t k = k2_begin; k < k2_end; ++k) {
-    const std::int16_t* bp = b + k * kPanel * 2;
-    for (std::int64_t i = 0; i < kOcTile; ++i) {
-      std::int16_t wp[2];
-      std::memcpy(wp, &a[k * kOcTile + i], sizeof(wp));
-      std::int32_t* ci = c + i * kPanel;
-      for (std::int64_t j = 0; j < kPanel; ++j) {
-        ci[j] += wp[0] * bp[2 * j] + wp[1] * bp[2 * j + 1];
-      }
+/// The weights' integers as s8 (every weight type of the ISA fits: i8, i4).
+std::int8_t weight_s8(std::int16_t v) {
+  if (v < -128 || v > 127) throw std::invalid_argument("dla::qat: weight integer " + std::to_string(v) + " outside s8");
+  return static_cast<std::int8_t>(v);
+}
+
+/// Activations of one kernel call, stored as the kernel's type.
+class ActTile {
+ public:
+  ActTile(gemm::ActType t, std::int64_t n) : type_(t) {
+    if (t == gemm::ActType::kS16) {
+      s16_.assign(static_cast<std::size_t>(n), 0);
+    } else {
+      b8_.assign(static_cast<std::size_t>(n), 0);
     }
   }
-}
-
-#if DLA_QAT_X86
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void micro_kernel_avx512vnni(
-    const std::int32_t* a, const std::int16_t* b, std::int64_t k2_begin, std::int64_t k2_end,
-    std::int32_t* c) {
-  __m512i c00 = _mm512_loadu_si512(c + 0), c01 = _mm512_loadu_si512(c + 16),
-          c02 = _mm512_loadu_si512(c + 32), c03 = _mm512_loadu_si512(c + 48);
-  __m512i c10 = _mm512_loadu_si512(c + 64), c11 = _mm512_loadu_si512(c + 80),
-          c12 = _mm512_loadu_si512(c + 96), c13 = _mm512_loadu_si512(c + 112);
-  __m512i c20 = _mm512_loadu_si512(c + 128), c21 = _mm512_loadu_si512(c + 144),
-          c22 = _mm512_loadu_si512(c + 160), c23 = _mm512_loadu_si512(c + 176);
-  __m512i c30 = _mm512_loadu_si512(c + 192), c31 = _mm512_loadu_si512(c + 208),
-          c32 = _mm512_loadu_si512(c + 224), c33 = _mm512_loadu_si512(c + 240);
-  for (std::int64_t k = k2_begin; k < k2_end; ++k) {
-    const std::int16_t* bp = b + k * kPanel * 2;
-    const __m512i b0 = _mm512_loadu_si512(bp);
-    const __m512i b1 = _mm512_loadu_si512(bp + 32);
-    const __m512i b2 = _mm512_loadu_si512(bp + 64);
-    const __m512i b3 = _mm512_loadu_si512(bp + 96);
-    const std::int32_t* ap = a + k * kOcTile;
-    __m512i w = _mm512_set1_epi32(ap[0]);
-    c00 = _mm512_dpwssd_epi32(c00, b0, w);
-    c01 = _mm512_dpwssd_epi32(c01, b1, w);
-    c02 = _mm512_dpwssd_epi32(c02, b2, w);
-    c03 = _mm512_dpwssd_epi32(c03, b3, w);
-    w = _mm512_set1_epi32(ap[1]);
-    c10 = _mm512_dpwssd_epi32(c10, b0, w);
-    c11 = _mm512_dpwssd_epi32(c11, b1, w);
-    c12 = _mm512_dpwssd_epi32(c12, b2, w);
-    c13 = _mm512_dpwssd_epi32(c13, b3, w);
-    w = _mm512_set1_epi32(ap[2]);
-    c20 = _mm512_dpwssd_epi32(c20, b0, w);
-    c21 = _mm512_dpwssd_epi32(c21, b1, w);
-    c22 = _mm512_dpwssd_epi32(c22, b2, w);
-    c23 = _mm512_dpwssd_epi32(c23, b3, w);
-    w = _mm512_set1_epi32(ap[3]);
-    c30 = _mm512_dpwssd_epi32(c30, b0, w);
-    c31 = _mm512_dpwssd_epi32(c31, b1, w);
-    c32 = _mm512_dpwssd_epi32(c32, b2, w);
-    c33 = _mm512_dpwssd_epi32(c33, b3, w);
-  }
-  _mm512_storeu_si512(c + 0, c00);
-  _mm512_storeu_si512(c + 16, c01);
-  _mm512_storeu_si512(c + 32, c02);
-  _mm512_storeu_si512(c + 48, c03);
-  _mm512_storeu_si512(c + 64, c10);
-  _mm512_storeu_si512(c + 80, c11);
-  _mm512_storeu_si512(c + 96, c12);
-  _mm512_storeu_si512(c + 112, c13);
-  _mm512_storeu_si512(c + 128, c20);
-  _mm512_storeu_si512(c + 144, c21);
-  _mm512_storeu_si512(c + 160, c22);
-  _mm512_storeu_si512(c + 176, c23);
-  _mm512_storeu_si512(c + 192, c30);
-  _mm512_storeu_si512(c + 208, c31);
-  _mm512_storeu_si512(c + 224, c32);
-  _mm512_storeu_si512(c + 240, c33);
-}
-
-__attribute__((target("avx2"))) void micro_kernel_avx2(const std::int32_t* a, const std::int16_t* b,
-                                                       std::int64_t k2_begin, std::int64_t k2_end,
-                                                       std::int32_t* c) {
-  // Four slices of 16 positions; each keeps kOcTile x 2 ymm accumulators.
-  for (std::int64_t s = 0; s < kPanel; s += 16) {
-    __m256i c00 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 0 * kPanel + s));
-    __m256i c01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 0 * kPanel + s + 8));
-    __m256i c10 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 1 * kPanel + s));
-    __m256i c11 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 1 * kPanel + s + 8));
-    __m256i c20 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 2 * kPanel + s));
-    __m256i c21 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 2 * kPanel + s + 8));
-    __m256i c30 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 3 * kPanel + s));
-    __m256i c31 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 3 * kPanel + s + 8));
-    for (std::int64_t k = k2_begin; k < k2_end; ++k) {
-      const std::int16_t* bp = b + k * kPanel * 2 + 2 * s;
-      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
-      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 16));
-      const std::int32_t* ap = a + k * kOcTile;
-      __m256i w = _mm256_set1_epi32(ap[0]);
-      c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(b0, w));
-      c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(b1, w));
-      w = _mm256_set1_epi32(ap[1]);
-      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(b0, w));
-      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(b1, w));
-      w = _mm256_set1_epi32(ap[2]);
-      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(b0, w));
-      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(b1, w));
-      w = _mm256_set1_epi32(ap[3]);
-      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(b0, w));
-      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(b1, w));
+  void set(std::int64_t i, std::int16_t v) {
+    if (type_ == gemm::ActType::kS16) {
+      s16_[static_cast<std::size_t>(i)] = v;
+    } else {
+      b8_[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v);  // u8, or s8 two's complement
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 0 * kPanel + s), c00);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 0 * kPanel + s + 8), c01);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 1 * kPanel + s), c10);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 1 * kPanel + s + 8), c11);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * kPanel + s), c20);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 2 * kPanel + s + 8), c21);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * kPanel + s), c30);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 3 * kPanel + s + 8), c31);
   }
-}
-#endif
+  const void* data() const { return type_ == gemm::ActType::kS16 ? static_cast<const void*>(s16_.data()) : b8_.data(); }
 
-struct KernelEntry {
-  const char* name;
-  MicroKernel fn;
-  bool (*supported)();
+ private:
+  gemm::ActType type_;
+  std::vector<std::uint8_t> b8_;
+  std::vector<std::int16_t> s16_;
 };
-
-bool always() { return true; }
-#if DLA_QAT_X86
-bool has_avx512vnni() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
-}
-bool has_avx2() { return __builtin_cpu_supports("avx2"); }
-#endif
-
-// Fastest first.
-const KernelEntry kKernels[] = {
-#if DLA_QAT_X86
-    {"avx512vnni", micro_kernel_avx512vnni, has_avx512vnni},
-    {"avx2", micro_kernel_avx2, has_avx2},
-#endif
-    {"scalar", micro_kernel_scalar, always},
-};
-
-const KernelEntry* default_kernel() {
-  for (const KernelEntry& e : kKernels) {
-    if (e.supported()) return &e;
-  }
-  return &kKernels[std::size(kKernels) - 1];
-}
-
-std::atomic<const KernelEntry*>& current_kernel() {
-  static std::atomic<const KernelEntry*> k{default_kernel()};
-  return k;
-}
-
-// ---------------------------------------------------------------------------
-// GEMM driver
-// ---------------------------------------------------------------------------
-
-std::int32_t pair_of(std::int16_t lo, std::int16_t hi) {
-  const std::int16_t v[2] = {lo, hi};
-  std::int32_t p = 0;
-  std::memcpy(&p, v, sizeof(p));
-  return p;
-}
-
-/// Packs rows [row0, row0 + rows) of A [*][k] (row-major) into tiles of kOcTile.
-std::vector<std::int32_t> pack_a(const std::int16_t* a, std::int64_t row0, std::int64_t rows,
-                                 std::int64_t k) {
-  const std::int64_t k2 = (k + 1) / 2;
-  const std::int64_t tiles = (rows + kOcTile - 1) / kOcTile;
-  std::vector<std::int32_t> out(static_cast<std::size_t>(tiles * k2 * kOcTile), 0);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int16_t* src = a + (row0 + r) * k;
-    std::int32_t* dst = out.data() + (r / kOcTile) * k2 * kOcTile + (r % kOcTile);
-    for (std::int64_t p = 0; p < k2; ++p) {
-      const std::int16_t lo = src[2 * p];
-      const std::int16_t hi = 2 * p + 1 < k ? src[2 * p + 1] : std::int16_t{0};
-      dst[p * kOcTile] = pair_of(lo, hi);
-    }
-  }
-  return out;
-}
-
-/// Largest number of K pairs whose products can be summed in int32 without overflow.
-std::int64_t int32_bound_pairs(std::int64_t max_abs_x, std::int64_t max_abs_w) {
-  const std::int64_t per_pair = 2 * std::max<std::int64_t>(1, max_abs_x) * std::max<std::int64_t>(1, max_abs_w);
-  return std::max<std::int64_t>(1, std::numeric_limits<std::int32_t>::max() / per_pair);
-}
-
-/// Multiplies the packed A tiles (`rows` output channels) by one packed B panel and hands
-/// the exact sums of each row to `epilogue(i, c32_row, c64_row, cols)` for row i < rows:
-/// exact[j] = c32_row[j] + (c64_row ? c64_row[j] : 0) for j < cols.
-/// c32 and c64 are scratch of kOcTile * tiles * kPanel elements.
-template <typename Epilogue>
-void gemm_panel(MicroKernel mk, const std::int32_t* a, std::int64_t rows, std::int64_t k2,
-                const std::int16_t* panel, std::int64_t cols, std::int64_t bound_pairs,
-                std::vector<std::int32_t>& c32, std::vector<std::int64_t>& c64,
-                Epilogue&& epilogue) {
-  const std::int64_t tiles = (rows + kOcTile - 1) / kOcTile;
-  const std::int64_t tile_elems = kOcTile * kPanel;
-  const bool multi = bound_pairs < k2;
-  const std::int64_t chunk = std::min(kChunkPairs, bound_pairs);
-  std::fill(c32.begin(), c32.begin() + tiles * tile_elems, 0);
-  if (multi) std::fill(c64.begin(), c64.begin() + tiles * tile_elems, 0);
-  std::int64_t since_flush = 0;
-  for (std::int64_t kc = 0; kc < k2; kc += chunk) {
-    const std::int64_t kend = std::min(k2, kc + chunk);
-    if (multi && since_flush + (kend - kc) > bound_pairs) {
-      for (std::int64_t e = 0; e < tiles * tile_elems; ++e) {
-        c64[static_cast<std::size_t>(e)] += c32[static_cast<std::size_t>(e)];
-        c32[static_cast<std::size_t>(e)] = 0;
-      }
-      since_flush = 0;
-    }
-    for (std::int64_t t = 0; t < tiles; ++t) {
-      mk(a + t * k2 * kOcTile, panel, kc, kend, c32.data() + t * tile_elems);
-    }
-    since_flush += kend - kc;
-  }
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const std::int64_t offset = (i / kOcTile) * tile_elems + (i % kOcTile) * kPanel;
-    epilogue(i, c32.data() + offset, multi ? c64.data() + offset : nullptr, cols);
-  }
-}
 
 /// The output spec with its range made explicit: type I32 and clip [lo, hi] of `out`
 /// (every activation range lies inside I32), and the rounding mode fixed to M. requantize
@@ -292,13 +106,13 @@ void with_round_mode(RoundMode mode, Body&& body) {
   }
 }
 
-/// The fused requantization of one row of outputs (one output channel) of a MAC op.
+/// The fused requantization of one row of outputs (one output channel) of a MAC op:
+/// the exact sums are sums[j * in_stride], the outputs y[j * out_stride].
 /// Everything the loop reads is copied into locals first, so that the stores to y and
 /// mask cannot force reloads.
 template <RoundMode M, typename T>
-void mac_requant_row_mode(const MacRequant& rq, std::int64_t oc, const std::int32_t* c32,
-                          const std::int64_t* c64, std::int64_t cols, T* y, bool* mask,
-                          std::int64_t stride, Counts& counts) {
+void mac_requant_row_mode(const MacRequant& rq, std::int64_t oc, const std::int64_t* sums, std::int64_t in_stride,
+                          std::int64_t cols, T* y, bool* mask, std::int64_t out_stride, Counts& counts) {
   const AccSpec acc = rq.acc;
   const OutputSpec out = constant_spec<M>(rq.out);
   const int shift = rq.shift[oc];
@@ -306,13 +120,13 @@ void mac_requant_row_mode(const MacRequant& rq, std::int64_t oc, const std::int3
   const T scale = std::ldexp(T(1), -rq.frac_y);
   std::int64_t overflows = 0, saturations = 0;
   for (std::int64_t j = 0; j < cols; ++j) {
-    const std::int64_t exact = (c64 != nullptr ? c64[j] : 0) + c32[j] + bias;
+    const std::int64_t exact = sums[j * in_stride] + bias;
     bool overflowed = false;
     bool saturated = false;
     const std::int64_t a = finalize_acc(exact, acc, &overflowed);
     const std::int64_t q = requantize(a, shift, out, &saturated);
-    y[j * stride] = static_cast<T>(q) * scale;
-    mask[j * stride] = !saturated;
+    y[j * out_stride] = static_cast<T>(q) * scale;
+    mask[j * out_stride] = !saturated;
     overflows += overflowed ? 1 : 0;
     saturations += saturated ? 1 : 0;
   }
@@ -321,11 +135,10 @@ void mac_requant_row_mode(const MacRequant& rq, std::int64_t oc, const std::int3
 }
 
 template <typename T>
-void mac_requant_row(const MacRequant& rq, std::int64_t oc, const std::int32_t* c32,
-                     const std::int64_t* c64, std::int64_t cols, T* y, bool* mask,
-                     std::int64_t stride, Counts& counts) {
+void mac_requant_row(const MacRequant& rq, std::int64_t oc, const std::int64_t* sums, std::int64_t in_stride,
+                     std::int64_t cols, T* y, bool* mask, std::int64_t out_stride, Counts& counts) {
   with_round_mode(rq.out.mode, [&](auto m) {
-    mac_requant_row_mode<decltype(m)::value>(rq, oc, c32, c64, cols, y, mask, stride, counts);
+    mac_requant_row_mode<decltype(m)::value>(rq, oc, sums, in_stride, cols, y, mask, out_stride, counts);
   });
 }
 
@@ -547,98 +360,56 @@ template <typename T>
 Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w,
                       const MacRequant& rq, T* y, bool* mask, std::int64_t n_begin,
                       std::int64_t n_end) {
-  const MicroKernel mk = current_kernel().load()->fn;
+  const gemm::Isa isa = current_isa().load();
   const std::int64_t cg = g.c / g.groups, ocg = g.oc / g.groups;
   const std::int64_t oh_n = g.out_h(), ow_n = g.out_w(), p_n = oh_n * ow_n;
-  const std::int64_t k = cg * g.kh * g.kw, k2 = (k + 1) / 2;
   const std::int64_t hp = g.h + 2 * g.pad_h, wp = g.w + 2 * g.pad_w;
-  const std::int64_t tiles = (ocg + kOcTile - 1) / kOcTile;
-  const std::int64_t bound = int32_bound_pairs(rq.max_abs_x, rq.max_abs_w);
-  // Output positions of several images form the columns of one GEMM (small feature maps
-  // would waste most of a panel otherwise); the im2col matrix stays below ~8 MiB.
-  const std::int64_t per_image_bytes = 2 * (k2 * 2) * p_n;
-  const std::int64_t batch = std::max<std::int64_t>(1, (std::int64_t{8} << 20) / std::max<std::int64_t>(1, per_image_bytes));
-
-  std::vector<std::vector<std::int32_t>> a_packed;
-  for (std::int64_t gi = 0; gi < g.groups; ++gi) a_packed.push_back(pack_a(w, gi * ocg, ocg, k));
-  std::vector<std::int32_t> c32(static_cast<std::size_t>(tiles * kOcTile * kPanel));
-  std::vector<std::int64_t> c64(c32.size());
-  std::vector<std::int16_t> xpad, rows, b;
+  const std::int64_t plane = g.h * g.w;
   Counts counts;
-
-  for (std::int64_t n0 = n_begin; n0 < n_end; n0 += batch) {
-    const std::int64_t images = std::min(batch, n_end - n0);
-    const std::int64_t p_total = images * p_n;
-    const std::int64_t panels = (p_total + kPanel - 1) / kPanel, p_pad = panels * kPanel;
-    xpad.assign(static_cast<std::size_t>(images * cg * hp * wp), 0);
-    rows.assign(static_cast<std::size_t>(2 * p_pad), 0);
-    b.resize(static_cast<std::size_t>(panels * k2 * kPanel * 2));
-    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-      // Zero-padded copies of the images' group channels: [image][cg][hp][wp].
-      for (std::int64_t img = 0; img < images; ++img) {
-        for (std::int64_t ic = 0; ic < cg; ++ic) {
-          const std::int16_t* src = x + (((n0 + img) * g.c + gi * cg + ic) * g.h) * g.w;
-          std::int16_t* dst = xpad.data() + (img * cg + ic) * hp * wp;
-          for (std::int64_t ih = 0; ih < g.h; ++ih) {
-            std::memcpy(dst + (ih + g.pad_h) * wp + g.pad_w, src + ih * g.w,
-                        static_cast<std::size_t>(g.w) * sizeof(std::int16_t));
+  if (n_begin >= n_end) return counts;
+  gemm::ConvShape shape;
+  shape.in_h = hp;
+  shape.in_w = wp;
+  shape.in_c = cg;
+  shape.out_h = oh_n;
+  shape.out_w = ow_n;
+  shape.out_c = ocg;
+  shape.kernel_h = g.kh;
+  shape.kernel_w = g.kw;
+  shape.stride_h = g.stride_h;
+  shape.stride_w = g.stride_w;
+  shape.dilation_h = g.dil_h;
+  shape.dilation_w = g.dil_w;
+  const gemm::ActType type = act_type_of(x + n_begin * g.c * plane, (n_end - n_begin) * g.c * plane);
+  std::vector<std::int64_t> sums(static_cast<std::size_t>(p_n * ocg));
+  std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
+  for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+    // Weights of the group as [oc][kh][kw][c] s8.
+    for (std::int64_t o = 0; o < ocg; ++o) {
+      for (std::int64_t ic = 0; ic < cg; ++ic) {
+        for (std::int64_t t = 0; t < g.kh * g.kw; ++t) {
+          wg[static_cast<std::size_t>((o * g.kh * g.kw + t) * cg + ic)] =
+              weight_s8(w[((gi * ocg + o) * cg + ic) * g.kh * g.kw + t]);
+        }
+      }
+    }
+    const gemm::ConvKernel kernel(shape, type, wg.data(), isa);
+    for (std::int64_t img = n_begin; img < n_end; ++img) {
+      // The image's group channels, zero-padded, as [hp][wp][cg].
+      ActTile act(type, hp * wp * cg);
+      for (std::int64_t ic = 0; ic < cg; ++ic) {
+        const std::int16_t* src = x + (img * g.c + gi * cg + ic) * plane;
+        for (std::int64_t ih = 0; ih < g.h; ++ih) {
+          for (std::int64_t iw = 0; iw < g.w; ++iw) {
+            act.set(((ih + g.pad_h) * wp + iw + g.pad_w) * cg + ic, src[ih * g.w + iw]);
           }
         }
       }
-      // im2col, two K rows at a time, interleaved into the panels.
-      for (std::int64_t kp = 0; kp < k2; ++kp) {
-        for (std::int64_t half = 0; half < 2; ++half) {
-          std::int16_t* row = rows.data() + half * p_pad;
-          const std::int64_t kk = 2 * kp + half;
-          if (kk >= k) {
-            std::fill(row, row + p_total, std::int16_t{0});
-            continue;
-          }
-          const std::int64_t ic = kk / (g.kh * g.kw), rem = kk % (g.kh * g.kw);
-          const std::int64_t ki = rem / g.kw, kj = rem % g.kw;
-          for (std::int64_t img = 0; img < images; ++img) {
-            const std::int16_t* plane = xpad.data() + (img * cg + ic) * hp * wp;
-            for (std::int64_t oh = 0; oh < oh_n; ++oh) {
-              const std::int16_t* src = plane + (oh * g.stride_h + ki * g.dil_h) * wp + kj * g.dil_w;
-              std::int16_t* dst = row + img * p_n + oh * ow_n;
-              if (g.stride_w == 1) {
-                std::memcpy(dst, src, static_cast<std::size_t>(ow_n) * sizeof(std::int16_t));
-              } else {
-                for (std::int64_t ow = 0; ow < ow_n; ++ow) dst[ow] = src[ow * g.stride_w];
-              }
-            }
-          }
-        }
-        const std::int16_t* r0 = rows.data();
-        const std::int16_t* r1 = rows.data() + p_pad;
-        for (std::int64_t pp = 0; pp < panels; ++pp) {
-          std::int16_t* dst = b.data() + (pp * k2 + kp) * kPanel * 2;
-          const std::int16_t* s0 = r0 + pp * kPanel;
-          const std::int16_t* s1 = r1 + pp * kPanel;
-          for (std::int64_t j = 0; j < kPanel; ++j) {
-            dst[2 * j] = s0[j];
-            dst[2 * j + 1] = s1[j];
-          }
-        }
-      }
-      // GEMM and fused requantization, panel by panel; a panel's columns may span images.
-      const std::int32_t* a = a_packed[static_cast<std::size_t>(gi)].data();
-      for (std::int64_t pp = 0; pp < panels; ++pp) {
-        const std::int64_t p0 = pp * kPanel;
-        const std::int64_t cols = std::min(kPanel, p_total - p0);
-        gemm_panel(mk, a, ocg, k2, b.data() + pp * k2 * kPanel * 2, cols, bound, c32, c64,
-                   [&](std::int64_t i, const std::int32_t* r32, const std::int64_t* r64,
-                       std::int64_t count) {
-                     const std::int64_t oc = gi * ocg + i;
-                     for (std::int64_t j = 0; j < count;) {
-                       const std::int64_t img = (p0 + j) / p_n, local = (p0 + j) % p_n;
-                       const std::int64_t len = std::min(count - j, p_n - local);
-                       const std::int64_t o = ((n0 + img) * g.oc + oc) * p_n + local;
-                       mac_requant_row(rq, oc, r32 + j, r64 != nullptr ? r64 + j : nullptr, len,
-                                       y + o, mask + o, 1, counts);
-                       j += len;
-                     }
-                   });
+      kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, p_n);
+      for (std::int64_t o = 0; o < ocg; ++o) {
+        const std::int64_t oc = gi * ocg + o;
+        const std::int64_t at = (img * g.oc + oc) * p_n;
+        mac_requant_row(rq, oc, sums.data() + o, ocg, p_n, y + at, mask + at, 1, counts);
       }
     }
   }
@@ -650,46 +421,41 @@ Counts linear_forward(std::int64_t m, std::int64_t k, std::int64_t n, const std:
                       const std::int16_t* w, const MacRequant& rq, T* y, bool* mask,
                       std::int64_t row_begin, std::int64_t row_end) {
   (void)m;
-  const MicroKernel mk = current_kernel().load()->fn;
-  const std::int64_t k2 = (k + 1) / 2;
-  const std::int64_t tiles = (n + kOcTile - 1) / kOcTile;
-  const std::int64_t bound = int32_bound_pairs(rq.max_abs_x, rq.max_abs_w);
-  const std::vector<std::int32_t> a = pack_a(w, 0, n, k);
-  std::vector<std::int16_t> panel(static_cast<std::size_t>(k2 * kPanel * 2));
-  std::vector<std::int32_t> c32(static_cast<std::size_t>(tiles * kOcTile * kPanel));
-  std::vector<std::int64_t> c64(c32.size());
   Counts counts;
-  for (std::int64_t r0 = row_begin; r0 < row_end; r0 += kPanel) {
-    const std::int64_t cols = std::min(kPanel, row_end - r0);
-    std::fill(panel.begin(), panel.end(), std::int16_t{0});
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const std::int16_t* src = x + (r0 + j) * k;
-      for (std::int64_t kk = 0; kk < k; ++kk) panel[static_cast<std::size_t>(((kk / 2) * kPanel + j) * 2 + kk % 2)] = src[kk];
+  if (row_begin >= row_end) return counts;
+  const gemm::Isa isa = current_isa().load();
+  constexpr std::int64_t kRows = 256;  // rows per kernel call (bounds the int64 sums)
+  const gemm::ActType type = act_type_of(x + row_begin * k, (row_end - row_begin) * k);
+  std::vector<std::int8_t> w8(static_cast<std::size_t>(n * k));
+  for (std::int64_t i = 0; i < n * k; ++i) w8[static_cast<std::size_t>(i)] = weight_s8(w[i]);
+  const std::int64_t rows_max = std::min(kRows, row_end - row_begin);
+  const gemm::ConvKernel kernel(gemm::ConvShape::gemm(rows_max, k, n), type, w8.data(), isa);
+  std::vector<std::int64_t> sums(static_cast<std::size_t>(rows_max * n));
+  for (std::int64_t r0 = row_begin; r0 < row_end; r0 += rows_max) {
+    const std::int64_t rows = std::min(rows_max, row_end - r0);
+    ActTile act(type, rows_max * k);
+    for (std::int64_t i = 0; i < rows * k; ++i) act.set(i, x[r0 * k + i]);
+    kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, rows);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t o = r0 * n + i;
+      mac_requant_row(rq, i, sums.data() + i, n, rows, y + o, mask + o, n, counts);
     }
-    gemm_panel(mk, a.data(), n, k2, panel.data(), cols, bound, c32, c64,
-               [&](std::int64_t i, const std::int32_t* r32, const std::int64_t* r64,
-                   std::int64_t count) {
-                 const std::int64_t o = r0 * n + i;
-                 mac_requant_row(rq, i, r32, r64, count, y + o, mask + o, n, counts);
-               });
   }
   return counts;
 }
 
-std::string gemm_kernel() { return current_kernel().load()->name; }
+std::string gemm_kernel() { return std::string(gemm::isa_name(current_isa().load())); }
 
 std::vector<std::string> available_gemm_kernels() {
   std::vector<std::string> out;
-  for (const KernelEntry& e : kKernels) {
-    if (e.supported()) out.emplace_back(e.name);
-  }
+  for (const gemm::Isa isa : gemm::supported_isas()) out.emplace_back(gemm::isa_name(isa));
   return out;
 }
 
 bool set_gemm_kernel(const std::string& name) {
-  for (const KernelEntry& e : kKernels) {
-    if (name == e.name && e.supported()) {
-      current_kernel().store(&e);
+  for (const gemm::Isa isa : gemm::supported_isas()) {
+    if (name == gemm::isa_name(isa)) {
+      current_isa().store(isa);
       return true;
     }
   }

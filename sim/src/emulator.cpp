@@ -16,15 +16,19 @@
 //     the ExecutionError names every blocked instruction and why.
 // Every access is checked by the race detector (race_detector.hpp) before the semantic
 // body (dla/semantics.hpp) executes, so a program that runs here race-free computes the
-// same integers under any timing.
+// same integers under any timing. (Reads of DRAM bytes that no instruction of the program
+// writes, such as weights, cannot race and are not tracked.)
 // Machine state at the start of every run: DRAM zero, constants at 0, bound inputs at
-// their offsets; all SRAM buffers zero. Tokens left in FIFOs at END are dropped.
+// their offsets; all SRAM buffers zero (a run after the first restores only the DRAM the
+// previous one wrote). Tokens left in FIFOs at END are dropped.
 #include <algorithm>
 #include <array>
 #include <deque>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dla/device.hpp"
@@ -123,6 +127,11 @@ class Emulator final : public Device {
   std::map<std::string, std::vector<std::uint8_t>> inputs_;
   MachineState state_;
   bool state_dirty_ = false;
+  /// DRAM bytes [dram_dirty_lo_, dram_dirty_hi_) may differ from the state a run starts
+  /// from (written since the last run's start); and whether the program's constants are
+  /// in DRAM. A run restores only those.
+  std::uint64_t dram_dirty_lo_ = 0, dram_dirty_hi_ = 0;
+  bool constants_loaded_ = false;
   ExecOptions exec_;
   bool ran_ = false;
   RunStats stats_;
@@ -140,6 +149,12 @@ class Emulator final : public Device {
   std::array<Clock, kQueues> clocks_{};
   std::array<std::vector<std::uint32_t>, kQueues> insn_of_event_;
   std::array<std::size_t, kQueues> per_queue_{};  ///< instructions of the program per queue
+  /// DRAM byte ranges some instruction of the program may write, merged and sorted
+  /// ([first, second)). A DRAM read outside all of them cannot race with anything (its
+  /// last writer is the host, and no later write can follow it), so the race detector
+  /// skips it: weights, biases and parameter records are most of the DMA traffic.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> dram_written_;
+  bool may_be_written(const Region& r) const;
   detail::RaceDetector races_;
 };
 
@@ -192,12 +207,36 @@ void Emulator::load(const Program& p) {
 
   program_ = p;
   per_queue_ = per_queue;
+  state_ = MachineState(config_, p.dram_size);
+  dram_written_.clear();
+  for (std::size_t i = 0; i < p.instructions.size(); ++i) {
+    try {
+      for (const Access& a : describe(p.instructions[i], state_, static_cast<std::uint32_t>(i))) {
+        if (a.region.space == Space::kDram && a.kind == AccessKind::kWrite) dram_written_.emplace_back(a.region.base, a.region.end());
+      }
+    } catch (const Error&) {
+      // Fails again when it runs; until then, assume it could write anywhere.
+      dram_written_.assign(1, {0, std::numeric_limits<std::uint64_t>::max()});
+      break;
+    }
+  }
+  std::sort(dram_written_.begin(), dram_written_.end());
+  std::size_t merged = 0;
+  for (const auto& r : dram_written_) {
+    if (merged > 0 && r.first <= dram_written_[merged - 1].second) {
+      dram_written_[merged - 1].second = std::max(dram_written_[merged - 1].second, r.second);
+    } else {
+      dram_written_[merged++] = r;
+    }
+  }
+  dram_written_.resize(merged);
   inputs_.clear();
   ran_ = false;
   stats_ = {};
   dumps_.clear();
-  state_ = MachineState(config_, p.dram_size);
   state_dirty_ = false;
+  dram_dirty_lo_ = dram_dirty_hi_ = 0;
+  constants_loaded_ = false;
 
 }
 
@@ -237,9 +276,24 @@ void Emulator::run(const RunOptions& options) {
   ran_ = false;
   stats_ = {};
   dumps_.clear();
-  if (state_dirty_) state_.clear();  // a fresh state (after load) is already zero
+  // A fresh state (after load) is already zero. After a run, only the SRAMs and the DRAM
+  // its instructions wrote differ from zero, constants and inputs (inputs are copied
+  // again in full below); constants are copied again when a write reached them.
+  if (state_dirty_) {
+    std::fill(state_.act.begin(), state_.act.end(), std::uint8_t{0});
+    std::fill(state_.wgt.begin(), state_.wgt.end(), std::uint8_t{0});
+    std::fill(state_.param.begin(), state_.param.end(), std::uint8_t{0});
+    std::fill(state_.acc.begin(), state_.acc.end(), std::int64_t{0});
+    if (dram_dirty_hi_ > dram_dirty_lo_) {
+      std::fill(state_.dram.begin() + static_cast<std::ptrdiff_t>(dram_dirty_lo_),
+                state_.dram.begin() + static_cast<std::ptrdiff_t>(dram_dirty_hi_), std::uint8_t{0});
+      if (dram_dirty_lo_ < prog().constants.size()) constants_loaded_ = false;
+    }
+  }
   state_dirty_ = true;
-  std::copy(prog().constants.begin(), prog().constants.end(), state_.dram.begin());
+  dram_dirty_lo_ = dram_dirty_hi_ = 0;
+  if (!constants_loaded_) std::copy(prog().constants.begin(), prog().constants.end(), state_.dram.begin());
+  constants_loaded_ = true;
   for (const auto& [name, bytes] : inputs_) {
     std::copy(bytes.begin(), bytes.end(), state_.dram.begin() + static_cast<std::ptrdiff_t>(prog().find_tensor(name)->dram_offset));
   }
@@ -374,12 +428,33 @@ void Emulator::step(int q) {
   const Stamp self = detail::make_stamp(q, clock[qi]);
 
   const Effects described = describe(insn, state_, i);
-  for (const Access& a : described) races_.access(a, q, self, clock, i);
+  for (const Access& a : described) {
+    if (a.region.space == Space::kDram && a.kind == AccessKind::kRead && !may_be_written(a.region)) continue;
+    races_.access(a, q, self, clock, i);
+    if (a.region.space == Space::kDram && a.kind == AccessKind::kWrite) {
+      const std::uint64_t lo = a.region.base, hi = a.region.end();
+      if (dram_dirty_hi_ == dram_dirty_lo_) {
+        dram_dirty_lo_ = lo;
+        dram_dirty_hi_ = hi;
+      } else {
+        dram_dirty_lo_ = std::min(dram_dirty_lo_, lo);
+        dram_dirty_hi_ = std::max(dram_dirty_hi_, hi);
+      }
+    }
+  }
   const Effects fx = perform(insn, state_, i, described, exec_);
   count(i, {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes});
 
   pending_[qi] = u.pushes;
   if (!push_pending(q) && u.pushes[0] < 0 && u.pushes[1] < 0) queues_[qi].pop_front();
+}
+
+bool Emulator::may_be_written(const Region& r) const {
+  const std::uint64_t begin = r.base, end = r.end();
+  // The first written range that ends after `begin`.
+  auto it = std::upper_bound(dram_written_.begin(), dram_written_.end(), begin,
+                             [](std::uint64_t v, const std::pair<std::uint64_t, std::uint64_t>& w) { return v < w.second; });
+  return it != dram_written_.end() && it->first < end;
 }
 
 void Emulator::barrier() {

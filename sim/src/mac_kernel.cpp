@@ -1,189 +1,259 @@
-// The MAC array's arithmetic on unpacked int16 operands.
+// The MAC array's arithmetic on SRAM operands, by dla/gemm.hpp's exact kernels, and the
+// helper threads of run_parts.
 //
-// Convolution (not depthwise): for a block of up to 4 output pixels of one row, the
-// receptive fields are gathered once into contiguous patches [kernel_h][kernel_w][in_c]
-// (a 1x1 kernel reads the activation tile in place), then every output channel is a dot
-// product of its weight row [kernel_h][kernel_w][in_c] with the 4 patches: one contiguous
-// reduction axis that the compiler vectorizes (pmaddwd), each weight loaded once per 4
-// pixels. Partial sums are int32 while K * max|a*w| < 2^31 (exact); longer reductions
-// are cut into chunks that satisfy the bound and summed in int64.
-// Depthwise: weights transposed to [kernel_h][kernel_w][channels], the channel axis
-// innermost; K <= 225 and |a*w| <= 2^22 keep int32 exact.
+// 8-bit operands are read in place (u8 and i8 activations, i8 weights); 4-bit ones are
+// widened to bytes and i16 activations copied to an aligned array first. A dense
+// convolution packs its weights once per instruction (gemm::ConvKernel) and computes
+// every output pixel from the activation tile directly (no im2col); depthwise has its
+// own kernel. The ISA path is the fastest this CPU runs (gemm::best_isa()).
+// Two or more threads split a dense convolution by output channels, in slices of whole
+// 64-channel groups that each pack and run their own weights, when there are at least
+// 128; else by output pixels.
 #include "mac_kernel.hpp"
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
+#include <chrono>
+#include <condition_variable>
 #include <exception>
-#include <limits>
+#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "dla/gemm.hpp"
+#include "pack.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DLA_SIM_PAUSE() _mm_pause()
+#else
+#define DLA_SIM_PAUSE() std::this_thread::yield()
+#endif
 
 namespace dla::sim::detail {
 namespace {
 
-constexpr std::int64_t kInt32Max = std::numeric_limits<std::int32_t>::max();
-
-/// a + b saturated to the int64 range (ACC words never wrap; see semantics.hpp).
-inline std::int64_t add_sat(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  if (__builtin_add_overflow(a, b, &r)) {
-    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+/// Helper threads for run_parts, one job at a time. A job is published by bumping the
+/// generation in `claim_`; the caller and the helpers claim parts from it with
+/// compare-and-swap, so the caller never waits for a
+/// helper that has not started (on a busy machine it simply runs the parts itself), only
+/// for parts a helper is running. A helper keeps polling for a while after a job (the
+/// next instruction is usually microseconds away), yielding its core between polls so
+/// that it takes no time from threads with work on a busy machine, then sleeps.
+class Helpers {
+ public:
+  static Helpers& instance() {
+    static Helpers h;
+    return h;
   }
-  return r;
-}
 
-/// out[j] = sum_k w[k] * pj[k] for k < n. The caller guarantees n * max|w*p| < 2^31, so
-/// every partial sum is exact in int32.
-inline void dot4(const std::int16_t* __restrict w, const std::int16_t* __restrict p0,
-                 const std::int16_t* __restrict p1, const std::int16_t* __restrict p2,
-                 const std::int16_t* __restrict p3, std::int64_t n, std::int32_t* out) {
-  std::int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (std::int64_t k = 0; k < n; ++k) {
-    const std::int32_t wk = w[k];
-    s0 += wk * p0[k];
-    s1 += wk * p1[k];
-    s2 += wk * p2[k];
-    s3 += wk * p3[k];
-  }
-  out[0] = s0;
-  out[1] = s1;
-  out[2] = s2;
-  out[3] = s3;
-}
-
-/// Output rows are handed out one at a time from `next_row`, so a worker that starts late
-/// (a busy core) only takes what is left.
-void conv_rows(const MacGeometry& g, const std::int16_t* act, const std::int16_t* wgt, std::int64_t* acc,
-               std::atomic<std::int64_t>& next_row) {
-  const std::int64_t k_len = g.kernel_h * g.kernel_w * g.in_c;
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1;
-  const std::int64_t chunk = std::max<std::int64_t>(1, kInt32Max / std::max<std::int64_t>(1, g.max_abs_product));
-  const bool narrow = k_len <= chunk;
-  std::vector<std::int16_t> patches(direct ? 0 : static_cast<std::size_t>(4 * k_len));
-  const std::int16_t* p[4] = {nullptr, nullptr, nullptr, nullptr};
-  const auto row_copy = static_cast<std::size_t>(g.kernel_w * g.in_c) * sizeof(std::int16_t);
-  const auto pixel_copy = static_cast<std::size_t>(g.in_c) * sizeof(std::int16_t);
-
-  for (std::int64_t oh = next_row++; oh < g.out_h; oh = next_row++) {
-    for (std::int64_t ow0 = 0; ow0 < g.out_w; ow0 += 4) {
-      const std::int64_t nb = std::min<std::int64_t>(4, g.out_w - ow0);
-      for (std::int64_t j = 0; j < nb; ++j) {
-        const std::int64_t ow = ow0 + j;
-        if (direct) {
-          p[j] = act + ((oh * g.stride_h) * g.in_w + ow * g.stride_w) * g.in_c;
-          continue;
-        }
-        std::int16_t* dst = patches.data() + j * k_len;
-        for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-          const std::int16_t* row = act + (oh * g.stride_h + kh * g.dilation) * g.in_w * g.in_c;
-          if (g.dilation == 1) {
-            std::memcpy(dst, row + ow * g.stride_w * g.in_c, row_copy);
-            dst += g.kernel_w * g.in_c;
-          } else {
-            for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-              std::memcpy(dst, row + (ow * g.stride_w + kw * g.dilation) * g.in_c, pixel_copy);
-              dst += g.in_c;
-            }
-          }
-        }
-        p[j] = patches.data() + j * k_len;
-      }
-      for (std::int64_t j = nb; j < 4; ++j) p[j] = p[0];  // computed and discarded
-
-      std::int64_t* out = acc + (oh * g.out_w + ow0) * g.out_c;
-      for (std::int64_t oc = 0; oc < g.out_c; ++oc) {
-        const std::int16_t* w = wgt + oc * k_len;
-        std::int64_t s[4] = {0, 0, 0, 0};
-        std::int32_t part[4];
-        if (narrow) {
-          dot4(w, p[0], p[1], p[2], p[3], k_len, part);
-          for (int j = 0; j < 4; ++j) s[j] = part[j];
-        } else {
-          for (std::int64_t k0 = 0; k0 < k_len; k0 += chunk) {
-            dot4(w + k0, p[0] + k0, p[1] + k0, p[2] + k0, p[3] + k0, std::min(chunk, k_len - k0), part);
-            for (int j = 0; j < 4; ++j) s[j] += part[j];
-          }
-        }
-        for (std::int64_t j = 0; j < nb; ++j) {
-          std::int64_t& o = out[j * g.out_c + oc];
-          o = g.accumulate ? add_sat(o, s[j]) : s[j];
-        }
-      }
+  ~Helpers() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
     }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
   }
-}
 
-/// wgt_t: [kernel_h][kernel_w][channels].
-void depthwise_rows(const MacGeometry& g, const std::int16_t* act, const std::int16_t* wgt_t, std::int64_t* acc,
-                    std::atomic<std::int64_t>& next_row) {
-  const std::int64_t c_len = g.out_c;
-  std::vector<std::int32_t> sum(static_cast<std::size_t>(c_len));
-  std::int32_t* s = sum.data();
-  for (std::int64_t oh = next_row++; oh < g.out_h; oh = next_row++) {
-    for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-      std::fill(sum.begin(), sum.end(), 0);
-      for (std::int64_t kh = 0; kh < g.kernel_h; ++kh) {
-        const std::int64_t ih = oh * g.stride_h + kh * g.dilation;
-        for (std::int64_t kw = 0; kw < g.kernel_w; ++kw) {
-          const std::int64_t iw = ow * g.stride_w + kw * g.dilation;
-          const std::int16_t* __restrict a = act + (ih * g.in_w + iw) * c_len;
-          const std::int16_t* __restrict w = wgt_t + (kh * g.kernel_w + kw) * c_len;
-          for (std::int64_t c = 0; c < c_len; ++c) s[c] += static_cast<std::int32_t>(a[c]) * w[c];
-        }
-      }
-      std::int64_t* out = acc + (oh * g.out_w + ow) * c_len;
-      if (g.accumulate) {
-        for (std::int64_t c = 0; c < c_len; ++c) out[c] = add_sat(out[c], s[c]);
+  /// False when another caller's job is running (the caller then runs every part itself).
+  bool run(unsigned helpers, unsigned parts, void (*fn)(void*, unsigned), void* ctx) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    std::uint64_t generation = 0;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      while (threads_.size() < helpers) threads_.emplace_back([this] { loop(); });
+      fn_ = fn;
+      ctx_ = ctx;
+      done_.store(0, std::memory_order_relaxed);
+      generation = gen_of(claim_.load(std::memory_order_relaxed)) + 1;
+      claim_.store(generation << 32 | std::uint64_t{parts} << 16, std::memory_order_release);
+    }
+    wake_.notify_all();
+    work(generation);
+    // Parts still running are on a helper that holds a core: wait with pauses (yielding
+    // here could cost this thread a whole time slice on a busy machine), and yield only
+    // when a helper seems to have lost its core.
+    const auto patience = std::chrono::steady_clock::now() + kPatience;
+    for (std::uint64_t spin = 0; done_.load(std::memory_order_acquire) != parts; ++spin) {
+      if (spin % 64 != 0 || std::chrono::steady_clock::now() < patience) {
+        DLA_SIM_PAUSE();
       } else {
-        for (std::int64_t c = 0; c < c_len; ++c) out[c] = s[c];
+        std::this_thread::yield();
       }
     }
+    return true;
   }
-}
+
+ private:
+  Helpers() = default;
+
+  // claim_ = generation << 32 | parts << 16 | next unclaimed part: the test "a part is
+  // left" and the claim are one compare-and-swap on one word, so a helper that looked at
+  // a finished job can never claim a part of the next one by mistake.
+  static std::uint64_t gen_of(std::uint64_t c) { return c >> 32; }
+  static unsigned parts_of(std::uint64_t c) { return static_cast<unsigned>((c >> 16) & 0xFFFFu); }
+  static unsigned next_of(std::uint64_t c) { return static_cast<unsigned>(c & 0xFFFFu); }
+
+  /// Claims and runs parts of job `generation` until none is left.
+  void work(std::uint64_t generation) {
+    std::uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      if (gen_of(c) != generation || next_of(c) >= parts_of(c)) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      fn_(ctx_, next_of(c));
+      done_.fetch_add(1, std::memory_order_release);
+      c = claim_.load(std::memory_order_acquire);
+    }
+  }
+
+  void loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      // Wait for the next job: a few pauses, then yielding the core (on a busy machine
+      // the threads that have work get it), for up to kIdle; then sleep.
+      std::uint64_t g = gen_of(claim_.load(std::memory_order_acquire));
+      const auto idle_until = std::chrono::steady_clock::now() + kIdle;
+      for (std::uint64_t spin = 0; g == seen; ++spin) {
+        if (spin < kPauses) {
+          DLA_SIM_PAUSE();
+        } else {
+          std::this_thread::yield();
+          if (spin % 64 == 0 && std::chrono::steady_clock::now() > idle_until) break;
+        }
+        g = gen_of(claim_.load(std::memory_order_acquire));
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || gen_of(claim_.load(std::memory_order_acquire)) != seen; });
+        if (stop_) return;
+        g = gen_of(claim_.load(std::memory_order_acquire));
+      }
+      seen = g;
+      work(g);
+    }
+  }
+
+  static constexpr std::uint64_t kPauses = 64;
+  static constexpr std::chrono::milliseconds kIdle{2};
+  static constexpr std::chrono::microseconds kPatience{200};
+  std::mutex busy_;   // held by the caller of the running job
+  std::mutex mutex_;  // guards threads_, stop_ and the publication of a job
+  std::condition_variable wake_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+  // The running job: written before its generation is published, constant until every
+  // part is done (a part can be claimed only while its job runs).
+  void (*fn_)(void*, unsigned) = nullptr;
+  void* ctx_ = nullptr;
+  std::atomic<std::uint64_t> claim_{0};
+  std::atomic<unsigned> done_{0};
+};
 
 }  // namespace
 
-void run_mac(const MacGeometry& g, const std::int16_t* act, const std::int16_t* wgt, std::int64_t* acc,
-             unsigned threads) {
-  std::vector<std::int16_t> transposed;
-  const std::int16_t* w = wgt;
-  if (g.depthwise) {
-    const std::int64_t taps = g.kernel_h * g.kernel_w;
-    transposed.resize(static_cast<std::size_t>(taps * g.out_c));
-    for (std::int64_t c = 0; c < g.out_c; ++c)
-      for (std::int64_t t = 0; t < taps; ++t) transposed[static_cast<std::size_t>(t * g.out_c + c)] = wgt[c * taps + t];
-    w = transposed.data();
+void run_parts(unsigned threads, unsigned parts, void (*fn)(void*, unsigned), void* ctx) {
+  if (threads <= 1 || parts <= 1 || parts > 0xFFFFu ||
+      !Helpers::instance().run(std::min(threads, parts) - 1, parts, fn, ctx)) {
+    for (unsigned p = 0; p < parts; ++p) fn(ctx, p);
   }
-  std::atomic<std::int64_t> next_row{0};
-  auto work = [&] {
-    if (g.depthwise) {
-      depthwise_rows(g, act, w, acc, next_row);
-    } else {
-      conv_rows(g, act, w, acc, next_row);
-    }
-  };
-  const std::int64_t workers = std::min<std::int64_t>(std::max(1u, threads), g.out_h);
-  if (workers <= 1) {
-    work();
-    return;
+}
+
+void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DType wgt_type, const std::uint8_t* wgt,
+             std::int64_t* acc, unsigned threads) {
+  // Activations as u8, s8 or s16 elements.
+  const std::uint64_t act_n = static_cast<std::uint64_t>(g.in_h * g.in_w * g.in_c);
+  std::vector<std::uint8_t> act_u8;
+  std::vector<std::int8_t> act_s8;
+  std::vector<std::int16_t> act_s16;
+  gemm::ActType type = gemm::ActType::kU8;
+  const void* a = act;
+  switch (act_type) {
+    case DType::U8: break;
+    case DType::I8: type = gemm::ActType::kS8; break;
+    case DType::U4:
+      act_u8.resize(act_n);
+      unpack(act, act_type, act_n, act_u8.data());
+      a = act_u8.data();
+      break;
+    case DType::I4:
+      type = gemm::ActType::kS8;
+      act_s8.resize(act_n);
+      unpack(act, act_type, act_n, act_s8.data());
+      a = act_s8.data();
+      break;
+    case DType::I16:
+    case DType::I32:  // not a MAC activation type (semantics.cpp never passes it)
+      type = gemm::ActType::kS16;
+      act_s16.resize(act_n);
+      unpack(act, DType::I16, act_n, act_s16.data());
+      a = act_s16.data();
+      break;
   }
-  // Each output row is written by exactly one worker. A helper's exception (only
-  // bad_alloc is possible) is rethrown here after the join.
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-  auto guarded = [&](std::size_t t) {
+  // Weights as s8.
+  const std::int64_t k_len = g.kernel_h * g.kernel_w * (g.depthwise ? 1 : g.in_c);
+  std::vector<std::int8_t> wgt_s8;
+  const auto* w = reinterpret_cast<const std::int8_t*>(wgt);
+  if (wgt_type != DType::I8) {
+    wgt_s8.resize(static_cast<std::size_t>(g.out_c * k_len));
+    unpack(wgt, wgt_type, wgt_s8.size(), wgt_s8.data());
+    w = wgt_s8.data();
+  }
+
+  gemm::ConvShape s;
+  s.in_h = g.in_h;
+  s.in_w = g.in_w;
+  s.in_c = g.in_c;
+  s.out_h = g.out_h;
+  s.out_w = g.out_w;
+  s.out_c = g.out_c;
+  s.kernel_h = g.kernel_h;
+  s.kernel_w = g.kernel_w;
+  s.stride_h = g.stride_h;
+  s.stride_w = g.stride_w;
+  s.dilation_h = s.dilation_w = g.dilation;
+  const gemm::Store store = g.accumulate ? gemm::Store::kAddSaturate : gemm::Store::kOverwrite;
+  const gemm::Isa isa = gemm::best_isa();
+  const std::int64_t pixels = s.pixels();
+  const std::int64_t groups = (g.out_c + 63) / 64;  // of 64 output channels
+  // Output-channel slices (each packs and runs its own weights) when there are enough;
+  // else pixel ranges of one packed kernel.
+  const bool by_channels = !g.depthwise && threads > 1 && groups >= 2;
+  const auto parts = static_cast<unsigned>(
+      std::min<std::int64_t>(parts_for(threads), by_channels ? groups : pixels));
+  std::vector<std::exception_ptr> errors(parts);  // only bad_alloc is possible
+  auto guarded = [&](unsigned part, auto&& body) {
     try {
-      work();
+      body();
     } catch (...) {
-      errors[t] = std::current_exception();
-      next_row = g.out_h;  // stop the others
+      errors[part] = std::current_exception();
     }
   };
-  std::vector<std::thread> helpers;
-  helpers.reserve(static_cast<std::size_t>(workers - 1));
-  for (std::int64_t t = 1; t < workers; ++t) helpers.emplace_back(guarded, static_cast<std::size_t>(t));
-  guarded(0);
-  for (auto& h : helpers) h.join();
+  if (g.depthwise) {
+    for_parts(threads, parts, [&](unsigned part) {
+      guarded(part, [&] {
+        gemm::depthwise(s, type, a, w, acc, store, pixels * part / parts, pixels * (part + 1) / parts, isa);
+      });
+    });
+  } else if (by_channels) {
+    for_parts(threads, parts, [&](unsigned part) {
+      guarded(part, [&] {
+        const std::int64_t oc0 = std::min(g.out_c, 64 * (groups * part / parts));
+        const std::int64_t oc1 = std::min(g.out_c, 64 * (groups * (part + 1) / parts));
+        if (oc0 == oc1) return;
+        gemm::ConvShape slice = s;
+        slice.out_c = oc1 - oc0;
+        const gemm::ConvKernel kernel(slice, type, w + oc0 * k_len, isa);
+        kernel.run(a, acc + oc0, store, 0, pixels, g.out_c);
+      });
+    });
+  } else {
+    const gemm::ConvKernel kernel(s, type, w, isa);
+    for_parts(threads, parts, [&](unsigned part) {
+      guarded(part, [&] { kernel.run(a, acc, store, pixels * part / parts, pixels * (part + 1) / parts); });
+    });
+  }
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }

@@ -28,6 +28,9 @@ bool Unordered::any(const Stamp* __restrict s, std::uint64_t n) const {
 
 void StampArray::resize(std::uint64_t size) {
   size_ = size;
+  const auto supers = static_cast<std::size_t>((size + kSuper - 1) >> kSuperBits);
+  super_.assign(supers, 0);
+  super_uniform_.assign(supers, 1);
   const auto blocks = static_cast<std::size_t>((size + kBlock - 1) >> kBlockBits);
   block_.assign(blocks, 0);
   uniform_.assign(blocks, 1);
@@ -35,11 +38,72 @@ void StampArray::resize(std::uint64_t size) {
 }
 
 void StampArray::clear() {
-  std::fill(block_.begin(), block_.end(), 0);
-  std::fill(uniform_.begin(), uniform_.end(), std::uint8_t{1});
+  // The block and unit levels are stale under a uniform superblock.
+  std::fill(super_.begin(), super_.end(), 0);
+  std::fill(super_uniform_.begin(), super_uniform_.end(), std::uint8_t{1});
 }
 
 std::uint64_t StampArray::find(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const {
+  for (std::uint64_t u = begin; u < end;) {
+    const std::uint64_t sb = u >> kSuperBits;
+    const std::uint64_t stop = std::min(end, (sb + 1) << kSuperBits);
+    if (super_uniform_[sb]) {
+      if (bad(super_[sb])) return u;
+    } else {
+      const std::uint64_t at = find_in_super(u, stop, bad);
+      if (at < stop) return at;
+    }
+    u = stop;
+  }
+  return end;
+}
+
+void StampArray::fill(std::uint64_t begin, std::uint64_t end, Stamp s) {
+  for (std::uint64_t u = begin; u < end;) {
+    const std::uint64_t sb = u >> kSuperBits;
+    const std::uint64_t super_begin = sb << kSuperBits;
+    const std::uint64_t super_end = std::min(size_, super_begin + kSuper);
+    const std::uint64_t stop = std::min(end, super_end);
+    if (u == super_begin && stop == super_end) {
+      super_uniform_[sb] = 1;
+      super_[sb] = s;
+    } else if (!super_uniform_[sb] || super_[sb] != s) {
+      if (super_uniform_[sb]) {
+        // Expand the superblock to uniform blocks before changing part of it.
+        const auto b0 = static_cast<std::ptrdiff_t>(super_begin >> kBlockBits);
+        const auto b1 = static_cast<std::ptrdiff_t>((super_end + kBlock - 1) >> kBlockBits);
+        std::fill(block_.begin() + b0, block_.begin() + b1, super_[sb]);
+        std::fill(uniform_.begin() + b0, uniform_.begin() + b1, std::uint8_t{1});
+        super_uniform_[sb] = 0;
+      }
+      fill_in_super(u, stop, s);
+    }
+    u = stop;
+  }
+}
+
+std::uint64_t StampArray::find_in_super(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const {
+  // Whole blocks in the middle of the range: one branch-free pass over the uniform flags
+  // and one over the block stamps (both vectorize); a block-by-block walk only when
+  // some block there is not uniform or some stamp is unordered.
+  const std::uint64_t first_full = (begin + kBlock - 1) >> kBlockBits, last_full = end >> kBlockBits;
+  if (last_full > first_full + 1) {
+    const std::uint64_t n = last_full - first_full;
+    std::uint8_t mixed = 0;
+    const std::uint8_t* __restrict uni = uniform_.data() + first_full;
+    for (std::uint64_t b = 0; b < n; ++b) mixed |= static_cast<std::uint8_t>(uni[b] ^ 1u);
+    if (mixed == 0 && !bad.any(block_.data() + first_full, n)) {
+      const std::uint64_t head_end = first_full << kBlockBits, tail_begin = last_full << kBlockBits;
+      const std::uint64_t head = find_blocks(begin, head_end, bad);
+      if (head < head_end) return head;
+      const std::uint64_t tail = find_blocks(tail_begin, end, bad);
+      return tail < end ? tail : end;
+    }
+  }
+  return find_blocks(begin, end, bad);
+}
+
+std::uint64_t StampArray::find_blocks(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const {
   for (std::uint64_t u = begin; u < end;) {
     const std::uint64_t b = u >> kBlockBits;
     const std::uint64_t stop = std::min(end, (b + 1) << kBlockBits);
@@ -55,7 +119,21 @@ std::uint64_t StampArray::find(std::uint64_t begin, std::uint64_t end, const Uno
   return end;
 }
 
-void StampArray::fill(std::uint64_t begin, std::uint64_t end, Stamp s) {
+void StampArray::fill_in_super(std::uint64_t begin, std::uint64_t end, Stamp s) {
+  // Whole blocks in the middle become uniform with one pass over each array.
+  const std::uint64_t first_full = (begin + kBlock - 1) >> kBlockBits, last_full = end >> kBlockBits;
+  if (last_full > first_full + 1) {
+    fill_blocks(begin, first_full << kBlockBits, s);
+    std::fill(block_.begin() + static_cast<std::ptrdiff_t>(first_full), block_.begin() + static_cast<std::ptrdiff_t>(last_full), s);
+    std::fill(uniform_.begin() + static_cast<std::ptrdiff_t>(first_full), uniform_.begin() + static_cast<std::ptrdiff_t>(last_full),
+              std::uint8_t{1});
+    fill_blocks(last_full << kBlockBits, end, s);
+    return;
+  }
+  fill_blocks(begin, end, s);
+}
+
+void StampArray::fill_blocks(std::uint64_t begin, std::uint64_t end, Stamp s) {
   for (std::uint64_t u = begin; u < end;) {
     const std::uint64_t b = u >> kBlockBits;
     const std::uint64_t block_begin = b << kBlockBits;

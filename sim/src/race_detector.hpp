@@ -14,10 +14,12 @@
 // an older read is ordered before the newer read of its queue, and a write that passed
 // the WAR check is ordered after the reads it replaced.
 //
-// Cost: accesses are large contiguous tiles, so the shadow is kept per block of 64 units
-// with one stamp for a block whose units all share it (the common case: a block wholly
-// written by one DMA row or one instruction); per-unit stamps exist only for blocks
-// that were partly overwritten. Checking and recording a tile costs one step per block.
+// Cost: accesses are large contiguous tiles, so the shadow is kept per superblock of 4096
+// units and per block of 64 units, with one stamp for a (super)block whose units all share
+// it (the common case: a range wholly written by one DMA or one instruction); per-unit
+// stamps exist only for blocks that were partly overwritten. Checking and recording a
+// tile costs one step per superblock it covers, plus vectorized passes over the blocks of
+// the superblocks it covers in part.
 #pragma once
 
 #include <array>
@@ -53,18 +55,23 @@ struct Unordered {
   bool any(const Stamp* s, std::uint64_t n) const;
 };
 
-/// The stamps of `size` units, one per block of kBlock units while all units of the
-/// block share it, per unit otherwise. All stamps start at 0.
+/// The stamps of `size` units, on three levels: one per superblock of kSuper units while
+/// all its units share it; else one per block of kBlock units while all units of the
+/// block share it; else per unit. All stamps start at 0.
 class StampArray {
  public:
   static constexpr std::uint64_t kBlockBits = 6;
   static constexpr std::uint64_t kBlock = std::uint64_t{1} << kBlockBits;
+  static constexpr std::uint64_t kSuperBits = 12;
+  static constexpr std::uint64_t kSuper = std::uint64_t{1} << kSuperBits;
 
   void resize(std::uint64_t size);
   std::uint64_t size() const { return size_; }
   /// Every stamp back to 0.
   void clear();
   Stamp at(std::uint64_t unit) const {
+    const std::uint64_t sb = unit >> kSuperBits;
+    if (super_uniform_[sb]) return super_[sb];
     const std::uint64_t b = unit >> kBlockBits;
     return uniform_[b] ? block_[b] : units_[unit];
   }
@@ -74,7 +81,17 @@ class StampArray {
   void fill(std::uint64_t begin, std::uint64_t end, Stamp s);
 
  private:
+  /// find / fill inside one superblock that is not uniform: whole blocks in vectorized
+  /// passes, partial blocks one at a time.
+  std::uint64_t find_in_super(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const;
+  void fill_in_super(std::uint64_t begin, std::uint64_t end, Stamp s);
+  std::uint64_t find_blocks(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const;
+  void fill_blocks(std::uint64_t begin, std::uint64_t end, Stamp s);
+
   std::uint64_t size_ = 0;
+  std::vector<Stamp> super_;
+  std::vector<std::uint8_t> super_uniform_;
+  /// Valid only in superblocks that are not uniform.
   std::vector<Stamp> block_;
   std::vector<std::uint8_t> uniform_;
   /// Per-unit stamps, allocated (uninitialized: never read before written) on the first
