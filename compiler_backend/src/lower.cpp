@@ -22,6 +22,16 @@ constexpr i64 kMaxChannels = 4095;
 constexpr i64 kMaxPoolChannels = 1023;
 constexpr i64 kMaxVectorCount = 65535;
 constexpr i64 kContiguousChunk = 8192;
+/// What an instruction costs, in bytes moved, when the tiler weighs tilings (its issue and
+/// synchronization overhead, on the hardware and in the emulator).
+constexpr i64 kInstructionCostBytes = 8192;
+
+/// Halves a channel count, keeping it even for 4-bit types (min == 2) and >= min.
+i64 even_half(i64 v, i64 min) {
+  i64 h = (v + 1) / 2;
+  if (min == 2) h += h % 2;
+  return std::max(min, h);
+}
 
 [[noreturn]] void refuse(const Node& n, const std::string& why) {
   throw Error(std::string(op_kind_name(n.kind)) + " '" + n.name + "': " + why);
@@ -350,6 +360,103 @@ class Lowering {
     }
   }
 
+  /// What a conv tile of th x tw output pixels, toc output and cc input channels needs,
+  /// double-buffered: bytes of each SRAM, accumulator words, and whether its shape is
+  /// inside the ISA limits.
+  struct ConvTileNeeds {
+    i64 act, wgt, acc, par;
+    bool shape_ok;
+  };
+  static ConvTileNeeds conv_tile_needs(const Node& n, DType x_dtype, bool depthwise, i64 th, i64 tw, i64 toc, i64 cc) {
+    const auto& a = n.conv;
+    const i64 kh = a.kernel_h, kw = a.kernel_w, d = a.dilation_h;
+    const i64 in_th = (th - 1) * a.stride_h + (kh - 1) * d + 1;
+    const i64 in_tw = (tw - 1) * a.stride_w + (kw - 1) * d + 1;
+    ConvTileNeeds need{};
+    need.act = 2 * align4(nbytes(x_dtype, in_th * in_tw * cc)) + 2 * align4(nbytes(n.dtype, th * tw * toc));
+    need.wgt = 2 * nbytes(n.weight_dtype, toc * kh * kw * (depthwise ? 1 : cc));
+    need.acc = 2 * th * tw * toc;
+    need.par = 2 * align4(8 + toc);
+    need.shape_ok = th * tw <= kMaxRows && in_th <= 4 * kMaxTileSide * 8;
+    return need;
+  }
+
+  /// The halving steps above stop at the first tiling that fits, which for a large layer
+  /// is a short, wide tile (all output channels, few rows): every spatial tile then loads
+  /// the layer's whole weights again. Among all tilings the same halving steps can reach
+  /// (every combination of halved th, tw, toc, cc) that fit the same budgets, take the
+  /// one that moves the fewest bytes by DMA (weights once per spatial tile, input tiles
+  /// once per output-channel tile) plus kInstructionCostBytes per instruction it emits;
+  /// ties keep the halving steps' result.
+  void refine_conv_tiles(const Node& n, ConvPlan& p, i64 N, i64 G, i64 cg, i64 og, i64 OH, i64 OW, DType x_dtype) const {
+    const auto& a = n.conv;
+    const i64 kh = a.kernel_h, kw = a.kernel_w, d = a.dilation_h;
+    const i64 min_ch_x = is4(x_dtype) ? 2 : 1, min_ch_y = is4(n.dtype) ? 2 : 1;
+    auto halvings = [](i64 v, auto&& next, i64 min) {
+      std::vector<i64> out{v};
+      while (v > min) {
+        const i64 h = next(v, min);
+        if (h >= v) break;
+        out.push_back(v = h);
+      }
+      return out;
+    };
+    auto spatial_half = [](i64 v, i64) { return (v + 1) / 2; };
+    const i64 C = G * cg;
+    const i64 toc0 = std::min(p.depthwise ? C : og, kMaxChannels);
+    const i64 cc0 = p.depthwise ? toc0 : std::min(cg, kMaxChannels);
+    const std::vector<i64> ths = halvings(std::min(OH, kMaxTileSide), spatial_half, 1);
+    const std::vector<i64> tws = halvings(std::min(OW, kMaxTileSide), spatial_half, 1);
+    const std::vector<i64> tocs = halvings(toc0, [](i64 v, i64 m) { return even_half(v, m); }, std::max(min_ch_y, p.depthwise ? min_ch_x : 1));
+    const std::vector<i64> ccs = p.depthwise ? std::vector<i64>{0} : halvings(cc0, [](i64 v, i64 m) { return even_half(v, m); }, min_ch_x);
+    auto in_rows = [&](i64 th) { return (th - 1) * a.stride_h + (kh - 1) * d + 1; };
+    auto in_cols = [&](i64 tw) { return (tw - 1) * a.stride_w + (kw - 1) * d + 1; };
+    auto fits = [&](i64 th, i64 tw, i64 toc, i64 cc) {
+      const ConvTileNeeds need = conv_tile_needs(n, x_dtype, p.depthwise, th, tw, toc, cc);
+      return need.shape_ok && need.act <= hw_.act_sram_bytes() && need.wgt <= hw_.wgt_sram_bytes() &&
+             need.acc <= hw_.acc_sram_words() && need.par <= hw_.param_sram_bytes();
+    };
+    // Sum of the input tile extents over the tiles of one axis.
+    auto extent_sum = [&](i64 out, i64 t, bool rows) {
+      i64 sum = 0;
+      for (i64 o = 0; o < out; o += t) sum += rows ? in_rows(std::min(t, out - o)) : in_cols(std::min(t, out - o));
+      return sum;
+    };
+    const i64 oc_per_group = p.depthwise ? C : og, groups = p.depthwise ? 1 : G;
+    const i64 weight_bytes = nbytes(n.weight_dtype, G * og * kh * kw * (p.depthwise ? 1 : cg));
+    const i64 OC = G * og;
+    auto cost = [&](i64 th, i64 tw, i64 toc, i64 cc) {
+      const i64 row_tiles = ceil_div(OH, th), col_tiles = ceil_div(OW, tw), spatial = row_tiles * col_tiles;
+      const i64 oc_tiles = ceil_div(oc_per_group, toc);
+      const i64 chunks = p.depthwise ? 1 : ceil_div(cg, cc);
+      const i64 in_row_sum = extent_sum(OH, th, true);
+      const i64 in_area = in_row_sum * extent_sum(OW, tw, false);
+      const i64 act = p.depthwise ? nbytes(x_dtype, in_area * C) : groups * oc_tiles * nbytes(x_dtype, in_area * cg);
+      // DMA instructions: an input box is one when it has all channels, else one per row;
+      // likewise an output box.
+      const i64 act_insns = cc == C ? spatial : in_row_sum * col_tiles;
+      const i64 store_insns = toc == OC ? spatial : OH * col_tiles;
+      const i64 insns = groups * oc_tiles * (chunks * (act_insns + 2 * spatial) + 3 * spatial + store_insns);
+      return N * (spatial * weight_bytes + act + insns * kInstructionCostBytes);
+    };
+    i64 best = cost(p.th, p.tw, p.toc, p.depthwise ? p.toc : p.cc);
+    for (const i64 th : ths)
+      for (const i64 tw : tws)
+        for (const i64 toc : tocs)
+          for (const i64 cc_raw : ccs) {
+            const i64 cc = p.depthwise ? toc : cc_raw;
+            if (!fits(th, tw, toc, cc)) continue;
+            const i64 c = cost(th, tw, toc, cc);
+            if (c < best) {
+              best = c;
+              p.th = th;
+              p.tw = tw;
+              p.toc = toc;
+              p.cc = cc;
+            }
+          }
+  }
+
   void plan_conv(int id) {
     const Node& n = node(id);
     const Node& x = node(n.inputs[0]);
@@ -396,27 +503,15 @@ class Lowering {
     }
 
     // Tile sizes: start from whole dimensions and halve whatever overflows a buffer.
-    const i64 kh = a.kernel_h, kw = a.kernel_w, d = a.dilation_h;
+    const i64 kh = a.kernel_h, kw = a.kernel_w;
     const i64 min_ch_x = is4(x.dtype) ? 2 : 1, min_ch_y = is4(n.dtype) ? 2 : 1;
     p.th = std::min(OH, kMaxTileSide);
     p.tw = std::min(OW, kMaxTileSide);
     p.toc = std::min(p.depthwise ? C : og, kMaxChannels);
     p.cc = p.depthwise ? p.toc : std::min(cg, kMaxChannels);
-    // Halves a channel count, keeping it even for 4-bit types (min == 2) and >= min.
-    auto even_half = [](i64 v, i64 min) {
-      i64 h = (v + 1) / 2;
-      if (min == 2) h += h % 2;
-      return std::max(min, h);
-    };
     for (int guard = 0;; ++guard) {
       if (guard > 200) refuse(n, "no tiling fits the SRAMs");
-      const i64 in_th = (p.th - 1) * a.stride_h + (kh - 1) * d + 1;
-      const i64 in_tw = (p.tw - 1) * a.stride_w + (kw - 1) * d + 1;
-      const i64 act = 2 * align4(nbytes(x.dtype, in_th * in_tw * p.cc)) + 2 * align4(nbytes(n.dtype, p.th * p.tw * p.toc));
-      const i64 wgt = 2 * nbytes(n.weight_dtype, p.toc * kh * kw * (p.depthwise ? 1 : p.cc));
-      const i64 acc = 2 * p.th * p.tw * p.toc;
-      const i64 par = 2 * align4(8 + p.toc);
-      const bool shape_ok = p.th * p.tw <= kMaxRows && in_th <= 4 * kMaxTileSide * 8;
+      const auto [act, wgt, acc, par, shape_ok] = conv_tile_needs(n, x.dtype, p.depthwise, p.th, p.tw, p.toc, p.cc);
       auto shrink_spatial = [&]() {
         if (p.th > 1) p.th = (p.th + 1) / 2;
         else if (p.tw > 1) p.tw = (p.tw + 1) / 2;
@@ -459,6 +554,8 @@ class Lowering {
       }
       break;
     }
+
+    refine_conv_tiles(n, p, N, G, cg, og, OH, OW, x.dtype);
 
     // Constants: weight blocks [toc][kh][kw][cc] per (group, oc tile, chunk), bias and
     // requantize records per (group, oc tile).
