@@ -1,7 +1,8 @@
 // dla bench: engine throughput on a ResNet-18-shaped network, with a reference measured
-// in the same run.
+// in the same run: libtorch for the emulator, the emulator for the cycle model.
 #include <chrono>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <random>
 
@@ -9,6 +10,7 @@
 #include "commands.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
+#include "dla/cycle.hpp"
 #include "dla/device.hpp"
 #include "dla/error.hpp"
 
@@ -27,25 +29,77 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// Best wall-clock seconds of `repeat` runs of `device` (loaded, inputs bound).
+double best_run(sim::Device& device, int repeat) {
+  double best = 0;
+  for (int r = 0; r < repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    device.run();
+    const double s = seconds_since(t0);
+    best = r == 0 ? s : std::min(best, s);
+  }
+  return best;
+}
+
+/// `dla bench cycle`: simulated cycles per second and the slowdown against the emulator on
+/// the same program in the same process, and the per-layer MAC utilization.
+int bench_cycle(const Program& program, const HostTensor& image, const HwConfig& hw, int repeat) {
+  auto emu = sim::make_emulator(hw);
+  emu->load(program);
+  emu->set_input("image", image);
+  const double emu_s = best_run(*emu, repeat);
+  auto model = sim::make_cycle_model(hw);
+  model->load(program);
+  model->set_input("image", image);
+  const double cyc_s = best_run(*model, repeat);
+  const sim::CycleReport& r = model->report();
+  const bool same = model->output("fc").values == emu->output("fc").values;
+  std::printf("  emulator:    %.3f s per inference\n", emu_s);
+  std::printf("  cycle model: %.3f s per inference, %llu simulated cycles (%.3f ms at %lld MHz), %zu instructions\n",
+              cyc_s, static_cast<unsigned long long>(r.cycles), r.microseconds / 1000.0,
+              static_cast<long long>(r.clock_mhz), program.instructions.size());
+  std::printf("  speed:       %.2f M simulated cycles per second; slowdown against the emulator %.2fx\n",
+              static_cast<double>(r.cycles) / cyc_s / 1e6, cyc_s / emu_s);
+  std::printf("  outputs:     %s\n", same ? "identical to the emulator's" : "DIFFER from the emulator's");
+  std::printf("  MAC array:   utilization %.1f%% overall, %.1f%% while busy; DRAM bus utilization %.1f%%\n",
+              100.0 * r.mac_utilization, 100.0 * r.mac_busy_utilization, 100.0 * r.dram_utilization);
+  std::size_t width = 5;
+  for (const auto& l : r.layers) width = std::max(width, l.name.size());
+  const int w = static_cast<int>(width);
+  std::cout << "  " << std::left << std::setw(w) << "layer" << std::right << std::setw(11) << "cycles" << std::setw(12)
+            << "MACs" << std::setw(10) << "MAC util" << std::setw(11) << "MAC busy" << std::setw(11) << "load busy"
+            << "  bound\n";
+  for (const auto& l : r.layers) {
+    char util[16];
+    std::snprintf(util, sizeof util, "%.1f%%", 100.0 * l.mac_utilization);
+    std::cout << "  " << std::left << std::setw(w) << l.name << std::right << std::setw(11) << l.cycles
+              << std::setw(12) << l.macs << std::setw(10) << util << std::setw(11) << l.mac_busy << std::setw(11)
+              << l.load_busy << "  " << l.bound << "\n";
+  }
+  return same ? 0 : 1;
+}
+
 }  // namespace
 
 int cmd_bench(const Args& args) {
   po::options_description options("bench options");
   options.add_options()
-      ("engine", po::value<std::string>()->default_value("emu"), "engine to measure: emu")
+      ("engine", po::value<std::string>()->default_value("emu"), "engine to measure: emu or cycle")
       ("size", po::value<std::int64_t>()->default_value(224), "input height and width of the ResNet-18 graph")
       ("preset", po::value<std::string>()->default_value("default"), "hardware config preset")
       ("repeat", po::value<int>()->default_value(3), "runs per engine; the best is reported");
   po::positional_options_description positional;
   positional.add("engine", 1);
-  const auto vm = parse_command(args, "dla bench [emu] [--size N] [--preset NAME] [--repeat R]",
+  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R]",
                                 "Compiles the ResNet-18-shaped int8 graph (20 convolutions and 8 adds), runs it on "
-                                "the engine and prints its GMAC/s and, measured in the same run, the ratio to "
-                                "libtorch's own quantized convolutions on the same layers.",
+                                "the engine and prints, measured in the same run: for emu its GMAC/s and the ratio "
+                                "to libtorch's own quantized convolutions on the same layers; for cycle its simulated "
+                                "cycles per second, its slowdown against the emulator and the MAC utilization of "
+                                "every layer.",
                                 options, positional);
   if (!vm) return 0;
   const std::string engine = (*vm)["engine"].as<std::string>();
-  if (engine != "emu") throw Error("bench: unknown engine '" + engine + "' (emu)");
+  if (engine != "emu" && engine != "cycle") throw Error("bench: unknown engine '" + engine + "' (emu, cycle)");
   const std::int64_t size = (*vm)["size"].as<std::int64_t>();
   const int repeat = (*vm)["repeat"].as<int>();
   if (size < 32 || size > 1024) throw Error("--size must be in [32, 1024]");
@@ -65,6 +119,7 @@ int cmd_bench(const Args& args) {
   image.shape = {1, 3, static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(size)};
   std::mt19937 rng(1);
   for (std::uint64_t i = 0; i < image.num_elements(); ++i) image.values.push_back(static_cast<std::int32_t>(rng() % 256));
+  if (engine == "cycle") return bench_cycle(program, image, hw, repeat);
   auto device = sim::make_emulator(hw);
   device->load(program);
   device->set_input("image", image);

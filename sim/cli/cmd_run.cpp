@@ -1,5 +1,5 @@
 // dla run: execute a program on an engine, reading inputs from and writing outputs to
-// .npy files.
+// .npy files; the cycle engine adds its timing report and an optional VCD trace.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "dla/cycle.hpp"
 #include "dla/device.hpp"
 #include "dla/error.hpp"
 #include "dla/hw_config.hpp"
@@ -27,10 +28,34 @@ namespace {
 struct Engine {
   const char* name;
   std::unique_ptr<sim::Device> (*make)(const HwConfig& config);
+  bool timing;  ///< a sim::CycleDevice: --report and --trace apply
 };
+std::unique_ptr<sim::Device> make_cycle(const HwConfig& config) { return sim::make_cycle_model(config); }
 constexpr Engine kEngines[] = {
-    {"emu", sim::make_emulator},
+    {"emu", sim::make_emulator, false},
+    {"cycle", make_cycle, true},
 };
+
+/// --trace-window A:B (cycles, B exclusive; either side may be empty).
+void parse_window(const std::string& text, sim::TraceOptions& t) {
+  const auto colon = text.find(':');
+  auto number = [&](const std::string& part, std::uint64_t fallback) {
+    if (part.empty()) return fallback;
+    std::size_t used = 0;
+    unsigned long long v = 0;
+    try {
+      v = std::stoull(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != part.size() || part[0] == '-') throw Error("--trace-window takes START:END in cycles, not '" + text + "'");
+    return static_cast<std::uint64_t>(v);
+  };
+  if (colon == std::string::npos) throw Error("--trace-window takes START:END in cycles, not '" + text + "'");
+  t.window_begin = number(text.substr(0, colon), 0);
+  t.window_end = number(text.substr(colon + 1), UINT64_MAX);
+  if (t.window_begin >= t.window_end) throw Error("--trace-window '" + text + "' is empty");
+}
 
 std::string engine_names() {
   std::string s;
@@ -83,13 +108,20 @@ int cmd_run(const Args& args) {
       ("dump-layers", po::bool_switch(), "also write every layer's output to DIR/layers/<layer>.npy")
       ("config", po::value<std::string>(), "run on this hardware config file (must match the program's hash)")
       ("preset", po::value<std::string>(), "run on this preset config (must match the program's hash)")
-      ("stats", po::value<std::string>(), "print statistics: 'text' (per layer) or 'json' (stdout is one JSON document)");
+      ("stats", po::value<std::string>(), "print statistics: 'text' (per layer) or 'json' (stdout is one JSON document)")
+      ("report", po::value<std::string>(),
+       "timing report of the cycle engine: 'table' (its default), 'json' (stdout is one JSON document, the "
+       "statistics with a \"report\" member) or 'none'")
+      ("trace", po::value<std::string>(), "cycle engine: write unit activity to this VCD file")
+      ("trace-window", po::value<std::string>(), "START:END: trace only cycles [START, END)")
+      ("trace-layer", po::value<std::string>(), "trace only the span of this layer (a debug record's name)");
   po::positional_options_description positional;
   positional.add("program", 1);
   const auto vm = parse_command(
       args,
-      "dla run [--engine emu] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
-      "[--config FILE | --preset NAME] [--stats json|text]",
+      "dla run [--engine emu|cycle] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
+      "[--config FILE | --preset NAME] [--stats json|text] [--report table|json|none] [--trace FILE.vcd "
+      "[--trace-window START:END | --trace-layer NAME]]",
       "Runs a program. The hardware config is the one embedded in the program unless --config or --preset "
       "names one (it must be the config the program was compiled for). Writes DIR/<output>.npy for every "
       "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record.",
@@ -110,6 +142,33 @@ int cmd_run(const Args& args) {
     }
   }
   if (vm->count("config") && vm->count("preset")) throw Error("give --config or --preset, not both");
+  const bool timed = engine->timing;
+  std::string report_format = timed ? "table" : "none";
+  if (vm->count("report")) {
+    report_format = (*vm)["report"].as<std::string>();
+    if (report_format != "table" && report_format != "json" && report_format != "none") {
+      throw Error("--report takes 'table', 'json' or 'none', not '" + report_format + "'");
+    }
+    if (!timed && report_format != "none") {
+      throw Error("--report needs a timing engine (--engine cycle); '" + engine_name + "' has no timing");
+    }
+  }
+  if (report_format == "json" && stats_format == "text") {
+    throw Error("--report json and --stats text cannot share stdout; give --stats json or leave it out");
+  }
+  const bool json = stats_format == "json" || report_format == "json";
+  sim::TraceOptions trace;
+  if (vm->count("trace")) {
+    if (!timed) throw Error("--trace needs a timing engine (--engine cycle); '" + engine_name + "' has no timing");
+    trace.path = (*vm)["trace"].as<std::string>();
+    if (vm->count("trace-window") && vm->count("trace-layer")) {
+      throw Error("give --trace-window or --trace-layer, not both");
+    }
+    if (vm->count("trace-window")) parse_window((*vm)["trace-window"].as<std::string>(), trace);
+    if (vm->count("trace-layer")) trace.layer = (*vm)["trace-layer"].as<std::string>();
+  } else if (vm->count("trace-window") || vm->count("trace-layer")) {
+    throw Error("--trace-window and --trace-layer need --trace FILE.vcd");
+  }
 
   const std::string path = (*vm)["program"].as<std::string>();
   std::optional<HwConfig> hw;
@@ -126,6 +185,8 @@ int cmd_run(const Args& args) {
   }
 
   std::unique_ptr<sim::Device> device = engine->make(*hw);
+  auto* cycle_device = dynamic_cast<sim::CycleDevice*>(device.get());
+  if (cycle_device != nullptr && !trace.path.empty()) cycle_device->set_trace(trace);
   device->load(program);
 
   // Inputs: every input exactly once, no unknown names.
@@ -193,26 +254,29 @@ int cmd_run(const Args& args) {
   }
 
   const sim::RunStats s = device->stats();
-  if (stats_format == "json") {
+  const bool with_report = cycle_device != nullptr && report_format != "none";
+  if (json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : s.layers) {
       layers.push_back({{"name", l.name}, {"macs", l.macs}, {"acc_overflows", l.acc_overflows},
                         {"saturations", l.saturations}, {"dram_read_bytes", l.dram_read_bytes},
                         {"dram_write_bytes", l.dram_write_bytes}, {"cycles", l.cycles}});
     }
-    const nlohmann::json j = {{"program", path},
-                              {"engine", device->name()},
-                              {"config_hash", hash_hex(hw->identity_hash())},
-                              {"instructions", s.instructions},
-                              {"macs", s.macs},
-                              {"acc_overflows", s.acc_overflows},
-                              {"saturations", s.saturations},
-                              {"dram_read_bytes", s.dram_read_bytes},
-                              {"dram_write_bytes", s.dram_write_bytes},
-                              {"cycles", s.cycles},
-                              {"outputs", outputs},
-                              {"layer_dumps", dumped},
-                              {"layers", layers}};
+    nlohmann::json j = {{"program", path},
+                        {"engine", device->name()},
+                        {"config_hash", hash_hex(hw->identity_hash())},
+                        {"instructions", s.instructions},
+                        {"macs", s.macs},
+                        {"acc_overflows", s.acc_overflows},
+                        {"saturations", s.saturations},
+                        {"dram_read_bytes", s.dram_read_bytes},
+                        {"dram_write_bytes", s.dram_write_bytes},
+                        {"cycles", s.cycles},
+                        {"outputs", outputs},
+                        {"layer_dumps", dumped},
+                        {"layers", layers}};
+    if (with_report) j["report"] = cycle_device->report();
+    if (!trace.path.empty()) j["trace"] = trace.path;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -220,6 +284,7 @@ int cmd_run(const Args& args) {
             << " MACs, " << s.acc_overflows << " accumulator overflows, " << s.saturations << " saturations\n"
             << text.str();
   if (run_options.dump_layers) std::cout << "  " << dumped << " layer dumps -> " << layers_dir.string() << "\n";
+  if (!trace.path.empty()) std::cout << "  trace -> " << trace.path << "\n";
   if (stats_format == "text") {
     std::cout << "DRAM: " << s.dram_read_bytes << " bytes read, " << s.dram_write_bytes << " bytes written\n";
     std::size_t width = 5;
@@ -233,6 +298,7 @@ int cmd_run(const Args& args) {
                 << l.dram_read_bytes << std::setw(14) << l.dram_write_bytes << "\n";
     }
   }
+  if (with_report) std::cout << "\n" << sim::report_table(cycle_device->report());
   return 0;
 }
 

@@ -1,0 +1,162 @@
+// dla/cycle.hpp — the SystemC cycle model behind the device API (ARCHITECTURE.md section 5),
+// its timing report and its VCD trace.
+//
+// The cycle model computes exactly what the emulator computes: every instruction's data
+// moves through the shared semantic bodies (dla/semantics.hpp: describe() when it
+// starts, perform() when it completes), so timing only decides *when*. Scheduling follows
+// isa.hpp and the emulator: fetch/decode dispatches in program order into the load,
+// compute and store queues (queue_depth each); a queue's head pops its tokens, executes,
+// then stays at the head until its pushes fit their FIFOs (token_depth); SYNC and END
+// wait at fetch until every queue is empty. Every access is checked by the emulator's
+// race detector, and a program that cannot progress fails with the emulator's deadlock
+// message.
+//
+// Timing (every parameter from the hardware config; one cycle = 1 / clock_mhz us):
+//   fetch/decode   one instruction per cycle.
+//   LOAD / STORE   a DMA transfer through the DRAM model (TLM-2.0 b_transport):
+//                  dram_latency_cycles, then the transfer's bursts on the DRAM bus. A row
+//                  covers every dram_burst_bytes-aligned burst it touches (rows of a
+//                  contiguous block, dram_stride == row_bytes, share bursts); the bus
+//                  moves dram_bytes_per_cycle bytes a cycle, shared equally (work
+//                  conserving, per cycle) between the load and the store channel when both
+//                  transfer. LOAD fill_zero writes its zeros at dram_bytes_per_cycle
+//                  without touching DRAM.
+//   MAC            out_h * out_w * kernel_h * kernel_w * ceil(in_c / (mac_rows * s)) *
+//                  ceil(out_c / mac_cols) * p cycles + mac_pipeline_depth, with s the
+//                  mode's speedup (a4w4_speedup, a8w4_speedup, else 1) and p = a16w8_passes
+//                  for A16W8 (else 1). Depthwise: each column reduces its own channel on
+//                  one row of PEs: out_h * out_w * ceil(kernel_h * kernel_w / s) *
+//                  ceil(out_c / mac_cols) * p + mac_pipeline_depth.
+//   REQUANT        ceil(pixels * channels / requant_lanes) cycles.
+//   vector unit    ceil(work / vector_lanes) cycles, work = count (VADD), output elements
+//                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY).
+//   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
+// SRAM capacities are enforced by the semantic bodies; SRAM banks are not modelled (every
+// buffer serves its units at full rate).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "dla/device.hpp"
+
+namespace dla::sim {
+
+/// Why a unit was not doing its work during a cycle (beyond being idle).
+enum class Stall : std::uint8_t {
+  kTokenFromLoad = 0,     ///< waiting to pop a token pushed by the load queue
+  kTokenFromCompute,      ///< ... by the compute queue
+  kTokenFromStore,        ///< ... by the store queue
+  kFifoFullToLoad,        ///< executed; waiting for room in the token FIFO to the load queue
+  kFifoFullToCompute,     ///< ... to the compute queue
+  kFifoFullToStore,       ///< ... to the store queue
+  kDramContention,        ///< DMA: the DRAM bus was shared with the other channel
+  kQueueFullLoad,         ///< fetch: the load queue was full
+  kQueueFullCompute,      ///< fetch: the compute queue was full
+  kQueueFullStore,        ///< fetch: the store queue was full
+  kBarrier,               ///< fetch: SYNC / END waiting for the queues to drain
+};
+inline constexpr int kNumStalls = 11;
+/// "token_from_load", ..., "barrier": the names used in reports.
+std::string_view stall_name(Stall s);
+
+/// Cycles of one unit. busy + sum(stalls) + idle == the run's cycles.
+struct UnitReport {
+  std::string name;                 ///< "fetch", "load", "compute", "store"
+  std::uint64_t instructions = 0;   ///< instructions it decoded (fetch) or executed
+  std::uint64_t busy = 0;           ///< cycles doing its work
+  std::uint64_t idle = 0;           ///< cycles with nothing to do (queue empty)
+  std::array<std::uint64_t, kNumStalls> stalls{};  ///< cycles stalled, by reason
+  std::uint64_t stalled() const;
+};
+
+/// Timing of one layer (debug record): its instructions span [start, end).
+struct LayerReport {
+  std::string name;
+  std::uint64_t start = 0;   ///< first cycle one of its instructions executes
+  std::uint64_t end = 0;     ///< cycle its last instruction completes
+  std::uint64_t cycles = 0;  ///< end - start
+  std::uint64_t macs = 0;
+  /// Cycles the MAC array would need at its peak in each instruction's mode
+  /// (sum of macs / (mac_rows * mac_cols * speedup), times a16w8_passes for A16W8).
+  double mac_ideal_cycles = 0;
+  double mac_utilization = 0;  ///< mac_ideal_cycles / cycles
+  std::uint64_t mac_busy = 0;  ///< cycles the MAC array worked on the layer (with pipeline fill)
+  std::uint64_t requant_busy = 0;
+  std::uint64_t vector_busy = 0;
+  std::uint64_t load_busy = 0;   ///< load DMA cycles (latency + transfer, without contention)
+  std::uint64_t store_busy = 0;
+  std::uint64_t dram_read_bytes = 0;
+  std::uint64_t dram_write_bytes = 0;
+  std::uint64_t acc_overflows = 0;
+  std::uint64_t saturations = 0;
+  std::string bound;  ///< the unit with the most busy cycles: "compute", "load" or "store"
+};
+
+/// What a cycle-model run reports (after run()).
+struct CycleReport {
+  std::uint64_t cycles = 0;  ///< END's completion
+  std::int64_t clock_mhz = 0;
+  double microseconds = 0;   ///< cycles at clock_mhz
+  std::uint64_t instructions = 0;
+  std::vector<UnitReport> units;  ///< fetch, load, compute, store
+
+  // Compute units (inside the compute queue's busy cycles).
+  std::uint64_t mac_busy = 0;
+  std::uint64_t requant_busy = 0;
+  std::uint64_t vector_busy = 0;
+  std::uint64_t macs = 0;
+  double mac_ideal_cycles = 0;
+  double mac_utilization = 0;       ///< mac_ideal_cycles / cycles
+  double mac_busy_utilization = 0;  ///< mac_ideal_cycles / mac_busy (the mapping's efficiency)
+
+  // DMA and DRAM.
+  std::uint64_t dram_read_bytes = 0;   ///< bytes the program read (as every engine counts them)
+  std::uint64_t dram_write_bytes = 0;
+  std::uint64_t dram_bus_read_bytes = 0;   ///< bytes on the bus, whole bursts
+  std::uint64_t dram_bus_write_bytes = 0;
+  std::uint64_t dram_transfers = 0;
+  std::uint64_t dram_busy_cycles = 0;  ///< cycles the DRAM bus moved data
+  std::uint64_t dram_latency_cycles = 0;  ///< sum over transfers of dram_latency_cycles
+  double dram_utilization = 0;  ///< bus bytes / (cycles * dram_bytes_per_cycle)
+
+  std::uint64_t acc_overflows = 0;
+  std::uint64_t saturations = 0;
+  std::vector<LayerReport> layers;  ///< one per debug record, in record order
+};
+
+/// JSON of a report (nlohmann's to_json hook).
+void to_json(nlohmann::json& j, const CycleReport& r);
+/// A readable table: summary, units with their stall reasons, layers.
+std::string report_table(const CycleReport& r);
+
+/// What --trace records: value changes of every unit (state, instruction, DRAM activity)
+/// as a VCD file, limited to the cycles [window_begin, window_end) or, when `layer` is
+/// set, to that layer's span [start, end].
+struct TraceOptions {
+  std::string path;  ///< empty: no trace
+  std::uint64_t window_begin = 0;
+  std::uint64_t window_end = UINT64_MAX;
+  std::string layer;
+};
+
+class CycleDevice : public Device {
+ public:
+  /// Records a VCD trace on the following runs (written when a run ends, also when it
+  /// fails). Throws Error for a layer name the loaded program lacks (checked at run).
+  virtual void set_trace(const TraceOptions& options) = 0;
+  /// The report of the last successful run.
+  virtual const CycleReport& report() const = 0;
+};
+
+/// The SystemC cycle model. Several devices and runs may exist in one process; runs are
+/// serialized (SystemC has one simulation context per process; each run gets a fresh one).
+std::unique_ptr<CycleDevice> make_cycle_model(const HwConfig& config);
+
+}  // namespace dla::sim

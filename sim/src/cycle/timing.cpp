@@ -1,0 +1,180 @@
+// The cycle model's timing formulas and DRAM bus (timing.hpp).
+#include "timing.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+#include <variant>
+
+namespace dla::sim::cycle {
+namespace {
+
+std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+
+struct ModeRate {
+  std::uint64_t speedup;  ///< MACs per PE per cycle relative to a8w8
+  std::uint64_t passes;   ///< passes over the array per MAC
+};
+
+ModeRate mode_rate(const isa::Mac& insn, const HwConfig& hw) {
+  switch (static_cast<isa::MacMode>(insn.mode)) {
+    case isa::MacMode::A4W4: return {u(hw.a4w4_speedup), 1};
+    case isa::MacMode::A8W4: return {u(hw.a8w4_speedup), 1};
+    case isa::MacMode::A16W8: return {1, u(hw.a16w8_passes)};
+    case isa::MacMode::A8W8: break;
+  }
+  return {1, 1};
+}
+
+}  // namespace
+
+std::uint64_t mac_cycles(const isa::Mac& insn, const HwConfig& hw) {
+  const ModeRate r = mode_rate(insn, hw);
+  const std::uint64_t pixels = u(insn.out_h) * u(insn.out_w);
+  const std::uint64_t col_passes = ceil_div(u(insn.out_c), u(hw.mac_cols));
+  const std::uint64_t taps = u(insn.kernel_h) * u(insn.kernel_w);
+  const std::uint64_t per_pixel = insn.depthwise ? ceil_div(taps, r.speedup) * col_passes
+                                                 : taps * ceil_div(u(insn.in_c), u(hw.mac_rows) * r.speedup) * col_passes;
+  return pixels * per_pixel * r.passes + u(hw.mac_pipeline_depth);
+}
+
+double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig& hw) {
+  const ModeRate r = mode_rate(insn, hw);
+  return static_cast<double>(macs) * static_cast<double>(r.passes) /
+         static_cast<double>(u(hw.mac_rows) * u(hw.mac_cols) * r.speedup);
+}
+
+std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
+  return ceil_div(u(insn.pixels) * u(insn.channels), u(hw.requant_lanes));
+}
+
+std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
+  const std::uint64_t work = std::visit(
+      [](const auto& i) -> std::uint64_t {
+        using T = std::decay_t<decltype(i)>;
+        if constexpr (std::is_same_v<T, isa::VAdd>) {
+          return u(i.count);
+        } else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VAvgPool>) {
+          return u(i.out_h) * u(i.out_w) * u(i.channels) * u(i.kernel_h) * u(i.kernel_w);
+        } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
+          return 4 * u(i.in_h) * u(i.in_w) * u(i.channels);
+        } else if constexpr (std::is_same_v<T, isa::VCopy>) {
+          return u(i.bytes);
+        } else {
+          return 0;
+        }
+      },
+      insn);
+  return ceil_div(work, u(hw.vector_lanes));
+}
+
+std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
+                          std::uint64_t burst_bytes) {
+  if (rows == 0 || row_bytes == 0) return 0;
+  auto span = [&](std::uint64_t a, std::uint64_t n) { return (a + n - 1) / burst_bytes - a / burst_bytes + 1; };
+  if (stride == row_bytes) return span(addr, rows * row_bytes);
+  if (stride % burst_bytes == 0) return rows * span(addr, row_bytes);  // every row aligned alike
+  std::uint64_t n = 0;
+  for (std::uint64_t r = 0; r < rows; ++r) n += span(addr + r * stride, row_bytes);
+  return n;
+}
+
+std::uint64_t fill_cycles(std::uint64_t bytes, const HwConfig& hw) {
+  return std::max<std::uint64_t>(1, ceil_div(bytes, u(hw.dram_bytes_per_cycle)));
+}
+
+// ---------------------------------------------------------------------------
+// DRAM bus
+// ---------------------------------------------------------------------------
+
+void DramBus::start(int ch, std::uint64_t now, std::uint64_t arrival, std::uint64_t bytes) {
+  auto& c = chan_[static_cast<std::size_t>(ch)];
+  if (c.active || bytes == 0 || arrival < now) throw std::logic_error("DramBus::start: channel busy or bad transfer");
+  advance(now);
+  c = Channel{true, arrival, 2 * bytes, kNever};
+  project();
+}
+
+bool DramBus::done(int ch, std::uint64_t now) {
+  advance(now);
+  const auto& c = chan_[static_cast<std::size_t>(ch)];
+  return c.active && c.completed != kNever;
+}
+
+void DramBus::finish(int ch) {
+  chan_[static_cast<std::size_t>(ch)] = Channel{};
+  projected_[static_cast<std::size_t>(ch)] = kNever;
+}
+
+void DramBus::advance(std::uint64_t now) {
+  if (now > state_.t) simulate(state_, chan_, now);
+}
+
+void DramBus::project() {
+  State s = state_;
+  std::array<Channel, kChannels> ch = chan_;
+  simulate(s, ch, kNever);
+  for (std::size_t c = 0; c < kChannels; ++c) projected_[c] = ch[c].active ? ch[c].completed : kNever;
+}
+
+void DramBus::simulate(State& s, std::array<Channel, kChannels>& ch, std::uint64_t until) const {
+  const std::uint64_t cap = 2 * bpc_;  // half bytes per cycle
+  const std::uint64_t share = bpc_;    // each of two transferring channels
+  while (s.t < until) {
+    std::array<std::size_t, kChannels> live{};
+    std::size_t n = 0;
+    std::uint64_t next_arrival = kNever;
+    for (std::size_t c = 0; c < kChannels; ++c) {
+      if (!ch[c].active || ch[c].remaining == 0) continue;
+      if (ch[c].arrival <= s.t) {
+        live[n++] = c;
+      } else {
+        next_arrival = std::min(next_arrival, ch[c].arrival);
+      }
+    }
+    if (n == 0) {
+      if (next_arrival == kNever) {
+        if (until != kNever) s.t = until;
+        return;
+      }
+      s.t = std::min(next_arrival, until);
+      continue;
+    }
+    if (n == 1) {
+      Channel& c = ch[live[0]];
+      const std::uint64_t fin = s.t + ceil_div(c.remaining, cap);
+      const std::uint64_t stop = std::min({fin, next_arrival, until});
+      if (stop == fin) {
+        c.remaining = 0;
+        c.completed = fin;
+      } else {
+        c.remaining -= cap * (stop - s.t);
+      }
+      s.busy += stop - s.t;
+      s.t = stop;
+      continue;
+    }
+    // Both channels transfer: equal shares until the smaller one completes.
+    Channel* a = &ch[live[0]];
+    Channel* b = &ch[live[1]];
+    if (b->remaining < a->remaining) std::swap(a, b);
+    const std::uint64_t k = ceil_div(a->remaining, share);
+    const std::uint64_t fin = s.t + k;
+    if (until < fin) {
+      a->remaining -= share * (until - s.t);
+      b->remaining -= share * (until - s.t);
+      s.busy += until - s.t;
+      s.t = until;
+      continue;
+    }
+    const std::uint64_t to_b = cap * k - a->remaining;
+    a->remaining = 0;
+    a->completed = fin;
+    b->remaining = b->remaining > to_b ? b->remaining - to_b : 0;
+    if (b->remaining == 0) b->completed = fin;
+    s.busy += k;
+    s.t = fin;
+  }
+}
+
+}  // namespace dla::sim::cycle

@@ -1,0 +1,30 @@
+// Every engine behind the device API, for the suites that run all of them on the same
+// programs (habit 5 of STYLE.md). A new engine (RTL co-simulation) is one row.
+#pragma once
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "dla/cycle.hpp"
+#include "dla/device.hpp"
+
+namespace engines_test {
+
+struct Engine {
+  const char* name;
+  std::unique_ptr<dla::sim::Device> (*make)(const dla::HwConfig& config);
+};
+
+inline std::unique_ptr<dla::sim::Device> make_cycle(const dla::HwConfig& config) {
+  return dla::sim::make_cycle_model(config);
+}
+
+inline const Engine kEngines[] = {
+    {"emu", dla::sim::make_emulator},
+    {"cycle", make_cycle},
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Engine& e) { return os << e.name; }
+
+}  // namespace engines_test

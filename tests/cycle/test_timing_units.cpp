@@ -1,0 +1,165 @@
+// Unit tests of the cycle model's timing pieces (sim/src/cycle/timing.hpp): the DRAM bus
+// (latency-free data phases, equal sharing, work conservation, late arrivals), burst
+// counting and the per-instruction cycle formulas, against hand-computed numbers.
+#include <gtest/gtest.h>
+
+#include "dla/hw_config.hpp"
+#include "timing.hpp"
+
+using dla::HwConfig;
+using dla::sim::cycle::DramBus;
+namespace cyc = dla::sim::cycle;
+namespace isa = dla::isa;
+
+namespace {
+
+/// Runs the bus cycle by cycle until channel `ch` completes; returns the cycle.
+std::uint64_t finish_at(DramBus& bus, int ch, std::uint64_t from) {
+  for (std::uint64_t t = from; t < from + 1000000; ++t) {
+    if (bus.done(ch, t)) return t;
+  }
+  return DramBus::kNever;
+}
+
+}  // namespace
+
+TEST(DramBus, OneTransferTakesItsBytesOverTheBandwidth) {
+  DramBus bus(32);
+  bus.start(0, 0, 100, 640);  // 100 cycles of latency, 20 cycles of data
+  EXPECT_EQ(bus.projected_completion(0), 120u);
+  EXPECT_FALSE(bus.done(0, 119));
+  EXPECT_TRUE(bus.done(0, 120));
+  EXPECT_EQ(bus.busy_cycles(), 20u);
+  bus.finish(0);
+  bus.start(0, 120, 120, 33);  // a partial last cycle still takes the cycle
+  EXPECT_EQ(bus.projected_completion(0), 122u);
+}
+
+TEST(DramBus, TwoTransfersShareEquallyAndTheBusStaysBusy) {
+  DramBus bus(32);
+  bus.start(0, 0, 0, 64);
+  bus.start(1, 0, 0, 128);
+  // 16 bytes a cycle each: the read is done at 4; the write has 64 bytes left, alone: 2 more.
+  EXPECT_EQ(bus.projected_completion(0), 4u);
+  EXPECT_EQ(bus.projected_completion(1), 6u);
+  EXPECT_EQ(finish_at(bus, 0, 0), 4u);
+  bus.finish(0);
+  EXPECT_EQ(finish_at(bus, 1, 4), 6u);
+  EXPECT_EQ(bus.busy_cycles(), 6u);  // 192 bytes at 32 a cycle
+}
+
+TEST(DramBus, ALeftoverHalfCycleGoesToTheOtherChannel) {
+  DramBus bus(3);  // odd bandwidth: 1.5 bytes a cycle each while both transfer
+  bus.start(0, 0, 0, 4);
+  bus.start(1, 0, 0, 5);
+  // Cycles 1-2: 1.5 + 1.5 each (read has 1 left); cycle 3: read takes 1, write gets 2 -> 0 left.
+  EXPECT_EQ(bus.projected_completion(0), 3u);
+  EXPECT_EQ(bus.projected_completion(1), 3u);
+}
+
+TEST(DramBus, ALaterArrivalSlowsTheTransferInFlight) {
+  DramBus bus(32);
+  bus.start(0, 0, 0, 320);  // alone: done at 10
+  EXPECT_EQ(bus.projected_completion(0), 10u);
+  bus.start(1, 4, 6, 64);   // arrives at 6 with 64 bytes: 4 cycles at half rate
+  // At 6 the read has 128 bytes left; both at 16 a cycle until the write is done at 10;
+  // the read then has 64 left, alone: 2 cycles.
+  EXPECT_EQ(bus.projected_completion(1), 10u);
+  EXPECT_EQ(bus.projected_completion(0), 12u);
+  EXPECT_EQ(finish_at(bus, 1, 4), 10u);
+  bus.finish(1);
+  EXPECT_EQ(finish_at(bus, 0, 10), 12u);
+  EXPECT_EQ(bus.busy_cycles(), 12u);
+}
+
+TEST(DramBus, DoublingTheBandwidthNeverDelaysACompletion) {
+  // Random pairs of overlapping transfers: every completion at 2B is no later than at B.
+  std::uint64_t seed = 12345;
+  auto next = [&] { return (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL) >> 33; };
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::uint64_t b = 1 + next() % 64;
+    const std::uint64_t a0 = next() % 50, a1 = next() % 50, n0 = 1 + next() % 5000, n1 = 1 + next() % 5000;
+    auto completions = [&](std::uint64_t bpc) {
+      DramBus bus(bpc);
+      const std::uint64_t first = std::min(a0, a1);
+      if (a0 <= a1) {
+        bus.start(0, first, a0, n0);
+        bus.start(1, first, a1, n1);
+      } else {
+        bus.start(1, first, a1, n1);
+        bus.start(0, first, a0, n0);
+      }
+      return std::pair{bus.projected_completion(0), bus.projected_completion(1)};
+    };
+    const auto slow = completions(b), fast = completions(2 * b);
+    ASSERT_LE(fast.first, slow.first) << trial;
+    ASSERT_LE(fast.second, slow.second) << trial;
+    // Work conservation: the later completion is at least the total over the bandwidth.
+    ASSERT_GE(std::max(slow.first, slow.second), std::min(a0, a1) + (n0 + n1 + b - 1) / b) << trial;
+  }
+}
+
+TEST(DramBursts, AlignedUnalignedContiguousAndRepeatedRows) {
+  EXPECT_EQ(cyc::dram_bursts(0, 64, 1, 64, 64), 1u);
+  EXPECT_EQ(cyc::dram_bursts(1, 64, 1, 64, 64), 2u);              // straddles a boundary
+  EXPECT_EQ(cyc::dram_bursts(0, 100, 4, 100, 64), 7u);            // contiguous 400 bytes
+  EXPECT_EQ(cyc::dram_bursts(0, 100, 4, 128, 64), 8u);            // 2 bursts per row
+  EXPECT_EQ(cyc::dram_bursts(32, 64, 3, 0, 64), 6u);              // one row read 3 times
+  EXPECT_EQ(cyc::dram_bursts(0, 20, 4, 48, 64), 1u + 2 + 1 + 1);  // rows at 0, 48, 96, 144
+  EXPECT_EQ(cyc::dram_bursts(7, 1, 1, 1, 1), 1u);
+}
+
+TEST(TimingFormulas, MacCyclesPerModeDepthwiseAndPipeline) {
+  HwConfig hw = HwConfig::preset("default");  // 16 x 16, speedups 4 and 2, 2 passes, depth 4
+  ASSERT_EQ(hw.mac_rows, 16);
+  ASSERT_EQ(hw.mac_cols, 16);
+  isa::Mac m;
+  m.out_h = 2;
+  m.out_w = 3;
+  m.in_c = 40;   // 3 row passes in a8w8, 1 in a4w4 (64 per pass), 2 in a8w4 (32 per pass)
+  m.out_c = 20;  // 2 column passes
+  m.kernel_h = 3;
+  m.kernel_w = 3;
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 3 * 2 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A4W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 1 * 2 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2 * 2 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A16W8);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 3 * 2 * 2 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  m.depthwise = 1;
+  m.in_c = m.out_c = 20;
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2 + 4);  // one row of PEs: 9 taps, 2 column passes
+  hw.mac_pipeline_depth = 0;
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2);
+  EXPECT_DOUBLE_EQ(cyc::mac_ideal_cycles(m, 6 * 9 * 20, hw), 6.0 * 9 * 20 / 256);
+}
+
+TEST(TimingFormulas, RequantAndVectorLanes) {
+  const HwConfig hw = HwConfig::preset("default");  // 16 lanes each
+  isa::Requant rq;
+  rq.pixels = 7;
+  rq.channels = 10;
+  EXPECT_EQ(cyc::requant_cycles(rq, hw), 5u);  // 70 / 16
+  isa::VAdd add;
+  add.count = 33;
+  EXPECT_EQ(cyc::vector_cycles(add, hw), 3u);
+  isa::VMaxPool mp;
+  mp.out_h = 2;
+  mp.out_w = 2;
+  mp.channels = 8;
+  mp.kernel_h = 3;
+  mp.kernel_w = 3;
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 18u);  // 32 outputs x 9 window elements / 16
+  isa::VUpsample up;
+  up.in_h = 2;
+  up.in_w = 2;
+  up.channels = 4;
+  EXPECT_EQ(cyc::vector_cycles(up, hw), 4u);  // 64 outputs
+  isa::VCopy cp;
+  cp.bytes = 17;
+  EXPECT_EQ(cyc::vector_cycles(cp, hw), 2u);
+  EXPECT_EQ(cyc::fill_cycles(65, hw), 3u);  // 32 bytes a cycle
+}
