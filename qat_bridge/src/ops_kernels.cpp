@@ -483,6 +483,23 @@ std::tuple<Tensor, Tensor> max_pool2d_cpu(const Tensor& x, std::int64_t dtype, s
   return {y, indices};
 }
 
+/// The integer biases conv2d / linear add: the same quantize_bias as their forward.
+std::tuple<Tensor, Tensor> bias_integers_cpu(const Tensor& bias, std::int64_t x_frac, IntList w_fracs,
+                                             IntList hw_list) {
+  const char* op = "dla::bias_integers";
+  const HwOptions hw = parse_hw(op, hw_list);
+  check_real_tensor(op, bias, "bias");
+  TORCH_CHECK(bias.dim() == 1, op, ": bias must be 1-d (one per output channel), got shape ", bias.sizes());
+  const int fx = frac_arg(op, x_frac, "x_frac");
+  const std::vector<int> fw = channel_fracs(op, w_fracs, bias.size(0), "w_fracs");  // one per channel
+  Counts counts;
+  std::vector<std::int64_t> q;
+  AT_DISPATCH_FLOATING_TYPES(bias.scalar_type(), "dla_bias_integers", [&] {
+    q = quantize_bias<scalar_t>(bias.detach(), fx, fw, hw, counts);
+  });
+  return {at::tensor(q, at::kLong), counts_tensor(counts)};
+}
+
 // ---------------------------------------------------------------------------
 // CompositeImplicitAutograd: concat
 // ---------------------------------------------------------------------------
@@ -825,6 +842,7 @@ TORCH_LIBRARY_IMPL(dla, CPU, m) {
   m.impl("add", &dla::qat::add_cpu);
   m.impl("avg_pool2d", &dla::qat::avg_pool2d_cpu);
   m.impl("max_pool2d", &dla::qat::max_pool2d_cpu);
+  m.impl("bias_integers", &dla::qat::bias_integers_cpu);
 }
 
 TORCH_LIBRARY_IMPL(dla, Autograd, m) {

@@ -90,6 +90,9 @@ TORCH_LIBRARY(dla, m) {
       "max_pool2d(Tensor x, int dtype, int frac, int[2] kernel_size, int[2] stride,"
       " int[2] padding) -> (Tensor y, Tensor indices)");
   m.def("concat(Tensor[] xs, int dim, int dtype, int[] fracs) -> Tensor");
+  // The integer biases the MAC ops add (acc_bits wide, at x_frac + w_fracs[oc]): what the
+  // exporter writes for the compiler. Returns (int64 q, counts [0, saturations]).
+  m.def("bias_integers(Tensor bias, int x_frac, int[] w_fracs, int[] hw) -> (Tensor q, Tensor counts)");
   // Utilities without tensors (their one kernel serves every dispatch key).
   m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);

@@ -19,4 +19,19 @@ if(TARGET dla_qat)
       ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1"
       TIMEOUT 300)
   endforeach()
+
+  # The PyTorch workflow (prepare_qat, plans, observers, export and its integer replay,
+  # DDP with two gloo processes, Fashion-MNIST): one ctest test per file of qat/workflow.
+  # Fashion-MNIST comes from Debian's dataset-fashion-mnist (scripts/setup installs it).
+  # qat_workflow_signoff compiles the exports with `dla compile` and runs them on the
+  # emulator.
+  set(_qat_dla_tool ";DLA_TOOL=$<TARGET_FILE:dla>")
+  foreach(py models plan observers ddp fashion_mnist signoff)
+    add_test(NAME qat_workflow_${py}
+      COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+              ${CMAKE_CURRENT_SOURCE_DIR}/qat/workflow/test_${py}.py)
+    set_tests_properties(qat_workflow_${py} PROPERTIES
+      ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1;OMP_NUM_THREADS=1${_qat_dla_tool}"
+      TIMEOUT 300)
+  endforeach()
 endif()

@@ -1,0 +1,453 @@
+"""The modules prepare_qat puts in place of a model's layers.
+
+Each quantized tensor of the prepared graph belongs to one *activation format*
+(ActFormat): a dtype and one frac, shared by every tensor the hardware requires to share
+it (the inputs of a concat and the output; a max pool, upsample or flatten and its
+input). An ActFormat holds the observer of the real values its producers requantize, the
+frac they use (a buffer), or a learnable log2 scale.
+
+Layers (QatLayer subclasses) take their inputs and a run context (`_Ctx`): the list of
+ActFormats, whether to observe, and whether to run the float reference instead of the
+integers (calibration and diagnostics). Their quantized forward calls the dla ops only.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from . import functional as F
+from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
+
+_LN2 = math.log(2.0)
+
+
+class _Ctx:
+    """What one forward of a QatModel runs with."""
+
+    __slots__ = ("acts", "float_mode", "observe", "record")
+
+    def __init__(self, acts, float_mode=False, observe=False, record=None):
+        self.acts = acts
+        self.float_mode = float_mode
+        self.observe = observe
+        self.record = record
+
+
+def clip_ints(clip, frac):
+    """Output-integer clip (lo, hi) of a real clip (lo, hi) at `frac` (None: unbounded).
+
+    lo rounds up and hi down, so the clipped reals stay inside the real clip; ReLU is
+    (0, None) and ReLU6 (0, 6 * 2^frac).
+    """
+    if clip is None:
+        return None
+    lo, hi = clip
+    qlo = None if lo is None else int(math.ceil(math.ldexp(float(lo), frac)))
+    qhi = None if hi is None else int(math.floor(math.ldexp(float(hi), frac)))
+    return (qlo, qhi)
+
+
+def clamp_real(x, clip):
+    if clip is None:
+        return x
+    lo, hi = clip
+    return torch.clamp(x, min=lo, max=hi)
+
+
+class ActFormat(nn.Module):
+    """dtype + frac of a set of tensors that must share them, and its observer."""
+
+    def __init__(self, name, dtype, config, hw, fixed_frac=None, learnable=False):
+        super().__init__()
+        self.name = name
+        self.dtype = dtype
+        self.hw = hw
+        self.fixed = fixed_frac is not None
+        self.register_buffer("frac_", torch.tensor(0 if fixed_frac is None else int(fixed_frac), dtype=torch.int64))
+        self.register_buffer("observer_enabled", _flag(not self.fixed))
+        self.register_buffer("ready", _flag(self.fixed))
+        self.observer = None if self.fixed else make_observer(config.observer, dtype, config, hw)
+        self.log2_scale = nn.Parameter(torch.zeros(())) if (learnable and not self.fixed) else None
+
+    @property
+    def learnable(self):
+        return self.log2_scale is not None
+
+    def frac(self):
+        if self.log2_scale is not None:
+            return F.frac_from_log2_scale(float(self.log2_scale))
+        return int(self.frac_)
+
+    def observing(self, ctx):
+        return ctx.observe and self.observer is not None and bool(self.observer_enabled)
+
+    def observe(self, x, ctx):
+        if self.observing(ctx):
+            self.observer.observe(x.detach())
+
+    @torch.no_grad()
+    def update(self):
+        """Sets the frac from the observer (learnable: initializes the scale once)."""
+        if self.fixed or self.observer is None or not self.observer.has_stats():
+            return
+        if self.learnable:
+            if not bool(self.ready):
+                self.log2_scale.fill_(-float(self.observer.frac()))
+        elif bool(self.observer_enabled):
+            self.frac_.fill_(self.observer.frac())
+        self.ready.fill_(True)
+
+    def extra_repr(self):
+        kind = "fixed" if self.fixed else ("learnable" if self.learnable else "observed")
+        return "%s: %s frac %d (%s)" % (self.name, self.dtype, self.frac(), kind)
+
+
+class _TqtOut(torch.autograd.Function):
+    """Identity on y; the log2 scale gets TQT's gradient ln2 * sum(g * (y - x * mask))."""
+
+    @staticmethod
+    def forward(ctx, y, x, mask, log2_scale):
+        ctx.save_for_backward(y, x, mask)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        y, x, mask = ctx.saved_tensors
+        gl = (g * (y - torch.where(mask, x, torch.zeros((), dtype=x.dtype)))).sum() * _LN2
+        return g, None, None, gl.reshape(())
+
+
+class QatLayer(nn.Module):
+    """Base of the prepared layers: name, source module, counts."""
+
+    requantizes = False
+
+    def __init__(self, name, source, hw):
+        super().__init__()
+        self.name = name
+        self.source = source
+        self.hw = list(hw)
+        self.register_buffer("overflow_count", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("saturation_count", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("element_count", torch.zeros((), dtype=torch.int64))
+
+    def _count(self, counts, numel=0):
+        with torch.no_grad():
+            self.overflow_count += counts[0]
+            self.saturation_count += counts[1]
+            self.element_count += int(numel)
+
+    def reset_counts(self):
+        for b in (self.overflow_count, self.saturation_count, self.element_count):
+            b.zero_()
+
+    def _out(self, ctx, y, pre, mask, act):
+        """Training with a learnable output scale: attach TQT's gradient."""
+        if act.learnable and self.training and torch.is_grad_enabled():
+            y = _TqtOut.apply(y, pre.detach().to(y.dtype), mask, act.log2_scale)
+        return y
+
+
+class QInput(QatLayer):
+    """Quantizes a float tensor (a graph input, or the output of a float island)."""
+
+    requantizes = True
+
+    def __init__(self, name, source, hw, out_id, clip=None):
+        super().__init__(name, source, hw)
+        self.out_id = out_id
+        self.clip = clip
+
+    def forward(self, x, ctx):
+        act = ctx.acts[self.out_id]
+        if ctx.float_mode:
+            y = clamp_real(x, self.clip)
+            act.observe(y, ctx)
+            return y
+        if act.observing(ctx):
+            act.observe(clamp_real(x, self.clip), ctx)
+        f = act.frac()
+        clip = clip_ints(self.clip, f)
+        if act.learnable and self.training:
+            r = F.quantize_learnable(x, act.log2_scale.to(x.dtype), 0, act.dtype, clip, self.hw)
+        else:
+            r = F.quantize(x, act.dtype, f, clip, self.hw)
+        self._count(r.counts, x.numel())
+        return r.y
+
+
+class QMac(QatLayer):
+    """conv2d or linear, with the BatchNorm that followed it folded in, and the requantizer.
+
+    BatchNorm folding: w' = w * gamma / sigma, b' = beta + (b - mu) * gamma / sigma. In
+    training, until the BN is frozen, mu and sigma are the batch's (all-reduced across
+    processes) from a float conv of the same input, their gradient flows as in BatchNorm,
+    and the running statistics are updated; frozen, and in eval, they are the running
+    statistics. The folded weights are quantized per output channel (observer or learnable
+    log2 scales), the folded bias by the op at x_frac + w_frac.
+    """
+
+    requantizes = True
+
+    def __init__(self, name, source, hw, kind, module, bn, in_id, out_id, weight_dtype, clip, config, conv_args=None):
+        super().__init__(name, source, hw)
+        self.kind = kind  # "conv2d" or "linear"
+        self.module = module
+        self.bn = bn
+        self.in_id, self.out_id = in_id, out_id
+        self.weight_dtype = weight_dtype
+        self.clip = clip
+        self.weight_observer = config.weight_observer
+        self.bn_stats_grad = config.bn_stats_grad
+        oc = module.weight.shape[0]
+        self.register_buffer("weight_frac", torch.zeros(oc, dtype=torch.int64))
+        self.register_buffer("weight_frac_frozen", _flag(False))
+        self.register_buffer("weight_frac_set", _flag(False))
+        self.register_buffer("bn_frozen", _flag(False))
+        self.weight_log2_scale = nn.Parameter(torch.zeros(oc)) if config.learnable_scales else None
+        self.conv_args = dict(conv_args) if conv_args is not None else None
+
+    # -- float pieces ------------------------------------------------------------------
+
+    def _float_op(self, x, w, b):
+        if self.kind == "conv2d":
+            a = self.conv_args
+            return TF.conv2d(x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"])
+        return TF.linear(x, w, b)
+
+    def _shape(self, t):
+        return t.reshape(-1, 1, 1, 1) if self.kind == "conv2d" else t.reshape(-1, 1)
+
+    def _batch_stats(self, y):
+        dims = (0, 2, 3) if self.kind == "conv2d" else (0,)
+        if world_size() > 1:
+            import torch.distributed.nn.functional as DF
+
+            n = torch.tensor(float(y.numel() // y.shape[1]), dtype=y.dtype)
+            s = torch.stack([y.sum(dims), y.square().sum(dims)])
+            s = DF.all_reduce(s)
+            n = all_reduce_(n.clone(), "sum")
+            mean = s[0] / n
+            var = (s[1] / n - mean.square()).clamp_min(0)
+            return mean, var, float(n)
+        # mean and E[y^2] - mean^2: several times faster than var_mean over (0, 2, 3) on CPU
+        mean = y.mean(dims)
+        var = (y.square().mean(dims) - mean.square()).clamp_min(0)
+        return mean, var, float(y.numel() // y.shape[1])
+
+    @torch.no_grad()
+    def _update_running(self, mean, var, n):
+        bn = self.bn
+        if not bn.track_running_stats or bn.running_mean is None:
+            return
+        bn.num_batches_tracked += 1
+        m = (1.0 / float(bn.num_batches_tracked)) if bn.momentum is None else bn.momentum
+        unbiased = var * (n / max(n - 1.0, 1.0))
+        bn.running_mean.mul_(1 - m).add_(mean.detach() * m)
+        bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
+
+    def folded(self, x, batch_stats, update_running):
+        """(w', b', y_float or None): y_float is the float conv of x with unfolded weights,
+        normalized with the batch statistics (only when they are used)."""
+        w, b = self.module.weight, self.module.bias
+        bn = self.bn
+        if bn is None:
+            return w, b, None
+        y = None
+        if batch_stats:
+            if self.bn_stats_grad == "weight":
+                y = self._float_op(x.detach(), w, None)
+            elif self.bn_stats_grad:
+                y = self._float_op(x, w, None)
+            else:
+                with torch.no_grad():
+                    y = self._float_op(x, w, None)
+            mean, var, n = self._batch_stats(y)
+            if update_running:
+                self._update_running(mean, var, n)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        gamma = bn.weight if bn.affine else torch.ones_like(mean)
+        beta = bn.bias if bn.affine else torch.zeros_like(mean)
+        inv = gamma / torch.sqrt(var + bn.eps)
+        w_f = w * self._shape(inv)
+        b_f = beta + ((b - mean) if b is not None else -mean) * inv
+        if y is not None:
+            if self.kind == "conv2d":
+                y = y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1)
+            else:
+                y = y * inv + b_f
+        return w_f, b_f, y
+
+    # -- weights -------------------------------------------------------------------------
+
+    def _weight_fracs(self, w):
+        if bool(self.weight_frac_frozen) and bool(self.weight_frac_set):
+            return self.weight_frac.tolist()
+        fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw)
+        if self.training or bool(self.weight_frac_frozen):
+            with torch.no_grad():
+                self.weight_frac.copy_(torch.tensor(fr, dtype=torch.int64))
+                self.weight_frac_set.fill_(True)
+        return fr
+
+    def quantized_weight(self, w):
+        """(weight reals, fracs, counts) as the forward uses them."""
+        if self.weight_log2_scale is not None:
+            if not bool(self.weight_frac_set):
+                with torch.no_grad():
+                    fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw)
+                    self.weight_log2_scale.copy_(-torch.tensor(fr, dtype=self.weight_log2_scale.dtype))
+                    self.weight_frac.copy_(torch.tensor(fr, dtype=torch.int64))
+                    self.weight_frac_set.fill_(True)
+            fr = [F.frac_from_log2_scale(v) for v in self.weight_log2_scale.detach().tolist()]
+            r = F.quantize_learnable(w, self.weight_log2_scale.to(w.dtype), 0, self.weight_dtype, None, self.hw)
+            return r.y, fr, r.counts
+        fr = self._weight_fracs(w)
+        r = F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw)
+        return r.y, fr, r.counts
+
+    def eval_weights(self):
+        """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
+        w, b, _ = self.folded(None, batch_stats=False, update_running=False)
+        wq, fr, _ = self.quantized_weight(w)
+        return wq, fr, b
+
+    # -- forward -------------------------------------------------------------------------
+
+    def forward(self, x, ctx):
+        fin, fout = ctx.acts[self.in_id], ctx.acts[self.out_id]
+        batch_stats = self.training and self.bn is not None and not bool(self.bn_frozen)
+        if ctx.float_mode:
+            with torch.no_grad():
+                w, b, y = self.folded(x, batch_stats, update_running=False)
+                if y is None:
+                    y = self._float_op(x, w, b)
+                y = clamp_real(y, self.clip)
+            fout.observe(y, ctx)
+            return y
+        w, b, pre = self.folded(x, batch_stats, update_running=batch_stats)
+        wq, wfr, wcounts = self.quantized_weight(w)
+        need_pre = fout.observing(ctx) or (fout.learnable and self.training)
+        if need_pre and pre is None:
+            with torch.no_grad():
+                pre = self._float_op(x, w, b)
+        if fout.observing(ctx):
+            fout.observe(clamp_real(pre.detach(), self.clip), ctx)
+        yf = fout.frac()
+        clip = clip_ints(self.clip, yf)
+        common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
+                      y_dtype=fout.dtype, y_frac=yf, clip=clip, hw=self.hw)
+        if self.kind == "conv2d":
+            r = F.conv2d(x, wq, b, **common, **self.conv_args)
+        else:
+            r = F.linear(x, wq, b, **common)
+        self._count(r.counts + wcounts, r.y.numel())
+        return self._out(ctx, r.y, pre, r.mask, fout)
+
+
+class QAdd(QatLayer):
+    requantizes = True
+
+    def __init__(self, name, source, hw, a_id, b_id, out_id, clip):
+        super().__init__(name, source, hw)
+        self.a_id, self.b_id, self.out_id, self.clip = a_id, b_id, out_id, clip
+
+    def forward(self, a, b, ctx):
+        fa, fb, fout = ctx.acts[self.a_id], ctx.acts[self.b_id], ctx.acts[self.out_id]
+        if ctx.float_mode:
+            y = clamp_real(a + b, self.clip)
+            fout.observe(y, ctx)
+            return y
+        pre = None
+        if fout.observing(ctx) or (fout.learnable and self.training):
+            pre = (a + b).detach()
+            fout.observe(clamp_real(pre, self.clip), ctx)
+        yf = fout.frac()
+        r = F.add(a, b, a_dtype=fa.dtype, a_frac=fa.frac(), b_dtype=fb.dtype, b_frac=fb.frac(), y_dtype=fout.dtype,
+                  y_frac=yf, clip=clip_ints(self.clip, yf), hw=self.hw)
+        self._count(r.counts, r.y.numel())
+        return self._out(ctx, r.y, pre, r.mask, fout)
+
+
+class QAvgPool(QatLayer):
+    """Average pool (count_include_pad zero padding) or, with kernel None, global average
+    pool [N, C, H, W] -> [N, C, 1, 1]; the hardware's M = round(2^S / N)."""
+
+    requantizes = True
+
+    def __init__(self, name, source, hw, in_id, out_id, kernel, stride, padding, clip):
+        super().__init__(name, source, hw)
+        self.in_id, self.out_id = in_id, out_id
+        self.kernel, self.stride, self.padding, self.clip = kernel, stride, padding, clip
+
+    def _geometry(self, x):
+        if self.kernel is None:
+            k = (int(x.shape[2]), int(x.shape[3]))
+            return k, k, (0, 0)
+        return self.kernel, self.stride, self.padding
+
+    def forward(self, x, ctx):
+        fin, fout = ctx.acts[self.in_id], ctx.acts[self.out_id]
+        k, s, p = self._geometry(x)
+        if ctx.float_mode:
+            y = clamp_real(TF.avg_pool2d(x, k, s, p, count_include_pad=True), self.clip)
+            fout.observe(y, ctx)
+            return y
+        pre = None
+        if fout.observing(ctx) or (fout.learnable and self.training):
+            pre = TF.avg_pool2d(x.detach(), k, s, p, count_include_pad=True)
+            fout.observe(clamp_real(pre, self.clip), ctx)
+        yf = fout.frac()
+        r = F.avg_pool2d(x, k, s, p, x_dtype=fin.dtype, x_frac=fin.frac(), y_dtype=fout.dtype, y_frac=yf,
+                         clip=clip_ints(self.clip, yf), hw=self.hw)
+        self._count(r.counts, r.y.numel())
+        return self._out(ctx, r.y, pre, r.mask, fout)
+
+
+class QMaxPool(QatLayer):
+    def __init__(self, name, source, hw, act_id, kernel, stride, padding):
+        super().__init__(name, source, hw)
+        self.act_id, self.kernel, self.stride, self.padding = act_id, kernel, stride, padding
+
+    def forward(self, x, ctx):
+        if ctx.float_mode or (self.training and torch.is_grad_enabled()):
+            # The max of exact reals q * 2^-f is the real of the max of the integers, and
+            # torch's padding never wins either: bit-identical to dla.max_pool2d, faster
+            # for training. Eval (and the export's replay) runs the dla op.
+            return TF.max_pool2d(x, self.kernel, self.stride, self.padding)
+        act = ctx.acts[self.act_id]
+        return F.max_pool2d(x, self.kernel, self.stride, self.padding, dtype=act.dtype, frac=act.frac())[0]
+
+
+class QConcat(QatLayer):
+    def __init__(self, name, source, hw, act_id, count):
+        super().__init__(name, source, hw)
+        self.act_id, self.count = act_id, count
+
+    def forward(self, *args):
+        xs, ctx = list(args[:-1]), args[-1]
+        if ctx.float_mode:
+            return torch.cat(xs, 1)
+        act = ctx.acts[self.act_id]
+        return F.concat(xs, 1, dtype=act.dtype, fracs=[act.frac()] * len(xs))
+
+
+class QUpsample2x(QatLayer):
+    """Nearest-neighbour x2: a copy of each value into a 2x2 block."""
+
+    def forward(self, x, ctx):
+        return TF.interpolate(x, scale_factor=2, mode="nearest")
+
+
+class QFlatten(QatLayer):
+    """[N, C, H, W] -> [N, C*H*W] in (c, h, w) order."""
+
+    def forward(self, x, ctx):
+        return torch.flatten(x, 1)
+
+
+__all__ = ["ActFormat", "QatLayer", "QInput", "QMac", "QAdd", "QAvgPool", "QMaxPool", "QConcat", "QUpsample2x",
+           "QFlatten", "clip_ints"]
