@@ -37,7 +37,9 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "../program_host.hpp"
 #include "../race_detector.hpp"
+#include "../scheduling.hpp"
 #include "dla/cycle.hpp"
 #include "dla/semantics.hpp"
 #include "dla/tensor.hpp"
@@ -56,47 +58,15 @@ using detail::Stamp;
 
 constexpr std::uint64_t kU64Max = UINT64_MAX;
 
-std::string_view mnemonic(const isa::Instruction& insn) { return isa::info_of(insn).mnemonic; }
-
-std::string insn_name(const std::vector<isa::Instruction>& prog, std::uint32_t i) {
-  return "instruction " + std::to_string(i) + " (" + std::string(mnemonic(prog[i])) + ")";
-}
-
-std::string names_of(const Program& p, TensorRole role) {
-  std::string s;
-  for (const auto& t : p.tensors) {
-    if (t.role != role) continue;
-    s += (s.empty() ? "" : ", ") + t.name;
-  }
-  return s.empty() ? "none" : s;
-}
-
-// Token FIFOs between adjacent queues, one per direction (as in the emulator).
-enum Fifo : int { kLoadToCompute = 0, kComputeToLoad = 1, kComputeToStore = 2, kStoreToCompute = 3 };
-constexpr int kNumFifos = 4;
-
-constexpr int fifo_between(int from, int to) {
-  return from == 0 ? kLoadToCompute
-                   : from == 2 ? kStoreToCompute : (to == 0 ? kComputeToLoad : kComputeToStore);
-}
-constexpr int fifo_source(int f) { return f == kLoadToCompute ? 0 : f == kStoreToCompute ? 2 : 1; }
-constexpr int fifo_target(int f) { return f == kComputeToLoad ? 0 : f == kComputeToStore ? 2 : 1; }
-
-std::string queue_text(int q) { return std::string(isa::queue_name(static_cast<isa::Queue>(q))) + " queue"; }
-
-struct TokenUse {
-  std::array<int, 2> pops{-1, -1};
-  std::array<int, 2> pushes{-1, -1};
-};
-
-TokenUse token_use(const isa::Tokens& t, int q) {
-  TokenUse u;
-  if (t.pop_prev) u.pops[0] = fifo_between(q - 1, q);
-  if (t.pop_next) u.pops[1] = fifo_between(q + 1, q);
-  if (t.push_prev) u.pushes[0] = fifo_between(q, q - 1);
-  if (t.push_next) u.pushes[1] = fifo_between(q, q + 1);
-  return u;
-}
+using detail::Counters;
+using detail::fifo_source;
+using detail::fifo_target;
+using detail::insn_name;
+using detail::kNumFifos;
+using detail::queue_text;
+using detail::Token;
+using detail::token_use;
+using detail::TokenUse;
 
 Stall token_stall(int source_queue) { return static_cast<Stall>(static_cast<int>(Stall::kTokenFromLoad) + source_queue); }
 Stall fifo_stall(int target_queue) { return static_cast<Stall>(static_cast<int>(Stall::kFifoFullToLoad) + target_queue); }
@@ -105,10 +75,6 @@ std::size_t idx(Stall s) { return static_cast<std::size_t>(s); }
 
 Sig state_sig(int q) { return q == 0 ? Sig::kLoadState : q == 1 ? Sig::kComputeState : Sig::kStoreState; }
 Sig insn_sig(int q) { return q == 0 ? Sig::kLoadInsn : q == 1 ? Sig::kComputeInsn : Sig::kStoreInsn; }
-
-struct Counters {
-  std::uint64_t macs = 0, overflows = 0, saturations = 0, dram_read = 0, dram_write = 0;
-};
 
 /// The unit an instruction kept busy.
 enum class Unit : std::uint8_t { kNone, kLoad, kMac, kRequant, kVector, kStore };
@@ -128,6 +94,7 @@ struct Run {
   const Program* prog = nullptr;
   const HwConfig* hw = nullptr;
   MachineState* state = nullptr;
+  const detail::ProgramHost* host = nullptr;
   ExecOptions exec;
   detail::RaceDetector* races = nullptr;
   std::array<std::vector<std::uint32_t>, kQueues>* insn_of_event = nullptr;
@@ -261,11 +228,6 @@ struct InsnQueue {
   sc_core::sc_event pushed, popped;
 };
 
-struct Token {
-  Clock clock;
-  std::uint32_t pusher;
-};
-
 struct TokenFifo {
   std::deque<Token> items;
   sc_core::sc_event pushed, popped;
@@ -341,7 +303,6 @@ class Core : public sc_core::sc_module {
   bool execute(int q, std::uint32_t i, const Effects& fx, InsnRecord& rec);
   bool dma(int q, std::uint32_t i, InsnRecord& rec);
   void barrier();
-  std::string blocked_reason(std::uint32_t i, int q) const;
 
   Run& run_;
   bool stopping_ = false;
@@ -475,7 +436,9 @@ void Core::run_queue(int q) {
     rec.start = run_.now();
     run_.started(i);
     const Effects described = describe(insn, *run_.state, i);
-    for (const Access& a : described) run_.races->access(a, q, self, clock, i);
+    for (const Access& a : described) {
+      if (run_.host->may_race(a)) run_.races->access(a, q, self, clock, i);
+    }
     if (!execute(q, i, described, rec)) return;
     const Effects fx = perform(insn, *run_.state, i, described, run_.exec);
     rec.c = {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes};
@@ -607,70 +570,16 @@ bool Core::dma(int q, std::uint32_t i, InsnRecord& rec) {
   return true;
 }
 
-std::string Core::blocked_reason(std::uint32_t i, int q) const {
-  const auto& prog = insns();
-  for (int f : pending_[static_cast<std::size_t>(q)]) {
-    if (f < 0) continue;
-    return insn_name(prog, i) + " waits for room in the full token FIFO to the " + queue_text(fifo_target(f)) +
-           " (token_depth = " + std::to_string(run_.hw->token_depth) + ")";
-  }
-  const TokenUse u = token_use(isa::tokens_of(prog[i]), q);
-  for (int f : u.pops) {
-    if (f < 0 || !fifo_[static_cast<std::size_t>(f)].items.empty()) continue;
-    const int src = fifo_source(f);
-    std::optional<std::uint32_t> pusher;
-    bool dispatched = true;
-    auto pushes_f = [&](std::uint32_t j) {
-      const auto qj = static_cast<int>(isa::queue_of(prog[j]));
-      if (qj != src) return false;
-      const TokenUse uj = token_use(isa::tokens_of(prog[j]), qj);
-      return uj.pushes[0] == f || uj.pushes[1] == f;
-    };
-    for (std::uint32_t j : queue_[static_cast<std::size_t>(src)].items) {
-      if (pushes_f(j)) {
-        pusher = j;
-        break;
-      }
-    }
-    if (!pusher) {
-      dispatched = false;
-      for (std::uint32_t j = next_; j < prog.size(); ++j) {
-        if (pushes_f(j)) {
-          pusher = j;
-          break;
-        }
-      }
-    }
-    std::string s = insn_name(prog, i) + " waits for a token from the " + queue_text(src);
-    if (!pusher) return s + " that no instruction pushes";
-    return s + "; the next one would come from " + insn_name(prog, *pusher) +
-           (dispatched ? ", which is blocked" : ", which is not dispatched yet");
-  }
-  return insn_name(prog, i) + " is blocked";
-}
-
-std::string Core::deadlock_message(std::uint32_t* first_out) const {
-  const auto& prog = insns();
-  std::string what = "deadlock: ";
-  auto first = static_cast<std::uint32_t>(prog.size());
-  bool any = false;
-  for (int q = 0; q < kQueues; ++q) {
-    const auto& queue = queue_[static_cast<std::size_t>(q)].items;
-    if (queue.empty()) continue;
-    what += (any ? "; " : "") + blocked_reason(queue.front(), q);
-    first = std::min(first, queue.front());
-    any = true;
-  }
-  if (next_ < prog.size()) {
-    const auto q = isa::queue_of(prog[next_]);
-    what += (any ? "; " : "") + insn_name(prog, next_) +
-            (q == isa::Queue::kAll ? " waits for the queues to drain"
-                                   : " cannot be dispatched: the " + queue_text(static_cast<int>(q)) +
-                                         " is full (queue_depth = " + std::to_string(run_.hw->queue_depth) + ")");
-    first = std::min(first, next_);
-  }
-  *first_out = first;
-  return what;
+std::string Core::deadlock_message(std::uint32_t* first) const {
+  detail::StuckScheduler stuck;
+  stuck.insns = &insns();
+  for (std::size_t q = 0; q < kQueues; ++q) stuck.queues[q] = &queue_[q].items;
+  for (std::size_t f = 0; f < kNumFifos; ++f) stuck.fifo_empty[f] = fifo_[f].items.empty();
+  stuck.pending = &pending_;
+  stuck.next = next_;
+  stuck.queue_depth = run_.hw->queue_depth;
+  stuck.token_depth = run_.hw->token_depth;
+  return detail::deadlock_message(stuck, first);
 }
 
 // ---------------------------------------------------------------------------
@@ -679,30 +588,26 @@ std::string Core::deadlock_message(std::uint32_t* first_out) const {
 
 class CycleModel final : public CycleDevice {
  public:
-  explicit CycleModel(const HwConfig& config) : config_(config) { config_.validate(); }
+  explicit CycleModel(const HwConfig& config) : config_(config), host_(config_) { config_.validate(); }
 
   std::string name() const override { return "cycle"; }
   const HwConfig& config() const override { return config_; }
   void load(const Program& program) override;
-  void set_input(const std::string& name, const HostTensor& tensor) override;
+  void set_input(const std::string& name, const HostTensor& tensor) override { host_.set_input(name, tensor); }
   void run(const RunOptions& options) override;
-  HostTensor output(const std::string& name) const override;
+  HostTensor output(const std::string& name) const override { return host_.output(name); }
   std::vector<LayerDump> layer_dumps() const override { return dumps_; }
   RunStats stats() const override { return stats_; }
   void set_trace(const TraceOptions& options) override { trace_ = options; }
   const CycleReport& report() const override { return report_; }
 
  private:
-  const Program& prog() const { return *program_; }
+  const Program& prog() const { return host_.program(); }
   void simulate(Run& run);
   void summarize(const Run& run);
 
   HwConfig config_;
-  std::optional<Program> program_;
-  std::map<std::string, std::vector<std::uint8_t>> inputs_;
-  MachineState state_;
-  bool state_dirty_ = false;
-  bool ran_ = false;
+  detail::ProgramHost host_;
   RunStats stats_;
   CycleReport report_;
   std::vector<LayerDump> dumps_;
@@ -711,89 +616,15 @@ class CycleModel final : public CycleDevice {
   std::array<std::vector<std::uint32_t>, kQueues> insn_of_event_;
 };
 
-// The checks of the emulator's load(), with its messages.
 void CycleModel::load(const Program& p) {
-  const std::uint64_t mine = config_.identity_hash();
-  if (p.hw_config_hash != mine) {
-    throw Error("program was compiled for hardware config " + hash_hex(p.hw_config_hash) +
-                ", but this device runs hardware config " + hash_hex(mine));
-  }
-  if (p.dram_size > static_cast<std::uint64_t>(config_.dram_bytes())) {
-    throw Error("program needs " + std::to_string(p.dram_size) + " bytes of DRAM, more than the " +
-                std::to_string(config_.dram_bytes()) + " bytes of the hardware config (dram_size_mib = " +
-                std::to_string(config_.dram_size_mib) + ")");
-  }
-  if (p.constants.size() > p.dram_size) {
-    throw Error("program constants (" + std::to_string(p.constants.size()) + " bytes) exceed its DRAM size " +
-                std::to_string(p.dram_size));
-  }
-  if (p.instructions.empty() || !std::holds_alternative<isa::End>(p.instructions.back())) {
-    throw Error("program's instruction stream does not end with END");
-  }
-  if (p.instructions.size() > detail::kMaxEvent) {
-    throw Error("program has " + std::to_string(p.instructions.size()) + " instructions, more than the emulator's " +
-                std::to_string(detail::kMaxEvent));
-  }
-  for (std::size_t i = 0; i < p.instructions.size(); ++i) check_instruction(p.instructions[i], static_cast<std::uint32_t>(i));
-  auto check_tensor = [&](const TensorDesc& t, const std::string& what) {
-    const std::uint64_t bytes = t.byte_size();
-    if (t.dram_offset > p.dram_size || bytes > p.dram_size - t.dram_offset) {
-      throw Error(what + " '" + t.name + "' at DRAM [" + std::to_string(t.dram_offset) + ", +" +
-                  std::to_string(bytes) + ") lies outside the program's " + std::to_string(p.dram_size) +
-                  "-byte DRAM");
-    }
-  };
-  for (const auto& t : p.tensors) check_tensor(t, "tensor");
-  for (const auto& r : p.debug) {
-    check_tensor(r.output, "layer");
-    if (r.insn_begin > r.insn_end || r.insn_end > p.instructions.size()) {
-      throw Error("layer '" + r.layer + "' has an invalid instruction range [" + std::to_string(r.insn_begin) +
-                  ", " + std::to_string(r.insn_end) + ")");
-    }
-  }
-  program_ = p;
-  inputs_.clear();
-  ran_ = false;
+  host_.load(p);
   stats_ = {};
   report_ = {};
   dumps_.clear();
-  state_ = MachineState(config_, p.dram_size);
-  state_dirty_ = false;
-}
-
-void CycleModel::set_input(const std::string& name, const HostTensor& tensor) {
-  if (!program_) throw Error("set_input('" + name + "'): no program loaded");
-  const TensorDesc* desc = prog().find_tensor(name);
-  if (desc == nullptr || desc->role != TensorRole::kInput) {
-    throw Error("'" + name + "' is not an input of the program (inputs: " + names_of(prog(), TensorRole::kInput) +
-                ")");
-  }
-  try {
-    inputs_[name] = to_dram(*desc, tensor);
-  } catch (const Error& e) {
-    throw Error("input " + std::string(e.what()));
-  }
-}
-
-HostTensor CycleModel::output(const std::string& name) const {
-  if (!program_) throw Error("output('" + name + "'): no program loaded");
-  const TensorDesc* desc = prog().find_tensor(name);
-  if (desc == nullptr || desc->role != TensorRole::kOutput) {
-    throw Error("'" + name + "' is not an output of the program (outputs: " +
-                names_of(prog(), TensorRole::kOutput) + ")");
-  }
-  if (!ran_) throw Error("output '" + name + "': the program has not run");
-  return from_dram(*desc, state_.dram.data() + desc->dram_offset);
 }
 
 void CycleModel::run(const RunOptions& options) {
-  if (!program_) throw Error("run: no program loaded");
-  for (const auto& t : prog().tensors) {
-    if (t.role == TensorRole::kInput && inputs_.count(t.name) == 0) {
-      throw Error("input '" + t.name + "' is not bound (shape " + shape_string(t.shape) + ", " +
-                  std::string(dtype_info(t.dtype).name) + ")");
-    }
-  }
+  if (!host_.loaded()) throw Error("run: no program loaded");
   const DebugRecord* traced = nullptr;
   if (!trace_.path.empty() && !trace_.layer.empty()) {
     for (const auto& r : prog().debug) {
@@ -810,22 +641,16 @@ void CycleModel::run(const RunOptions& options) {
     throw Error("trace window [" + std::to_string(trace_.window_begin) + ", " + std::to_string(trace_.window_end) +
                 ") is empty");
   }
-  ran_ = false;
   stats_ = {};
   report_ = {};
   dumps_.clear();
-  if (state_dirty_) state_.clear();
-  state_dirty_ = true;
-  std::copy(prog().constants.begin(), prog().constants.end(), state_.dram.begin());
-  for (const auto& [name, bytes] : inputs_) {
-    std::copy(bytes.begin(), bytes.end(),
-              state_.dram.begin() + static_cast<std::ptrdiff_t>(prog().find_tensor(name)->dram_offset));
-  }
+  host_.begin_run();
 
   Run run;
   run.prog = &prog();
   run.hw = &config_;
-  run.state = &state_;
+  run.state = &host_.state();
+  run.host = &host_;
   run.races = &races_;
   run.insn_of_event = &insn_of_event_;
   run.period_ps = std::max<std::uint64_t>(1, static_cast<std::uint64_t>((1000000 + config_.clock_mhz / 2) / config_.clock_mhz));
@@ -843,7 +668,7 @@ void CycleModel::run(const RunOptions& options) {
     }
   }
   for (auto& v : insn_of_event_) v.clear();
-  races_.reset(state_, &prog().instructions, &insn_of_event_);
+  races_.reset(host_.state(), &prog().instructions, &insn_of_event_);
 
   try {
     simulate(run);
@@ -859,12 +684,7 @@ void CycleModel::run(const RunOptions& options) {
   }
   if (recorder) recorder->write(run.end_cycle);
   summarize(run);
-  ran_ = true;
-  if (options.dump_layers) {
-    for (const auto& r : prog().debug) {
-      dumps_.push_back({r.layer, from_dram(r.output, state_.dram.data() + r.output.dram_offset)});
-    }
-  }
+  dumps_ = host_.end_run(options.dump_layers);
 }
 
 void CycleModel::simulate(Run& run) {
