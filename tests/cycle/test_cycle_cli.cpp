@@ -1,16 +1,13 @@
 // `dla run --engine cycle` and `dla bench cycle` through the binary: the same files as the
 // emulator, the report as a table and as JSON, VCD traces, and one-line errors.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "../emu/conv_program.hpp"
+#include "../support/files.hpp"
 #include "../support/run_tool.hpp"
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
@@ -19,24 +16,15 @@ using dla::HostTensor;
 using dla::HwConfig;
 using dla::testing::expect_user_error;
 using dla::testing::run_dla;
-namespace fs = std::filesystem;
+using dla::testing::slurp;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-class DlaRunCycle : public ::testing::Test {
+class DlaRunCycle : public dla::testing::ScratchDirTest {
  protected:
+  DlaRunCycle() : ScratchDirTest("cycle_cli") {}
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) / ("cycle_cli_" + std::to_string(getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ScratchDirTest::SetUp();
     std::mt19937_64 g(301);
     const HwConfig cfg = HwConfig::preset("default");
     conv_ = emu_test::make_conv_program(cfg, emu_test::ConvSpec{}, g);
@@ -45,13 +33,10 @@ class DlaRunCycle : public ::testing::Test {
     input_ = path("image.npy");
     dla::npy::write_tensor(input_, emu_test::random_image(conv_, g));
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string run_args(const std::string& engine, const std::string& out) const {
     return "run " + prog_ + " --engine " + engine + " --input image=" + input_ + " --output-dir " + path(out);
   }
 
-  fs::path dir_;
   emu_test::ConvCase conv_;
   std::string prog_, input_;
 };

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -15,12 +14,15 @@
 
 #include "../emu/conv_program.hpp"
 #include "../emu/emu_test_util.hpp"
+#include "../support/device_programs.hpp"
+#include "../support/files.hpp"
 #include "cycle_test_util.hpp"
 
 using namespace cycle_test;
 using dla::ProgramBuilder;
 using dla::sim::CycleReport;
 using dla::sim::Stall;
+using dla::testing::slurp;
 namespace fs = std::filesystem;
 
 namespace {
@@ -35,13 +37,6 @@ isa::Load load(std::uint64_t dram, std::int64_t bytes, std::int64_t sram = 0) {
   l.row_bytes = bytes;
   l.sram_addr = sram;
   return l;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 /// Timestamps (ps) of a VCD file.
@@ -281,14 +276,8 @@ TEST(CycleDevice, ManyRunsAndDevicesInOneProcessAndNothingOnStdout) {
     ASSERT_EQ(dev->report().cycles, cycles) << i;
   }
   // An error in the middle of a run leaves the next runs unaffected.
-  ProgramBuilder b(hw);
-  isa::Mac bad;
-  bad.act_addr = 8000;
-  bad.in_c = 200;
-  b.add(bad);
-  b.add(isa::End{});
   auto broken = dla::sim::make_cycle_model(hw);
-  broken->load(b.build());
+  broken->load(dla::testing::sram_overrun_program(hw));
   EXPECT_THROW(broken->run(), dla::sim::ExecutionError);
   first->run();
   EXPECT_EQ(first->output("out"), want);

@@ -9,6 +9,7 @@
 
 #include "../compiler/random_graphs.hpp"
 #include "../emu/conv_program.hpp"
+#include "../support/device_programs.hpp"
 #include "cycle_test_util.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
@@ -28,19 +29,11 @@ struct Case {
   std::map<std::string, HostTensor> inputs;
 };
 
-HostTensor image_of(std::int64_t size, std::uint64_t seed) {
-  HostTensor t;
-  t.dtype = DType::U8;
-  t.frac = 4;
-  t.shape = {1, 3, static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(size)};
-  std::mt19937_64 g(seed);
-  for (std::uint64_t i = 0; i < t.num_elements(); ++i) t.values.push_back(static_cast<std::int32_t>(g() % 256));
-  return t;
-}
-
 Case resnet(const HwConfig& hw, std::int64_t size = 64) {
   Case c{"resnet18_" + std::to_string(size), hw, dla::compiler::compile(dla::compiler::resnet18(size), hw), {}};
-  c.inputs["image"] = image_of(size, 7);
+  std::mt19937_64 g(7);
+  const auto side = static_cast<std::uint64_t>(size);
+  c.inputs["image"] = emu_test::random_u8({1, 3, side, side}, g, 4);
   return c;
 }
 
@@ -191,15 +184,7 @@ namespace {
 std::pair<std::uint64_t, std::uint64_t> single_mac(const HwConfig& hw, isa::MacMode mode, int in_c, int out_c,
                                                    int out_hw, int k) {
   ProgramBuilder b(hw);
-  isa::Mac m;
-  m.mode = static_cast<std::int64_t>(mode);
-  m.in_c = in_c;
-  m.out_c = out_c;
-  m.out_h = out_hw;
-  m.out_w = out_hw;
-  m.kernel_h = k;
-  m.kernel_w = k;
-  b.add(m);
+  b.add(dla::testing::conv_mac(mode, in_c, out_c, out_hw, k));
   b.add(isa::End{});
   const auto dev = run_cycle(hw, b.build());
   return {dev->report().mac_busy, dev->report().cycles};

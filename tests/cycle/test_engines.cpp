@@ -10,6 +10,7 @@
 #include "../compiler/random_graphs.hpp"
 #include "../emu/conv_program.hpp"
 #include "../emu/emu_test_util.hpp"
+#include "../support/device_programs.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
 #include "dla/compiler/reference.hpp"
@@ -19,7 +20,7 @@ using dla::DType;
 using dla::HostTensor;
 using dla::HwConfig;
 using dla::Program;
-using dla::ProgramBuilder;
+using dla::testing::with_depths;
 using engines_test::Engine;
 namespace isa = dla::isa;
 namespace sim = dla::sim;
@@ -94,12 +95,6 @@ HwConfig random_config(const char* preset, std::mt19937_64& rng) {
   return hw;
 }
 
-HwConfig with_depths(HwConfig c, int queue_depth, int token_depth) {
-  c.queue_depth = queue_depth;
-  c.token_depth = token_depth;
-  return c;
-}
-
 class EveryEngine : public ::testing::TestWithParam<Engine> {
  protected:
   const Engine& engine() const { return GetParam(); }
@@ -144,44 +139,11 @@ class EveryEngine : public ::testing::TestWithParam<Engine> {
 
 TEST_P(EveryEngine, TiledConvEqualsTheNaiveReferenceOnEveryConfig) {
   std::mt19937_64 g(41);
-  struct Variant {
-    const char* name;
-    HwConfig cfg;
-    emu_test::ConvSpec spec;
-  };
-  HwConfig acc16 = HwConfig::preset("default");
-  acc16.acc_bits = 16;
-  HwConfig acc16sat = acc16;
-  acc16sat.overflow_policy = dla::OverflowPolicy::SATURATE_FINAL;
-  acc16sat.rounding_mode = dla::RoundMode::HALF_EVEN;
   HwConfig slow_dram = HwConfig::preset("large");
-  slow_dram.rounding_mode = dla::RoundMode::FLOOR;
   slow_dram.dram_latency_cycles = 1000;
   slow_dram.dram_bytes_per_cycle = 1;
   slow_dram.dram_burst_bytes = 256;
-  emu_test::ConvSpec strided;
-  strided.stride = 2;
-  strided.in_h = 13;
-  strided.in_w = 11;
-  strided.tile_rows = 1;
-  emu_test::ConvSpec wide;
-  wide.in_c = 37;
-  wide.out_c = 29;
-  wide.in_h = 12;
-  wide.in_w = 12;
-  wide.tile_rows = 3;
-  wide.clip_lo = -100;
-  wide.clip_hi = 90;
-  const Variant variants[] = {
-      {"default", HwConfig::preset("default"), emu_test::ConvSpec{}},
-      {"small", HwConfig::preset("small"), emu_test::ConvSpec{}},
-      {"depth 1/1", with_depths(HwConfig::preset("default"), 1, 1), emu_test::ConvSpec{}},
-      {"depth 2/1 strided", with_depths(HwConfig::preset("default"), 2, 1), strided},
-      {"acc16 wrap", acc16, wide},
-      {"acc16 saturate half-even", acc16sat, wide},
-      {"large floor, slow DRAM", slow_dram, wide},
-  };
-  for (const auto& v : variants) {
+  for (const auto& v : emu_test::conv_variants(slow_dram, "large floor, slow DRAM")) {
     SCOPED_TRACE(v.name);
     const emu_test::ConvCase c = emu_test::make_conv_program(v.cfg, v.spec, g);
     const HostTensor image = emu_test::random_image(c, g);
@@ -230,12 +192,8 @@ TEST_P(EveryEngine, RandomGraphsEqualTheReferenceOnEveryLayer) {
 TEST_P(EveryEngine, ResNet18EqualsTheReference) {
   const HwConfig hw = HwConfig::preset("default");
   const dla::compiler::Graph g = dla::compiler::resnet18(64);
-  HostTensor image;
-  image.dtype = DType::U8;
-  image.frac = 4;
-  image.shape = {1, 3, 64, 64};
   std::mt19937_64 rng(18);
-  for (std::uint64_t i = 0; i < image.num_elements(); ++i) image.values.push_back(static_cast<std::int32_t>(rng() % 256));
+  const HostTensor image = emu_test::random_u8({1, 3, 64, 64}, rng, 4);
   const std::uint64_t n = check_graph(g, hw, {{"image", image}}, "resnet18(64)");
   EXPECT_GT(n, 100000u);
 }
@@ -282,94 +240,14 @@ std::vector<std::pair<HwConfig, Program>> refused_programs() {
   std::vector<std::pair<HwConfig, Program>> v;
   const HwConfig def = HwConfig::preset("default");
   const HwConfig small = HwConfig::preset("small");
-  {  // SRAM overrun
-    ProgramBuilder b(small);
-    b.add(isa::Sync{});
-    isa::Mac mac;
-    mac.act_addr = 8000;
-    mac.in_c = 200;
-    b.add(mac);
-    b.add(isa::End{});
-    v.emplace_back(small, b.build());
-  }
-  {  // DRAM overrun
-    ProgramBuilder b(small);
-    const std::uint64_t t = b.allocate(100);
-    isa::Load ld;
-    ld.dram_addr = static_cast<std::int64_t>(t) + 50;
-    ld.row_bytes = 51;
-    b.add(ld);
-    b.add(isa::End{});
-    v.emplace_back(small, b.build());
-  }
-  {  // pop with no pusher
-    ProgramBuilder b(def);
-    isa::Load ld;
-    ld.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-    b.add_constant(std::vector<std::uint8_t>(16, 0));
-    b.add(ld);
-    isa::Mac mac;
-    mac.tokens.pop_prev = true;
-    b.add(mac);
-    b.add(isa::End{});
-    v.emplace_back(def, b.build());
-  }
-  {  // circular wait
-    ProgramBuilder b(def);
-    isa::VCopy c;
-    c.tokens.pop_next = true;
-    c.tokens.push_next = true;
-    c.dst_addr = 64;
-    c.bytes = 8;
-    b.add(c);
-    isa::Store s;
-    s.tokens.pop_prev = true;
-    s.tokens.push_prev = true;
-    s.row_bytes = 8;
-    s.dram_addr = static_cast<std::int64_t>(b.allocate(8));
-    b.add(s);
-    b.add(isa::End{});
-    v.emplace_back(def, b.build());
-  }
-  {  // a full queue stalls dispatch of the pusher
-    const HwConfig shallow = with_depths(def, 1, 8);
-    ProgramBuilder b(shallow);
-    b.add_constant(std::vector<std::uint8_t>(64, 0));
-    isa::Load l0;
-    l0.tokens.pop_next = true;
-    l0.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-    l0.row_bytes = 16;
-    b.add(l0);
-    isa::Load l1 = l0;
-    l1.tokens.pop_next = false;
-    l1.sram_addr = 32;
-    b.add(l1);
-    isa::Mac mac;
-    mac.tokens.push_prev = true;
-    b.add(mac);
-    b.add(isa::End{});
-    v.emplace_back(shallow, b.build());
-  }
-  {  // a full token FIFO before a SYNC
-    const HwConfig one = with_depths(def, 16, 1);
-    ProgramBuilder b(one);
-    b.add_constant(std::vector<std::uint8_t>(64, 0));
-    isa::Load l;
-    l.tokens.push_next = true;
-    l.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-    l.row_bytes = 16;
-    b.add(l);
-    l.sram_addr = 16;
-    b.add(l);
-    b.add(isa::Sync{});
-    isa::VCopy c;
-    c.tokens.pop_prev = true;
-    c.dst_addr = 64;
-    b.add(c);
-    b.add(c);
-    b.add(isa::End{});
-    v.emplace_back(one, b.build());
-  }
+  v.emplace_back(small, dla::testing::sram_overrun_program(small));
+  v.emplace_back(small, dla::testing::dram_overrun_program(small));
+  v.emplace_back(def, dla::testing::pop_with_no_pusher_program(def));
+  v.emplace_back(def, dla::testing::circular_wait_program(def));
+  const HwConfig shallow = with_depths(def, 1, 8);  // a full queue stalls dispatch of the pusher
+  v.emplace_back(shallow, dla::testing::full_queue_program(shallow));
+  const HwConfig one = with_depths(def, 16, 1);  // a full token FIFO before a SYNC
+  v.emplace_back(one, dla::testing::full_token_fifo_program(one));
   {  // a deadlock after real work: the double-buffered conv with one token dropped
     std::mt19937_64 g(5);
     emu_test::ConvCase c = emu_test::make_conv_program(def, emu_test::ConvSpec{}, g);

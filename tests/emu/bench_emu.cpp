@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <random>
 
+#include "../support/device_programs.hpp"
 #include "dla/device.hpp"
 #include "dla/semantics.hpp"
 
 namespace isa = dla::isa;
 using dla::HwConfig;
+using dla::testing::conv_mac;
 using dla::sim::ExecOptions;
 using dla::sim::MachineState;
 
@@ -23,19 +25,6 @@ double seconds_of(const std::function<void()>& fn, int reps) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i) fn();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
-}
-
-isa::Mac conv(isa::MacMode mode, int in_c, int out_c, int out_hw, int k, bool dw = false) {
-  isa::Mac m;
-  m.mode = static_cast<std::int64_t>(mode);
-  m.in_c = in_c;
-  m.out_c = out_c;
-  m.out_h = out_hw;
-  m.out_w = out_hw;
-  m.kernel_h = k;
-  m.kernel_w = k;
-  m.depthwise = dw;
-  return m;
 }
 
 }  // namespace
@@ -50,13 +39,13 @@ TEST(EmuBench, DISABLED_MacInstructionThroughput) {
     isa::Mac mac;
   };
   const Case cases[] = {
-      {"a8w8 3x3 256->256 16x16", conv(isa::MacMode::A8W8, 256, 256, 16, 3)},
-      {"a8w8 1x1 256->256 16x16", conv(isa::MacMode::A8W8, 256, 256, 16, 1)},
-      {"a8w8 3x3 64->64 28x28", conv(isa::MacMode::A8W8, 64, 64, 28, 3)},
-      {"a8w8 3x3 3->32 32x32 (first layer)", conv(isa::MacMode::A8W8, 3, 32, 32, 3)},
-      {"a4w4 3x3 256->256 16x16", conv(isa::MacMode::A4W4, 256, 256, 16, 3)},
-      {"a16w8 3x3 128->128 16x16 (int64 chunks)", conv(isa::MacMode::A16W8, 128, 128, 16, 3)},
-      {"a8w8 dw 3x3 256 16x16", conv(isa::MacMode::A8W8, 256, 256, 16, 3, true)},
+      {"a8w8 3x3 256->256 16x16", conv_mac(isa::MacMode::A8W8, 256, 256, 16, 3)},
+      {"a8w8 1x1 256->256 16x16", conv_mac(isa::MacMode::A8W8, 256, 256, 16, 1)},
+      {"a8w8 3x3 64->64 28x28", conv_mac(isa::MacMode::A8W8, 64, 64, 28, 3)},
+      {"a8w8 3x3 3->32 32x32 (first layer)", conv_mac(isa::MacMode::A8W8, 3, 32, 32, 3)},
+      {"a4w4 3x3 256->256 16x16", conv_mac(isa::MacMode::A4W4, 256, 256, 16, 3)},
+      {"a16w8 3x3 128->128 16x16 (int64 chunks)", conv_mac(isa::MacMode::A16W8, 128, 128, 16, 3)},
+      {"a8w8 dw 3x3 256 16x16", conv_mac(isa::MacMode::A8W8, 256, 256, 16, 3, true)},
   };
   for (const auto& c : cases) {
     for (unsigned threads : {1u, 2u}) {
@@ -75,7 +64,7 @@ TEST(EmuBench, DISABLED_DeviceRunWithRaceDetection) {
   // difference to the bare MAC above is scheduling plus shadow state.
   const HwConfig cfg = HwConfig::preset("large");
   dla::ProgramBuilder b(cfg);
-  const isa::Mac mac = conv(isa::MacMode::A8W8, 256, 256, 16, 3);
+  const isa::Mac mac = conv_mac(isa::MacMode::A8W8, 256, 256, 16, 3);
   const std::uint64_t act_bytes = 18 * 18 * 256, wgt_bytes = 256 * 9 * 256;
   const std::uint64_t w = b.add_constant(std::vector<std::uint8_t>(wgt_bytes, 3));
   std::vector<std::uint8_t> rec(8 + 256, 0);

@@ -1,5 +1,6 @@
 // A tiled, double-buffered convolution program built with dla::ProgramBuilder, the way a
-// compiler would emit it, and its naive reference. Used by the device and CLI suites.
+// compiler would emit it, its naive reference and the configs the suites run it on. Used
+// by the device and CLI suites.
 //
 //   image (u8, NCHW [1, in_c, in_h, in_w], NHWC in DRAM)
 //   conv k x k, stride s, no padding, i8 weights, int32 bias, per-channel shifts, clip
@@ -17,8 +18,10 @@
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
+#include "../support/device_programs.hpp"
 #include "dla/numerics.hpp"
 #include "dla/program.hpp"
 #include "dla/tensor.hpp"
@@ -192,12 +195,61 @@ inline ConvCase make_conv_program(const dla::HwConfig& cfg, const ConvSpec& s, s
   return c;
 }
 
-inline dla::HostTensor random_image(const ConvCase& c, std::mt19937_64& g) {
+/// A u8 tensor of `shape` (`frac` fraction bits), every element the low byte of a draw from `g`.
+inline dla::HostTensor random_u8(std::vector<std::uint64_t> shape, std::mt19937_64& g, int frac = 0) {
   dla::HostTensor t;
   t.dtype = dla::DType::U8;
-  t.shape = c.in.shape;
+  t.frac = frac;
+  t.shape = std::move(shape);
   for (std::uint64_t i = 0; i < t.num_elements(); ++i) t.values.push_back(static_cast<std::int32_t>(g() & 0xFF));
   return t;
+}
+
+inline dla::HostTensor random_image(const ConvCase& c, std::mt19937_64& g) { return random_u8(c.in.shape, g); }
+
+/// A config and a convolution for it, named for SCOPED_TRACE.
+struct ConvVariant {
+  const char* name;
+  dla::HwConfig cfg;
+  ConvSpec spec;
+};
+
+/// The configs and convolutions the device suites check the program on: the presets,
+/// shallow queues and token FIFOs, a strided convolution, a wide one with a clip, 16-bit
+/// accumulators that wrap or saturate (names starting "acc16"), and last `large` (its
+/// timing parameters as the caller sets them) with FLOOR rounding, named `large_name`.
+inline std::vector<ConvVariant> conv_variants(dla::HwConfig large = dla::HwConfig::preset("large"),
+                                              const char* large_name = "large floor") {
+  using dla::HwConfig;
+  using dla::testing::with_depths;
+  HwConfig acc16 = HwConfig::preset("default");
+  acc16.acc_bits = 16;
+  HwConfig acc16sat = acc16;
+  acc16sat.overflow_policy = dla::OverflowPolicy::SATURATE_FINAL;
+  acc16sat.rounding_mode = dla::RoundMode::HALF_EVEN;
+  large.rounding_mode = dla::RoundMode::FLOOR;
+  ConvSpec strided;
+  strided.stride = 2;
+  strided.in_h = 13;
+  strided.in_w = 11;
+  strided.tile_rows = 1;
+  ConvSpec wide;
+  wide.in_c = 37;
+  wide.out_c = 29;
+  wide.in_h = 12;
+  wide.in_w = 12;
+  wide.tile_rows = 3;
+  wide.clip_lo = -100;
+  wide.clip_hi = 90;
+  return {
+      {"default", HwConfig::preset("default"), ConvSpec{}},
+      {"small", HwConfig::preset("small"), ConvSpec{}},
+      {"depth 1/1", with_depths(HwConfig::preset("default"), 1, 1), ConvSpec{}},
+      {"depth 2/1 strided", with_depths(HwConfig::preset("default"), 2, 1), strided},
+      {"acc16 wrap", acc16, wide},
+      {"acc16 saturate half-even", acc16sat, wide},
+      {large_name, large, wide},
+  };
 }
 
 /// The convolution in NCHW, naive int64 loops; acc_bits / overflow policy / rounding of

@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "../support/device_programs.hpp"
 #include "conv_program.hpp"
 #include "dla/device.hpp"
 #include "dla/program.hpp"
@@ -17,6 +18,7 @@ using dla::Program;
 using dla::ProgramBuilder;
 namespace isa = dla::isa;
 using namespace emu_test;
+using namespace dla::testing;
 
 namespace {
 
@@ -40,12 +42,6 @@ Expected expected_counts(const ConvCase& c) {
   return e;
 }
 
-HwConfig with_depths(HwConfig c, int queue_depth, int token_depth) {
-  c.queue_depth = queue_depth;
-  c.token_depth = token_depth;
-  return c;
-}
-
 /// Runs `p` on a fresh emulator for `cfg` and returns the exception text, or "" if it ran.
 template <typename Setup>
 void run_program(const HwConfig& cfg, const Program& p, Setup&& setup) {
@@ -67,41 +63,7 @@ void run_program(const HwConfig& cfg, const Program& p) {
 
 TEST(EmuDevice, TiledConvMatchesNaiveReferenceOnEveryConfig) {
   std::mt19937_64 g(100);
-  struct Variant {
-    const char* name;
-    HwConfig cfg;
-    ConvSpec spec;
-  };
-  HwConfig acc16 = HwConfig::preset("default");
-  acc16.acc_bits = 16;
-  HwConfig acc16sat = acc16;
-  acc16sat.overflow_policy = dla::OverflowPolicy::SATURATE_FINAL;
-  acc16sat.rounding_mode = dla::RoundMode::HALF_EVEN;
-  HwConfig floor = HwConfig::preset("large");
-  floor.rounding_mode = dla::RoundMode::FLOOR;
-  ConvSpec strided;
-  strided.stride = 2;
-  strided.in_h = 13;
-  strided.in_w = 11;
-  strided.tile_rows = 1;
-  ConvSpec wide;
-  wide.in_c = 37;
-  wide.out_c = 29;
-  wide.in_h = 12;
-  wide.in_w = 12;
-  wide.tile_rows = 3;
-  wide.clip_lo = -100;
-  wide.clip_hi = 90;
-  const Variant variants[] = {
-      {"default", HwConfig::preset("default"), ConvSpec{}},
-      {"small", HwConfig::preset("small"), ConvSpec{}},
-      {"depth 1/1", with_depths(HwConfig::preset("default"), 1, 1), ConvSpec{}},
-      {"depth 2/1 strided", with_depths(HwConfig::preset("default"), 2, 1), strided},
-      {"acc16 wrap", acc16, wide},
-      {"acc16 saturate half-even", acc16sat, wide},
-      {"large floor", floor, wide},
-  };
-  for (const auto& v : variants) {
+  for (const auto& v : conv_variants()) {
     SCOPED_TRACE(v.name);
     const ConvCase c = make_conv_program(v.cfg, v.spec, g);
     const HostTensor image = random_image(c, g);
@@ -387,37 +349,13 @@ TEST(EmuRaces, StoreOverwritingDramALoadStillReads) {
 
 TEST(EmuDeadlock, PopWithNoPusher) {
   const HwConfig cfg = HwConfig::preset("default");
-  ProgramBuilder b(cfg);
-  isa::Load ld;
-  ld.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-  b.add_constant(std::vector<std::uint8_t>(16, 0));
-  b.add(ld);
-  isa::Mac mac;
-  mac.tokens.pop_prev = true;
-  b.add(mac);
-  b.add(isa::End{});
-  expect_exec_error([&] { run_program(cfg, b.build()); }, 1,
+  expect_exec_error([&] { run_program(cfg, pop_with_no_pusher_program(cfg)); }, 1,
                     "deadlock: instruction 1 (mac) waits for a token from the load queue that no instruction pushes");
 }
 
 TEST(EmuDeadlock, CircularWaitNamesEveryBlockedInstruction) {
   const HwConfig cfg = HwConfig::preset("default");
-  ProgramBuilder b(cfg);
-  isa::VCopy c;
-  c.tokens.pop_next = true;
-  c.tokens.push_next = true;
-  c.dst_addr = 64;
-  c.bytes = 8;
-  b.add(c);
-  isa::Store s;
-  s.tokens.pop_prev = true;
-  s.tokens.push_prev = true;
-  s.row_bytes = 8;
-  const std::uint64_t out = b.allocate(8);
-  s.dram_addr = static_cast<std::int64_t>(out);
-  b.add(s);
-  b.add(isa::End{});
-  const Program p = b.build();
+  const Program p = circular_wait_program(cfg);
   expect_exec_error([&] { run_program(cfg, p); }, 0,
                     "instruction 0 (vcopy) waits for a token from the store queue; the next one would come from "
                     "instruction 1 (store), which is blocked");
@@ -430,59 +368,22 @@ TEST(EmuDeadlock, CircularWaitNamesEveryBlockedInstruction) {
 TEST(EmuDeadlock, FullQueueStallsDispatchOfThePusher) {
   // load 0 waits for a token that instruction 2 (compute) pushes; with queue_depth 1 the
   // dispatcher cannot pass load 1, so instruction 2 is never dispatched.
-  auto build = [](const HwConfig& cfg) {
-    ProgramBuilder b(cfg);
-    b.add_constant(std::vector<std::uint8_t>(64, 0));
-    isa::Load l0;
-    l0.tokens.pop_next = true;
-    l0.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-    l0.row_bytes = 16;
-    b.add(l0);
-    isa::Load l1 = l0;
-    l1.tokens.pop_next = false;
-    l1.sram_addr = 32;
-    b.add(l1);
-    isa::Mac mac;
-    mac.tokens.push_prev = true;
-    b.add(mac);
-    b.add(isa::End{});
-    return b.build();
-  };
   const HwConfig shallow = with_depths(HwConfig::preset("default"), 1, 8);
-  expect_exec_error([&] { run_program(shallow, build(shallow)); }, 0,
+  expect_exec_error([&] { run_program(shallow, full_queue_program(shallow)); }, 0,
                     "deadlock: instruction 0 (load) waits for a token from the compute queue; the next one would come "
                     "from instruction 2 (mac), which is not dispatched yet; instruction 1 (load) cannot be dispatched: "
                     "the load queue is full (queue_depth = 1)");
   const HwConfig deeper = with_depths(HwConfig::preset("default"), 2, 8);
-  EXPECT_NO_THROW(run_program(deeper, build(deeper)));
+  EXPECT_NO_THROW(run_program(deeper, full_queue_program(deeper)));
 }
 
 TEST(EmuDeadlock, FullTokenFifoBeforeASync) {
-  auto build = [](const HwConfig& cfg) {
-    ProgramBuilder b(cfg);
-    b.add_constant(std::vector<std::uint8_t>(64, 0));
-    isa::Load l;
-    l.tokens.push_next = true;
-    l.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-    l.row_bytes = 16;
-    b.add(l);
-    l.sram_addr = 16;
-    b.add(l);
-    b.add(isa::Sync{});
-    isa::VCopy c;
-    c.tokens.pop_prev = true;
-    c.dst_addr = 64;
-    b.add(c);
-    b.add(c);
-    b.add(isa::End{});
-    return b.build();
-  };
   const HwConfig one = with_depths(HwConfig::preset("default"), 16, 1);
-  expect_exec_error([&] { run_program(one, build(one)); }, 1,
+  expect_exec_error([&] { run_program(one, full_token_fifo_program(one)); }, 1,
                     "instruction 1 (load) waits for room in the full token FIFO to the compute queue (token_depth = 1); "
                     "instruction 2 (sync) waits for the queues to drain");
   const HwConfig two = with_depths(HwConfig::preset("default"), 16, 2);
-  EXPECT_NO_THROW(run_program(two, build(two)));
+  EXPECT_NO_THROW(run_program(two, full_token_fifo_program(two)));
 }
 
 // ---------------------------------------------------------------------------
@@ -491,27 +392,11 @@ TEST(EmuDeadlock, FullTokenFifoBeforeASync) {
 
 TEST(EmuDeviceErrors, SramAndDramOverrunsAndUnsupportedModes) {
   HwConfig small = HwConfig::preset("small");
+  expect_exec_error([&] { run_program(small, sram_overrun_program(small)); }, 1,
+                    "instruction 1: mac reads ACT [8000, 8200) past the 8192-byte activation SRAM");
   {
-    ProgramBuilder b(small);
-    isa::Sync s;
-    b.add(s);
-    isa::Mac mac;
-    mac.act_addr = 8000;
-    mac.in_c = 200;
-    b.add(mac);
-    b.add(isa::End{});
-    expect_exec_error([&] { run_program(small, b.build()); }, 1,
-                      "instruction 1: mac reads ACT [8000, 8200) past the 8192-byte activation SRAM");
-  }
-  {
-    ProgramBuilder b(small);
-    const std::uint64_t t = b.allocate(100);
-    isa::Load ld;
-    ld.dram_addr = static_cast<std::int64_t>(t) + 50;
-    ld.row_bytes = 51;
-    b.add(ld);
-    b.add(isa::End{});
-    const Program p = b.build();
+    std::uint64_t t = 0;
+    const Program p = dram_overrun_program(small, &t);
     expect_exec_error([&] { run_program(small, p); }, 0,
                       "load reads DRAM [" + std::to_string(t + 50) + ", " + std::to_string(t + 101) +
                           ") past the program's " + std::to_string(p.dram_size) + "-byte DRAM");

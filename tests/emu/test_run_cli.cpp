@@ -3,16 +3,15 @@
 // bad invocation.
 #include <gtest/gtest.h>
 
-#include "../support/run_tool.hpp"
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
+#include "../support/files.hpp"
+#include "../support/run_tool.hpp"
 #include "conv_program.hpp"
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
@@ -29,16 +28,12 @@ using dla::testing::expect_user_error;
 using dla::testing::run_dla;
 using Result = dla::testing::ToolResult;
 
-
-
 /// A scratch directory per test with the conv program, its input and the reference.
-class DlaRun : public ::testing::Test {
+class DlaRun : public dla::testing::ScratchDirTest {
  protected:
+  DlaRun() : ScratchDirTest("emu_cli") {}
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) / ("emu_cli_" + std::to_string(getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ScratchDirTest::SetUp();
     std::mt19937_64 g(300);
     cfg_ = HwConfig::preset("default");
     conv_ = make_conv_program(cfg_, ConvSpec{}, g);
@@ -50,10 +45,7 @@ class DlaRun : public ::testing::Test {
     dla::npy::write_tensor(input_, image_);
     expected_ = reference_conv(conv_, image_, cfg_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
-  fs::path dir_;
   HwConfig cfg_;
   ConvCase conv_;
   std::string prog_, input_;

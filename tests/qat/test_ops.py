@@ -2,7 +2,8 @@
 gradients, and their errors.
 
 The references do not use the library: rounding, wrapping, clamping, the convolution and
-the average-pool multiplier are computed here from ARCHITECTURE.md section 2.
+the average-pool multiplier are computed here (the type ranges and the convolution in
+int_arith.py, shared with the export replay) from ARCHITECTURE.md section 2.
 """
 
 import math
@@ -13,7 +14,8 @@ import torch
 
 import dlasim
 from dlasim import functional as F
-from dlasim.hw import RANGES, HwOptions
+from dlasim.hw import HwOptions
+from int_arith import RANGES, out_range, ref_conv_int
 
 MODES = ["HALF_UP", "HALF_AWAY", "HALF_EVEN", "FLOOR"]
 ACT_TYPES = ["i4", "u4", "i8", "u8", "i16"]
@@ -54,16 +56,6 @@ def ref_wrap(v, bits):
     return ((np.asarray(v, dtype=np.int64) + m // 2) % m) - m // 2
 
 
-def out_range(dtype, clip=None):
-    lo, hi = RANGES[dtype]
-    if clip is not None:
-        if clip[0] is not None:
-            lo = max(lo, clip[0])
-        if clip[1] is not None:
-            hi = min(hi, clip[1])
-    return lo, hi
-
-
 def ref_clamp(r, lo, hi):
     q = np.clip(r, lo, hi)
     return q, int((q != r).sum())
@@ -83,26 +75,6 @@ def ref_round_real(x, frac, mode):
     else:
         up = (r > 0.5) | ((r == 0.5) & (np.fmod(f, 2) != 0))
     return f.astype(np.int64) + up
-
-
-def ref_conv_int(x, w, stride, pad, dil, groups):
-    """Exact int64 convolution, [N, C, H, W] x [OC, C/groups, KH, KW]."""
-    n, c, h, wd = x.shape
-    oc, cg, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    out = np.zeros((n, oc, oh, ow), dtype=np.int64)
-    ocg = oc // groups
-    for g in range(groups):
-        xs = xp[:, g * cg:(g + 1) * cg]
-        ws = w[g * ocg:(g + 1) * ocg]
-        for i in range(kh):
-            for j in range(kw):
-                h0, w0 = i * dil[0], j * dil[1]
-                patch = xs[:, :, h0:h0 + stride[0] * (oh - 1) + 1:stride[0], w0:w0 + stride[1] * (ow - 1) + 1:stride[1]]
-                out[:, g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
-    return out
 
 
 def ref_mac(exact, bias_q, acc_bits, policy, shifts, mode, lo, hi, oc_axis):

@@ -8,7 +8,7 @@ avg_pool, global_avg_pool, upsample2x, flatten) from the integers in the file al
 
 import numpy as np
 
-RANGES = {"i4": (-8, 7), "u4": (0, 15), "i8": (-128, 127), "u8": (0, 255), "i16": (-32768, 32767)}
+from int_arith import out_range, ref_conv_int
 
 
 def round_shift(v, s, mode):
@@ -47,13 +47,7 @@ def wrap(v, bits):
 
 
 def clamp(v, dtype, clip):
-    lo, hi = RANGES[dtype]
-    if clip is not None:
-        if clip[0] is not None:
-            lo = max(lo, clip[0])
-        if clip[1] is not None:
-            hi = min(hi, clip[1])
-    return np.clip(v, lo, hi)
+    return np.clip(v, *out_range(dtype, clip))
 
 
 def _finalize(acc, hw):
@@ -65,22 +59,7 @@ def _finalize(acc, hw):
 
 
 def conv2d(x, w, b, stride, pad, dil, groups):
-    n, c, h, wd = x.shape
-    oc, cpg, kh, kw = w.shape
-    xp = np.zeros((n, c, h + 2 * pad[0], wd + 2 * pad[1]), dtype=np.int64)
-    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
-    oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    out = np.zeros((n, oc, oh, ow), dtype=np.int64)
-    opg = oc // groups
-    for g in range(groups):
-        xs = xp[:, g * cpg:(g + 1) * cpg]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xs[:, :, i * dil[0]: i * dil[0] + stride[0] * (oh - 1) + 1: stride[0],
-                           j * dil[1]: j * dil[1] + stride[1] * (ow - 1) + 1: stride[1]]
-                out[:, g * opg:(g + 1) * opg] += np.einsum("nchw,oc->nohw", patch, w[g * opg:(g + 1) * opg, :, i, j])
-    return out + b.reshape(1, -1, 1, 1)
+    return ref_conv_int(x, w, stride, pad, dil, groups) + b.reshape(1, -1, 1, 1)
 
 
 def avgpool_multiplier(n, s):

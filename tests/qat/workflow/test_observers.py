@@ -11,8 +11,7 @@ from torch import nn
 import dlasim
 import wf_models as M
 from dlasim import observers as obs
-
-RANGES = {"i4": (-8, 7), "u4": (0, 15), "i8": (-128, 127), "u8": (0, 255), "i16": (-32768, 32767)}
+from int_arith import RANGES
 
 
 def brute_frac(lo, hi, dtype):

@@ -132,10 +132,12 @@ class Siamese(nn.Module):
         return self.head(z.view(z.size(0), -1))
 
 
-class SmallCNN(nn.Module):
-    """The Fashion-MNIST model of the tests and of scripts/fashion_mnist_qat."""
+class _ResidualTrunk(nn.Module):
+    """The trunk of SmallCNN and FashionNet for 1-channel images: three conv-BN-ReLU layers
+    with max pools, then a residual conv; 4 * width channels at a quarter of the size.
+    Subclasses add the head after it (modules registered in this order)."""
 
-    def __init__(self, width=16, classes=10):
+    def __init__(self, width):
         super().__init__()
         w = width
         self.conv1 = conv_bn_relu(1, w)
@@ -144,33 +146,32 @@ class SmallCNN(nn.Module):
         self.conv3 = conv_bn_relu(2 * w, 4 * w)
         self.pool2 = nn.MaxPool2d(2)
         self.conv4 = conv_bn_relu(4 * w, 4 * w, relu=False)
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4 * w, classes)
 
-    def forward(self, x):
+    def trunk(self, x):
         x = self.pool1(self.conv2(self.conv1(x)))
         x = self.pool2(self.conv3(x))
-        x = F.relu(self.conv4(x) + x)
-        return self.fc(torch.flatten(self.gap(x), 1))
+        return F.relu(self.conv4(x) + x)
 
 
-class FashionNet(nn.Module):
+class SmallCNN(_ResidualTrunk):
+    """The Fashion-MNIST model of the tests and of scripts/fashion_mnist_qat."""
+
+    def __init__(self, width=16, classes=10):
+        super().__init__(width)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.gap(self.trunk(x)), 1))
+
+
+class FashionNet(_ResidualTrunk):
     """The Fashion-MNIST model of test_fashion_mnist and scripts/fashion_mnist_qat: three
     conv-BN-ReLU layers with max pools, a residual conv, a flatten and a linear classifier."""
 
     def __init__(self, width=16, classes=10):
-        super().__init__()
-        w = width
-        self.conv1 = conv_bn_relu(1, w)
-        self.conv2 = conv_bn_relu(w, 2 * w)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv3 = conv_bn_relu(2 * w, 4 * w)
-        self.pool2 = nn.MaxPool2d(2)
-        self.conv4 = conv_bn_relu(4 * w, 4 * w, relu=False)
-        self.fc = nn.Linear(4 * w * 7 * 7, classes)
+        super().__init__(width)
+        self.fc = nn.Linear(4 * width * 7 * 7, classes)
 
     def forward(self, x):
-        x = self.pool1(self.conv2(self.conv1(x)))
-        x = self.pool2(self.conv3(x))
-        x = F.relu(self.conv4(x) + x)
-        return self.fc(torch.flatten(x, 1))
+        return self.fc(torch.flatten(self.trunk(x), 1))
