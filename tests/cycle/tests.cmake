@@ -9,9 +9,7 @@ dla_add_gtest(test_cycle_device SOURCES cycle/test_cycle_device.cpp LIBS dla::cy
 dla_add_gtest(test_cycle_cli SOURCES cycle/test_cycle_cli.cpp LIBS dla::sim)
 target_compile_definitions(test_cycle_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
 add_dependencies(test_cycle_cli dla)
-if(TARGET dla_compiler)
-  # The timing tests that can fail, on compiled programs.
-  dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler)
-  # One suite over every engine: the same programs, one reference.
-  dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler)
-endif()
+# The timing tests that can fail, on compiled programs.
+dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler)
+# One suite over every engine: the same programs, one reference.
+dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler)
