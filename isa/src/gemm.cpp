@@ -384,24 +384,27 @@ DLA_GEMM_VNNI_TARGET void pack_vnni(const std::int8_t* w, std::int64_t out_c, st
       for (std::int64_t t0 = 0; t0 < seg.steps; t0 += 16) {
         const std::int64_t steps = std::min<std::int64_t>(16, seg.steps - t0);
         const std::int64_t elems = std::min<std::int64_t>(16 * e, seg.len - e * t0);
+        // One mask of the s8 source elements for every row (rows past out_c load nothing);
+        // unrolled, so that r stays in registers.
+        const auto m = static_cast<__mmask64>(elems >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << elems) - 1u);
+        const std::int8_t* src = w + b * kVnniLanes * k_len + seg.k_begin + e * t0;
         __m512i r[16];
-        for (std::int64_t row = 0; row < 16; ++row) {
-          if (row >= rows) {
-            r[row] = _mm512_setzero_si512();
-            continue;
-          }
-          const std::int8_t* src = w + (b * kVnniLanes + row) * k_len + seg.k_begin + e * t0;
+#pragma GCC unroll 16
+        for (int row = 0; row < 16; ++row) {
+          const bool real = row < rows;
+          const std::int8_t* p = real ? src + row * k_len : w;
           if (s16) {
-            const auto m = static_cast<__mmask32>(elems >= 32 ? ~0u : (1u << elems) - 1u);
-            r[row] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, src));
+            r[row] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(real ? static_cast<__mmask32>(m) : 0, p));
           } else {
-            const auto m = static_cast<__mmask64>(elems >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << elems) - 1u);
-            r[row] = _mm512_maskz_loadu_epi8(m, src);
+            r[row] = _mm512_maskz_loadu_epi8(real ? m : 0, p);
           }
         }
         transpose16x16(r);
-        for (std::int64_t t = 0; t < steps; ++t) {
-          _mm512_storeu_si512(group + ((seg.w_step + t0 + t) * nb + i) * kVnniStepBytes, r[t]);
+        std::uint8_t* dst = group + ((seg.w_step + t0) * nb + i) * kVnniStepBytes;
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) {
+          if (t >= steps) break;
+          _mm512_storeu_si512(dst + t * nb * kVnniStepBytes, r[t]);
           if (corr != nullptr) sum = _mm512_dpbusd_epi32(sum, ones, r[t]);
         }
       }

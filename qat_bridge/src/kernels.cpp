@@ -5,18 +5,20 @@
 // tile of the narrowest activation type that holds its integers (u8, s8 or s16), the
 // weights [oc][c][kh][kw] are reordered to [oc][kh][kw][c] s8 and packed once per call,
 // and the kernel returns the exact int64 sums [pixel][oc]; a linear layer is the 1x1
-// case with the rows as pixels. The fused requantization of dla/numerics.hpp follows
-// per element. Every ISA path of dla/gemm.hpp returns the same integers; tests/qat
-// checks each against naive loops.
+// case with the rows as pixels. The fused requantization of dla/requant_batch.hpp (the
+// loops of the emulator's REQUANT) follows. Every ISA path of dla/gemm.hpp returns the
+// same integers; tests/qat checks each against naive loops.
 #include "dla/qat/kernels.hpp"
 
 #include "dla/gemm.hpp"
+#include "dla/requant_batch.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -81,65 +83,40 @@ class ActTile {
   std::vector<std::int16_t> s16_;
 };
 
-/// The output spec with its range made explicit: type I32 and clip [lo, hi] of `out`
-/// (every activation range lies inside I32), and the rounding mode fixed to M. requantize
-/// gives identical results for it, and the constant type and mode let the compiler fold
-/// the switches of dla numerics out of the loops.
-template <RoundMode M>
-OutputSpec constant_spec(const OutputSpec& out) {
-  OutputSpec o;
-  o.type = DType::I32;
-  o.mode = M;
-  o.clip_lo = out.lo();
-  o.clip_hi = out.hi();
-  return o;
-}
+/// Space for the integers and saturation flags of one requant_mac_sums call.
+struct RequantScratch {
+  explicit RequantScratch(std::int64_t n)
+      : q(static_cast<std::size_t>(n)), saturated(new bool[static_cast<std::size_t>(n)]) {}
+  std::vector<std::int32_t> q;
+  std::unique_ptr<bool[]> saturated;
+};
 
-/// Calls body(std::integral_constant<RoundMode, M>) for the runtime mode `mode`.
-template <typename Body>
-void with_round_mode(RoundMode mode, Body&& body) {
-  switch (mode) {
-    case RoundMode::HALF_UP: body(std::integral_constant<RoundMode, RoundMode::HALF_UP>{}); return;
-    case RoundMode::HALF_AWAY: body(std::integral_constant<RoundMode, RoundMode::HALF_AWAY>{}); return;
-    case RoundMode::HALF_EVEN: body(std::integral_constant<RoundMode, RoundMode::HALF_EVEN>{}); return;
-    case RoundMode::FLOOR: body(std::integral_constant<RoundMode, RoundMode::FLOOR>{}); return;
-  }
-}
-
-/// The fused requantization of one row of outputs (one output channel) of a MAC op:
-/// the exact sums are sums[j * in_stride], the outputs y[j * out_stride].
-/// Everything the loop reads is copied into locals first, so that the stores to y and
-/// mask cannot force reloads.
-template <RoundMode M, typename T>
-void mac_requant_row_mode(const MacRequant& rq, std::int64_t oc, const std::int64_t* sums, std::int64_t in_stride,
-                          std::int64_t cols, T* y, bool* mask, std::int64_t out_stride, Counts& counts) {
-  const AccSpec acc = rq.acc;
-  const OutputSpec out = constant_spec<M>(rq.out);
-  const int shift = rq.shift[oc];
-  const std::int64_t bias = rq.bias != nullptr ? rq.bias[oc] : 0;
-  const T scale = std::ldexp(T(1), -rq.frac_y);
-  std::int64_t overflows = 0, saturations = 0;
-  for (std::int64_t j = 0; j < cols; ++j) {
-    const std::int64_t exact = sums[j * in_stride] + bias;
-    bool overflowed = false;
-    bool saturated = false;
-    const std::int64_t a = finalize_acc(exact, acc, &overflowed);
-    const std::int64_t q = requantize(a, shift, out, &saturated);
-    y[j * out_stride] = static_cast<T>(q) * scale;
-    mask[j * out_stride] = !saturated;
-    overflows += overflowed ? 1 : 0;
-    saturations += saturated ? 1 : 0;
-  }
-  counts.overflows += overflows;
-  counts.saturations += saturations;
-}
-
+/// The fused requantization of a MAC op (dla/requant_batch.hpp) of the exact sums
+/// sums[r * channels + c] of output channels oc0 + c (the bias is added to them here):
+/// the output of (r, c) goes to y[r * y_row + c * y_channel] as q * 2^-frac_y, and mask
+/// there is whether the clamp left q unchanged.
 template <typename T>
-void mac_requant_row(const MacRequant& rq, std::int64_t oc, const std::int64_t* sums, std::int64_t in_stride,
-                     std::int64_t cols, T* y, bool* mask, std::int64_t out_stride, Counts& counts) {
-  with_round_mode(rq.out.mode, [&](auto m) {
-    mac_requant_row_mode<decltype(m)::value>(rq, oc, sums, in_stride, cols, y, mask, out_stride, counts);
-  });
+void requant_mac_sums(const MacRequant& rq, std::int64_t oc0, std::int64_t* sums, std::int64_t rows,
+                      std::int64_t channels, RequantScratch& scratch, T* y, bool* mask, std::int64_t y_row,
+                      std::int64_t y_channel, Counts& counts) {
+  if (rq.bias != nullptr) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = 0; c < channels; ++c) sums[r * channels + c] += rq.bias[oc0 + c];
+    }
+  }
+  const RequantCounts n =
+      requantize_rows(sums, channels, static_cast<std::size_t>(rows), static_cast<std::size_t>(channels),
+                      rq.shift + oc0, rq.acc, rq.out, scratch.q.data(), channels, scratch.saturated.get());
+  const T scale = std::ldexp(T(1), -rq.frac_y);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const auto i = static_cast<std::size_t>(r * channels + c);
+      y[r * y_row + c * y_channel] = static_cast<T>(scratch.q[i]) * scale;
+      mask[r * y_row + c * y_channel] = !scratch.saturated[i];
+    }
+  }
+  counts.overflows += static_cast<std::int64_t>(n.overflows);
+  counts.saturations += static_cast<std::int64_t>(n.saturations);
 }
 
 template <typename T>
@@ -382,6 +359,7 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
   shape.dilation_w = g.dil_w;
   const gemm::ActType type = act_type_of(x + n_begin * g.c * plane, (n_end - n_begin) * g.c * plane);
   std::vector<std::int64_t> sums(static_cast<std::size_t>(p_n * ocg));
+  RequantScratch scratch(p_n * ocg);
   std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
   for (std::int64_t gi = 0; gi < g.groups; ++gi) {
     // Weights of the group as [oc][kh][kw][c] s8.
@@ -406,11 +384,8 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
         }
       }
       kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, p_n);
-      for (std::int64_t o = 0; o < ocg; ++o) {
-        const std::int64_t oc = gi * ocg + o;
-        const std::int64_t at = (img * g.oc + oc) * p_n;
-        mac_requant_row(rq, oc, sums.data() + o, ocg, p_n, y + at, mask + at, 1, counts);
-      }
+      const std::int64_t at = (img * g.oc + gi * ocg) * p_n;  // y [oc][pixel]
+      requant_mac_sums(rq, gi * ocg, sums.data(), p_n, ocg, scratch, y + at, mask + at, 1, p_n, counts);
     }
   }
   return counts;
@@ -431,15 +406,13 @@ Counts linear_forward(std::int64_t m, std::int64_t k, std::int64_t n, const std:
   const std::int64_t rows_max = std::min(kRows, row_end - row_begin);
   const gemm::ConvKernel kernel(gemm::ConvShape::gemm(rows_max, k, n), type, w8.data(), isa);
   std::vector<std::int64_t> sums(static_cast<std::size_t>(rows_max * n));
+  RequantScratch scratch(rows_max * n);
   for (std::int64_t r0 = row_begin; r0 < row_end; r0 += rows_max) {
     const std::int64_t rows = std::min(rows_max, row_end - r0);
     ActTile act(type, rows_max * k);
     for (std::int64_t i = 0; i < rows * k; ++i) act.set(i, x[r0 * k + i]);
     kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, rows);
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t o = r0 * n + i;
-      mac_requant_row(rq, i, sums.data() + i, n, rows, y + o, mask + o, n, counts);
-    }
+    requant_mac_sums(rq, 0, sums.data(), rows, n, scratch, y + r0 * n, mask + r0 * n, n, 1, counts);
   }
   return counts;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "dla/numerics.hpp"
+#include "dla/requant_batch.hpp"
 #include "mac_kernel.hpp"
 #include "pack.hpp"
 
@@ -191,14 +193,25 @@ Effects describe(const isa::Load& insn, const MachineState& m, std::uint32_t ind
 Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
   const auto buffer = static_cast<isa::Buffer>(insn.buffer);
   const std::uint64_t row_bytes = u(insn.row_bytes);
+  if (buffer == isa::Buffer::ACC) {
+    // int32 words widened to accumulators. A DRAM row read for every SRAM row (stride 0:
+    // the bias of every pixel of a tile) is decoded once.
+    const std::uint64_t words = row_bytes / 4;
+    std::vector<std::int64_t> row(insn.fill_zero || insn.dram_stride == 0 ? words : 0, 0);
+    if (!insn.fill_zero && insn.dram_stride == 0) unpack(m.dram.data() + insn.dram_addr, DType::I32, words, row.data());
+    for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
+      std::int64_t* dst = m.acc.data() + u(insn.sram_addr) + r * u(insn.sram_stride);
+      if (row.empty()) {
+        unpack(m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride), DType::I32, words, dst);
+      } else {
+        std::copy(row.begin(), row.end(), dst);
+      }
+    }
+    return fx;
+  }
   for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
     const std::uint8_t* src = m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride);
     const std::uint64_t dst = u(insn.sram_addr) + r * u(insn.sram_stride);
-    if (buffer == isa::Buffer::ACC) {
-      std::int64_t* words = m.acc.data() + dst;
-      for (std::uint64_t k = 0; k < row_bytes / 4; ++k) words[k] = insn.fill_zero ? 0 : read_le_i32(src + 4 * k);
-      continue;
-    }
     std::uint8_t* bytes = (buffer == isa::Buffer::ACT ? m.act : buffer == isa::Buffer::WGT ? m.wgt : m.param).data() + dst;
     if (insn.fill_zero) {
       std::memset(bytes, 0, row_bytes);
@@ -329,70 +342,6 @@ Effects describe(const isa::Requant& insn, const MachineState& m, std::uint32_t 
 
 namespace {
 
-/// The output spec with its range made explicit (type I32, clip [lo, hi]) and the rounding
-/// mode fixed to M: requantize gives identical results for it, and the constants let the
-/// compiler fold the type and mode switches of dla/numerics.hpp out of the loops.
-template <RoundMode M>
-OutputSpec constant_spec(const OutputSpec& out) {
-  OutputSpec o;
-  o.type = DType::I32;
-  o.mode = M;
-  o.clip_lo = out.lo();
-  o.clip_hi = out.hi();
-  return o;
-}
-
-/// Calls body(std::integral_constant<RoundMode, M>{}) for the runtime mode.
-template <typename Body>
-void with_round_mode(RoundMode mode, Body&& body) {
-  switch (mode) {
-    case RoundMode::HALF_UP: body(std::integral_constant<RoundMode, RoundMode::HALF_UP>{}); return;
-    case RoundMode::HALF_AWAY: body(std::integral_constant<RoundMode, RoundMode::HALF_AWAY>{}); return;
-    case RoundMode::HALF_EVEN: body(std::integral_constant<RoundMode, RoundMode::HALF_EVEN>{}); return;
-    case RoundMode::FLOOR: body(std::integral_constant<RoundMode, RoundMode::FLOOR>{}); return;
-  }
-}
-
-/// y[p][c] = requantize(finalize_acc(acc[p][c]), shifts[c], out) for rows [p_begin, p_end)
-/// of `channels`, counting overflows and saturations (dla/numerics.hpp, element by element).
-template <RoundMode M>
-void requant_rows(const std::int64_t* acc, std::size_t p_begin, std::size_t p_end, std::size_t channels,
-                  const std::int8_t* shifts, AccSpec acc_spec_in, const OutputSpec& out_in, std::int32_t* y,
-                  std::uint64_t& overflows, std::uint64_t& saturations) {
-  const AccSpec acc_spec = acc_spec_in;  // locals: the stores to y cannot alias them
-  const OutputSpec out = constant_spec<M>(out_in);
-  std::uint64_t over_count = 0, sat_count = 0;
-  // Channel by channel: the shift is loop-invariant in the inner loop. For the usual
-  // shifts the loop states their range, so the compiler drops round_shift's other cases.
-  for (std::size_t c = 0; c < channels; ++c) {
-    const int shift = shifts[c];
-    const std::int64_t* a = acc + c;
-    std::int32_t* o = y + c;
-    if (shift >= 1 && shift <= 62) {
-      for (std::size_t p = p_begin; p < p_end; ++p) {
-        if (shift < 1 || shift > 62) __builtin_unreachable();
-        bool over = false;
-        bool sat = false;
-        const std::int64_t v = finalize_acc(a[p * channels], acc_spec, &over);
-        o[p * channels] = static_cast<std::int32_t>(requantize(v, shift, out, &sat));
-        over_count += over ? 1 : 0;
-        sat_count += sat ? 1 : 0;
-      }
-      continue;
-    }
-    for (std::size_t p = p_begin; p < p_end; ++p) {
-      bool over = false;
-      bool sat = false;
-      const std::int64_t v = finalize_acc(a[p * channels], acc_spec, &over);
-      o[p * channels] = static_cast<std::int32_t>(requantize(v, shift, out, &sat));
-      over_count += over ? 1 : 0;
-      sat_count += sat ? 1 : 0;
-    }
-  }
-  overflows = over_count;
-  saturations = sat_count;
-}
-
 /// Elements from which a vector-unit instruction shares its work between threads. The
 /// work per element is small next to moving the element between cores: on the 2-vCPU
 /// development VM, splitting the ~8K-element requantizations of ResNet-18 tiles gained
@@ -403,6 +352,10 @@ unsigned vector_threads(std::uint64_t elements, const ExecOptions& options) {
   return elements >= kParallelMinElements ? std::max(1u, options.threads) : 1u;
 }
 
+/// Whether results of type t are written straight into ACT bytes (one byte per element);
+/// the other types go through int32 and pack().
+bool byte_type(DType t) { return t == DType::I8 || t == DType::U8; }
+
 }  // namespace
 
 Effects perform(const isa::Requant& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions& options) {
@@ -411,24 +364,33 @@ Effects perform(const isa::Requant& insn, MachineState& m, std::uint32_t index, 
   const AccSpec acc_spec = m.config.acc_spec();
   const auto* shifts = reinterpret_cast<const std::int8_t*>(m.param.data() + insn.param_addr + 8);
   const std::int64_t* acc = m.acc.data() + insn.acc_addr;
+  std::uint8_t* act = m.act.data() + insn.act_addr;
   const auto pixels = static_cast<std::size_t>(insn.pixels), channels = static_cast<std::size_t>(insn.channels);
-  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements));
+  const auto row = static_cast<std::ptrdiff_t>(channels);
+  std::vector<std::int32_t> wide(byte_type(type) ? 0 : static_cast<std::size_t>(fx.elements));
   const unsigned threads = vector_threads(fx.elements, options);
   const auto parts = static_cast<unsigned>(std::min<std::size_t>(detail::parts_for(threads), pixels));
-  std::vector<std::uint64_t> overflows(parts), saturations(parts);
-  with_round_mode(out.mode, [&](auto mode) {
-    detail::for_parts(threads, parts, [&](unsigned part) {
-      requant_rows<decltype(mode)::value>(acc, pixels * part / parts, pixels * (part + 1) / parts, channels, shifts,
-                                          acc_spec, out, y.data(), overflows[part], saturations[part]);
-    });
+  std::vector<RequantCounts> counts(parts);
+  detail::for_parts(threads, parts, [&](unsigned part) {
+    const std::size_t p0 = pixels * part / parts, rows = pixels * (part + 1) / parts - p0;
+    const std::int64_t* a = acc + p0 * channels;
+    const std::size_t at = p0 * channels;
+    switch (type) {
+      case DType::I8:
+        counts[part] = requantize_rows(a, row, rows, channels, shifts, acc_spec, out,
+                                       reinterpret_cast<std::int8_t*>(act) + at, row);
+        break;
+      case DType::U8: counts[part] = requantize_rows(a, row, rows, channels, shifts, acc_spec, out, act + at, row); break;
+      default:
+        counts[part] = requantize_rows(a, row, rows, channels, shifts, acc_spec, out, wide.data() + at, row);
+        break;
+    }
   });
-  pack(m.act.data() + insn.act_addr, type, y.size(), y.data());
-  fx.acc_overflows = 0;
-  fx.saturations = 0;
-  for (unsigned part = 0; part < parts; ++part) {
-    fx.acc_overflows += overflows[part];
-    fx.saturations += saturations[part];
-  }
+  if (!byte_type(type)) pack(act, type, wide.size(), wide.data());
+  RequantCounts total;
+  for (const RequantCounts& c : counts) total += c;
+  fx.acc_overflows = total.overflows;
+  fx.saturations = total.saturations;
   return fx;
 }
 
@@ -453,12 +415,9 @@ namespace {
 
 /// y = eltwise_add(a, b) over elements [begin, end) (begin even: 4-bit elements start on a
 /// byte), through chunks of unpacked int32; returns the saturations.
-template <RoundMode M>
-std::uint64_t add_range(MachineState& m, const isa::VAdd& insn, const AddShifts& sh_in, const OutputSpec& out_in,
+std::uint64_t add_range(MachineState& m, const isa::VAdd& insn, const AddShifts& sh, const OutputSpec& out,
                         std::uint64_t begin, std::uint64_t end) {
   constexpr std::uint64_t kChunk = 1024;
-  const AddShifts sh = sh_in;
-  const OutputSpec out = constant_spec<M>(out_in);
   const DType a_type = dtype(insn.a_type), b_type = dtype(insn.b_type), y_type = dtype(insn.y_type);
   std::int32_t a[kChunk], b[kChunk], y[kChunk];
   std::uint64_t saturations = 0;
@@ -466,27 +425,39 @@ std::uint64_t add_range(MachineState& m, const isa::VAdd& insn, const AddShifts&
     const std::uint64_t len = std::min(kChunk, end - off);
     unpack(m.act.data() + insn.a_addr + storage_bytes(a_type, off), a_type, len, a);
     unpack(m.act.data() + insn.b_addr + storage_bytes(b_type, off), b_type, len, b);
-    for (std::uint64_t i = 0; i < len; ++i) {
-      bool sat = false;
-      y[i] = static_cast<std::int32_t>(eltwise_add(a[i], b[i], sh, out, &sat));
-      saturations += sat ? 1 : 0;
-    }
+    saturations += eltwise_add_run(a, b, static_cast<std::size_t>(len), sh, out, y);
     pack(m.act.data() + insn.y_addr + storage_bytes(y_type, off), y_type, len, y);
   }
   return saturations;
 }
 
-/// Whether y can be written chunk by chunk while a and b are read: y shares no byte with
-/// an input, or is that input itself (same address and type).
-bool chunkable(const isa::VAdd& insn) {
+/// How y lies against the inputs a and b.
+enum class AddOverlap {
+  kNone,      ///< y shares no byte with a or b
+  kInPlace,   ///< y is a or b itself (same address and type) and shares no byte with the other
+  kPartial,   ///< any other overlap
+};
+
+AddOverlap add_overlap(const isa::VAdd& insn) {
   const std::uint64_t n = u(insn.count);
   const std::uint64_t y0 = u(insn.y_addr), y1 = y0 + storage_bytes(dtype(insn.y_type), n);
+  AddOverlap result = AddOverlap::kNone;
   for (const auto& [addr, type] : {std::pair{insn.a_addr, insn.a_type}, std::pair{insn.b_addr, insn.b_type}}) {
     const std::uint64_t x0 = u(addr), x1 = x0 + storage_bytes(dtype(type), n);
-    const bool disjoint = y1 <= x0 || x1 <= y0;
-    if (!disjoint && !(x0 == y0 && type == insn.y_type)) return false;
+    if (y1 <= x0 || x1 <= y0) continue;
+    if (x0 != y0 || type != insn.y_type) return AddOverlap::kPartial;
+    result = AddOverlap::kInPlace;
   }
-  return true;
+  return result;
+}
+
+/// eltwise_add_run on the ACT bytes themselves, for a, b and y all of the 8-bit type T
+/// (y disjoint from a and b); returns the saturations.
+template <typename T>
+std::uint64_t add_bytes(MachineState& m, const isa::VAdd& insn, const AddShifts& sh, const OutputSpec& out) {
+  std::uint8_t* act = m.act.data();
+  return eltwise_add_run(reinterpret_cast<const T*>(act + insn.a_addr), reinterpret_cast<const T*>(act + insn.b_addr),
+                         static_cast<std::size_t>(insn.count), sh, out, reinterpret_cast<T*>(act + insn.y_addr));
 }
 
 }  // namespace
@@ -503,31 +474,31 @@ Effects perform(const isa::VAdd& insn, MachineState& m, std::uint32_t index, Eff
     }
   }
   const auto n = static_cast<std::size_t>(insn.count);
-  if (!chunkable(insn)) {
+  const AddOverlap overlap = add_overlap(insn);
+  const unsigned threads = vector_threads(n, options);
+  const bool same_type = insn.a_type == insn.y_type && insn.b_type == insn.y_type;
+  if (overlap == AddOverlap::kNone && threads == 1 && same_type && byte_type(y_type)) {
+    // Disjoint 8-bit operands of one type: from ACT to ACT without widening.
+    fx.saturations = y_type == DType::I8 ? add_bytes<std::int8_t>(m, insn, sh, out)
+                                         : add_bytes<std::uint8_t>(m, insn, sh, out);
+    return fx;
+  }
+  if (overlap == AddOverlap::kPartial) {
     // y overlaps an input elsewhere: read everything before writing anything.
     std::vector<std::int32_t> a(n), b(n), y(n);
     unpack(m.act.data() + insn.a_addr, dtype(insn.a_type), n, a.data());
     unpack(m.act.data() + insn.b_addr, dtype(insn.b_type), n, b.data());
-    std::uint64_t saturations = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      bool sat = false;
-      y[i] = static_cast<std::int32_t>(eltwise_add(a[i], b[i], sh, out, &sat));
-      saturations += sat;
-    }
+    fx.saturations = eltwise_add_run(a.data(), b.data(), n, sh, out, y.data());
     pack(m.act.data() + insn.y_addr, y_type, n, y.data());
-    fx.saturations = saturations;
     return fx;
   }
-  const unsigned threads = vector_threads(n, options);
   const unsigned parts = detail::parts_for(threads);
   std::vector<std::uint64_t> saturations(parts);
-  with_round_mode(out.mode, [&](auto mode) {
-    detail::for_parts(threads, parts, [&](unsigned part) {
-      // Even part boundaries: 4-bit elements of different parts never share a byte.
-      const std::uint64_t begin = (n * part / parts) & ~std::uint64_t{1};
-      const std::uint64_t end = part + 1 == parts ? n : (n * (part + 1) / parts) & ~std::uint64_t{1};
-      saturations[part] = add_range<decltype(mode)::value>(m, insn, sh, out, begin, end);
-    });
+  detail::for_parts(threads, parts, [&](unsigned part) {
+    // Even part boundaries: 4-bit elements of different parts never share a byte.
+    const std::uint64_t begin = (n * part / parts) & ~std::uint64_t{1};
+    const std::uint64_t end = part + 1 == parts ? n : (n * (part + 1) / parts) & ~std::uint64_t{1};
+    saturations[part] = add_range(m, insn, sh, out, begin, end);
   });
   fx.saturations = 0;
   for (const std::uint64_t s : saturations) fx.saturations += s;
@@ -547,27 +518,56 @@ Effects describe(const isa::VMaxPool& insn, const MachineState& m, std::uint32_t
   return fx;
 }
 
-Effects perform(const isa::VMaxPool& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
-  const DType t = dtype(insn.type);
+namespace {
+
+/// y[oh][ow][c] = max of x over the window (positions in the padding skipped); y holds
+/// the type's minimum on entry, which stays where a window lies wholly in the padding.
+template <typename T>
+void max_pool(const isa::VMaxPool& insn, const T* x, T* y) {
   const std::int64_t ch = insn.channels;
-  std::vector<std::int32_t> x(static_cast<std::size_t>(insn.in_h * insn.in_w * ch));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(fx.elements), static_cast<std::int32_t>(dtype_info(t).min));
-  unpack(m.act.data() + insn.in_addr, t, x.size(), x.data());
   for (std::int64_t oh = 0; oh < insn.out_h; ++oh) {
     for (std::int64_t ow = 0; ow < insn.out_w; ++ow) {
-      std::int32_t* __restrict o = y.data() + (oh * insn.out_w + ow) * ch;
+      T* __restrict o = y + (oh * insn.out_w + ow) * ch;
       for (std::int64_t kh = 0; kh < insn.kernel_h; ++kh) {
         const std::int64_t ih = oh * insn.stride_h + kh - insn.pad_top;
         if (ih < 0 || ih >= insn.in_h) continue;
         for (std::int64_t kw = 0; kw < insn.kernel_w; ++kw) {
           const std::int64_t iw = ow * insn.stride_w + kw - insn.pad_left;
           if (iw < 0 || iw >= insn.in_w) continue;
-          const std::int32_t* __restrict in = x.data() + (ih * insn.in_w + iw) * ch;
+          const T* __restrict in = x + (ih * insn.in_w + iw) * ch;
           for (std::int64_t c = 0; c < ch; ++c) o[c] = std::max(o[c], in[c]);
         }
       }
     }
   }
+}
+
+/// max_pool of an 8-bit type on the ACT bytes themselves (no widening); y is written after
+/// all of x is read.
+template <typename T>
+void max_pool_bytes(const isa::VMaxPool& insn, MachineState& m, std::size_t n) {
+  std::vector<T> y(n, std::numeric_limits<T>::min());
+  max_pool(insn, reinterpret_cast<const T*>(m.act.data() + insn.in_addr), y.data());
+  std::memcpy(m.act.data() + insn.out_addr, y.data(), n);
+}
+
+}  // namespace
+
+Effects perform(const isa::VMaxPool& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  const DType t = dtype(insn.type);
+  const auto n = static_cast<std::size_t>(fx.elements);
+  if (t == DType::I8) {
+    max_pool_bytes<std::int8_t>(insn, m, n);
+    return fx;
+  }
+  if (t == DType::U8) {
+    max_pool_bytes<std::uint8_t>(insn, m, n);
+    return fx;
+  }
+  std::vector<std::int32_t> x(static_cast<std::size_t>(insn.in_h * insn.in_w * insn.channels));
+  std::vector<std::int32_t> y(n, static_cast<std::int32_t>(dtype_info(t).min));
+  unpack(m.act.data() + insn.in_addr, t, x.size(), x.data());
+  max_pool(insn, x.data(), y.data());
   pack(m.act.data() + insn.out_addr, t, y.size(), y.data());
   return fx;
 }

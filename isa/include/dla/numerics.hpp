@@ -155,15 +155,18 @@ constexpr std::int64_t round_shift(std::int64_t v, int s, RoundMode mode) {
     // |v| < 2^63 <= 2^(s-2), so v / 2^s lies strictly inside (-1/2, 1/2): no tie, rounds to 0.
     return 0;
   }
-  // r = v - q * 2^s lies in [0, 2^s) and is the low s bits of v (s <= 64).
-  const std::uint64_t r = s == 64 ? static_cast<std::uint64_t>(v)
-                                  : static_cast<std::uint64_t>(v) & ((std::uint64_t{1} << s) - 1);
-  const std::uint64_t half = std::uint64_t{1} << (s - 1);
+  // r = v - q * 2^s lies in [0, 2^s) and is the low s bits of v (s <= 64). It is compared
+  // with half = 2^(s-1) with both scaled by 2^(64-s): rn = r * 2^(64-s) is v shifted left
+  // by 64 - s (the bits above the low s drop out) and half becomes 2^63. Shifting v rather
+  // than the constant 1 lets GCC vectorize loops whose shift differs per element
+  // (dla/requant_batch.hpp).
+  const std::uint64_t rn = static_cast<std::uint64_t>(v) << (64 - s);
+  constexpr std::uint64_t half = std::uint64_t{1} << 63;
   bool up = false;
   switch (mode) {
-    case RoundMode::HALF_UP: up = r >= half; break;
-    case RoundMode::HALF_AWAY: up = r > half || (r == half && v >= 0); break;
-    case RoundMode::HALF_EVEN: up = r > half || (r == half && (q & 1) != 0); break;
+    case RoundMode::HALF_UP: up = rn >= half; break;
+    case RoundMode::HALF_AWAY: up = rn > half || (rn == half && v >= 0); break;
+    case RoundMode::HALF_EVEN: up = rn > half || (rn == half && (q & 1) != 0); break;
     case RoundMode::FLOOR: break;
   }
   return q + (up ? 1 : 0);
