@@ -95,15 +95,24 @@ class Emulator final : public Device {
   std::array<Clock, kQueues> clocks_{};
   std::array<std::vector<std::uint32_t>, kQueues> insn_of_event_;
   std::array<std::size_t, kQueues> per_queue_{};  ///< instructions of the program per queue
+  // Per instruction, decoded once at load: the scheduler asks for them on every step.
+  std::vector<int> queue_of_;
+  std::vector<TokenUse> tokens_;
   detail::RaceDetector races_;
 };
 
 void Emulator::load(const Program& p) {
   host_.load(p);
   per_queue_ = {};
+  queue_of_.clear();
+  tokens_.clear();
+  queue_of_.reserve(p.instructions.size());
+  tokens_.reserve(p.instructions.size());
   for (const isa::Instruction& insn : p.instructions) {
-    const auto q = static_cast<std::size_t>(isa::queue_of(insn));
-    if (q < kQueues) ++per_queue_[q];
+    const int q = static_cast<int>(isa::queue_of(insn));
+    queue_of_.push_back(q);
+    tokens_.push_back(q < kQueues ? token_use(isa::tokens_of(insn), q) : TokenUse{});
+    if (q < kQueues) ++per_queue_[static_cast<std::size_t>(q)];
   }
   stats_ = {};
   dumps_.clear();
@@ -165,13 +174,12 @@ void Emulator::schedule() {
   for (;;) {
     // Dispatch in program order as far as possible.
     while (next_ < n) {
-      const isa::Instruction& insn = insns[next_];
-      const auto q = static_cast<int>(isa::queue_of(insn));
+      const int q = queue_of_[next_];
       if (q == static_cast<int>(isa::Queue::kAll)) {
         if (!(queues_[0].empty() && queues_[1].empty() && queues_[2].empty())) break;
         barrier();
         count(next_, {});
-        if (std::holds_alternative<isa::End>(insn)) return;
+        if (std::holds_alternative<isa::End>(insns[next_])) return;
         ++next_;
         continue;
       }
@@ -198,7 +206,7 @@ void Emulator::schedule() {
 bool Emulator::ready(std::uint32_t i, int q) const {
   const auto& pending = pending_[static_cast<std::size_t>(q)];
   if (pending[0] >= 0 || pending[1] >= 0) return false;  // executed, still pushing
-  const TokenUse u = token_use(isa::tokens_of(prog().instructions[i]), q);
+  const TokenUse& u = tokens_[i];
   for (int f : u.pops) {
     if (f >= 0 && fifos_[static_cast<std::size_t>(f)].empty()) return false;
   }
@@ -226,7 +234,7 @@ void Emulator::step(int q) {
   const auto qi = static_cast<std::size_t>(q);
   const std::uint32_t i = queues_[qi].front();
   const isa::Instruction& insn = prog().instructions[i];
-  const TokenUse u = token_use(isa::tokens_of(insn), q);
+  const TokenUse& u = tokens_[i];
   Clock& clock = clocks_[qi];
   for (int f : u.pops) {
     if (f < 0) continue;

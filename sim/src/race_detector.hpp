@@ -20,6 +20,13 @@
 // stamps exist only for blocks that were partly overwritten. Checking and recording a
 // tile costs one step per superblock it covers, plus vectorized passes over the blocks of
 // the superblocks it covers in part.
+//
+// Each superblock also keeps, per queue, the latest event that stamped any of its units
+// (events of a queue only grow, so no stamp there is later). An access whose clock has
+// seen those events cannot race with anything in the superblock, which is then skipped
+// without looking at its stamps: with double buffering most of a tile was last touched
+// by instructions the accessor already waited for. A strided region whose whole span is
+// proven ordered this way is only recorded, row by row, not checked row by row.
 #pragma once
 
 #include <array>
@@ -51,6 +58,10 @@ struct Unordered {
     const std::uint32_t q = x & 3u;
     return q < 3 && (x >> 2) > seen[q];
   }
+  /// Whether no stamp with events at most `hi` (per queue) can be unordered.
+  bool covers(const std::array<std::uint32_t, 3>& hi) const {
+    return hi[0] <= seen[0] && hi[1] <= seen[1] && hi[2] <= seen[2];
+  }
   /// Whether any of n stamps is unordered (one branch-free pass that vectorizes).
   bool any(const Stamp* s, std::uint64_t n) const;
 };
@@ -77,6 +88,9 @@ class StampArray {
   }
   /// First unit in [begin, end) whose stamp is unordered, or end.
   std::uint64_t find(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const;
+  /// Whether every unit in [begin, end) is ordered, judged from the per-superblock
+  /// summaries alone: true proves it; false means "look closer" (find).
+  bool covered(std::uint64_t begin, std::uint64_t end, const Unordered& bad) const;
   /// Stamps [begin, end) with s.
   void fill(std::uint64_t begin, std::uint64_t end, Stamp s);
 
@@ -91,6 +105,8 @@ class StampArray {
   std::uint64_t size_ = 0;
   std::vector<Stamp> super_;
   std::vector<std::uint8_t> super_uniform_;
+  /// Per superblock and queue: the latest event that stamped any unit of it (0: none).
+  std::vector<std::array<std::uint32_t, 3>> hi_;
   /// Valid only in superblocks that are not uniform.
   std::vector<Stamp> block_;
   std::vector<std::uint8_t> uniform_;
@@ -126,9 +142,13 @@ class RaceDetector {
   /// page never accessed (every stamp 0), unless `create`.
   Shadow* shadow_of(Space space, std::uint64_t unit, std::uint64_t* local, bool create);
   const Shadow* shadow_of(Space space, std::uint64_t unit, std::uint64_t* local) const;
-  /// One contiguous run of units [offset, offset + n) inside one shadow.
+  /// One contiguous run of units [offset, offset + n): checked (unless `check` is false
+  /// because covered() proved it ordered) and recorded.
   void run(std::uint64_t offset, std::uint64_t n, Space space, AccessKind kind, int queue, Stamp self,
-           const Clock& clock, std::uint32_t index);
+           const Clock& clock, std::uint32_t index, bool check);
+  /// Whether the summaries prove that an access of `kind` by `queue` anywhere in units
+  /// [begin, end) of `space` is ordered after everything recorded there.
+  bool covered(std::uint64_t begin, std::uint64_t end, Space space, AccessKind kind, int queue, const Clock& clock) const;
   /// The stamp of one unit: of the writer (array -1) or of queue `array`'s last reader.
   Stamp stamp_at(Space space, int array, std::uint64_t unit) const;
   /// Throws the race error for stamp `x` found at unit `begin` (the row ends at row_end).
