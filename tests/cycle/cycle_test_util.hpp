@@ -1,5 +1,5 @@
 // Helpers of the cycle-model suites: running programs on an engine, and the timing model of
-// dla/cycle.hpp written out again, independently of sim/src/cycle, for the analytic checks.
+// dla/cycle.hpp written out again, independently of sim/engines/src/cycle, for the analytic checks.
 #pragma once
 
 #include <gtest/gtest.h>

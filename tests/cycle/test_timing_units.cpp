@@ -1,4 +1,4 @@
-// Unit tests of the cycle model's timing pieces (sim/src/cycle/timing.hpp): the DRAM bus
+// Unit tests of the cycle model's timing pieces (sim/engines/src/cycle/timing.hpp): the DRAM bus
 // (latency-free data phases, equal sharing, work conservation, late arrivals), burst
 // counting and the per-instruction cycle formulas, against hand-computed numbers.
 #include <gtest/gtest.h>

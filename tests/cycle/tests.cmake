@@ -1,12 +1,12 @@
 # The cycle model's suites and the suite over every engine (included by tests/CMakeLists.txt
 # inside if(DLA_BUILD_TESTS)).
-# White-box: the timing formulas and the DRAM bus are private to sim/src/cycle.
+# White-box: the timing formulas and the DRAM bus are private to sim/engines/src/cycle.
 dla_add_gtest(test_cycle_units SOURCES cycle/test_timing_units.cpp LIBS dla::cycle)
-target_include_directories(test_cycle_units PRIVATE ${PROJECT_SOURCE_DIR}/sim/src/cycle)
+target_include_directories(test_cycle_units PRIVATE ${PROJECT_SOURCE_DIR}/sim/engines/src/cycle)
 # Exact cycle counts of small programs, the report, traces, many runs per process.
 dla_add_gtest(test_cycle_device SOURCES cycle/test_cycle_device.cpp LIBS dla::cycle)
 # `dla run --engine cycle` and `dla bench cycle` through the binary.
-dla_add_gtest(test_cycle_cli SOURCES cycle/test_cycle_cli.cpp LIBS dla::sim)
+dla_add_gtest(test_cycle_cli SOURCES cycle/test_cycle_cli.cpp LIBS dla::sim dla::npy)
 target_compile_definitions(test_cycle_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
 add_dependencies(test_cycle_cli dla)
 # The timing tests that can fail, on compiled programs.

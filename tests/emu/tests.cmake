@@ -1,7 +1,7 @@
 # The emulator's suites (included by tests/CMakeLists.txt inside if(DLA_BUILD_TESTS)).
 dla_add_gtest(test_emu_semantics SOURCES emu/test_semantics.cpp LIBS dla::sim)
 dla_add_gtest(test_emu_device SOURCES emu/test_device.cpp emu/bench_emu.cpp LIBS dla::sim)
-dla_add_gtest(test_npy SOURCES emu/test_npy.cpp LIBS dla::sim)
-dla_add_gtest(test_emu_cli SOURCES emu/test_run_cli.cpp LIBS dla::sim)
+dla_add_gtest(test_npy SOURCES emu/test_npy.cpp LIBS dla::sim dla::npy)
+dla_add_gtest(test_emu_cli SOURCES emu/test_run_cli.cpp LIBS dla::sim dla::npy)
 target_compile_definitions(test_emu_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
 add_dependencies(test_emu_cli dla)

@@ -6,7 +6,7 @@
 // bytes moved, MACs) for its timing, and perform() moves the data when the timing says
 // the instruction executes. execute() is describe() + perform().
 // Timing code never re-implements data movement or arithmetic: every integer comes from
-// dla/numerics.hpp through the bodies in sim/src/semantics.cpp.
+// dla/numerics.hpp through the bodies in sim/engines/src/semantics.cpp.
 //
 // Rules the bodies enforce (each breach is an ExecutionError naming the instruction
 // index, its mnemonic and the rule):
