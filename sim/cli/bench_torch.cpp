@@ -2,6 +2,7 @@
 #include "bench_torch.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
@@ -18,8 +19,9 @@ std::vector<c10::IValue> call_op(const char* name, const char* overload, std::ve
 
 }  // namespace
 
-TorchBenchResult bench_torch_convs(const std::vector<ConvShape>& layers, int repeats) {
+TorchBenchResult bench_torch_convs(const std::vector<ConvShape>& layers, int repeats, unsigned threads) {
   TorchBenchResult result;
+  at::set_num_threads(static_cast<int>(threads));
   const auto& engines = at::globalContext().supportedQEngines();
   for (auto e : {c10::QEngine::FBGEMM, c10::QEngine::ONEDNN, c10::QEngine::QNNPACK}) {
     if (std::find(engines.begin(), engines.end(), e) == engines.end()) continue;

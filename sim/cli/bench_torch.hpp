@@ -20,7 +20,8 @@ struct TorchBenchResult {
 };
 
 /// Times quantized::conv2d (u8 activations, s8 weights, prepacked) over `layers`,
-/// `repeats` times, and returns the best total.
-TorchBenchResult bench_torch_convs(const std::vector<ConvShape>& layers, int repeats);
+/// `repeats` times, on `threads` intra-op threads (at::set_num_threads), and returns the
+/// best total.
+TorchBenchResult bench_torch_convs(const std::vector<ConvShape>& layers, int repeats, unsigned threads);
 
 }  // namespace dla::cli

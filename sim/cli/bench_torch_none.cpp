@@ -2,5 +2,5 @@
 #include "bench_torch.hpp"
 
 namespace dla::cli {
-TorchBenchResult bench_torch_convs(const std::vector<ConvShape>&, int) { return {}; }
+TorchBenchResult bench_torch_convs(const std::vector<ConvShape>&, int, unsigned) { return {}; }
 }  // namespace dla::cli

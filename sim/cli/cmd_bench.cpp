@@ -29,12 +29,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// Best wall-clock seconds of `repeat` runs of `device` (loaded, inputs bound).
-double best_run(sim::Device& device, int repeat) {
+/// Best wall-clock seconds of `repeat` runs of `device` (loaded, inputs bound) on `threads`
+/// host threads.
+double best_run(sim::Device& device, int repeat, unsigned threads) {
+  sim::RunOptions options;
+  options.threads = threads;
   double best = 0;
   for (int r = 0; r < repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    device.run();
+    device.run(options);
     const double s = seconds_since(t0);
     best = r == 0 ? s : std::min(best, s);
   }
@@ -43,17 +46,18 @@ double best_run(sim::Device& device, int repeat) {
 
 /// `dla bench cycle`: simulated cycles per second and the slowdown against the emulator on
 /// the same program in the same process, and the per-layer MAC utilization.
-int bench_cycle(const Program& program, const HostTensor& image, const HwConfig& hw, int repeat) {
+int bench_cycle(const Program& program, const HostTensor& image, const HwConfig& hw, int repeat, unsigned threads) {
   auto emu = sim::make_emulator(hw);
   emu->load(program);
   emu->set_input("image", image);
-  const double emu_s = best_run(*emu, repeat);
+  const double emu_s = best_run(*emu, repeat, threads);
   auto model = sim::make_cycle_model(hw);
   model->load(program);
   model->set_input("image", image);
-  const double cyc_s = best_run(*model, repeat);
+  const double cyc_s = best_run(*model, repeat, threads);
   const sim::CycleReport& r = model->report();
   const bool same = model->output("fc").values == emu->output("fc").values;
+  std::printf("  threads:     %u host threads for both engines\n", threads);
   std::printf("  emulator:    %.3f s per inference\n", emu_s);
   std::printf("  cycle model: %.3f s per inference, %llu simulated cycles (%.3f ms at %lld MHz), %zu instructions\n",
               cyc_s, static_cast<unsigned long long>(r.cycles), r.microseconds / 1000.0,
@@ -87,10 +91,12 @@ int cmd_bench(const Args& args) {
       ("engine", po::value<std::string>()->default_value("emu"), "engine to measure: emu or cycle")
       ("size", po::value<std::int64_t>()->default_value(224), "input height and width of the ResNet-18 graph")
       ("preset", po::value<std::string>()->default_value("default"), "hardware config preset")
-      ("repeat", po::value<int>()->default_value(3), "runs per engine; the best is reported");
+      ("repeat", po::value<int>()->default_value(3), "runs per engine; the best is reported")
+      ("threads", po::value<unsigned>()->default_value(0),
+       "host threads for every side of the comparison (0: one per core); emu also reports 1 thread");
   po::positional_options_description positional;
   positional.add("engine", 1);
-  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R]",
+  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R] [--threads T]",
                                 "Compiles the ResNet-18-shaped int8 graph (20 convolutions and 8 adds), runs it on "
                                 "the engine and prints, measured in the same run: for emu its GMAC/s and the ratio "
                                 "to libtorch's own quantized convolutions on the same layers; for cycle its simulated "
@@ -104,6 +110,9 @@ int cmd_bench(const Args& args) {
   const int repeat = (*vm)["repeat"].as<int>();
   if (size < 32 || size > 1024) throw Error("--size must be in [32, 1024]");
   if (repeat < 1 || repeat > 100) throw Error("--repeat must be in [1, 100]");
+  const unsigned requested_threads = (*vm)["threads"].as<unsigned>();
+  if (requested_threads > 256) throw Error("--threads must be in [0, 256] (0: one per core)");
+  const unsigned threads = sim::resolve_threads(requested_threads);
   const HwConfig hw = HwConfig::preset((*vm)["preset"].as<std::string>());
 
   std::cout << "bench: ResNet-18-shaped int8 graph, " << size << "x" << size << ", preset " << (*vm)["preset"].as<std::string>()
@@ -119,21 +128,10 @@ int cmd_bench(const Args& args) {
   image.shape = {1, 3, static_cast<std::uint64_t>(size), static_cast<std::uint64_t>(size)};
   std::mt19937 rng(1);
   for (std::uint64_t i = 0; i < image.num_elements(); ++i) image.values.push_back(static_cast<std::int32_t>(rng() % 256));
-  if (engine == "cycle") return bench_cycle(program, image, hw, repeat);
+  if (engine == "cycle") return bench_cycle(program, image, hw, repeat, threads);
   auto device = sim::make_emulator(hw);
   device->load(program);
   device->set_input("image", image);
-  double emu_best = 0;
-  for (int r = 0; r < repeat; ++r) {
-    t0 = std::chrono::steady_clock::now();
-    device->run();
-    const double s = seconds_since(t0);
-    emu_best = r == 0 ? s : std::min(emu_best, s);
-  }
-  const sim::RunStats stats = device->stats();
-  const double emu_gmacs = static_cast<double>(stats.macs) / emu_best / 1e9;
-  std::printf("  emulator:  %.3f s per inference, %.3f GMAC, %.2f GMAC/s\n", emu_best, static_cast<double>(stats.macs) / 1e9,
-              emu_gmacs);
 
   std::vector<ConvShape> convs;
   std::uint64_t conv_macs = 0;
@@ -144,17 +142,30 @@ int cmd_bench(const Args& args) {
                      n.conv.pad_top, n.conv.groups});
     conv_macs += convs.back().macs();
   }
-  const TorchBenchResult torch = bench_torch_convs(convs, repeat);
-  if (!torch.available) {
-    std::printf("  libtorch:  not available in this build; no ratio\n");
-    return 0;
+  // Like with like: the emulator and libtorch get the same number of threads, set
+  // explicitly on both sides (libtorch's own default here is one thread); one thread is
+  // measured too.
+  std::vector<unsigned> thread_counts{threads};
+  if (threads > 1) thread_counts.push_back(1);
+  for (const unsigned t : thread_counts) {
+    const double emu_best = best_run(*device, repeat, t);
+    const sim::RunStats stats = device->stats();
+    const double emu_gmacs = static_cast<double>(stats.macs) / emu_best / 1e9;
+    std::printf("  threads:   %u (emulator and libtorch alike)\n", t);
+    std::printf("    emulator:  %.4f s per inference, %.3f GMAC, %.2f GMAC/s\n", emu_best,
+                static_cast<double>(stats.macs) / 1e9, emu_gmacs);
+    const TorchBenchResult torch = bench_torch_convs(convs, repeat, t);
+    if (!torch.available) {
+      std::printf("    libtorch:  not available in this build; no ratio\n");
+      continue;
+    }
+    const double torch_gmacs = static_cast<double>(conv_macs) / torch.seconds / 1e9;
+    std::printf("    libtorch:  %.4f s for the %zu convolutions (quantized::conv2d, %s), %.2f GMAC/s\n", torch.seconds,
+                convs.size(), torch.engine.c_str(), torch_gmacs);
+    std::printf("    ratio:     emulator / libtorch = %.2fx at %u thread%s (the emulator's time also covers DMA, "
+                "requantize, pooling, adds and the fc layer)\n",
+                emu_gmacs / torch_gmacs, t, t == 1 ? "" : "s");
   }
-  const double torch_gmacs = static_cast<double>(conv_macs) / torch.seconds / 1e9;
-  std::printf("  libtorch:  %.3f s for the %zu convolutions (quantized::conv2d, %s), %.2f GMAC/s\n", torch.seconds,
-              convs.size(), torch.engine.c_str(), torch_gmacs);
-  std::printf("  ratio:     emulator / libtorch = %.2fx (the emulator's time also covers DMA, requantize, "
-              "pooling, adds and the fc layer)\n",
-              emu_gmacs / torch_gmacs);
   return 0;
 }
 

@@ -183,3 +183,18 @@ TEST(DlaTool, HelpListsRun) {
   EXPECT_NE(h.out.find("usage: dla run"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("--dump-layers"), std::string::npos) << h.out;
 }
+
+// Like with like: both sides of the emulator/libtorch ratio run on the thread count asked
+// for, printed, and on one thread as well.
+TEST(DlaBenchEmu, ComparesAtEqualExplicitThreadCounts) {
+  const auto r = run_dla("bench emu --size 32 --repeat 1 --threads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* s : {"threads:   2 (emulator and libtorch alike)", "threads:   1 (emulator and libtorch alike)",
+                        "at 2 threads", "at 1 thread "}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  const auto one = run_dla("bench emu --size 32 --repeat 1 --threads 1");
+  ASSERT_EQ(one.code, 0) << one.out;
+  EXPECT_EQ(one.out.find("at 2 threads"), std::string::npos) << one.out;
+  expect_user_error(run_dla("bench emu --threads 1000"), "--threads must be in [0, 256]");
+}

@@ -27,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,6 +120,7 @@ void Emulator::load(const Program& p) {
 }
 
 void Emulator::run(const RunOptions& options) {
+  exec_.threads = resolve_threads(options.threads);
   stats_ = {};
   dumps_.clear();
   host_.begin_run();
@@ -290,6 +292,11 @@ void Emulator::deadlock() const {
 }
 
 }  // namespace
+
+unsigned resolve_threads(unsigned requested) {
+  if (requested != 0) return requested;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 std::unique_ptr<Device> make_emulator(const HwConfig& config) { return std::make_unique<Emulator>(config); }
 

@@ -46,7 +46,13 @@ struct LayerDump {
 
 struct RunOptions {
   bool dump_layers = false;  ///< capture every debug record's output tensor
+  /// Host threads the engine may use for large instructions (0: one per core). Results
+  /// never depend on it; benchmarks set it so that both sides of a ratio use the same.
+  unsigned threads = 0;
 };
+
+/// The host threads that RunOptions::threads asks for (0 resolved to one per core).
+unsigned resolve_threads(unsigned requested);
 
 /// Raised when a program breaks a rule of the machine while running (SRAM bounds, token
 /// discipline, a deadlock); the message names the instruction index and the rule.

@@ -648,6 +648,7 @@ void CycleModel::run(const RunOptions& options) {
 
   Run run;
   run.prog = &prog();
+  run.exec.threads = resolve_threads(options.threads);
   run.hw = &config_;
   run.state = &host_.state();
   run.host = &host_;
