@@ -124,25 +124,22 @@ class Reader {
   std::vector<char> weights_;
 };
 
-}  // namespace
-
-Graph load_graph(const std::string& json_path) {
-  const auto text = read_file(json_path, "graph file");
-  json j;
+json parse_json(const std::string& text, const std::string& source) {
   try {
-    j = json::parse(text.begin(), text.end());
+    return json::parse(text);
   } catch (const json::exception& e) {
-    throw Error(json_path + ": invalid JSON: " + e.what());
+    throw Error(source + ": invalid JSON: " + e.what());
   }
-  Reader bad(json_path, {});
+}
+
+void check_format(const json& j, const std::string& source) {
+  Reader bad(source, {});
   if (!j.is_object() || j.value("format", "") != "dlasim-graph") bad.fail("top level", "not a dlasim graph (\"format\": \"dlasim-graph\" missing)");
   if (j.value("version", 0) != 1) bad.fail("top level", "unsupported graph version (this build reads version 1)");
-  std::vector<char> weights;
-  if (j.contains("weights_file")) {
-    if (!j["weights_file"].is_string()) bad.fail("top level", "\"weights_file\" must be a string");
-    const auto dir = std::filesystem::path(json_path).parent_path();
-    weights = read_file((dir / j["weights_file"].get<std::string>()).string(), "weights file");
-  }
+}
+
+/// The nodes and outputs of a parsed graph document whose weights are `weights`.
+Graph build_graph(const json& j, std::vector<char> weights, const std::string& json_path) {
   Reader r(json_path, std::move(weights));
   Graph g;
   const json& nodes = r.field(j, "top level", "nodes");
@@ -226,6 +223,28 @@ Graph load_graph(const std::string& json_path) {
     g.mark_output(g.find(o.get<std::string>()));
   }
   return g;
+}
+
+}  // namespace
+
+Graph load_graph(const std::string& json_path) {
+  const auto bytes = read_file(json_path, "graph file");
+  const json j = parse_json(std::string(bytes.begin(), bytes.end()), json_path);
+  check_format(j, json_path);
+  std::vector<char> weights;
+  if (j.contains("weights_file")) {
+    if (!j["weights_file"].is_string()) Reader(json_path, {}).fail("top level", "\"weights_file\" must be a string");
+    const auto dir = std::filesystem::path(json_path).parent_path();
+    weights = read_file((dir / j["weights_file"].get<std::string>()).string(), "weights file");
+  }
+  return build_graph(j, std::move(weights), json_path);
+}
+
+Graph parse_graph(const std::string& json_text, std::vector<char> weights, const std::string& source) {
+  const json j = parse_json(json_text, source);
+  check_format(j, source);
+  if (j.contains("weights_file")) Reader(source, {}).fail("top level", "an in-memory graph takes its weights directly, not a \"weights_file\"");
+  return build_graph(j, std::move(weights), source);
 }
 
 void save_graph(const Graph& graph, const std::string& json_path) {

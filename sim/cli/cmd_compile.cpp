@@ -7,6 +7,7 @@
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
+#include "dla/compiler/qat_export.hpp"
 #include "dla/error.hpp"
 
 namespace po = boost::program_options;
@@ -23,7 +24,8 @@ HwConfig config_from_options(const po::variables_map& vm) {
 int cmd_compile(const Args& args) {
   po::options_description options("compile options");
   options.add_options()
-      ("graph", po::value<std::string>(), "the graph file (.json, with its weights file beside it)")
+      ("graph", po::value<std::string>(),
+       "the model: a QAT export (.dla.pt, from dlasim.export) or a graph file (.json, weights file beside it)")
       ("builtin", po::value<std::string>(), "compile a built-in network instead: resnet18")
       ("size", po::value<std::int64_t>()->default_value(224), "input height and width of a built-in network")
       ("output,o", po::value<std::string>()->required(), "the .dlab file to write")
@@ -32,15 +34,25 @@ int cmd_compile(const Args& args) {
       ("no-embed-config", "do not embed the hardware config in the program");
   po::positional_options_description positional;
   positional.add("graph", 1);
-  const auto vm = parse_command(args, "dla compile GRAPH.json -o PROGRAM.dlab [--preset NAME | --config FILE]",
-                                "Lowers a quantized graph to a DLA program tiled for the hardware config, with debug "
-                                "records for every layer.",
+  const auto vm = parse_command(args, "dla compile MODEL.dla.pt|GRAPH.json -o PROGRAM.dlab [--preset NAME | --config FILE]",
+                                "Lowers a quantized model to a DLA program tiled for the hardware config, with debug "
+                                "records for every layer. A QAT export carries the hardware it was trained for: it is "
+                                "used when no --preset/--config is given, and a given one must agree with it in every "
+                                "field that changes the integers.",
                                 options, positional);
   if (!vm) return 0;
-  const HwConfig hw = config_from_options(*vm);
-  if (vm->count("graph") == vm->count("builtin")) throw Error("compile: give a graph file or --builtin, not both or neither");
+  if (vm->count("graph") == vm->count("builtin")) throw Error("compile: give a model file or --builtin, not both or neither");
+  HwConfig hw = config_from_options(*vm);
   compiler::Graph graph;
-  if (vm->count("builtin")) {
+  if (vm->count("graph") && compiler::looks_like_torchscript((*vm)["graph"].as<std::string>())) {
+    const std::string path = (*vm)["graph"].as<std::string>();
+    compiler::QatExport model = compiler::import_qat_export(path);
+    const bool requested = vm->count("preset") || vm->count("config");
+    const std::string requested_name = vm->count("config") ? "--config " + (*vm)["config"].as<std::string>()
+                                                             : "--preset " + (vm->count("preset") ? (*vm)["preset"].as<std::string>() : "");
+    hw = compiler::config_for_export(model, path, requested ? &hw : nullptr, requested_name);
+    graph = std::move(model.graph);
+  } else if (vm->count("builtin")) {
     const std::string name = (*vm)["builtin"].as<std::string>();
     if (name != "resnet18") throw Error("unknown built-in network '" + name + "' (resnet18)");
     const std::int64_t size = (*vm)["size"].as<std::int64_t>();

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "dla/compiler/graph.hpp"
 
@@ -32,6 +33,11 @@ namespace dla::compiler {
 /// Reads a graph file; the weights file is resolved relative to the JSON file. Throws
 /// dla::Error naming the file, the node and the field for any malformed input.
 Graph load_graph(const std::string& json_path);
+
+/// The same format from memory: `json_text` without "weights_file", its weights "offset"s
+/// into `weights`. `source` names the input in messages. Importers of other formats (the
+/// QAT export) translate to this document and parse it here, so there is one reader.
+Graph parse_graph(const std::string& json_text, std::vector<char> weights, const std::string& source);
 
 /// Writes `graph` as `json_path` plus a weights file next to it (same stem, ".bin").
 void save_graph(const Graph& graph, const std::string& json_path);

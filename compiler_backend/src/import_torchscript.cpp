@@ -1,0 +1,119 @@
+// The QAT export importer (dla/compiler/qat_export.hpp): the only compiler TU that
+// includes libtorch. It reads the TorchScript container and translates the export's graph
+// into the graph file's document, which graph_io parses (one reader for both inputs).
+#include <torch/script.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "dla/compiler/graph_io.hpp"
+#include "dla/compiler/qat_export.hpp"
+#include "dla/error.hpp"
+
+namespace dla::compiler {
+namespace {
+
+using nlohmann::json;
+
+/// The first line of a libtorch message (its later lines are a C++ backtrace).
+std::string first_line(const char* what) {
+  const std::string s(what);
+  return s.substr(0, s.find('\n'));
+}
+
+at::Tensor buffer(const torch::jit::Module& m, const json& ref, const std::string& where, const std::string& path) {
+  if (!ref.is_object() || !ref.contains("tensor") || !ref["tensor"].is_string()) {
+    throw Error(path + ": " + where + ": expected {\"tensor\": key}");
+  }
+  const std::string key = ref["tensor"].get<std::string>();
+  if (!m.hasattr(key)) throw Error(path + ": " + where + ": tensor '" + key + "' is not in the export");
+  const c10::IValue v = m.attr(key);
+  if (!v.isTensor()) throw Error(path + ": " + where + ": '" + key + "' is not a tensor");
+  return v.toTensor();
+}
+
+/// The export's graph as a graph-file document (graph_io.hpp) plus its weights bytes.
+std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch::jit::Module& m, const std::string& path) {
+  if (!g.is_object() || !g.contains("nodes") || !g["nodes"].is_array() || !g.contains("outputs")) {
+    throw Error(path + ": the export's graph has no \"nodes\" array or no \"outputs\"");
+  }
+  std::vector<char> weights;
+  json nodes = json::array();
+  for (const json& n : g["nodes"]) {
+    if (!n.is_object() || !n.contains("name") || !n["name"].is_string() || !n.contains("op") || !n["op"].is_string()) {
+      throw Error(path + ": an export node needs a string \"name\" and \"op\"");
+    }
+    const std::string name = n["name"].get<std::string>();
+    const std::string op = n["op"].get<std::string>();
+    const std::string where = "node '" + name + "'";
+    if (op == "host" || op == "quantize" || op == "float_input") {
+      throw Error(path + ": " + where + " (" + op + ") is a float part of the model, run on the host; dla compile "
+                  "lowers models that are quantized end to end (host segments are not supported yet)");
+    }
+    json out = {{"name", name}, {"op", op}};
+    if (op == "input") {
+      for (const char* k : {"dtype", "frac", "shape"}) {
+        if (n.contains(k)) out[k] = n[k];
+      }
+      nodes.push_back(out);
+      continue;
+    }
+    if (n.contains("inputs")) out["inputs"] = n["inputs"];
+    for (const char* k : {"out_channels", "out_features", "kernel", "stride", "padding", "dilation", "groups",
+                          "weight_dtype", "weight_frac", "out"}) {
+      if (n.contains(k)) out[k] = n[k];
+    }
+    if (op == "conv2d" || op == "linear") {
+      if (!n.contains("weights")) throw Error(path + ": " + where + ": missing \"weights\"");
+      const at::Tensor w = buffer(m, n["weights"], where + " weights", path).to(at::kChar).contiguous().reshape(-1);
+      out["weights"] = {{"offset", weights.size()}, {"count", w.numel()}};
+      const auto* bytes = reinterpret_cast<const char*>(w.data_ptr<std::int8_t>());
+      weights.insert(weights.end(), bytes, bytes + w.numel());
+      if (n.contains("bias")) {
+        const at::Tensor b = buffer(m, n["bias"], where + " bias", path).to(at::kLong).contiguous();
+        out["bias"] = std::vector<std::int64_t>(b.data_ptr<std::int64_t>(), b.data_ptr<std::int64_t>() + b.numel());
+      }
+    }
+    nodes.push_back(out);
+  }
+  json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"nodes", nodes}, {"outputs", g["outputs"]}};
+  return {doc, std::move(weights)};
+}
+
+}  // namespace
+
+QatExport import_qat_export(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(path + ": not a regular file");
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(path);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": cannot read it as a TorchScript file: " + first_line(e.what()));
+  }
+  try {
+    if (!m.hasattr("graph_json") || !m.attr("graph_json").isString()) {
+      throw Error(path + ": a TorchScript file, but not a dlasim QAT export (it has no graph_json)");
+    }
+    json g;
+    try {
+      g = json::parse(m.attr("graph_json").toStringRef());
+    } catch (const json::exception& e) {
+      throw Error(path + ": the export's graph_json is not valid JSON: " + e.what());
+    }
+    if (!g.is_object() || g.value("format", "") != "dlasim-qat-export") {
+      throw Error(path + ": not a dlasim QAT export (\"format\": \"dlasim-qat-export\" missing)");
+    }
+    if (g.value("version", 0) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
+    auto [doc, weights] = to_graph_document(g, m, path);
+    QatExport result;
+    result.graph = parse_graph(doc.dump(), std::move(weights), path);
+    result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
+    result.plan = g.value("plan", "");
+    return result;
+  } catch (const c10::Error& e) {
+    throw Error(path + ": malformed export: " + first_line(e.what()));
+  }
+}
+
+}  // namespace dla::compiler
