@@ -1,0 +1,175 @@
+// device_class.cpp — the simulated chip as a TorchScript custom class, torch.classes.dla.Device:
+// a program (.dlab) loaded on an engine (emu or cycle), run on batches of integer tensors
+// from Python or C++ with no subprocess. `dlasim.Device` wraps it.
+//
+// A program is compiled for a batch of B images (its tensors' leading dimension, usually 1);
+// a batch of N runs the program ceil(N / B) times and stacks the outputs.
+#include <ATen/ATen.h>
+#include <torch/custom_class.h>
+#include <torch/library.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dla/cycle.hpp"
+#include "dla/device.hpp"
+#include "dla/error.hpp"
+#include "dla/program.hpp"
+#include "dla/qat/hw_options.hpp"
+
+namespace dla::qat {
+namespace {
+
+std::unique_ptr<sim::Device> make_engine(const std::string& engine, const HwConfig& hw) {
+  if (engine == "emu") return sim::make_emulator(hw);
+  if (engine == "cycle") return sim::make_cycle_model(hw);
+  TORCH_CHECK(false, "dla.Device: unknown engine '", engine, "' (available: emu, cycle)");
+}
+
+/// Runs `fn`, turning dlasim's user errors into Python RuntimeErrors with the same text.
+template <typename Fn>
+auto checked(const char* what, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const dla::Error& e) {
+    TORCH_CHECK(false, "dla.Device.", what, ": ", e.what());
+  }
+}
+
+class SimDevice : public torch::CustomClassHolder {
+ public:
+  SimDevice(const std::string& path, const std::string& engine) : engine_(engine) {
+    checked("load", [&] {
+      program_ = read_program_file(path);
+      TORCH_CHECK(program_.hw_config.has_value(), "dla.Device: ", path,
+                  " has no embedded hardware config (compile it without --no-embed-config)");
+      device_ = make_engine(engine, *program_.hw_config);
+      device_->load(program_);
+      return 0;
+    });
+  }
+
+  std::string engine() const { return engine_; }
+  std::vector<std::string> names(TensorRole role) const {
+    std::vector<std::string> out;
+    for (const auto& t : program_.tensors) {
+      if (t.role == role) out.push_back(t.name);
+    }
+    return out;
+  }
+  std::vector<std::string> input_names() const { return names(TensorRole::kInput); }
+  std::vector<std::string> output_names() const { return names(TensorRole::kOutput); }
+
+  /// (dtype name, frac, shape) of a tensor of the program.
+  std::tuple<std::string, std::int64_t, std::vector<std::int64_t>> tensor_info(const std::string& name) const {
+    const TensorDesc& t = desc(name);
+    return {std::string(dtype_info(t.dtype).name), t.frac, std::vector<std::int64_t>(t.shape.begin(), t.shape.end())};
+  }
+
+  /// The `hw` list of the dla ops for the program's hardware config (rounding of inputs).
+  std::vector<std::int64_t> hw_list() const { return HwOptions::from_config(*program_.hw_config).to_list(); }
+
+  /// Runs every image of the batch; inputs by name, integer tensors [N, ...] whose
+  /// trailing dimensions are the program's. Returns every output as int64 [N, ...].
+  c10::Dict<std::string, at::Tensor> run(const c10::Dict<std::string, at::Tensor>& inputs) {
+    const auto in_names = input_names();
+    TORCH_CHECK(inputs.size() == in_names.size(), "dla.Device.run: the program takes ", in_names.size(),
+                " input(s) (", c10::Join(", ", in_names), "), got ", inputs.size());
+    std::int64_t batch = -1;
+    std::vector<at::Tensor> flat;
+    for (const auto& name : in_names) {
+      TORCH_CHECK(inputs.contains(name), "dla.Device.run: missing input '", name, "' (inputs: ",
+                  c10::Join(", ", in_names), ")");
+      const at::Tensor x = inputs.at(name);
+      const TensorDesc& d = desc(name);
+      TORCH_CHECK(!x.is_floating_point() && !x.is_complex(), "dla.Device.run: input '", name,
+                  "' must hold integers (quantize floats first: dlasim.Device.run does)");
+      TORCH_CHECK(x.dim() == static_cast<std::int64_t>(d.shape.size()) && x.dim() >= 1, "dla.Device.run: input '",
+                  name, "' has shape ", x.sizes(), "; the program takes [N, ...] with ... = ", per_image(d));
+      for (std::int64_t i = 1; i < x.dim(); ++i) {
+        TORCH_CHECK(x.size(i) == static_cast<std::int64_t>(d.shape[static_cast<std::size_t>(i)]), "dla.Device.run: input '",
+                    name, "' has shape ", x.sizes(), "; the program takes [N, ...] with ... = ", per_image(d));
+      }
+      TORCH_CHECK(batch < 0 || x.size(0) == batch, "dla.Device.run: inputs disagree on the batch size");
+      batch = x.size(0);
+      flat.push_back(x.to(at::kInt).contiguous());
+    }
+    // The program's own batch B (its tensors' leading dimension): the batch runs in chunks
+    // of B images; the last chunk is padded with zeros and its padding dropped.
+    const auto program_batch = static_cast<std::int64_t>(desc(in_names[0]).shape[0]);
+    const auto out_names = output_names();
+    std::vector<std::vector<at::Tensor>> outs(out_names.size());
+    for (std::int64_t first = 0; first < batch; first += program_batch) {
+      const std::int64_t count = std::min(program_batch, batch - first);
+      checked("run", [&] {
+        for (std::size_t i = 0; i < in_names.size(); ++i) {
+          const TensorDesc& d = desc(in_names[i]);
+          HostTensor t;
+          t.dtype = d.dtype;
+          t.frac = d.frac;
+          t.shape = d.shape;
+          const at::Tensor chunk = flat[i].narrow(0, first, count).contiguous();
+          const auto* v = chunk.data_ptr<std::int32_t>();
+          t.values.assign(v, v + chunk.numel());
+          t.values.resize(static_cast<std::size_t>(t.num_elements()), 0);
+          device_->set_input(in_names[i], t);
+        }
+        device_->run();
+        for (std::size_t o = 0; o < out_names.size(); ++o) {
+          const HostTensor y = device_->output(out_names[o]);
+          std::vector<std::int64_t> shape(y.shape.begin(), y.shape.end());
+          at::Tensor t = at::empty(shape, at::kLong);
+          std::copy(y.values.begin(), y.values.end(), t.data_ptr<std::int64_t>());
+          outs[o].push_back(t.narrow(0, 0, count));
+        }
+        return 0;
+      });
+    }
+    c10::Dict<std::string, at::Tensor> result;
+    for (std::size_t o = 0; o < out_names.size(); ++o) {
+      result.insert(out_names[o], batch == 0 ? at::empty({0}, at::kLong) : at::cat(outs[o], 0));
+    }
+    return result;
+  }
+
+  /// Cycles of the last image (cycle engine only; 0 on emu) and its MACs.
+  std::vector<std::int64_t> last_stats() const {
+    const sim::RunStats s = device_->stats();
+    std::int64_t cycles = 0;
+    if (auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get())) cycles = static_cast<std::int64_t>(cyc->report().cycles);
+    return {cycles, static_cast<std::int64_t>(s.macs)};
+  }
+
+ private:
+  const TensorDesc& desc(const std::string& name) const {
+    const TensorDesc* d = program_.find_tensor(name);
+    TORCH_CHECK(d != nullptr, "dla.Device: the program has no tensor '", name, "'");
+    return *d;
+  }
+  static std::string per_image(const TensorDesc& d) {
+    std::string s = "[";
+    for (std::size_t i = 1; i < d.shape.size(); ++i) s += (i > 1 ? ", " : "") + std::to_string(d.shape[i]);
+    return s + "]";
+  }
+
+  std::string engine_;
+  Program program_;
+  std::unique_ptr<sim::Device> device_;
+};
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(dla, m) {
+  m.class_<SimDevice>("Device")
+      .def(torch::init<std::string, std::string>())
+      .def("engine", &SimDevice::engine)
+      .def("input_names", &SimDevice::input_names)
+      .def("output_names", &SimDevice::output_names)
+      .def("tensor_info", &SimDevice::tensor_info)
+      .def("hw_list", &SimDevice::hw_list)
+      .def("run", &SimDevice::run)
+      .def("last_stats", &SimDevice::last_stats);
+}
+
+}  // namespace dla::qat
