@@ -104,14 +104,7 @@ class SimDevice : public torch::CustomClassHolder {
       const std::int64_t count = std::min(program_batch, batch - first);
       checked("run", [&] {
         for (std::size_t i = 0; i < in_names.size(); ++i) {
-          const TensorDesc& d = desc(in_names[i]);
-          HostTensor t;
-          t.dtype = d.dtype;
-          t.frac = d.frac;
-          t.shape = d.shape;
-          const at::Tensor chunk = flat[i].narrow(0, first, count).contiguous();
-          const auto* v = chunk.data_ptr<std::int32_t>();
-          t.values.assign(v, v + chunk.numel());
+          HostTensor t = host_tensor(in_names[i], flat[i].narrow(0, first, count));
           t.values.resize(static_cast<std::size_t>(t.num_elements()), 0);
           device_->set_input(in_names[i], t);
         }
@@ -133,6 +126,47 @@ class SimDevice : public torch::CustomClassHolder {
     return result;
   }
 
+  /// One run of the program on exactly its own batch, every layer dumped: (layer name ->
+  /// int64 tensor in the program's shape of that layer, layer name -> [MACs, accumulator
+  /// overflows, saturations, cycles (0 on emu), mac utilization in 1e-6]).
+  std::tuple<c10::Dict<std::string, at::Tensor>, c10::Dict<std::string, std::vector<std::int64_t>>> run_layers(
+      const c10::Dict<std::string, at::Tensor>& inputs) {
+    for (const auto& name : input_names()) {
+      TORCH_CHECK(inputs.contains(name), "dla.Device.run_layers: missing input '", name, "'");
+      TORCH_CHECK(inputs.at(name).size(0) == static_cast<std::int64_t>(desc(name).shape[0]),
+                  "dla.Device.run_layers: input '", name, "' must have the program's batch ", desc(name).shape[0]);
+    }
+    sim::RunOptions options;
+    options.dump_layers = true;
+    c10::Dict<std::string, at::Tensor> dumps;
+    c10::Dict<std::string, std::vector<std::int64_t>> stats;
+    checked("run_layers", [&] {
+      for (const auto& name : input_names()) device_->set_input(name, host_tensor(name, inputs.at(name)));
+      device_->run(options);
+      for (const auto& d : device_->layer_dumps()) {
+        std::vector<std::int64_t> shape(d.tensor.shape.begin(), d.tensor.shape.end());
+        at::Tensor t = at::empty(shape, at::kLong);
+        std::copy(d.tensor.values.begin(), d.tensor.values.end(), t.data_ptr<std::int64_t>());
+        dumps.insert(d.name, t);
+      }
+      const auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get());
+      const sim::RunStats s = device_->stats();
+      for (std::size_t i = 0; i < s.layers.size(); ++i) {
+        const auto& l = s.layers[i];
+        std::int64_t util = 0;
+        if (cyc != nullptr && i < cyc->report().layers.size()) {
+          util = static_cast<std::int64_t>(cyc->report().layers[i].mac_utilization * 1e6);
+        }
+        stats.insert(l.name, std::vector<std::int64_t>{static_cast<std::int64_t>(l.macs),
+                                                       static_cast<std::int64_t>(l.acc_overflows),
+                                                       static_cast<std::int64_t>(l.saturations),
+                                                       static_cast<std::int64_t>(l.cycles), util});
+      }
+      return 0;
+    });
+    return {dumps, stats};
+  }
+
   /// Cycles of the last image (cycle engine only; 0 on emu) and its MACs.
   std::vector<std::int64_t> last_stats() const {
     const sim::RunStats s = device_->stats();
@@ -146,6 +180,17 @@ class SimDevice : public torch::CustomClassHolder {
     const TensorDesc* d = program_.find_tensor(name);
     TORCH_CHECK(d != nullptr, "dla.Device: the program has no tensor '", name, "'");
     return *d;
+  }
+  HostTensor host_tensor(const std::string& name, const at::Tensor& x) const {
+    const TensorDesc& d = desc(name);
+    TORCH_CHECK(!x.is_floating_point(), "dla.Device: input '", name, "' must hold integers");
+    const at::Tensor v = x.to(at::kInt).contiguous();
+    HostTensor t;
+    t.dtype = d.dtype;
+    t.frac = d.frac;
+    t.shape = d.shape;
+    t.values.assign(v.data_ptr<std::int32_t>(), v.data_ptr<std::int32_t>() + v.numel());
+    return t;
   }
   static std::string per_image(const TensorDesc& d) {
     std::string s = "[";
@@ -169,7 +214,8 @@ TORCH_LIBRARY_FRAGMENT(dla, m) {
       .def("tensor_info", &SimDevice::tensor_info)
       .def("hw_list", &SimDevice::hw_list)
       .def("run", &SimDevice::run)
-      .def("last_stats", &SimDevice::last_stats);
+      .def("last_stats", &SimDevice::last_stats)
+      .def("run_layers", &SimDevice::run_layers);
 }
 
 }  // namespace dla::qat

@@ -33,9 +33,10 @@ from .export import (ExportError, Exported, check_export, export, export_graph, 
                      integer_forward, load_export, output_fracs, to_integers, to_reals, write_graph_file)
 from .diagnostics import Report, report  # noqa: E402
 from .device import Device  # noqa: E402
+from .signoff import SignoffReport, signoff  # noqa: E402
 
 __all__ = ["load_library", "functional", "nn", "HwOptions", "DTYPES", "RANGES", "ROUND_MODES",
            "OVERFLOW_POLICIES", "datasets", "observers", "PrecisionPlan", "LayerPrecision", "PlanError", "prepare_qat",
            "QatConfig", "QatModel", "PrepareError", "set_epoch", "disable_observers", "freeze_bn", "calibrate",
            "unwrap", "export", "export_graph", "export_module", "integer_forward", "load_export", "Exported", "check_export", "to_integers",
-           "to_reals", "write_graph_file", "output_fracs", "ExportError", "report", "Report", "Device"]
+           "to_reals", "write_graph_file", "output_fracs", "ExportError", "report", "Report", "Device", "signoff", "SignoffReport"]

@@ -1,0 +1,68 @@
+"""dlasim.signoff: every layer of a compiled program on emu and cycle against the export's
+integer replay, the table, and the report page (an HTML structure test that fails when the
+page does not show what the report says)."""
+
+from html.parser import HTMLParser
+
+import torch
+
+import dlasim
+import wf_models as M
+from test_compile_export import run, trained_export
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.status, self.rows, self.svgs, self.bars, self._in = None, [], 0, 0, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id") == "status":
+            self._in = "status"
+        if tag == "tr" and a.get("class") in ("ok", "bad"):
+            self.rows.append(a["class"])
+        self.svgs += tag == "svg"
+        self.bars += tag == "rect" and a.get("class") == "bar"
+
+    def handle_data(self, data):
+        if self._in == "status":
+            self.status, self._in = data.strip(), None
+
+
+def compiled(tmp_path, seed):
+    torch.manual_seed(seed)
+    x = torch.randn(1, 3, 16, 16)
+    _, path = trained_export(M.ResidualCNN(), x, tmp_path / ("net%d.dla.pt" % seed), plan="int8")
+    r = run("compile", path, "-o", tmp_path / ("net%d.dlab" % seed))
+    assert r.returncode == 0, r.stderr
+    return path, tmp_path / ("net%d.dlab" % seed), x
+
+
+def test_every_layer_signs_off_on_both_engines(tmp_path):
+    path, program, x = compiled(tmp_path, 0)
+    report = dlasim.signoff(path, program, x, engines=("emu", "cycle"))
+    layers = [n["name"] for n in dlasim.load_export(path).nodes if n["op"] not in ("input",)]
+    assert [r.layer for r in report.layers if r.engine == "emu"] == layers
+    assert report.ok and report.first_difference() is None
+    cyc = [r for r in report.layers if r.engine == "cycle" and r.layer != "flatten"]  # flatten moves no data
+    assert all(r.cycles > 0 for r in cyc) and any(r.mac_utilization > 0 for r in cyc)
+    assert "PASS: every layer equal on emu, cycle" in report.table()
+    page = Page()
+    page.feed(report.write(tmp_path / "report").read_text())
+    assert page.status == "PASS" and page.rows == ["ok"] * len(report.layers)
+    assert page.svgs == 3 and page.bars == 2 * len(cyc) + len(layers)
+    assert (tmp_path / "report" / "report.json").is_file()
+
+
+def test_a_program_of_another_model_fails_at_its_first_layer(tmp_path):
+    path_a, _, x = compiled(tmp_path, 0)
+    _, program_b, _ = compiled(tmp_path, 1)
+    report = dlasim.signoff(path_a, program_b, x, engines=("emu",))
+    first = report.first_difference()
+    assert not report.ok and first.layer == "stem_0" and first.first_diff is not None
+    assert first.first_diff["expected"] != first.first_diff["actual"]
+    assert "FAIL: first difference in layer 'stem_0' on emu" in report.table()
+    page = Page()
+    page.feed(report.write(tmp_path / "bad").read_text())
+    assert page.status == "FAIL" and "bad" in page.rows
