@@ -35,3 +35,13 @@ if(TARGET dla_qat)
       TIMEOUT 300)
   endforeach()
 endif()
+
+# The README's main job, quick: train, QAT, export, compile, the test subset on the
+# emulator (equal to the QAT eval forward image by image) and sign-off on emu and cycle.
+if(TARGET dla_qat)
+  add_test(NAME demo_quick
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/scripts/demo.py --quick --out ${CMAKE_BINARY_DIR}/demo-test)
+  set_tests_properties(demo_quick PROPERTIES
+    ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;DLA_TOOL=$<TARGET_FILE:dla>;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 900)
+endif()
