@@ -30,7 +30,8 @@ from .plan import LayerPrecision, PlanError, PrecisionPlan  # noqa: E402
 from .prepare import (PrepareError, QatConfig, QatModel, calibrate, disable_observers, freeze_bn,  # noqa: E402
                       prepare_qat, set_epoch, unwrap)
 from .export import (ExportError, Exported, check_export, export, export_graph, export_module,  # noqa: E402
-                     integer_forward, load_export, output_fracs, to_integers, to_reals, write_graph_file)
+                     integer_forward, load_export, output_fracs, write_graph_file)
+from .integers import to_integers, to_reals  # noqa: E402
 from .diagnostics import Report, report  # noqa: E402
 
 __all__ = ["load_library", "functional", "nn", "HwOptions", "DTYPES", "RANGES", "ROUND_MODES",

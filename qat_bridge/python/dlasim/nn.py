@@ -12,45 +12,18 @@ observer); with `learn_weight_scale=True` the scales are parameters in the log2 
 from the first batch, or a learnable log2 scale.
 """
 
-import math
-
 import torch
 from torch import nn
 
 from . import functional as F
-from .hw import FRAC_MAX, FRAC_MIN, as_hw_list, dtype_code, dtype_range
+from .hw import as_hw_list, dtype_code
+from .observers import frac_for_max, weight_fracs_for
 
 
 def _clip_of(relu, clip):
     if clip is not None:
         return tuple(clip)
     return (0, None) if relu else None
-
-
-def frac_for_max(max_abs, dtype):
-    """Largest frac f in [-32, 32] with max_abs * 2^f <= the type's max (32 for 0)."""
-    qmax = dtype_range(dtype)[1]
-    if max_abs == 0:
-        return FRAC_MAX
-    if not math.isfinite(max_abs):
-        return 0
-    f = min(max(math.floor(math.log2(qmax / max_abs)), FRAC_MIN - 1), FRAC_MAX + 1)
-    while f < FRAC_MAX + 1 and math.ldexp(max_abs, f + 1) <= qmax:
-        f += 1
-    while f > FRAC_MIN - 1 and math.ldexp(max_abs, f) > qmax:
-        f -= 1
-    return max(FRAC_MIN, min(FRAC_MAX, f))
-
-
-def weight_fracs_for(weight, dtype):
-    """frac_for_max of each output channel (dimension 0) of a weight tensor."""
-    qmax = float(dtype_range(dtype)[1])
-    m = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
-    f = torch.floor(torch.log2(qmax / m)).clamp(FRAC_MIN - 1, FRAC_MAX + 1)
-    f = torch.where(m * torch.pow(2.0, f + 1) <= qmax, f + 1, f)  # settle the exact value
-    f = torch.where(m * torch.pow(2.0, f) > qmax, f - 1, f)
-    f = torch.where(m > 0, f, torch.full_like(f, FRAC_MAX))
-    return f.clamp(FRAC_MIN, FRAC_MAX).long().tolist()
 
 
 class QModule(nn.Module):
