@@ -18,6 +18,7 @@ import torch.nn.functional as TF
 from torch import nn
 
 from . import functional as F
+from .nn import QModule
 from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
 
 _LN2 = math.log(2.0)
@@ -119,27 +120,25 @@ class _TqtOut(torch.autograd.Function):
         return g, None, None, gl.reshape(())
 
 
-class QatLayer(nn.Module):
-    """Base of the prepared layers: name, source module, counts."""
+class QatLayer(QModule):
+    """Base of the prepared layers: dlasim.nn's QModule (hw list, overflow and saturation
+    counts) with the layer's name, its source module and a count of the outputs."""
 
     def __init__(self, name, source, hw):
-        super().__init__()
+        super().__init__(hw)
         self.name = name
         self.source = source
-        self.hw = list(hw)
-        self.register_buffer("overflow_count", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("saturation_count", torch.zeros((), dtype=torch.int64))
         self.register_buffer("element_count", torch.zeros((), dtype=torch.int64))
 
     def _count(self, counts, numel=0):
+        super()._count(counts)
         with torch.no_grad():
-            self.overflow_count += counts[0]
-            self.saturation_count += counts[1]
             self.element_count += int(numel)
 
     def reset_counts(self):
-        for b in (self.overflow_count, self.saturation_count, self.element_count):
-            b.zero_()
+        super().reset_counts()
+        with torch.no_grad():
+            self.element_count.zero_()
 
     def _out(self, ctx, y, pre, mask, act):
         """Training with a learnable output scale: attach TQT's gradient."""

@@ -79,7 +79,15 @@ class QuantizeAct(QModule):
 
 
 class _QMac(QModule):
-    def _init_weight_quant(self, weight_dtype, weight_fracs, learn_weight_scale, out_channels):
+    """What QConv2d and QLinear share: the float layer's weight and bias, the formats, the
+    clip and the per-channel weight quantization."""
+
+    def __init__(self, ref, out_channels, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                 learn_weight_scale, relu, clip, hw):
+        super().__init__(hw)
+        self.weight, self.bias = ref.weight, ref.bias
+        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
+        self.clip = _clip_of(relu, clip)
         self.weight_dtype = weight_dtype
         self.fixed_weight_fracs = None if weight_fracs is None else [int(f) for f in weight_fracs]
         self.learn_weight_scale = learn_weight_scale
@@ -107,6 +115,11 @@ class _QMac(QModule):
         self._count(r.counts)
         return r.y, fracs
 
+    def _formats(self, fracs):
+        """The op arguments both MAC ops take, with the weights' fracs."""
+        return dict(x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype, w_fracs=fracs,
+                    y_dtype=self.out_dtype, y_frac=self.out_frac, clip=self.clip, hw=self.hw)
+
 
 class QConv2d(_QMac):
     """Bit-exact conv2d (+ bias, + ReLU or clip) requantized to (out_dtype, out_frac)."""
@@ -114,22 +127,16 @@ class QConv2d(_QMac):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, in_dtype="u8", in_frac=0, out_dtype="u8", out_frac=0, weight_dtype="i8",
                  weight_fracs=None, learn_weight_scale=False, relu=False, clip=None, hw=None):
-        super().__init__(hw)
         ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self.weight = ref.weight
-        self.bias = ref.bias
+        super().__init__(ref, out_channels, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                         learn_weight_scale, relu, clip, hw)
         self.stride, self.padding, self.dilation = ref.stride, ref.padding, ref.dilation
         self.groups = groups
-        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
-        self.clip = _clip_of(relu, clip)
-        self._init_weight_quant(weight_dtype, weight_fracs, learn_weight_scale, out_channels)
 
     def forward(self, x):
         wq, fracs = self.quantized_weight()
-        r = F.conv2d(x, wq, self.bias, x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype,
-                     w_fracs=fracs, y_dtype=self.out_dtype, y_frac=self.out_frac, stride=self.stride,
-                     padding=self.padding, dilation=self.dilation, groups=self.groups, clip=self.clip,
-                     hw=self.hw)
+        r = F.conv2d(x, wq, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                     groups=self.groups, **self._formats(fracs))
         self._count(r.counts)
         return r.y
 
@@ -140,17 +147,13 @@ class QLinear(_QMac):
     def __init__(self, in_features, out_features, bias=True, *, in_dtype="i8", in_frac=0, out_dtype="i8",
                  out_frac=0, weight_dtype="i8", weight_fracs=None, learn_weight_scale=False, relu=False, clip=None,
                  hw=None):
-        super().__init__(hw)
         ref = nn.Linear(in_features, out_features, bias)
-        self.weight, self.bias = ref.weight, ref.bias
-        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
-        self.clip = _clip_of(relu, clip)
-        self._init_weight_quant(weight_dtype, weight_fracs, learn_weight_scale, out_features)
+        super().__init__(ref, out_features, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                         learn_weight_scale, relu, clip, hw)
 
     def forward(self, x):
         wq, fracs = self.quantized_weight()
-        r = F.linear(x, wq, self.bias, x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype,
-                     w_fracs=fracs, y_dtype=self.out_dtype, y_frac=self.out_frac, clip=self.clip, hw=self.hw)
+        r = F.linear(x, wq, self.bias, **self._formats(fracs))
         self._count(r.counts)
         return r.y
 
