@@ -23,7 +23,7 @@ from . import ops
 from .hw import dtype_range
 from .integers import to_integers
 from .layers import clip_ints
-from .runtime import FLOAT, unwrap
+from .runtime import FLOAT, as_inputs, evaluating
 
 
 class Report:
@@ -82,20 +82,14 @@ def sqnr_db(ref, q):
 @torch.no_grad()
 def report(model, example_inputs):
     """A Report of the prepared model on example_inputs (see the module docstring)."""
-    m = unwrap(model)
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    was = m.training
-    m.eval()
-    try:
+    example_inputs = as_inputs(example_inputs)
+    with evaluating(model) as m:
         m(*example_inputs)
         before = {k: (int(l.overflow_count), int(l.saturation_count), int(l.element_count))
                   for k, l in m.layers.items()}
         rq, rf = {}, {}
         m.run(*example_inputs, record=rq)
         m.run(*example_inputs, float_mode=True, record=rf)
-    finally:
-        m.train(was)
     rows = []
     for info in m.nodes:
         if info["kind"] == FLOAT:

@@ -77,7 +77,7 @@ from . import ops
 from .hw import HwOptions
 from .integers import ExportError, to_integers, to_reals
 from .layers import clip_ints
-from .runtime import FLOAT, Ref, fill, unwrap
+from .runtime import FLOAT, Ref, as_inputs, evaluating, fill
 
 FORMAT = "dlasim-qat-export"
 VERSION = 1
@@ -194,18 +194,11 @@ def _hw_json(hw):
 @torch.no_grad()
 def export_graph(model, example_inputs):
     """(graph dict, {tensor key: tensor}, {host key: module}, eval outputs) of a prepared model."""
-    m = unwrap(model)
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    example_inputs = tuple(example_inputs)
-    was = m.training
-    m.eval()
-    try:
+    example_inputs = as_inputs(example_inputs)
+    with evaluating(model) as m:
         m(*example_inputs)  # calibrates formats never observed
         record = {}
         outputs = m.run(*example_inputs, record=record)
-    finally:
-        m.train(was)
     hw = m.hw_options
     hw_list = hw.to_list()
     acts = m.acts
@@ -286,9 +279,7 @@ def export(model, example_inputs, path, verify=True):
     path = str(path)
     torch.jit.save(export_module(graph, tensors, hosts), path)
     if verify:
-        if isinstance(example_inputs, torch.Tensor):
-            example_inputs = (example_inputs,)
-        check_export(model, path, *example_inputs, _eval_outputs=outputs)
+        check_export(model, path, *as_inputs(example_inputs), _eval_outputs=outputs)
     return path
 
 
@@ -392,15 +383,9 @@ def check_export(model, exported, *inputs, _eval_outputs=None):
     """Raises ExportError unless the eval forward of `model` on `inputs` equals the integer
     replay of `exported`, element for element; returns the number of elements compared."""
     ex = _as_exported(exported)
-    m = unwrap(model)
     if _eval_outputs is None:
-        was = m.training
-        m.eval()
-        try:
-            with torch.no_grad():
-                _eval_outputs = m(*inputs)
-        finally:
-            m.train(was)
+        with evaluating(model) as m, torch.no_grad():
+            _eval_outputs = m(*inputs)
     flat = []
     torch.fx.node.map_aggregate(_eval_outputs, lambda a: flat.append(a) if isinstance(a, torch.Tensor) else None)
     replay = integer_forward(ex, *inputs)

@@ -51,7 +51,7 @@ from .layers import ActFormat
 from .observers import OBSERVERS, WEIGHT_OBSERVERS
 from .plan import PrecisionPlan
 from .precision import Resolver
-from .runtime import FLOAT, QatModel, calibrate, disable_observers, freeze_bn, layer_key, refs, set_epoch, unwrap
+from .runtime import FLOAT, QatModel, as_inputs, calibrate, disable_observers, freeze_bn, layer_key, refs, set_epoch, unwrap
 from .tracer import PrepareError, trace
 
 
@@ -101,9 +101,7 @@ def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=
     QatConfig fields (observer=, observer_disable_epoch=, freeze_bn_epoch=,
     learnable_scales=, weight_observer=, ...). The model is copied unless inplace=True.
     """
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    example_inputs = tuple(example_inputs)
+    example_inputs = as_inputs(example_inputs)
     hw = _resolve_hw(hw)
     plan = PrecisionPlan.coerce(plan)
     config = config or QatConfig()

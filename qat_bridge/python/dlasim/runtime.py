@@ -10,6 +10,8 @@ value: name, kind, inputs, act, layer, shape, ...), `layers`, `acts`, `float_mod
 `input_names`, `run(*inputs, float_mode=, observe=, record=)` and `fracs()`.
 """
 
+from contextlib import contextmanager
+
 import torch
 import torch.fx as fx
 from torch import nn
@@ -214,15 +216,31 @@ def freeze_bn(model):
     unwrap(model).freeze_bn()
 
 
+def as_inputs(example_inputs):
+    """A tensor or a sequence of tensors as a tuple of inputs."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    return tuple(example_inputs)
+
+
+@contextmanager
+def evaluating(model):
+    """The QatModel of `model` (unwrapped), in eval mode inside the block, its mode restored after."""
+    m = unwrap(model)
+    was = m.training
+    m.eval()
+    try:
+        yield m
+    finally:
+        m.train(was)
+
+
 @torch.no_grad()
 def calibrate(model, batches, max_batches=None):
     """Post-training calibration: observes the quantized model on `batches` (each a tensor
     or a tuple of inputs; (inputs, target) pairs are fine: the first item is used if the
     model takes one input) with BN in eval, then sets every frac."""
-    m = unwrap(model)
-    was = m.training
-    m.eval()
-    try:
+    with evaluating(model) as m:
         for i, b in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
@@ -235,10 +253,8 @@ def calibrate(model, batches, max_batches=None):
             m.run(*args, observe=True)
         for a in m.acts:
             a.update()
-    finally:
-        m.train(was)
     return model
 
 
-__all__ = ["QatModel", "FLOAT", "Ref", "fill", "refs", "layer_key", "unwrap", "set_epoch", "disable_observers", "freeze_bn",
+__all__ = ["QatModel", "FLOAT", "Ref", "fill", "refs", "layer_key", "as_inputs", "evaluating", "unwrap", "set_epoch", "disable_observers", "freeze_bn",
            "calibrate"]
