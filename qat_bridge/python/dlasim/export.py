@@ -81,6 +81,9 @@ from .runtime import FLOAT, Ref, as_inputs, evaluating, fill
 
 FORMAT = "dlasim-qat-export"
 VERSION = 1
+# The host's nodes, besides the registry's (dlasim.ops): float-island ops and graph inputs
+# only float islands read.
+HOST, FLOAT_INPUT = "host", "float_input"
 
 
 def _shape(v):
@@ -230,7 +233,7 @@ def export_graph(model, example_inputs):
                                       % (name, info["target"], e)) from e
             key = "h_" + name
             hosts[key] = traced
-            j.update(op="host", inputs=refs, module=key, source=info["source"], shape=_shape(record[name]),
+            j.update(op=HOST, inputs=refs, module=key, source=info["source"], shape=_shape(record[name]),
                      value="float")
             value_kind[name] = "float"
             nodes.append(j)
@@ -251,7 +254,7 @@ def export_graph(model, example_inputs):
     inputs = list(m.input_names)
     for idx, pname in reversed(list(enumerate(m.input_names))):
         if pname not in quantized_inputs:
-            nodes.insert(0, {"name": pname, "op": "float_input", "index": idx, "shape": list(example_inputs[idx].shape),
+            nodes.insert(0, {"name": pname, "op": FLOAT_INPUT, "index": idx, "shape": list(example_inputs[idx].shape),
                              "value": "float", "source": ""})
     out_names = []
     torch.fx.node.map_aggregate(m.outputs, lambda a: out_names.append(a.name) if isinstance(a, Ref) else None)
@@ -357,9 +360,9 @@ def integer_forward(exported, *inputs, return_all=False):
         if n.get("value") == "int":
             r.fmt[name] = (n["dtype"], n["frac"])
         ins = n.get("inputs", [])
-        if op == "float_input":
+        if op == FLOAT_INPUT:
             env[name] = inputs[n["index"]]
-        elif op == "host":
+        elif op == HOST:
             args = [r.real(i, torch.float32) if i in r.fmt else env[i] for i in ins]
             env[name] = ex.host(n["module"])(*args)
         elif op in ops.BY_EXPORT_OP:

@@ -7,8 +7,11 @@ input). An ActFormat holds the observer of the real values its producers requant
 frac they use (a buffer), or a learnable log2 scale.
 
 Layers (QatLayer subclasses, one per op kind of dlasim.ops) take their inputs and a run
-context (`RunContext`): the list of ActFormats, whether to observe, and whether to run the float reference instead of the
-integers (calibration and diagnostics). Their quantized forward calls the dla ops only.
+context (`RunContext`): the list of ActFormats, whether to observe, and whether to run
+the float reference instead of the integers (calibration and diagnostics). Their
+quantized forward calls the dla ops only. They share dlasim.nn's base, QModule, and are
+named apart from its modules (dlasim.nn.QAdd is a module with fixed formats; AddLayer is
+the add of a prepared graph, with formats from the graph).
 """
 
 import math

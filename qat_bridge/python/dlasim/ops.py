@@ -109,7 +109,8 @@ def _replay_quantize(n, r, x, clip):
     q = x.to(torch.int64)
     lo, hi = dtype_range(n["dtype"])
     if q.numel() and (int(q.min()) < lo or int(q.max()) > hi):
-        raise ExportError("integer_forward: input '%s' holds values outside %s [%d, %d]" % (n["name"], n["dtype"], lo, hi))
+        raise ExportError("integer_forward: input '%s' holds values outside %s [%d, %d]"
+                          % (n["name"], n["dtype"], lo, hi))
     return q
 
 

@@ -256,5 +256,5 @@ def calibrate(model, batches, max_batches=None):
     return model
 
 
-__all__ = ["QatModel", "FLOAT", "Ref", "fill", "refs", "layer_key", "as_inputs", "evaluating", "unwrap", "set_epoch", "disable_observers", "freeze_bn",
-           "calibrate"]
+__all__ = ["QatModel", "FLOAT", "Ref", "fill", "refs", "layer_key", "as_inputs", "evaluating", "unwrap", "set_epoch",
+           "disable_observers", "freeze_bn", "calibrate"]
