@@ -77,6 +77,9 @@ class Resolver:
         self.first, self.last = first, last
         self.notes = []
         self.classes()
+        for gid, g in enumerate(self.groups):
+            for m in g["members"]:
+                m.act_id = gid
         return self
 
     @staticmethod

@@ -13,7 +13,7 @@
 What prepare_qat does (no edits to the model's code):
 1. traces the model with torch.fx (recording the module every op was called inside) and
    runs the example inputs through it for the shapes;
-2. folds every BatchNorm into the conv2d / linear before it (QMac: batch statistics in
+2. folds every BatchNorm into the conv2d / linear before it (MacLayer: batch statistics in
    training, then the running ones once frozen);
 3. fuses ReLU, ReLU6, hardtanh and clamp into the clip of the requantizer that produces
    their input (through max pools, upsamples, flattens and concats, which commute with a
@@ -115,9 +115,6 @@ def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=
     gm = trace(model, example_inputs)
     an = Analyzer(gm, plan).run()
     res = Resolver(an).run()
-    for gid, g in enumerate(res.groups):
-        for m in g["members"]:
-            m.act_id = gid
     res.widen_mac_inputs()
     res.check_hw(hw)
     return _build(gm, an, res, hw, plan, config)
