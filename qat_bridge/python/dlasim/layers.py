@@ -143,6 +143,23 @@ class QatLayer(QModule):
         with torch.no_grad():
             self.element_count.zero_()
 
+    def _requantize(self, ctx, fout, real_op, int_op):
+        """The forward of a layer whose output format is `fout`: `real_op()` is the float
+        op (float mode; observers see its values), `int_op(y_dtype, y_frac, clip)` the dla op."""
+        if ctx.float_mode:
+            y = clamp_real(real_op(), self.clip)
+            fout.observe(y, ctx)
+            return y
+        pre = None
+        if fout.observing(ctx) or (fout.learnable and self.training):
+            with torch.no_grad():
+                pre = real_op()
+            fout.observe(clamp_real(pre, self.clip), ctx)
+        yf = fout.frac()
+        r = int_op(fout.dtype, yf, clip_ints(self.clip, yf))
+        self._count(r.counts, r.y.numel())
+        return self._out(ctx, r.y, pre, r.mask, fout)
+
     def _out(self, ctx, y, pre, mask, act):
         """Training with a learnable output scale: attach TQT's gradient."""
         if act.learnable and self.training and torch.is_grad_enabled():
@@ -351,32 +368,22 @@ class MacLayer(QatLayer):
 
 
 class AddLayer(QatLayer):
+    """Residual add with the hardware's frac alignment."""
 
     def __init__(self, name, source, hw, a_id, b_id, out_id, clip):
         super().__init__(name, source, hw)
         self.a_id, self.b_id, self.out_id, self.clip = a_id, b_id, out_id, clip
 
     def forward(self, a, b, ctx):
-        fa, fb, fout = ctx.acts[self.a_id], ctx.acts[self.b_id], ctx.acts[self.out_id]
-        if ctx.float_mode:
-            y = clamp_real(a + b, self.clip)
-            fout.observe(y, ctx)
-            return y
-        pre = None
-        if fout.observing(ctx) or (fout.learnable and self.training):
-            pre = (a + b).detach()
-            fout.observe(clamp_real(pre, self.clip), ctx)
-        yf = fout.frac()
-        r = F.add(a, b, a_dtype=fa.dtype, a_frac=fa.frac(), b_dtype=fb.dtype, b_frac=fb.frac(), y_dtype=fout.dtype,
-                  y_frac=yf, clip=clip_ints(self.clip, yf), hw=self.hw)
-        self._count(r.counts, r.y.numel())
-        return self._out(ctx, r.y, pre, r.mask, fout)
+        fa, fb = ctx.acts[self.a_id], ctx.acts[self.b_id]
+        return self._requantize(ctx, ctx.acts[self.out_id], lambda: a + b, lambda y_dtype, y_frac, clip: F.add(
+            a, b, a_dtype=fa.dtype, a_frac=fa.frac(), b_dtype=fb.dtype, b_frac=fb.frac(), y_dtype=y_dtype,
+            y_frac=y_frac, clip=clip, hw=self.hw))
 
 
 class AvgPoolLayer(QatLayer):
     """Average pool (count_include_pad zero padding) or, with kernel None, global average
     pool [N, C, H, W] -> [N, C, 1, 1]; the hardware's M = round(2^S / N)."""
-
 
     def __init__(self, name, source, hw, in_id, out_id, kernel, stride, padding, clip):
         super().__init__(name, source, hw)
@@ -390,21 +397,12 @@ class AvgPoolLayer(QatLayer):
         return self.kernel, self.stride, self.padding
 
     def forward(self, x, ctx):
-        fin, fout = ctx.acts[self.in_id], ctx.acts[self.out_id]
+        fin = ctx.acts[self.in_id]
         k, s, p = self._geometry(x)
-        if ctx.float_mode:
-            y = clamp_real(TF.avg_pool2d(x, k, s, p, count_include_pad=True), self.clip)
-            fout.observe(y, ctx)
-            return y
-        pre = None
-        if fout.observing(ctx) or (fout.learnable and self.training):
-            pre = TF.avg_pool2d(x.detach(), k, s, p, count_include_pad=True)
-            fout.observe(clamp_real(pre, self.clip), ctx)
-        yf = fout.frac()
-        r = F.avg_pool2d(x, k, s, p, x_dtype=fin.dtype, x_frac=fin.frac(), y_dtype=fout.dtype, y_frac=yf,
-                         clip=clip_ints(self.clip, yf), hw=self.hw)
-        self._count(r.counts, r.y.numel())
-        return self._out(ctx, r.y, pre, r.mask, fout)
+        return self._requantize(ctx, ctx.acts[self.out_id], lambda: TF.avg_pool2d(x, k, s, p, count_include_pad=True),
+                                lambda y_dtype, y_frac, clip: F.avg_pool2d(
+                                    x, k, s, p, x_dtype=fin.dtype, x_frac=fin.frac(), y_dtype=y_dtype,
+                                    y_frac=y_frac, clip=clip, hw=self.hw))
 
 
 class MaxPoolLayer(QatLayer):
