@@ -51,7 +51,7 @@ from .layers import ActFormat
 from .observers import OBSERVERS, WEIGHT_OBSERVERS
 from .plan import PrecisionPlan
 from .precision import Resolver
-from .runtime import FLOAT, QatModel, as_inputs, calibrate, disable_observers, freeze_bn, layer_key, refs, set_epoch, unwrap
+from .runtime import FLOAT, QatModel, as_inputs, layer_key, refs
 from .tracer import PrepareError, trace
 
 
@@ -246,6 +246,5 @@ def _target_name(n):
     return str(n.target)
 
 
-__all__ = ["prepare_qat", "QatConfig", "QatModel", "PrepareError", "set_epoch", "disable_observers", "freeze_bn",
-           "calibrate", "unwrap"]
+__all__ = ["prepare_qat", "QatConfig", "PrepareError"]
 
