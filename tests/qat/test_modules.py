@@ -33,6 +33,12 @@ def test_observer_fracs_are_the_largest_that_fit():
     assert fracs == [7, 0, 32, 6]
     assert [qnn.frac_for_max(float(w[i].abs().max()), "i8") for i in range(4)] == fracs
     assert qnn.frac_for_max(128.0, "i8") == -1
+    # One rule for every frac choice: the per-channel one treats a non-finite channel like
+    # frac_for_max (and the C++ modules) do, with frac 0.
+    w = torch.tensor([[float("inf"), 1.0], [float("nan"), 0.0], [3.0, -200.0]])
+    assert qnn.weight_fracs_for(w, "i8") == [0, 0, -1]
+    assert [qnn.frac_for_max(float(w[i].abs().max()), "i8") for i in range(3)] == [0, 0, -1]
+    assert dlasim.observers.frac_for_range(-200.0, 3.0, "i8") == -1  # -200 * 2^-1 >= -128; 2^0 does not fit
 
 
 def test_conv_module_equals_the_ops_and_counts():

@@ -27,10 +27,11 @@ from . import functional, nn  # noqa: E402  (after the library is loaded)
 from .hw import DTYPES, OVERFLOW_POLICIES, RANGES, ROUND_MODES, HwOptions  # noqa: E402
 from . import datasets, observers  # noqa: E402
 from .plan import LayerPrecision, PlanError, PrecisionPlan  # noqa: E402
-from .prepare import (PrepareError, QatConfig, QatModel, calibrate, disable_observers, freeze_bn,  # noqa: E402
-                      prepare_qat, set_epoch, unwrap)
+from .prepare import PrepareError, QatConfig, prepare_qat  # noqa: E402
+from .runtime import QatModel, calibrate, disable_observers, freeze_bn, set_epoch, unwrap  # noqa: E402
 from .export import (ExportError, Exported, check_export, export, export_graph, export_module,  # noqa: E402
-                     integer_forward, load_export, output_fracs, to_integers, to_reals, write_graph_file)
+                     integer_forward, load_export, output_fracs, write_graph_file)
+from .integers import to_integers, to_reals  # noqa: E402
 from .diagnostics import Report, report  # noqa: E402
 from .device import Device  # noqa: E402
 from .signoff import SignoffReport, signoff  # noqa: E402

@@ -19,11 +19,11 @@ import math
 
 import torch
 
-from .export import to_integers
+from . import ops
 from .hw import dtype_range
-from .plan import mac_mode
-from .prepare import unwrap
-from .qat_modules import QMac, QatLayer, clip_ints
+from .integers import to_integers
+from .layers import clip_ints
+from .runtime import FLOAT, as_inputs, evaluating
 
 
 class Report:
@@ -82,24 +82,19 @@ def sqnr_db(ref, q):
 @torch.no_grad()
 def report(model, example_inputs):
     """A Report of the prepared model on example_inputs (see the module docstring)."""
-    m = unwrap(model)
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    was = m.training
-    m.eval()
-    try:
+    example_inputs = as_inputs(example_inputs)
+    with evaluating(model) as m:
         m(*example_inputs)
         before = {k: (int(l.overflow_count), int(l.saturation_count), int(l.element_count))
                   for k, l in m.layers.items()}
         rq, rf = {}, {}
         m.run(*example_inputs, record=rq)
         m.run(*example_inputs, float_mode=True, record=rf)
-    finally:
-        m.train(was)
     rows = []
     for info in m.nodes:
-        if info["kind"] == "float":
+        if info["kind"] == FLOAT:
             continue
+        op = ops.BY_NAME[info["kind"]]
         name = info["name"]
         layer = m.layers[info["layer"]]
         act = m.acts[info["act"]]
@@ -107,12 +102,9 @@ def report(model, example_inputs):
         row = {"name": name, "op": info["kind"], "source": info["source"], "dtype": act.dtype, "frac": f,
                "format": act.name, "frac_kind": "fixed" if act.fixed else ("learnable" if act.learnable else "observed")}
         q = rq[name]
-        if isinstance(layer, QMac):
-            _, fr, _ = layer.eval_weights()
-            x_dtype = m.acts[layer.in_id].dtype
-            row.update(weight_dtype=layer.weight_dtype, weight_frac_min=min(fr), weight_frac_max=max(fr),
-                       mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0], bn_folded=layer.bn is not None)
-        if isinstance(layer, QatLayer) and layer.requantizes:
+        if op.describe is not None:
+            row.update(op.describe(layer, m))
+        if op.requantizes:
             o0, s0, e0 = before[info["layer"]]
             elems = int(layer.element_count) - e0
             if elems:

@@ -73,38 +73,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import functional as F
-from .hw import HwOptions, dtype_range
-from .plan import mac_mode
-from .prepare import _fill, _Ref, unwrap
-from .qat_modules import clip_ints
+from . import ops
+from .hw import HwOptions
+from .integers import ExportError, to_integers, to_reals
+from .layers import clip_ints
+from .runtime import FLOAT, Ref, as_inputs, evaluating, fill
 
 FORMAT = "dlasim-qat-export"
 VERSION = 1
-
-
-class ExportError(RuntimeError):
-    pass
-
-
-def to_integers(y, frac):
-    """The integers q of reals y = q * 2^-frac (int64); an error if y is not such a tensor."""
-    v = y.detach().to(torch.float64) * (2.0 ** int(frac))
-    q = v.to(torch.int64)
-    if not torch.equal(q.to(torch.float64), v):
-        bad = (q.to(torch.float64) != v).nonzero()[0].tolist()
-        raise ExportError("to_integers: element %s = %r times 2^%d is not an integer" % (bad, float(y[tuple(bad)]), frac))
-    return q
-
-
-def to_reals(q, frac, dtype=torch.float64):
-    """q * 2^-frac, exactly (float64; float32 for |q| < 2^24)."""
-    return q.to(dtype) * (2.0 ** -int(frac))
-
-
-def _channel_scale(fracs, dims, sign=-1):
-    t = torch.tensor([2.0 ** (sign * int(f)) for f in fracs], dtype=torch.float64)
-    return t.reshape([-1] + [1] * (dims - 1))
+# The host's nodes, besides the registry's (dlasim.ops): float-island ops and graph inputs
+# only float islands read.
+HOST, FLOAT_INPUT = "host", "float_input"
 
 
 def _shape(v):
@@ -131,7 +110,7 @@ class _HostCall(nn.Module):
     def forward(self, *tensors):
         env = dict(zip(self.ref_names, tensors))
         for name, kind, target, args, kwargs in self.steps:
-            a, k = _fill(args, env), _fill(kwargs, env)
+            a, k = fill(args, env), fill(kwargs, env)
             if kind == "call_module":
                 env[name] = self.mods[name](*a, **k)
             elif kind == "call_function":
@@ -153,7 +132,7 @@ def _host_steps(name, program, record, value_kind, float_modules):
         kind = step[0]
 
         def go(x):
-            if isinstance(x, _Ref):
+            if isinstance(x, Ref):
                 r = x.name
                 if value_kind.get(r) in ("int", "float"):
                     if r not in refs:
@@ -199,6 +178,16 @@ class _Container(nn.Module):
         return self.graph_json
 
 
+class _NodeExport:
+    """What the registry's export functions (dlasim.ops) read: the node, its layer, the
+    formats of the nodes before it, and `tensors` to add its weights to."""
+
+    def __init__(self, op, name, info, layer, ins, fmt, f_out, out, clip, hw_list, tensors):
+        self.op, self.name, self.info, self.layer, self.ins = op, name, info, layer, ins
+        self.fmt, self.f_out, self.out, self.clip = fmt, f_out, out, clip
+        self.hw_list, self.tensors = hw_list, tensors
+
+
 def _hw_json(hw):
     return {"acc_bits": hw.acc_bits, "overflow_policy": hw.overflow_policy, "rounding_mode": hw.rounding_mode,
             "avgpool_shift": hw.avgpool_shift, "supports_a4w4": hw.supports_a4w4, "supports_a8w4": hw.supports_a8w4,
@@ -208,18 +197,11 @@ def _hw_json(hw):
 @torch.no_grad()
 def export_graph(model, example_inputs):
     """(graph dict, {tensor key: tensor}, {host key: module}, eval outputs) of a prepared model."""
-    m = unwrap(model)
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    example_inputs = tuple(example_inputs)
-    was = m.training
-    m.eval()
-    try:
+    example_inputs = as_inputs(example_inputs)
+    with evaluating(model) as m:
         m(*example_inputs)  # calibrates formats never observed
         record = {}
         outputs = m.run(*example_inputs, record=record)
-    finally:
-        m.train(was)
     hw = m.hw_options
     hw_list = hw.to_list()
     acts = m.acts
@@ -227,18 +209,15 @@ def export_graph(model, example_inputs):
     value_kind = {}
     fmt = {}
 
-    def af(name):
-        return fmt[name]
-
-    program = {s[1]: s for s in m._program if s[0] != "placeholder"}
-    quantized_inputs = {info["name"] for info in m.nodes if info["kind"] == "input"}
+    program = {s[1]: s for s in m.program if s[0] != "placeholder"}
+    quantized_inputs = {info["name"] for info in m.nodes if info["kind"] == ops.INPUT.name}
     for pname in m.input_names:
         if pname not in quantized_inputs:
             value_kind[pname] = "float"
     for info in m.nodes:
         name, kind = info["name"], info["kind"]
         j = {"name": name}
-        if kind == "float":
+        if kind == FLOAT:
             if not info["is_tensor"]:
                 continue  # shapes and other constants: baked into the host modules that read them
             step = program[name]
@@ -254,7 +233,7 @@ def export_graph(model, example_inputs):
                                       % (name, info["target"], e)) from e
             key = "h_" + name
             hosts[key] = traced
-            j.update(op="host", inputs=refs, module=key, source=info["source"], shape=_shape(record[name]),
+            j.update(op=HOST, inputs=refs, module=key, source=info["source"], shape=_shape(record[name]),
                      value="float")
             value_kind[name] = "float"
             nodes.append(j)
@@ -268,67 +247,17 @@ def export_graph(model, example_inputs):
         j.update(source=info["source"], shape=_shape(record[name]), value="int", dtype=act.dtype, frac=f_out)
         clip = _clip_json(clip_ints(getattr(layer, "clip", None), f_out))
         out = {"dtype": act.dtype, "frac": f_out, "clip": clip}
-        if kind == "input":
-            j.update(op="input", index=info["index"], clip=clip)
-        elif kind == "quant_in":
-            j.update(op="quantize", inputs=[info["float_source"]], out=out)
-        elif kind in ("conv2d", "linear"):
-            x_dtype, x_frac = af(ins[0])
-            wq, wfr, b = layer.eval_weights()
-            w_int = (wq.detach().double() * _channel_scale(wfr, wq.dim(), +1))
-            w_q = w_int.to(torch.int64)
-            if not torch.equal(w_q.double(), w_int):
-                raise ExportError("export: weights of '%s' are not integers at their fracs" % name)
-            if b is None:
-                b = torch.zeros(wq.shape[0], dtype=wq.dtype)
-            b_q, _ = torch.ops.dla.bias_integers(b.detach(), x_frac, wfr, hw_list)
-            wkey, bkey = "w_" + name, "b_" + name
-            tensors[wkey] = w_q.to(torch.int8)
-            tensors[bkey] = b_q.to(torch.int32)
-            j.update(op=kind, inputs=ins)
-            if kind == "conv2d":
-                ca = info["conv_args"]
-                j.update(out_channels=int(wq.shape[0]), kernel=[int(wq.shape[2]), int(wq.shape[3])],
-                         stride=list(ca["stride"]), padding=[ca["padding"][0], ca["padding"][1], ca["padding"][0],
-                                                             ca["padding"][1]],
-                         dilation=list(ca["dilation"]), groups=int(ca["groups"]))
-            else:
-                j.update(out_features=int(wq.shape[0]))
-            j.update(weight_dtype=layer.weight_dtype, weights={"tensor": wkey, "shape": list(wq.shape)},
-                     weight_frac=[int(f) for f in wfr], bias={"tensor": bkey},
-                     shift=[int(x_frac + f - f_out) for f in wfr], mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0],
-                     out=out)
-        elif kind == "add":
-            fa, fb = af(ins[0])[1], af(ins[1])[1]
-            big = max(fa, fb)
-            j.update(op="add", inputs=ins, align={"a": big - fa, "b": big - fb, "out": big - f_out}, out=out)
-        elif kind == "avgpool":
-            p = info["padding"]
-            j.update(op="avg_pool", inputs=ins, kernel=list(info["kernel"]), stride=list(info["stride"]),
-                     padding=[p[0], p[1], p[0], p[1]], out=out)
-        elif kind == "gap":
-            j.update(op="global_avg_pool", inputs=ins, out=out)
-        elif kind == "maxpool":
-            p = info["padding"]
-            j.update(op="max_pool", inputs=ins, kernel=list(info["kernel"]), stride=list(info["stride"]),
-                     padding=[p[0], p[1], p[0], p[1]])
-        elif kind == "cat":
-            j.update(op="concat", inputs=ins)
-        elif kind == "upsample":
-            j.update(op="upsample2x", inputs=ins)
-        elif kind == "flatten":
-            j.update(op="flatten", inputs=ins)
-        else:
-            raise ExportError("export: unknown node kind %s" % kind)
+        op = ops.BY_NAME[kind]
+        j.update(op.export(_NodeExport(op, name, info, layer, ins, fmt, f_out, out, clip, hw_list, tensors)))
         nodes.append(j)
     # Graph inputs only float islands read.
     inputs = list(m.input_names)
     for idx, pname in reversed(list(enumerate(m.input_names))):
         if pname not in quantized_inputs:
-            nodes.insert(0, {"name": pname, "op": "float_input", "index": idx, "shape": list(example_inputs[idx].shape),
+            nodes.insert(0, {"name": pname, "op": FLOAT_INPUT, "index": idx, "shape": list(example_inputs[idx].shape),
                              "value": "float", "source": ""})
     out_names = []
-    torch.fx.node.map_aggregate(m._outputs, lambda a: out_names.append(a.name) if isinstance(a, _Ref) else None)
+    torch.fx.node.map_aggregate(m.outputs, lambda a: out_names.append(a.name) if isinstance(a, Ref) else None)
     graph = {"format": FORMAT, "version": VERSION, "hw": _hw_json(hw), "hw_list": hw_list,
              "plan": m.plan.describe(), "inputs": inputs, "outputs": out_names, "nodes": nodes}
     return graph, tensors, hosts, outputs
@@ -353,9 +282,7 @@ def export(model, example_inputs, path, verify=True):
     path = str(path)
     torch.jit.save(export_module(graph, tensors, hosts), path)
     if verify:
-        if isinstance(example_inputs, torch.Tensor):
-            example_inputs = (example_inputs,)
-        check_export(model, path, *example_inputs, _eval_outputs=outputs)
+        check_export(model, path, *as_inputs(example_inputs), _eval_outputs=outputs)
     return path
 
 
@@ -406,10 +333,19 @@ def _as_exported(exported):
     return Exported(exported)
 
 
-def _check_range(q, dtype, name):
-    lo, hi = dtype_range(dtype)
-    if q.numel() and (int(q.min()) < lo or int(q.max()) > hi):
-        raise ExportError("integer_forward: input '%s' holds values outside %s [%d, %d]" % (name, dtype, lo, hi))
+class _Replay:
+    """What the registry's replay functions (dlasim.ops) read: the export, its hw list, the
+    call's inputs, the values so far (`env`: int64 or host floats) and their formats."""
+
+    def __init__(self, ex, inputs):
+        self.ex = ex
+        self.hw = ex.graph["hw_list"]
+        self.inputs = inputs
+        self.env = {}
+        self.fmt = {}  # name -> (dtype, frac) of the int values
+
+    def real(self, name, dtype=torch.float64):
+        return to_reals(self.env[name], self.fmt[name][1], dtype)
 
 
 @torch.no_grad()
@@ -417,80 +353,20 @@ def integer_forward(exported, *inputs, return_all=False):
     """Replays an export with integers; see the module docstring. return_all=True returns
     {node name: value} of every node instead (ints as int64, host values as float)."""
     ex = _as_exported(exported)
-    hw = ex.graph["hw_list"]
-    env = {}
-    fmt = {}
-
-    def real(name, dtype=torch.float64):
-        return to_reals(env[name], fmt[name][1], dtype)
-
+    r = _Replay(ex, inputs)
+    env = r.env
     for n in ex.nodes:
         name, op = n["name"], n["op"]
         if n.get("value") == "int":
-            fmt[name] = (n["dtype"], n["frac"])
+            r.fmt[name] = (n["dtype"], n["frac"])
         ins = n.get("inputs", [])
-        if op == "float_input":
+        if op == FLOAT_INPUT:
             env[name] = inputs[n["index"]]
-            continue
-        if op in ("input", "quantize"):
-            x = inputs[n["index"]] if op == "input" else env[ins[0]]
-            clip = n["clip"] if op == "input" else n["out"]["clip"]
-            if x.is_floating_point():
-                r = F.quantize(x, n["dtype"], n["frac"], tuple(clip), hw)
-                env[name] = to_integers(r.y, n["frac"])
-            else:
-                q = x.to(torch.int64)
-                _check_range(q, n["dtype"], name)
-                env[name] = q
-            continue
-        if op == "host":
-            args = [real(i, torch.float32) if i in fmt else env[i] for i in ins]
+        elif op == HOST:
+            args = [r.real(i, torch.float32) if i in r.fmt else env[i] for i in ins]
             env[name] = ex.host(n["module"])(*args)
-            continue
-        out = n.get("out")
-        if op in ("conv2d", "linear"):
-            x_dtype, x_frac = fmt[ins[0]]
-            w = ex.tensor(n["weights"]["tensor"]).to(torch.int64)
-            wr = to_reals(w, 0) * _channel_scale(n["weight_frac"], w.dim())
-            b = ex.tensor(n["bias"]["tensor"]).to(torch.int64)
-            br = b.to(torch.float64) * _channel_scale([x_frac + f for f in n["weight_frac"]], 1)
-            common = dict(x_dtype=x_dtype, x_frac=x_frac, w_dtype=n["weight_dtype"], w_fracs=n["weight_frac"],
-                          y_dtype=out["dtype"], y_frac=out["frac"], clip=tuple(out["clip"]), hw=hw)
-            if op == "conv2d":
-                p = n["padding"]
-                r = F.conv2d(real(ins[0]), wr, br, stride=n["stride"], padding=[p[0], p[1]], dilation=n["dilation"],
-                             groups=n["groups"], **common)
-            else:
-                r = F.linear(real(ins[0]), wr, br, **common)
-            env[name] = to_integers(r.y, out["frac"])
-        elif op == "add":
-            (ta, fa), (tb, fb) = fmt[ins[0]], fmt[ins[1]]
-            r = F.add(real(ins[0]), real(ins[1]), a_dtype=ta, a_frac=fa, b_dtype=tb, b_frac=fb, y_dtype=out["dtype"],
-                      y_frac=out["frac"], clip=tuple(out["clip"]), hw=hw)
-            env[name] = to_integers(r.y, out["frac"])
-        elif op in ("avg_pool", "global_avg_pool"):
-            xt, xf = fmt[ins[0]]
-            if op == "avg_pool":
-                k, s, p = n["kernel"], n["stride"], n["padding"][:2]
-            else:
-                shape = env[ins[0]].shape
-                k, s, p = [shape[2], shape[3]], [shape[2], shape[3]], [0, 0]
-            r = F.avg_pool2d(real(ins[0]), k, s, p, x_dtype=xt, x_frac=xf, y_dtype=out["dtype"], y_frac=out["frac"],
-                             clip=tuple(out["clip"]), hw=hw)
-            env[name] = to_integers(r.y, out["frac"])
-        elif op == "max_pool":
-            xt, xf = fmt[ins[0]]
-            y = F.max_pool2d(real(ins[0]), n["kernel"], n["stride"], n["padding"][:2], dtype=xt, frac=xf)[0]
-            env[name] = to_integers(y, xf)
-        elif op == "concat":
-            kinds = {fmt[i] for i in ins}
-            if len(kinds) != 1:
-                raise ExportError("integer_forward: concat '%s' joins tensors of formats %s" % (name, sorted(kinds)))
-            env[name] = torch.cat([env[i] for i in ins], 1)
-        elif op == "upsample2x":
-            env[name] = env[ins[0]].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
-        elif op == "flatten":
-            env[name] = torch.flatten(env[ins[0]], 1)
+        elif op in ops.BY_EXPORT_OP:
+            env[name] = ops.BY_EXPORT_OP[op].replay(n, r)
         else:
             raise ExportError("integer_forward: unknown op %r (node '%s')" % (op, name))
     if return_all:
@@ -510,15 +386,9 @@ def check_export(model, exported, *inputs, _eval_outputs=None):
     """Raises ExportError unless the eval forward of `model` on `inputs` equals the integer
     replay of `exported`, element for element; returns the number of elements compared."""
     ex = _as_exported(exported)
-    m = unwrap(model)
     if _eval_outputs is None:
-        was = m.training
-        m.eval()
-        try:
-            with torch.no_grad():
-                _eval_outputs = m(*inputs)
-        finally:
-            m.train(was)
+        with evaluating(model) as m, torch.no_grad():
+            _eval_outputs = m(*inputs)
     flat = []
     torch.fx.node.map_aggregate(_eval_outputs, lambda a: flat.append(a) if isinstance(a, torch.Tensor) else None)
     replay = integer_forward(ex, *inputs)
@@ -550,12 +420,12 @@ def write_graph_file(exported, json_path):
     blob = bytearray()
     nodes = []
     for n in ex.nodes:
-        op = n["op"]
-        if op in ("host", "quantize", "float_input"):
+        op = ops.BY_EXPORT_OP.get(n["op"])
+        if op is None or op.on_host:
             raise ExportError("write_graph_file: node '%s' (%s) runs on the host; the compiler's graph file holds one "
-                              "device graph (split the model at its float islands)" % (n["name"], op))
-        g = {"name": n["name"], "op": op}
-        if op == "input":
+                              "device graph (split the model at its float islands)" % (n["name"], n["op"]))
+        g = {"name": n["name"], "op": n["op"]}
+        if op is ops.INPUT:
             g.update(dtype=n["dtype"], frac=n["frac"], shape=n["shape"])
             nodes.append(g)
             continue
@@ -564,7 +434,7 @@ def write_graph_file(exported, json_path):
                   "weight_frac", "out"):
             if k in n:
                 g[k] = n[k]
-        if op in ("conv2d", "linear"):
+        if op.mac:
             w = ex.tensor(n["weights"]["tensor"]).reshape(-1)
             g["weights"] = {"offset": len(blob), "count": int(w.numel())}
             blob += bytes(w.to(torch.int8).numpy().tobytes())

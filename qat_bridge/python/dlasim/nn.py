@@ -12,45 +12,18 @@ observer); with `learn_weight_scale=True` the scales are parameters in the log2 
 from the first batch, or a learnable log2 scale.
 """
 
-import math
-
 import torch
 from torch import nn
 
 from . import functional as F
-from .hw import FRAC_MAX, FRAC_MIN, as_hw_list, dtype_code, dtype_range
+from .hw import as_hw_list, dtype_code
+from .observers import frac_for_max, weight_fracs_for
 
 
 def _clip_of(relu, clip):
     if clip is not None:
         return tuple(clip)
     return (0, None) if relu else None
-
-
-def frac_for_max(max_abs, dtype):
-    """Largest frac f in [-32, 32] with max_abs * 2^f <= the type's max (32 for 0)."""
-    qmax = dtype_range(dtype)[1]
-    if max_abs == 0:
-        return FRAC_MAX
-    if not math.isfinite(max_abs):
-        return 0
-    f = min(max(math.floor(math.log2(qmax / max_abs)), FRAC_MIN - 1), FRAC_MAX + 1)
-    while f < FRAC_MAX + 1 and math.ldexp(max_abs, f + 1) <= qmax:
-        f += 1
-    while f > FRAC_MIN - 1 and math.ldexp(max_abs, f) > qmax:
-        f -= 1
-    return max(FRAC_MIN, min(FRAC_MAX, f))
-
-
-def weight_fracs_for(weight, dtype):
-    """frac_for_max of each output channel (dimension 0) of a weight tensor."""
-    qmax = float(dtype_range(dtype)[1])
-    m = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
-    f = torch.floor(torch.log2(qmax / m)).clamp(FRAC_MIN - 1, FRAC_MAX + 1)
-    f = torch.where(m * torch.pow(2.0, f + 1) <= qmax, f + 1, f)  # settle the exact value
-    f = torch.where(m * torch.pow(2.0, f) > qmax, f - 1, f)
-    f = torch.where(m > 0, f, torch.full_like(f, FRAC_MAX))
-    return f.clamp(FRAC_MIN, FRAC_MAX).long().tolist()
 
 
 class QModule(nn.Module):
@@ -106,7 +79,15 @@ class QuantizeAct(QModule):
 
 
 class _QMac(QModule):
-    def _init_weight_quant(self, weight_dtype, weight_fracs, learn_weight_scale, out_channels):
+    """What QConv2d and QLinear share: the float layer's weight and bias, the formats, the
+    clip and the per-channel weight quantization."""
+
+    def __init__(self, ref, out_channels, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                 learn_weight_scale, relu, clip, hw):
+        super().__init__(hw)
+        self.weight, self.bias = ref.weight, ref.bias
+        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
+        self.clip = _clip_of(relu, clip)
         self.weight_dtype = weight_dtype
         self.fixed_weight_fracs = None if weight_fracs is None else [int(f) for f in weight_fracs]
         self.learn_weight_scale = learn_weight_scale
@@ -134,6 +115,11 @@ class _QMac(QModule):
         self._count(r.counts)
         return r.y, fracs
 
+    def _formats(self, fracs):
+        """The op arguments both MAC ops take, with the weights' fracs."""
+        return dict(x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype, w_fracs=fracs,
+                    y_dtype=self.out_dtype, y_frac=self.out_frac, clip=self.clip, hw=self.hw)
+
 
 class QConv2d(_QMac):
     """Bit-exact conv2d (+ bias, + ReLU or clip) requantized to (out_dtype, out_frac)."""
@@ -141,22 +127,16 @@ class QConv2d(_QMac):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, in_dtype="u8", in_frac=0, out_dtype="u8", out_frac=0, weight_dtype="i8",
                  weight_fracs=None, learn_weight_scale=False, relu=False, clip=None, hw=None):
-        super().__init__(hw)
         ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self.weight = ref.weight
-        self.bias = ref.bias
+        super().__init__(ref, out_channels, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                         learn_weight_scale, relu, clip, hw)
         self.stride, self.padding, self.dilation = ref.stride, ref.padding, ref.dilation
         self.groups = groups
-        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
-        self.clip = _clip_of(relu, clip)
-        self._init_weight_quant(weight_dtype, weight_fracs, learn_weight_scale, out_channels)
 
     def forward(self, x):
         wq, fracs = self.quantized_weight()
-        r = F.conv2d(x, wq, self.bias, x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype,
-                     w_fracs=fracs, y_dtype=self.out_dtype, y_frac=self.out_frac, stride=self.stride,
-                     padding=self.padding, dilation=self.dilation, groups=self.groups, clip=self.clip,
-                     hw=self.hw)
+        r = F.conv2d(x, wq, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                     groups=self.groups, **self._formats(fracs))
         self._count(r.counts)
         return r.y
 
@@ -167,17 +147,13 @@ class QLinear(_QMac):
     def __init__(self, in_features, out_features, bias=True, *, in_dtype="i8", in_frac=0, out_dtype="i8",
                  out_frac=0, weight_dtype="i8", weight_fracs=None, learn_weight_scale=False, relu=False, clip=None,
                  hw=None):
-        super().__init__(hw)
         ref = nn.Linear(in_features, out_features, bias)
-        self.weight, self.bias = ref.weight, ref.bias
-        self.in_dtype, self.in_frac, self.out_dtype, self.out_frac = in_dtype, in_frac, out_dtype, out_frac
-        self.clip = _clip_of(relu, clip)
-        self._init_weight_quant(weight_dtype, weight_fracs, learn_weight_scale, out_features)
+        super().__init__(ref, out_features, in_dtype, in_frac, out_dtype, out_frac, weight_dtype, weight_fracs,
+                         learn_weight_scale, relu, clip, hw)
 
     def forward(self, x):
         wq, fracs = self.quantized_weight()
-        r = F.linear(x, wq, self.bias, x_dtype=self.in_dtype, x_frac=self.in_frac, w_dtype=self.weight_dtype,
-                     w_fracs=fracs, y_dtype=self.out_dtype, y_frac=self.out_frac, clip=self.clip, hw=self.hw)
+        r = F.linear(x, wq, self.bias, **self._formats(fracs))
         self._count(r.counts)
         return r.y
 

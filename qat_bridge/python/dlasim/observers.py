@@ -52,6 +52,28 @@ def all_reduce_(t, op="sum"):
     return t
 
 
+def fracs_for_bound(mags, bound):
+    """Per element of `mags` (float64), the largest frac f in [-32, 32] with mag * 2^f <=
+    bound: 32 for 0, 0 for a non-finite magnitude. The one rule every frac choice uses."""
+    f = torch.floor(torch.log2(bound / mags)).clamp(FRAC_MIN - 1, FRAC_MAX + 1)
+    f = torch.where(mags * torch.pow(2.0, f + 1) <= bound, f + 1, f)  # settle the exact value
+    f = torch.where(mags * torch.pow(2.0, f) > bound, f - 1, f)
+    f = torch.where(mags > 0, f, torch.full_like(f, FRAC_MAX))
+    f = torch.where(torch.isfinite(mags), f, torch.zeros_like(f))
+    return f.clamp(FRAC_MIN, FRAC_MAX).long()
+
+
+def frac_for_max(max_abs, dtype):
+    """Largest frac f in [-32, 32] with max_abs * 2^f <= the type's max (32 for 0)."""
+    return int(fracs_for_bound(torch.tensor([float(max_abs)], dtype=torch.float64), float(dtype_range(dtype)[1])))
+
+
+def weight_fracs_for(weight, dtype):
+    """frac_for_max of each output channel (dimension 0) of a weight tensor."""
+    m = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
+    return fracs_for_bound(m, float(dtype_range(dtype)[1])).tolist()
+
+
 def frac_for_range(lo, hi, dtype):
     """Largest frac f in [-32, 32] with lo * 2^f >= T.min and hi * 2^f <= T.max.
 
@@ -62,21 +84,9 @@ def frac_for_range(lo, hi, dtype):
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 0
-    hi = max(hi, 0.0)
-    lo = 0.0 if qmin == 0 else min(lo, 0.0)
-    if hi == 0.0 and lo == 0.0:
-        return FRAC_MAX
-
-    def fits(f):
-        return math.ldexp(hi, f) <= qmax and math.ldexp(lo, f) >= qmin
-
-    m = max(hi / qmax, lo / qmin if qmin else 0.0)
-    f = min(max(math.floor(-math.log2(m)), FRAC_MIN - 1), FRAC_MAX + 1)
-    while f < FRAC_MAX + 1 and fits(f + 1):
-        f += 1
-    while f > FRAC_MIN - 1 and not fits(f):
-        f -= 1
-    return max(FRAC_MIN, min(FRAC_MAX, f))
+    mags = torch.tensor([max(hi, 0.0), 0.0 if qmin == 0 else -min(lo, 0.0)], dtype=torch.float64)
+    bounds = torch.tensor([float(qmax), float(max(-qmin, 1))], dtype=torch.float64)
+    return int(fracs_for_bound(mags, bounds).min())
 
 
 class Observer(nn.Module):
@@ -233,8 +243,6 @@ def make_observer(kind, dtype, config, hw=None):
 
 def weight_fracs(weight, dtype, kind="max", hw=None):
     """Per-output-channel fracs of a weight tensor (dimension 0)."""
-    from .nn import weight_fracs_for
-
     base = weight_fracs_for(weight, dtype)
     if kind == "max":
         return base
@@ -259,5 +267,6 @@ def weight_fracs(weight, dtype, kind="max", hw=None):
 
 
 __all__ = ["_flag", "OBSERVERS", "WEIGHT_OBSERVERS", "Observer", "MinMaxObserver", "MovingAverageMinMaxObserver",
-           "PercentileObserver", "MSEObserver", "make_observer", "frac_for_range", "weight_fracs", "all_reduce_",
+           "PercentileObserver", "MSEObserver", "make_observer", "frac_for_range",
+           "frac_for_max", "weight_fracs_for", "fracs_for_bound", "weight_fracs", "all_reduce_",
            "world_size"]

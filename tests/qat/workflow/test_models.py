@@ -78,6 +78,29 @@ def test_eval_forward_equals_integer_replay(name, plan, tmp_path):
                                           err_msg="%s %s node %s" % (name, plan, node["name"]))
 
 
+def test_every_op_kind_is_one_registry_entry_that_every_stage_uses():
+    """dlasim.ops: a pattern belongs to one entry; every op the models export is an entry
+    that builds, exports and replays; an unsupported op's error lists the entries."""
+    from dlasim import ops
+
+    owner = {}
+    for op in ops.OPS:
+        for pattern in [*op.modules, *op.functions, *op.methods]:
+            assert owner.setdefault(pattern, op) is op, "%s is matched by %s and %s" % (pattern, owner[pattern].name,
+                                                                                         op.name)
+        if op.export_op:
+            assert None not in (op.build, op.export, op.replay), op.name
+    exported = set()
+    for make, inputs in MODELS.values():
+        xs = inputs(torch.Generator().manual_seed(0))
+        graph, _, _, _ = dlasim.export_graph(dlasim.prepare_qat(make(), xs), xs)
+        exported |= {n["op"] for n in graph["nodes"]}
+    assert exported == {op.export_op for op in ops.OPS if op.export_op} - {"quantize"}
+    with pytest.raises(dlasim.PrepareError) as e:
+        dlasim.prepare_qat(nn.Sequential(nn.Conv2d(1, 2, 1), nn.GELU()), (torch.randn(1, 1, 4, 4),))
+    assert "module GELU" in str(e.value) and ops.SUPPORTED in str(e.value)
+
+
 def test_residual_structure_bn_folded_relu_fused_adds_found():
     torch.manual_seed(0)
     model = M.ResidualCNN()

@@ -6,9 +6,12 @@ it (the inputs of a concat and the output; a max pool, upsample or flatten and i
 input). An ActFormat holds the observer of the real values its producers requantize, the
 frac they use (a buffer), or a learnable log2 scale.
 
-Layers (QatLayer subclasses) take their inputs and a run context (`_Ctx`): the list of
-ActFormats, whether to observe, and whether to run the float reference instead of the
-integers (calibration and diagnostics). Their quantized forward calls the dla ops only.
+Layers (QatLayer subclasses, one per op kind of dlasim.ops) take their inputs and a run
+context (`RunContext`): the list of ActFormats, whether to observe, and whether to run
+the float reference instead of the integers (calibration and diagnostics). Their
+quantized forward calls the dla ops only. They share dlasim.nn's base, QModule, and are
+named apart from its modules (dlasim.nn.QAdd is a module with fixed formats; AddLayer is
+the add of a prepared graph, with formats from the graph).
 """
 
 import math
@@ -18,12 +21,13 @@ import torch.nn.functional as TF
 from torch import nn
 
 from . import functional as F
+from .nn import QModule
 from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
 
 _LN2 = math.log(2.0)
 
 
-class _Ctx:
+class RunContext:
     """What one forward of a QatModel runs with."""
 
     __slots__ = ("acts", "float_mode", "observe", "record")
@@ -119,29 +123,42 @@ class _TqtOut(torch.autograd.Function):
         return g, None, None, gl.reshape(())
 
 
-class QatLayer(nn.Module):
-    """Base of the prepared layers: name, source module, counts."""
-
-    requantizes = False
+class QatLayer(QModule):
+    """Base of the prepared layers: dlasim.nn's QModule (hw list, overflow and saturation
+    counts) with the layer's name, its source module and a count of the outputs."""
 
     def __init__(self, name, source, hw):
-        super().__init__()
+        super().__init__(hw)
         self.name = name
         self.source = source
-        self.hw = list(hw)
-        self.register_buffer("overflow_count", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("saturation_count", torch.zeros((), dtype=torch.int64))
         self.register_buffer("element_count", torch.zeros((), dtype=torch.int64))
 
     def _count(self, counts, numel=0):
+        super()._count(counts)
         with torch.no_grad():
-            self.overflow_count += counts[0]
-            self.saturation_count += counts[1]
             self.element_count += int(numel)
 
     def reset_counts(self):
-        for b in (self.overflow_count, self.saturation_count, self.element_count):
-            b.zero_()
+        super().reset_counts()
+        with torch.no_grad():
+            self.element_count.zero_()
+
+    def _requantize(self, ctx, fout, real_op, int_op):
+        """The forward of a layer whose output format is `fout`: `real_op()` is the float
+        op (float mode; observers see its values), `int_op(y_dtype, y_frac, clip)` the dla op."""
+        if ctx.float_mode:
+            y = clamp_real(real_op(), self.clip)
+            fout.observe(y, ctx)
+            return y
+        pre = None
+        if fout.observing(ctx) or (fout.learnable and self.training):
+            with torch.no_grad():
+                pre = real_op()
+            fout.observe(clamp_real(pre, self.clip), ctx)
+        yf = fout.frac()
+        r = int_op(fout.dtype, yf, clip_ints(self.clip, yf))
+        self._count(r.counts, r.y.numel())
+        return self._out(ctx, r.y, pre, r.mask, fout)
 
     def _out(self, ctx, y, pre, mask, act):
         """Training with a learnable output scale: attach TQT's gradient."""
@@ -150,10 +167,9 @@ class QatLayer(nn.Module):
         return y
 
 
-class QInput(QatLayer):
+class QuantizeLayer(QatLayer):
     """Quantizes a float tensor (a graph input, or the output of a float island)."""
 
-    requantizes = True
 
     def __init__(self, name, source, hw, out_id, clip=None):
         super().__init__(name, source, hw)
@@ -178,7 +194,7 @@ class QInput(QatLayer):
         return r.y
 
 
-class QMac(QatLayer):
+class MacLayer(QatLayer):
     """conv2d or linear, with the BatchNorm that followed it folded in, and the requantizer.
 
     BatchNorm folding: w' = w * gamma / sigma, b' = beta + (b - mu) * gamma / sigma. In
@@ -189,7 +205,6 @@ class QMac(QatLayer):
     log2 scales), the folded bias by the op at x_frac + w_frac.
     """
 
-    requantizes = True
 
     def __init__(self, name, source, hw, kind, module, bn, in_id, out_id, weight_dtype, clip, config, conv_args=None):
         super().__init__(name, source, hw)
@@ -209,19 +224,23 @@ class QMac(QatLayer):
         self.weight_log2_scale = nn.Parameter(torch.zeros(oc)) if config.learnable_scales else None
         self.conv_args = dict(conv_args) if conv_args is not None else None
 
+    @property
+    def is_conv(self):
+        return self.conv_args is not None
+
     # -- float pieces ------------------------------------------------------------------
 
     def _float_op(self, x, w, b):
-        if self.kind == "conv2d":
+        if self.is_conv:
             a = self.conv_args
             return TF.conv2d(x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"])
         return TF.linear(x, w, b)
 
     def _shape(self, t):
-        return t.reshape(-1, 1, 1, 1) if self.kind == "conv2d" else t.reshape(-1, 1)
+        return t.reshape(-1, 1, 1, 1) if self.is_conv else t.reshape(-1, 1)
 
     def _batch_stats(self, y):
-        dims = (0, 2, 3) if self.kind == "conv2d" else (0,)
+        dims = (0, 2, 3) if self.is_conv else (0,)
         if world_size() > 1:
             import torch.distributed.nn.functional as DF
 
@@ -275,7 +294,7 @@ class QMac(QatLayer):
         w_f = w * self._shape(inv)
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
         if y is not None:
-            if self.kind == "conv2d":
+            if self.is_conv:
                 y = y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1)
             else:
                 y = y * inv + b_f
@@ -340,7 +359,7 @@ class QMac(QatLayer):
         clip = clip_ints(self.clip, yf)
         common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
                       y_dtype=fout.dtype, y_frac=yf, clip=clip, hw=self.hw)
-        if self.kind == "conv2d":
+        if self.is_conv:
             r = F.conv2d(x, wq, b, **common, **self.conv_args)
         else:
             r = F.linear(x, wq, b, **common)
@@ -348,35 +367,23 @@ class QMac(QatLayer):
         return self._out(ctx, r.y, pre, r.mask, fout)
 
 
-class QAdd(QatLayer):
-    requantizes = True
+class AddLayer(QatLayer):
+    """Residual add with the hardware's frac alignment."""
 
     def __init__(self, name, source, hw, a_id, b_id, out_id, clip):
         super().__init__(name, source, hw)
         self.a_id, self.b_id, self.out_id, self.clip = a_id, b_id, out_id, clip
 
     def forward(self, a, b, ctx):
-        fa, fb, fout = ctx.acts[self.a_id], ctx.acts[self.b_id], ctx.acts[self.out_id]
-        if ctx.float_mode:
-            y = clamp_real(a + b, self.clip)
-            fout.observe(y, ctx)
-            return y
-        pre = None
-        if fout.observing(ctx) or (fout.learnable and self.training):
-            pre = (a + b).detach()
-            fout.observe(clamp_real(pre, self.clip), ctx)
-        yf = fout.frac()
-        r = F.add(a, b, a_dtype=fa.dtype, a_frac=fa.frac(), b_dtype=fb.dtype, b_frac=fb.frac(), y_dtype=fout.dtype,
-                  y_frac=yf, clip=clip_ints(self.clip, yf), hw=self.hw)
-        self._count(r.counts, r.y.numel())
-        return self._out(ctx, r.y, pre, r.mask, fout)
+        fa, fb = ctx.acts[self.a_id], ctx.acts[self.b_id]
+        return self._requantize(ctx, ctx.acts[self.out_id], lambda: a + b, lambda y_dtype, y_frac, clip: F.add(
+            a, b, a_dtype=fa.dtype, a_frac=fa.frac(), b_dtype=fb.dtype, b_frac=fb.frac(), y_dtype=y_dtype,
+            y_frac=y_frac, clip=clip, hw=self.hw))
 
 
-class QAvgPool(QatLayer):
+class AvgPoolLayer(QatLayer):
     """Average pool (count_include_pad zero padding) or, with kernel None, global average
     pool [N, C, H, W] -> [N, C, 1, 1]; the hardware's M = round(2^S / N)."""
-
-    requantizes = True
 
     def __init__(self, name, source, hw, in_id, out_id, kernel, stride, padding, clip):
         super().__init__(name, source, hw)
@@ -390,24 +397,15 @@ class QAvgPool(QatLayer):
         return self.kernel, self.stride, self.padding
 
     def forward(self, x, ctx):
-        fin, fout = ctx.acts[self.in_id], ctx.acts[self.out_id]
+        fin = ctx.acts[self.in_id]
         k, s, p = self._geometry(x)
-        if ctx.float_mode:
-            y = clamp_real(TF.avg_pool2d(x, k, s, p, count_include_pad=True), self.clip)
-            fout.observe(y, ctx)
-            return y
-        pre = None
-        if fout.observing(ctx) or (fout.learnable and self.training):
-            pre = TF.avg_pool2d(x.detach(), k, s, p, count_include_pad=True)
-            fout.observe(clamp_real(pre, self.clip), ctx)
-        yf = fout.frac()
-        r = F.avg_pool2d(x, k, s, p, x_dtype=fin.dtype, x_frac=fin.frac(), y_dtype=fout.dtype, y_frac=yf,
-                         clip=clip_ints(self.clip, yf), hw=self.hw)
-        self._count(r.counts, r.y.numel())
-        return self._out(ctx, r.y, pre, r.mask, fout)
+        return self._requantize(ctx, ctx.acts[self.out_id], lambda: TF.avg_pool2d(x, k, s, p, count_include_pad=True),
+                                lambda y_dtype, y_frac, clip: F.avg_pool2d(
+                                    x, k, s, p, x_dtype=fin.dtype, x_frac=fin.frac(), y_dtype=y_dtype,
+                                    y_frac=y_frac, clip=clip, hw=self.hw))
 
 
-class QMaxPool(QatLayer):
+class MaxPoolLayer(QatLayer):
     def __init__(self, name, source, hw, act_id, kernel, stride, padding):
         super().__init__(name, source, hw)
         self.act_id, self.kernel, self.stride, self.padding = act_id, kernel, stride, padding
@@ -422,7 +420,7 @@ class QMaxPool(QatLayer):
         return F.max_pool2d(x, self.kernel, self.stride, self.padding, dtype=act.dtype, frac=act.frac())[0]
 
 
-class QConcat(QatLayer):
+class ConcatLayer(QatLayer):
     def __init__(self, name, source, hw, act_id, count):
         super().__init__(name, source, hw)
         self.act_id, self.count = act_id, count
@@ -435,19 +433,19 @@ class QConcat(QatLayer):
         return F.concat(xs, 1, dtype=act.dtype, fracs=[act.frac()] * len(xs))
 
 
-class QUpsample2x(QatLayer):
+class Upsample2xLayer(QatLayer):
     """Nearest-neighbour x2: a copy of each value into a 2x2 block."""
 
     def forward(self, x, ctx):
         return TF.interpolate(x, scale_factor=2, mode="nearest")
 
 
-class QFlatten(QatLayer):
+class FlattenLayer(QatLayer):
     """[N, C, H, W] -> [N, C*H*W] in (c, h, w) order."""
 
     def forward(self, x, ctx):
         return torch.flatten(x, 1)
 
 
-__all__ = ["ActFormat", "QatLayer", "QInput", "QMac", "QAdd", "QAvgPool", "QMaxPool", "QConcat", "QUpsample2x",
-           "QFlatten", "clip_ints"]
+__all__ = ["ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer", "AddLayer", "AvgPoolLayer",
+           "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints", "clamp_real"]
