@@ -19,6 +19,7 @@ import torch
 
 from . import functional as F
 from ._library import load_library
+from .integers import to_integers
 
 
 class Device:
@@ -54,7 +55,6 @@ class Device:
         x = torch.as_tensor(x)
         if not x.is_floating_point():
             return x
-        from .export import to_integers
         dtype, frac, _ = self.info(name)
         return to_integers(F.quantize(x, dtype, frac, self._clips.get(name), self._hw).y, frac)
 
