@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dla/batch.hpp"
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
 #include "dla/error.hpp"
@@ -96,28 +97,33 @@ class SimDevice : public torch::CustomClassHolder {
       flat.push_back(x.to(at::kInt).contiguous());
     }
     // The program's own batch B (its tensors' leading dimension): the batch runs in chunks
-    // of B images; the last chunk is padded with zeros and its padding dropped.
+    // of B images, the last one padded with zeros (its padding dropped), spread over the
+    // host's cores by the engines' BatchRunner (the emulator; the SystemC cycle model runs
+    // one chunk at a time).
     const auto program_batch = static_cast<std::int64_t>(desc(in_names[0]).shape[0]);
+    std::vector<sim::TensorMap> chunks;
+    std::vector<std::int64_t> counts;
+    for (std::int64_t first = 0; first < batch; first += program_batch) {
+      counts.push_back(std::min(program_batch, batch - first));
+      sim::TensorMap feed;
+      for (std::size_t i = 0; i < in_names.size(); ++i) {
+        HostTensor t = host_tensor(in_names[i], flat[i].narrow(0, first, counts.back()));
+        t.values.resize(static_cast<std::size_t>(t.num_elements()), 0);
+        feed[in_names[i]] = std::move(t);
+      }
+      chunks.push_back(std::move(feed));
+    }
+    const std::vector<sim::TensorMap> results = checked("run", [&] { return batch_runner().run(chunks); });
+    last_ = &batch_runner().device(0);
     const auto out_names = output_names();
     std::vector<std::vector<at::Tensor>> outs(out_names.size());
-    for (std::int64_t first = 0; first < batch; first += program_batch) {
-      const std::int64_t count = std::min(program_batch, batch - first);
-      checked("run", [&] {
-        for (std::size_t i = 0; i < in_names.size(); ++i) {
-          HostTensor t = host_tensor(in_names[i], flat[i].narrow(0, first, count));
-          t.values.resize(static_cast<std::size_t>(t.num_elements()), 0);
-          device_->set_input(in_names[i], t);
-        }
-        device_->run();
-        for (std::size_t o = 0; o < out_names.size(); ++o) {
-          const HostTensor y = device_->output(out_names[o]);
-          std::vector<std::int64_t> shape(y.shape.begin(), y.shape.end());
-          at::Tensor t = at::empty(shape, at::kLong);
-          std::copy(y.values.begin(), y.values.end(), t.data_ptr<std::int64_t>());
-          outs[o].push_back(t.narrow(0, 0, count));
-        }
-        return 0;
-      });
+    for (std::size_t c = 0; c < results.size(); ++c) {
+      for (std::size_t o = 0; o < out_names.size(); ++o) {
+        const HostTensor& y = results[c].at(out_names[o]);
+        at::Tensor t = at::empty(std::vector<std::int64_t>(y.shape.begin(), y.shape.end()), at::kLong);
+        std::copy(y.values.begin(), y.values.end(), t.data_ptr<std::int64_t>());
+        outs[o].push_back(t.narrow(0, 0, counts[c]));
+      }
     }
     c10::Dict<std::string, at::Tensor> result;
     for (std::size_t o = 0; o < out_names.size(); ++o) {
@@ -140,6 +146,7 @@ class SimDevice : public torch::CustomClassHolder {
     options.dump_layers = true;
     c10::Dict<std::string, at::Tensor> dumps;
     c10::Dict<std::string, std::vector<std::int64_t>> stats;
+    last_ = nullptr;
     checked("run_layers", [&] {
       for (const auto& name : input_names()) device_->set_input(name, host_tensor(name, inputs.at(name)));
       device_->run(options);
@@ -167,11 +174,12 @@ class SimDevice : public torch::CustomClassHolder {
     return {dumps, stats};
   }
 
-  /// Cycles of the last image (cycle engine only; 0 on emu) and its MACs.
+  /// Cycles of the last chunk a device ran (cycle engine only; 0 on emu) and its MACs.
   std::vector<std::int64_t> last_stats() const {
-    const sim::RunStats s = device_->stats();
+    const sim::Device* d = last_ != nullptr ? last_ : device_.get();
+    const sim::RunStats s = d->stats();
     std::int64_t cycles = 0;
-    if (auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get())) cycles = static_cast<std::int64_t>(cyc->report().cycles);
+    if (auto* cyc = dynamic_cast<const sim::CycleDevice*>(d)) cycles = static_cast<std::int64_t>(cyc->report().cycles);
     return {cycles, static_cast<std::int64_t>(s.macs)};
   }
 
@@ -198,9 +206,21 @@ class SimDevice : public torch::CustomClassHolder {
     return s + "]";
   }
 
+  sim::BatchRunner& batch_runner() {
+    if (!runner_) {
+      const std::string engine = engine_;
+      runner_ = std::make_unique<sim::BatchRunner>(
+          program_, *program_.hw_config, [engine](const HwConfig& hw) { return make_engine(engine, hw); },
+          engine == "emu" ? 0u : 1u);
+    }
+    return *runner_;
+  }
+
   std::string engine_;
   Program program_;
-  std::unique_ptr<sim::Device> device_;
+  std::unique_ptr<sim::Device> device_;  ///< single runs: run_layers, last_stats
+  std::unique_ptr<sim::BatchRunner> runner_;
+  const sim::Device* last_ = nullptr;  ///< the device of the last run() (run_layers: device_)
 };
 
 }  // namespace

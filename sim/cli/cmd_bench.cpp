@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
+#include "dla/batch.hpp"
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
 #include "dla/error.hpp"
@@ -83,6 +84,30 @@ int bench_cycle(const Program& program, const HostTensor& image, const HwConfig&
   return same ? 0 : 1;
 }
 
+/// Images per second on a batch spread over `threads` emulators (dla/batch.hpp), against
+/// libtorch's convolutions on the same batch at the same thread count.
+void bench_batch(const Program& program, const HostTensor& image, const HwConfig& hw, std::vector<ConvShape> convs,
+                 int batch, int repeat, unsigned threads) {
+  sim::BatchRunner runner(program, hw, [](const HwConfig& c) { return sim::make_emulator(c); }, threads);
+  const std::vector<sim::TensorMap> inputs(static_cast<std::size_t>(batch), sim::TensorMap{{"image", image}});
+  double best = 0;
+  for (int r = 0; r < repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    runner.run(inputs);
+    const double s = seconds_since(t0);
+    best = r == 0 ? s : std::min(best, s);
+  }
+  std::printf("  batch:     %d images, %u threads (emulator and libtorch alike)\n", batch, threads);
+  std::printf("    emulator:  %.3f s, %.1f images/s (%u emulators, one image each at a time)\n", best, batch / best,
+              runner.threads());
+  for (auto& c : convs) c.n = batch;
+  const TorchBenchResult torch = bench_torch_convs(convs, repeat, threads);
+  if (!torch.available) return;
+  std::printf("    libtorch:  %.3f s for the %zu convolutions on the batch, %.1f images/s\n", torch.seconds, convs.size(),
+              batch / torch.seconds);
+  std::printf("    ratio:     emulator / libtorch = %.2fx in images per second\n", torch.seconds / best);
+}
+
 }  // namespace
 
 int cmd_bench(const Args& args) {
@@ -92,11 +117,14 @@ int cmd_bench(const Args& args) {
       ("size", po::value<std::int64_t>()->default_value(224), "input height and width of the ResNet-18 graph")
       ("preset", po::value<std::string>()->default_value("default"), "hardware config preset")
       ("repeat", po::value<int>()->default_value(3), "runs per engine; the best is reported")
+      ("batch", po::value<int>()->default_value(1),
+       "emu: also measure images per second on a batch of N images (spread over the threads) against libtorch's "
+       "convolutions on a batch of N")
       ("threads", po::value<unsigned>()->default_value(0),
        "host threads for every side of the comparison (0: one per core); emu also reports 1 thread");
   po::positional_options_description positional;
   positional.add("engine", 1);
-  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R] [--threads T]",
+  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R] [--threads T] [--batch N]",
                                 "Compiles the ResNet-18-shaped int8 graph (20 convolutions and 8 adds), runs it on "
                                 "the engine and prints, measured in the same run: for emu its GMAC/s and the ratio "
                                 "to libtorch's own quantized convolutions on the same layers; for cycle its simulated "
@@ -113,6 +141,8 @@ int cmd_bench(const Args& args) {
   const unsigned requested_threads = (*vm)["threads"].as<unsigned>();
   if (requested_threads > 256) throw Error("--threads must be in [0, 256] (0: one per core)");
   const unsigned threads = sim::resolve_threads(requested_threads);
+  const int batch = (*vm)["batch"].as<int>();
+  if (batch < 1 || batch > 4096) throw Error("--batch must be in [1, 4096]");
   const HwConfig hw = HwConfig::preset((*vm)["preset"].as<std::string>());
 
   std::cout << "bench: ResNet-18-shaped int8 graph, " << size << "x" << size << ", preset " << (*vm)["preset"].as<std::string>()
@@ -166,6 +196,7 @@ int cmd_bench(const Args& args) {
                 "requantize, pooling, adds and the fc layer)\n",
                 emu_gmacs / torch_gmacs, t, t == 1 ? "" : "s");
   }
+  if (batch > 1) bench_batch(program, image, hw, convs, batch, repeat, threads);
   return 0;
 }
 

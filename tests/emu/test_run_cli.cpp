@@ -197,4 +197,10 @@ TEST(DlaBenchEmu, ComparesAtEqualExplicitThreadCounts) {
   ASSERT_EQ(one.code, 0) << one.out;
   EXPECT_EQ(one.out.find("at 2 threads"), std::string::npos) << one.out;
   expect_user_error(run_dla("bench emu --threads 1000"), "--threads must be in [0, 256]");
+  const auto batch = run_dla("bench emu --size 32 --repeat 1 --threads 2 --batch 4");
+  ASSERT_EQ(batch.code, 0) << batch.out;
+  for (const char* s : {"batch:     4 images, 2 threads", "(2 emulators, one image each at a time)", "in images per second"}) {
+    EXPECT_NE(batch.out.find(s), std::string::npos) << s << "\n" << batch.out;
+  }
+  expect_user_error(run_dla("bench emu --batch 0"), "--batch must be in [1, 4096]");
 }
