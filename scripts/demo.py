@@ -152,7 +152,7 @@ def main():
         qat_acc, emu_acc = accuracy(eval_q, yte), accuracy(emu_q, yte)
         print("%s %s: QAT eval forward %.2f%%, emulator %.2f%%; %d of %d images integer-identical"
               % (stamp(), label, qat_acc, emu_acc, same, xte.shape[0]))
-        report = dlasim.signoff(ex, program, (xte[:1],), engines=("emu", "cycle"))
+        report = dlasim.signoff(export, program, (xte[:1],), engines=("emu", "cycle"))
         print(report.table())
         page = report.write(out / "report" / name)
         results.append((label, qat_acc, emu_acc, same, report.ok, page))

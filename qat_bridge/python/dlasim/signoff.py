@@ -130,15 +130,15 @@ def _bars(title, rows, value, unit):
     top = max(vals + [1e-9])
     w, bh = 640, 16
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="%s">'
-             % (w + 260, bh * len(rows) + 24, html.escape(title)),
+             % (w + 320, bh * len(rows) + 24, html.escape(title)),
              '<text x="0" y="14" font-size="13" font-weight="bold">%s</text>' % html.escape(title)]
     for i, (r, v) in enumerate(zip(rows, vals)):
         y = 22 + i * bh
         parts.append('<text x="0" y="%d" font-size="11">%s</text>' % (y + 11, html.escape(r.layer[:30])))
         parts.append('<rect class="bar" x="200" y="%d" width="%.1f" height="%d" fill="#4a7fb5"/>'
                      % (y + 2, w * v / top, bh - 4))
-        parts.append('<text x="%.1f" y="%d" font-size="10">%s %s</text>' % (205 + w * v / top, y + 11,
-                                                                           ("%.3g" % v), unit))
+        label = ("%d" % v) if float(v).is_integer() else ("%.1f" % v)
+        parts.append('<text x="%.1f" y="%d" font-size="10">%s %s</text>' % (205 + w * v / top, y + 11, label, unit))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -170,7 +170,7 @@ def _html(report):
 body { font-family: sans-serif; margin: 2em; }
 h1 .PASS { color: #1a7f37; } h1 .FAIL { color: #cf222e; }
 table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
-td:nth-child(2), td:nth-child(1) { text-align: left; } tr.bad { background: #ffebe9; }
+td:nth-child(2), td:nth-child(1), th:nth-child(2), th:nth-child(1) { text-align: left; } tr.bad { background: #ffebe9; }
 </style></head><body>
 <h1>dlasim sign-off: <span id="status" class="%(status)s">%(status)s</span></h1>
 <p id="summary">%(summary)s</p>
