@@ -4,6 +4,8 @@
 #include <algorithm>
 
 #include "dla/error.hpp"
+#include "dla/mac_modes.hpp"
+#include "dla/param_records.hpp"
 
 namespace dla::compiler {
 namespace {
@@ -12,15 +14,26 @@ using isa::Buffer;
 using isa::Instruction;
 using i64 = std::int64_t;
 
-// ISA limits the tiler respects (see the field ranges in dla/isa.hpp).
-constexpr i64 kMaxRowBytes = 16383;
-constexpr i64 kMaxRows = 4095;
-constexpr i64 kMaxDramStride = 4194303;
-constexpr i64 kMaxSramStride = 16383;
-constexpr i64 kMaxTileSide = 255;
-constexpr i64 kMaxChannels = 4095;
-constexpr i64 kMaxPoolChannels = 1023;
-constexpr i64 kMaxVectorCount = 65535;
+// ISA limits the tiler respects, read from the field table (dla/isa.hpp). LOAD and STORE
+// share their DMA field ranges.
+constexpr i64 kMaxRowBytes = isa::Load::field("row_bytes").max;
+constexpr i64 kMaxRows = isa::Load::field("rows").max;
+constexpr i64 kMaxDramStride = isa::Load::field("dram_stride").max;
+constexpr i64 kMaxSramStride = isa::Load::field("sram_stride").max;
+constexpr i64 kMaxTileSide = isa::Mac::field("out_h").max;
+constexpr i64 kMaxChannels = isa::Mac::field("out_c").max;
+constexpr i64 kMaxMacStride = isa::Mac::field("stride_h").max;
+constexpr i64 kMaxDilation = isa::Mac::field("dilation").max;
+constexpr i64 kMaxPoolChannels = isa::VMaxPool::field("channels").max;
+constexpr i64 kMaxPoolKernel = isa::VMaxPool::field("kernel_h").max;
+constexpr i64 kMaxPoolStride = isa::VMaxPool::field("stride_h").max;
+constexpr i64 kMaxPoolPad = isa::VMaxPool::field("pad_top").max;
+constexpr i64 kMaxAvgPoolWindow = isa::VAvgPool::field("kernel_h").max;
+constexpr i64 kMaxVectorCount = isa::VAdd::field("count").max;
+static_assert(kMaxRowBytes == isa::Store::field("row_bytes").max && kMaxRows == isa::Store::field("rows").max &&
+              kMaxDramStride == isa::Store::field("dram_stride").max &&
+              kMaxSramStride == isa::Store::field("sram_stride").max);
+static_assert(kMaxPoolStride == isa::VAvgPool::field("stride_h").max);
 constexpr i64 kContiguousChunk = 8192;
 /// What an instruction costs, in bytes moved, when the tiler weighs tilings (its issue and
 /// synchronization overhead, on the hardware and in the emulator).
@@ -175,21 +188,21 @@ struct Slots {
 // Parameter records
 // ---------------------------------------------------------------------------------
 
-void put_le(std::vector<std::uint8_t>& v, i64 value, int bytes) {
-  for (int i = 0; i < bytes; ++i) v.push_back(static_cast<std::uint8_t>(static_cast<std::uint64_t>(value) >> (8 * i)));
+/// A parameter record of node `n`'s output range; its clips are the output type's range
+/// narrowed by the node's clip.
+template <typename Record>
+Record clipped_record(const Node& n) {
+  const OutputSpec spec = n.output_spec(RoundMode::HALF_UP);
+  Record r;
+  r.clip_lo = static_cast<std::int32_t>(spec.lo());
+  r.clip_hi = static_cast<std::int32_t>(spec.hi());
+  return r;
 }
 
-/// int32 clip_lo, int32 clip_hi, then int8 values (shifts).
-std::vector<std::uint8_t> clip_record(const Node& n, const std::vector<i64>& shifts) {
-  const OutputSpec spec = n.output_spec(RoundMode::HALF_UP);
-  std::vector<std::uint8_t> rec;
-  put_le(rec, spec.lo(), 4);
-  put_le(rec, spec.hi(), 4);
-  for (i64 s : shifts) {
-    if (s < -128 || s > 127) refuse(n, "requantize shift " + std::to_string(s) + " does not fit the 8-bit shift field");
-    put_le(rec, s, 1);
-  }
-  return rec;
+/// A shift of node `n`'s parameter record, which the record holds in 8 bits.
+std::int8_t record_shift(const Node& n, i64 s) {
+  if (s < -128 || s > 127) refuse(n, "requantize shift " + std::to_string(s) + " does not fit the 8-bit shift field");
+  return static_cast<std::int8_t>(s);
 }
 
 // ---------------------------------------------------------------------------------
@@ -240,25 +253,16 @@ class Lowering {
 
   isa::MacMode mac_mode(const Node& n, DType act) const {
     const DType w = n.weight_dtype;
-    auto need = [&](bool supported, const char* mode) {
-      if (!supported) refuse(n, std::string("the hardware config does not support ") + mode + " MACs");
-    };
-    if ((act == DType::I8 || act == DType::U8) && w == DType::I8) return isa::MacMode::A8W8;
-    if ((act == DType::I4 || act == DType::U4) && w == DType::I4) {
-      need(hw_.supports_a4w4, "i4 x i4");
-      return isa::MacMode::A4W4;
+    const std::optional<isa::MacMode> mode = isa::mac_mode_for(act, w);
+    if (!mode) {
+      refuse(n, std::string("activation ") + std::string(dtype_info(act).name) + " x weight " +
+                    std::string(dtype_info(w).name) + " is not a precision of the MAC array (" + isa::mac_modes_text() +
+                    ")");
     }
-    if ((act == DType::I8 || act == DType::U8) && w == DType::I4) {
-      need(hw_.supports_a8w4, "i8 x i4");
-      return isa::MacMode::A8W4;
+    if (!isa::mac_mode_supported(*mode, hw_)) {
+      refuse(n, "the hardware config does not support " + isa::mac_mode_types_text(*mode) + " MACs");
     }
-    if (act == DType::I16 && w == DType::I8) {
-      need(hw_.supports_a16w8, "i16 x i8");
-      return isa::MacMode::A16W8;
-    }
-    refuse(n, std::string("activation ") + std::string(dtype_info(act).name) + " x weight " +
-                  std::string(dtype_info(w).name) + " is not a precision of the MAC array (i8/u8 x i8, i4/u4 x i4, "
-                  "i8/u8 x i4, i16 x i8)");
+    return *mode;
   }
 
   // --- views ----------------------------------------------------------------------------
@@ -320,17 +324,24 @@ class Lowering {
         const Node& a = node(n.inputs[0]);
         const Node& bb = node(n.inputs[1]);
         const AddShifts sh = add_shifts(a.frac, bb.frac, n.frac);
-        plans_[static_cast<std::size_t>(id)].param = static_cast<i64>(b_.add_constant(clip_record(n, {sh.shift_a, sh.shift_b, sh.shift_y}), 4));
+        auto rec = clipped_record<isa::AddRecord>(n);
+        rec.shift_a = record_shift(n, sh.shift_a);
+        rec.shift_b = record_shift(n, sh.shift_b);
+        rec.shift_y = record_shift(n, sh.shift_y);
+        plans_[static_cast<std::size_t>(id)].param = static_cast<i64>(b_.add_constant(rec.encode(), 4));
         return;
       }
       case OpKind::kAvgPool:
       case OpKind::kGlobalAvgPool: {
         const Node& x = node(n.inputs[0]);
-        if (n.conv.kernel_h > kMaxTileSide || n.conv.kernel_w > kMaxTileSide) {
+        if (n.conv.kernel_h > kMaxAvgPoolWindow || n.conv.kernel_w > kMaxAvgPoolWindow) {
           refuse(n, "window " + std::to_string(n.conv.kernel_h) + "x" + std::to_string(n.conv.kernel_w) +
-                        " exceeds the vector unit's 255x255");
+                        " exceeds the vector unit's " + std::to_string(kMaxAvgPoolWindow) + "x" +
+                        std::to_string(kMaxAvgPoolWindow));
         }
-        if (n.conv.stride_h > 7 || n.conv.stride_w > 7) refuse(n, "stride above 7");
+        if (n.conv.stride_h > kMaxPoolStride || n.conv.stride_w > kMaxPoolStride) {
+          refuse(n, "stride above " + std::to_string(kMaxPoolStride));
+        }
         const i64 window = i64{n.conv.kernel_h} * n.conv.kernel_w;
         if (!avgpool_multiplier(window, static_cast<int>(hw_.avgpool_shift))) {
           refuse(n, "the multiplier round(2^" + std::to_string(hw_.avgpool_shift) + " / " + std::to_string(window) +
@@ -339,18 +350,23 @@ class Lowering {
         if (x.dtype == DType::I32 || n.dtype == DType::I32) refuse(n, "i32 tensors are not supported");
         check_even_channels(n, x.dtype, x.shape[1], "the input");
         check_even_channels(n, n.dtype, n.shape[1], "the output");
-        plans_[static_cast<std::size_t>(id)].param = static_cast<i64>(
-            b_.add_constant(clip_record(n, {i64{hw_.avgpool_shift} + x.frac - n.frac}), 4));
+        auto rec = clipped_record<isa::AvgPoolRecord>(n);
+        rec.shift = record_shift(n, avgpool_requant_shift(static_cast<int>(hw_.avgpool_shift), x.frac, n.frac));
+        plans_[static_cast<std::size_t>(id)].param = static_cast<i64>(b_.add_constant(rec.encode(), 4));
         return;
       }
       case OpKind::kMaxPool:
-        if (n.conv.kernel_h > 15 || n.conv.kernel_w > 15 || n.conv.kernel_h > hw_.max_kernel ||
+        if (n.conv.kernel_h > kMaxPoolKernel || n.conv.kernel_w > kMaxPoolKernel || n.conv.kernel_h > hw_.max_kernel ||
             n.conv.kernel_w > hw_.max_kernel) {
           refuse(n, "window " + std::to_string(n.conv.kernel_h) + "x" + std::to_string(n.conv.kernel_w) +
-                        " exceeds max_kernel " + std::to_string(std::min<i64>(15, hw_.max_kernel)));
+                        " exceeds max_kernel " + std::to_string(std::min<i64>(kMaxPoolKernel, hw_.max_kernel)));
         }
-        if (n.conv.stride_h > 7 || n.conv.stride_w > 7) refuse(n, "stride above 7");
-        if (n.conv.pad_top > 7 || n.conv.pad_left > 7) refuse(n, "padding above 7");
+        if (n.conv.stride_h > kMaxPoolStride || n.conv.stride_w > kMaxPoolStride) {
+          refuse(n, "stride above " + std::to_string(kMaxPoolStride));
+        }
+        if (n.conv.pad_top > kMaxPoolPad || n.conv.pad_left > kMaxPoolPad) {
+          refuse(n, "padding above " + std::to_string(kMaxPoolPad));
+        }
         check_even_channels(n, n.dtype, n.shape[1], "the tensor");
         return;
       case OpKind::kConcat:
@@ -376,7 +392,7 @@ class Lowering {
     need.act = 2 * align4(nbytes(x_dtype, in_th * in_tw * cc)) + 2 * align4(nbytes(n.dtype, th * tw * toc));
     need.wgt = 2 * nbytes(n.weight_dtype, toc * kh * kw * (depthwise ? 1 : cc));
     need.acc = 2 * th * tw * toc;
-    need.par = 2 * align4(8 + toc);
+    need.par = 2 * align4(static_cast<i64>(isa::RequantRecord::size(static_cast<std::size_t>(toc))));
     need.shape_ok = th * tw <= kMaxRows && in_th <= 4 * kMaxTileSide * 8;
     return need;
   }
@@ -474,9 +490,13 @@ class Lowering {
       refuse(n, "kernel " + std::to_string(a.kernel_h) + "x" + std::to_string(a.kernel_w) + " exceeds max_kernel " +
                     std::to_string(hw_.max_kernel) + " of the hardware config");
     }
-    if (a.stride_h > 7 || a.stride_w > 7) refuse(n, "stride above 7 is not supported by the MAC array");
+    if (a.stride_h > kMaxMacStride || a.stride_w > kMaxMacStride) {
+      refuse(n, "stride above " + std::to_string(kMaxMacStride) + " is not supported by the MAC array");
+    }
     if (a.dilation_h != a.dilation_w) refuse(n, "the MAC array has one dilation for both axes");
-    if (a.dilation_h > 7) refuse(n, "dilation above 7 is not supported by the MAC array");
+    if (a.dilation_h > kMaxDilation) {
+      refuse(n, "dilation above " + std::to_string(kMaxDilation) + " is not supported by the MAC array");
+    }
     if (x.dtype == DType::I32) refuse(n, "i32 activations are not supported");
     check_even_channels(n, x.dtype, C, "the input");
     check_even_channels(n, n.dtype, OC, "the output");
@@ -584,14 +604,15 @@ class Lowering {
                 }
           p.weight_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(t)].push_back(static_cast<i64>(b_.add_constant(block, 4)));
         }
-        std::vector<std::uint8_t> bias;
-        std::vector<i64> shifts;
+        std::vector<std::uint8_t> bias(static_cast<std::size_t>(4 * toc));
+        auto rec = clipped_record<isa::RequantRecord>(n);
         for (i64 o = 0; o < toc; ++o) {
-          put_le(bias, n.bias[static_cast<std::size_t>(oc0 + o)], 4);
-          shifts.push_back(x.frac + n.weight_frac[static_cast<std::size_t>(oc0 + o)] - n.frac);
+          store_element(bias.data(), DType::I32, static_cast<std::uint64_t>(o), n.bias[static_cast<std::size_t>(oc0 + o)]);
+          rec.shift.push_back(
+              record_shift(n, requant_shift(x.frac, n.weight_frac[static_cast<std::size_t>(oc0 + o)], n.frac)));
         }
         p.bias_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(t)] = static_cast<i64>(b_.add_constant(bias, 4));
-        p.param_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(t)] = static_cast<i64>(b_.add_constant(clip_record(n, shifts), 4));
+        p.param_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(t)] = static_cast<i64>(b_.add_constant(rec.encode(), 4));
       }
   }
 
@@ -695,7 +716,7 @@ class Lowering {
     act_slots(nbytes(X.dtype, max_in_th * max_in_tw * p.cc), nbytes(Y.dtype, p.th * p.tw * p.toc), in, out);
     wgt.a[1] = nbytes(n.weight_dtype, p.toc * kh * kw * (p.depthwise ? 1 : p.cc));
     acc.a[1] = p.th * p.tw * p.toc;
-    par.a[1] = align4(8 + p.toc);
+    par.a[1] = align4(static_cast<i64>(isa::RequantRecord::size(static_cast<std::size_t>(p.toc))));
 
     const i64 oc_per_group = p.depthwise ? C : og;
     const i64 groups = p.depthwise ? 1 : G;
@@ -723,7 +744,8 @@ class Lowering {
                 if (ch == 0) {
                   s.loads.push_back(dma(false, Buffer::ACC, acc[t], p.bias_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(ot)],
                                         4 * toc, th * tw, 0, toc));
-                  copy_contiguous(s.loads, false, Buffer::PARAM, par[t], p.param_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(ot)], 8 + toc);
+                  copy_contiguous(s.loads, false, Buffer::PARAM, par[t], p.param_blocks[static_cast<std::size_t>(g)][static_cast<std::size_t>(ot)],
+                                  static_cast<i64>(isa::RequantRecord::size(static_cast<std::size_t>(toc))));
                 }
                 if (padded) copy_contiguous(s.loads, false, Buffer::ACT, in[k], 0, nbytes(X.dtype, in_th * in_tw * ccur), true);
                 if (r_hi > r_lo && c_hi > c_lo) {
@@ -795,7 +817,7 @@ class Lowering {
     }
     Slots in, out, par;
     act_slots(nbytes(X.dtype, in_rows(th) * in_cols(tw) * tc), nbytes(Y.dtype, th * tw * tc), in, out);
-    par.a[1] = 12;
+    par.a[1] = align4(static_cast<i64>(isa::AvgPoolRecord::kSize));
     std::vector<Step> steps;
     std::size_t k = 0;
     for (i64 img = 0; img < Y.N; ++img)
@@ -830,7 +852,8 @@ class Lowering {
               s.finish.push_back(v);
             } else {
               // Zero padding is part of the window (count_include_pad), so it is loaded as zeros.
-              copy_contiguous(s.loads, false, Buffer::PARAM, par[k], plans_[static_cast<std::size_t>(id)].param, 9);
+              copy_contiguous(s.loads, false, Buffer::PARAM, par[k], plans_[static_cast<std::size_t>(id)].param,
+                              static_cast<i64>(isa::AvgPoolRecord::kSize));
               if (r_lo > ih0 || r_hi < ih0 + ith || c_lo > iw0 || c_hi < iw0 + itw) {
                 copy_contiguous(s.loads, false, Buffer::ACT, in[k], 0, nbytes(X.dtype, ith * itw * ctc), true);
               }
@@ -916,13 +939,14 @@ class Lowering {
     Slots in, out, par;
     const i64 a_bytes = align4(nbytes(A.dtype, chunk));
     act_slots(a_bytes + align4(nbytes(B.dtype, chunk)), nbytes(Y.dtype, chunk), in, out);
-    par.a[1] = 12;
+    par.a[1] = align4(static_cast<i64>(isa::AddRecord::kSize));
     std::vector<Step> steps;
     std::size_t k = 0;
     for (i64 e0 = 0; e0 < total; e0 += chunk, ++k) {
       const i64 cnt = std::min(chunk, total - e0);
       Step s;
-      copy_contiguous(s.loads, false, Buffer::PARAM, par[k], plans_[static_cast<std::size_t>(id)].param, 11);
+      copy_contiguous(s.loads, false, Buffer::PARAM, par[k], plans_[static_cast<std::size_t>(id)].param,
+                      static_cast<i64>(isa::AddRecord::kSize));
       copy_contiguous(s.loads, false, Buffer::ACT, in[k], A.dram + nbytes(A.dtype, e0), nbytes(A.dtype, cnt));
       copy_contiguous(s.loads, false, Buffer::ACT, in[k] + a_bytes, B.dram + nbytes(B.dtype, e0), nbytes(B.dtype, cnt));
       isa::VAdd v;

@@ -288,7 +288,7 @@ MacSetup mac_setup(const char* op, const Tensor& x, const Tensor& weight,
   s.out = output_spec(op, s.y_type, s.hw.rounding, clip_lo, clip_hi);
   s.shifts.resize(static_cast<std::size_t>(oc));
   for (std::int64_t o = 0; o < oc; ++o) {
-    s.shifts[static_cast<std::size_t>(o)] = s.x_frac + s.w_fracs[static_cast<std::size_t>(o)] - s.y_frac;
+    s.shifts[static_cast<std::size_t>(o)] = requant_shift(s.x_frac, s.w_fracs[static_cast<std::size_t>(o)], s.y_frac);
   }
   if (bias.has_value() && bias->defined()) {
     check_real_tensor(op, *bias, "bias");
@@ -453,7 +453,7 @@ Triple avg_pool2d_cpu(const Tensor& x, std::int64_t x_dtype, std::int64_t x_frac
   const std::optional<std::int64_t> m = avgpool_multiplier(n, hw.avgpool_shift);
   TORCH_CHECK(m.has_value(), op, ": a window of ", n, " elements has no 16-bit multiplier M = round(2^",
               hw.avgpool_shift, " / ", n, ") in [1, 65535]; change avgpool_shift or the window");
-  const int shift = hw.avgpool_shift + fx - fy;
+  const int shift = avgpool_requant_shift(hw.avgpool_shift, fx, fy);
   const OutputSpec out = output_spec(op, yt, hw.rounding, clip_lo, clip_hi);
   Tensor y = at::empty({g.n, g.c, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
   Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));

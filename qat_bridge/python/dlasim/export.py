@@ -74,7 +74,7 @@ import torch
 from torch import nn
 
 from . import functional as F
-from .hw import HwOptions, dtype_range
+from .hw import HwOptions, dtype_range, requant_shifts
 from .plan import mac_mode
 from .prepare import _fill, _Ref, unwrap
 from .qat_modules import clip_ints
@@ -296,7 +296,7 @@ def export_graph(model, example_inputs):
                 j.update(out_features=int(wq.shape[0]))
             j.update(weight_dtype=layer.weight_dtype, weights={"tensor": wkey, "shape": list(wq.shape)},
                      weight_frac=[int(f) for f in wfr], bias={"tensor": bkey},
-                     shift=[int(x_frac + f - f_out) for f in wfr], mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0],
+                     shift=requant_shifts(x_frac, wfr, f_out), mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0],
                      out=out)
         elif kind == "add":
             fa, fb = af(ins[0])[1], af(ins[1])[1]
