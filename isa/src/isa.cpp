@@ -123,25 +123,20 @@ std::string field_text(const FieldInfo& f, std::int64_t value) {
 
 }  // namespace
 
-std::string_view queue_name(Queue q) {
-  switch (q) {
-    case Queue::kLoad: return "load";
-    case Queue::kCompute: return "compute";
-    case Queue::kStore: return "store";
-    case Queue::kAll: return "all";
-  }
-  return "?";
+namespace {
+/// The name of enum value `v` in `names` (indexed by value), "?" outside it.
+template <typename Enum, std::size_t N>
+std::string_view enum_name(Enum v, const std::string_view (&names)[N]) {
+  const auto i = static_cast<std::size_t>(v);
+  return i < N ? names[i] : "?";
 }
+constexpr std::string_view kQueueNames[] = {"load", "compute", "store", "all"};
+constexpr std::string_view kBufferNames[] = {"act", "wgt", "acc", "param"};
+}  // namespace
 
-std::string_view buffer_name(Buffer b) {
-  switch (b) {
-    case Buffer::ACT: return "act";
-    case Buffer::WGT: return "wgt";
-    case Buffer::ACC: return "acc";
-    case Buffer::PARAM: return "param";
-  }
-  return "?";
-}
+std::string_view queue_name(Queue q) { return enum_name(q, kQueueNames); }
+
+std::string_view buffer_name(Buffer b) { return enum_name(b, kBufferNames); }
 
 std::string_view mac_mode_name(MacMode m) {
   return static_cast<std::size_t>(m) < kMacModes.size() ? mac_mode_info(m).name : "?";
