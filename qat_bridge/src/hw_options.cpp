@@ -1,6 +1,8 @@
 // hw_options.cpp — the hardware options of the QAT ops and the type/frac checks.
 #include "dla/qat/hw_options.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -34,20 +36,21 @@ HwOptions HwOptions::from_list(const std::int64_t* v, std::size_t count) {
     throw ConfigError("hw: expected " + std::to_string(kHwListSize) + " entries [" + names + "], got " +
                       std::to_string(count));
   }
-  auto check_range = [&](std::size_t i, const char* name, std::int64_t lo, std::int64_t hi,
-                         const char* meaning) {
-    if (v[i] < lo || v[i] > hi) {
-      throw ConfigError("hw[" + std::to_string(i) + "] (" + name + ") = " + std::to_string(v[i]) +
-                        " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                        "] (" + meaning + ")");
+  // The enum and flag entries; the integer ones are checked by the hardware-config table.
+  auto check_range = [&](std::string_view name, std::int64_t lo, std::int64_t hi, const char* meaning) {
+    const auto i = static_cast<std::size_t>(std::find(std::begin(kHwListFields), std::end(kHwListFields), name) -
+                                            std::begin(kHwListFields));
+    if (i < count && (v[i] < lo || v[i] > hi)) {
+      throw ConfigError("hw[" + std::to_string(i) + "] (" + std::string(name) + ") = " + std::to_string(v[i]) +
+                        " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" + meaning +
+                        ")");
     }
   };
-  check_range(1, "overflow_policy", 0, 1, "0 WRAP, 1 SATURATE_FINAL");
-  check_range(2, "rounding_mode", 0, kNumRoundModes - 1,
-              "0 HALF_UP, 1 HALF_AWAY, 2 HALF_EVEN, 3 FLOOR");
-  check_range(4, "supports_a4w4", 0, 1, "a flag");
-  check_range(5, "supports_a8w4", 0, 1, "a flag");
-  check_range(6, "supports_a16w8", 0, 1, "a flag");
+  check_range("overflow_policy", 0, 1, "0 WRAP, 1 SATURATE_FINAL");
+  check_range("rounding_mode", 0, kNumRoundModes - 1, "0 HALF_UP, 1 HALF_AWAY, 2 HALF_EVEN, 3 FLOOR");
+  for (const isa::MacModeInfo& row : isa::kMacModes) {
+    if (!row.flag.empty()) check_range(row.flag, 0, 1, "a flag");
+  }
 
   // The integer fields are checked by the one hardware-config table.
   HwConfig cfg;
