@@ -33,7 +33,7 @@ Tensor conv(const Node& node, const Tensor& x, const HwConfig& hw) {
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t oc = 0; oc < OC; ++oc) {
       const std::int64_t g = oc / og;
-      const int shift = x.frac + node.weight_frac[static_cast<std::size_t>(oc)] - node.frac;
+      const int shift = requant_shift(x.frac, node.weight_frac[static_cast<std::size_t>(oc)], node.frac);
       for (std::int64_t oh = 0; oh < OH; ++oh)
         for (std::int64_t ow = 0; ow < OW; ++ow) {
           std::int64_t sum = node.bias[static_cast<std::size_t>(oc)];
@@ -68,7 +68,7 @@ Tensor pool(const Node& node, const Tensor& x, const HwConfig& hw) {
     throw Error("node '" + node.name + "': the average-pool multiplier round(2^" + std::to_string(hw.avgpool_shift) +
                 " / " + std::to_string(window) + ") does not fit 16 bits");
   }
-  const int shift = static_cast<int>(hw.avgpool_shift) + x.frac - node.frac;
+  const int shift = avgpool_requant_shift(static_cast<int>(hw.avgpool_shift), x.frac, node.frac);
   const OutputSpec out = node.output_spec(hw.rounding_mode);
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t c = 0; c < C; ++c)

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "dla/error.hpp"
+#include "dla/mac_modes.hpp"
 #include "dla/numerics.hpp"
 
 namespace dla::isa {
@@ -45,22 +46,10 @@ Word covered_bits(const InsnInfo& info) {
   return w;
 }
 
-std::string token_error(std::string_view mnemonic, std::string_view flag, Queue q) {
-  const bool prev = flag.find("prev") != std::string_view::npos;
-  std::ostringstream os;
-  os << mnemonic << ": token flag " << flag << " is invalid on the " << queue_name(q)
-     << " queue (it has no " << (prev ? "previous" : "next") << " queue)";
-  return os.str();
-}
-
-/// LOAD has no previous queue and STORE no next queue; SYNC and END carry no tokens.
+/// Throws EncodeError naming the instruction when it carries a token flag its queue has not.
 void check_tokens(std::string_view mnemonic, Queue q, const Tokens& t) {
-  const bool has_prev = q == Queue::kCompute || q == Queue::kStore;
-  const bool has_next = q == Queue::kCompute || q == Queue::kLoad;
-  if (!has_prev && t.pop_prev) throw EncodeError(token_error(mnemonic, "pop_prev", q));
-  if (!has_prev && t.push_prev) throw EncodeError(token_error(mnemonic, "push_prev", q));
-  if (!has_next && t.pop_next) throw EncodeError(token_error(mnemonic, "pop_next", q));
-  if (!has_next && t.push_next) throw EncodeError(token_error(mnemonic, "push_next", q));
+  const std::string error = token_flag_error(q, t);
+  if (!error.empty()) throw EncodeError(std::string(mnemonic) + ": " + error);
 }
 
 std::string range_error(std::string_view mnemonic, const FieldInfo& f, std::int64_t value) {
@@ -134,34 +123,37 @@ std::string field_text(const FieldInfo& f, std::int64_t value) {
 
 }  // namespace
 
-std::string_view queue_name(Queue q) {
-  switch (q) {
-    case Queue::kLoad: return "load";
-    case Queue::kCompute: return "compute";
-    case Queue::kStore: return "store";
-    case Queue::kAll: return "all";
-  }
-  return "?";
+namespace {
+/// The name of enum value `v` in `names` (indexed by value), "?" outside it.
+template <typename Enum, std::size_t N>
+std::string_view enum_name(Enum v, const std::string_view (&names)[N]) {
+  const auto i = static_cast<std::size_t>(v);
+  return i < N ? names[i] : "?";
 }
+constexpr std::string_view kQueueNames[] = {"load", "compute", "store", "all"};
+constexpr std::string_view kBufferNames[] = {"act", "wgt", "acc", "param"};
+}  // namespace
 
-std::string_view buffer_name(Buffer b) {
-  switch (b) {
-    case Buffer::ACT: return "act";
-    case Buffer::WGT: return "wgt";
-    case Buffer::ACC: return "acc";
-    case Buffer::PARAM: return "param";
-  }
-  return "?";
-}
+std::string_view queue_name(Queue q) { return enum_name(q, kQueueNames); }
+
+std::string_view buffer_name(Buffer b) { return enum_name(b, kBufferNames); }
 
 std::string_view mac_mode_name(MacMode m) {
-  switch (m) {
-    case MacMode::A8W8: return "a8w8";
-    case MacMode::A4W4: return "a4w4";
-    case MacMode::A8W4: return "a8w4";
-    case MacMode::A16W8: return "a16w8";
-  }
-  return "?";
+  return static_cast<std::size_t>(m) < kMacModes.size() ? mac_mode_info(m).name : "?";
+}
+
+std::string token_flag_error(Queue q, const Tokens& t) {
+  const bool has_prev = q == Queue::kCompute || q == Queue::kStore;
+  const bool has_next = q == Queue::kCompute || q == Queue::kLoad;
+  const char* bad = !has_prev && t.pop_prev    ? "pop_prev"
+                    : !has_prev && t.push_prev ? "push_prev"
+                    : !has_next && t.pop_next  ? "pop_next"
+                    : !has_next && t.push_next ? "push_next"
+                                               : nullptr;
+  if (bad == nullptr) return {};
+  const bool prev = std::string_view(bad).find("prev") != std::string_view::npos;
+  return std::string("token flag ") + bad + " is invalid on the " + std::string(queue_name(q)) +
+         " queue (it has no " + (prev ? "previous" : "next") + " queue)";
 }
 
 const InsnInfo* insn_infos(std::size_t* count) {

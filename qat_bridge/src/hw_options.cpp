@@ -1,79 +1,72 @@
 // hw_options.cpp — the hardware options of the QAT ops and the type/frac checks.
 #include "dla/qat/hw_options.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "dla/error.hpp"
+#include "dla/mac_modes.hpp"
 
 namespace dla::qat {
 
 HwOptions HwOptions::from_config(const HwConfig& cfg) {
   HwOptions o;
-  o.acc_bits = static_cast<int>(cfg.acc_bits);
-  o.overflow = cfg.overflow_policy;
-  o.rounding = cfg.rounding_mode;
-  o.avgpool_shift = static_cast<int>(cfg.avgpool_shift);
-  o.supports_a4w4 = cfg.supports_a4w4;
-  o.supports_a8w4 = cfg.supports_a8w4;
-  o.supports_a16w8 = cfg.supports_a16w8;
+#define DLA_QAT_FROM_CONFIG(member, field) o.member = static_cast<decltype(o.member)>(cfg.field);
+  DLA_QAT_HW_LIST(DLA_QAT_FROM_CONFIG)
+#undef DLA_QAT_FROM_CONFIG
   return o;
 }
 
 HwOptions HwOptions::preset(const std::string& name) { return from_config(HwConfig::preset(name)); }
 
 std::vector<std::int64_t> HwOptions::to_list() const {
-  return {acc_bits,
-          static_cast<std::int64_t>(overflow),
-          static_cast<std::int64_t>(rounding),
-          avgpool_shift,
-          supports_a4w4 ? 1 : 0,
-          supports_a8w4 ? 1 : 0,
-          supports_a16w8 ? 1 : 0};
+#define DLA_QAT_TO_LIST(member, field) static_cast<std::int64_t>(member),
+  return {DLA_QAT_HW_LIST(DLA_QAT_TO_LIST)};
+#undef DLA_QAT_TO_LIST
 }
 
 HwOptions HwOptions::from_list(const std::int64_t* v, std::size_t count) {
   if (count != kHwListSize) {
-    throw ConfigError("hw: expected " + std::to_string(kHwListSize) +
-                      " entries [acc_bits, overflow_policy, rounding_mode, avgpool_shift, "
-                      "supports_a4w4, supports_a8w4, supports_a16w8], got " +
+    std::string names;
+    for (const std::string_view name : kHwListFields) names += (names.empty() ? "" : ", ") + std::string(name);
+    throw ConfigError("hw: expected " + std::to_string(kHwListSize) + " entries [" + names + "], got " +
                       std::to_string(count));
   }
-  auto check_range = [&](std::size_t i, const char* name, std::int64_t lo, std::int64_t hi,
-                         const char* meaning) {
-    if (v[i] < lo || v[i] > hi) {
-      throw ConfigError("hw[" + std::to_string(i) + "] (" + name + ") = " + std::to_string(v[i]) +
-                        " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                        "] (" + meaning + ")");
+  // The enum and flag entries; the integer ones are checked by the hardware-config table.
+  auto check_range = [&](std::string_view name, std::int64_t lo, std::int64_t hi, const char* meaning) {
+    const auto i = static_cast<std::size_t>(std::find(std::begin(kHwListFields), std::end(kHwListFields), name) -
+                                            std::begin(kHwListFields));
+    if (i < count && (v[i] < lo || v[i] > hi)) {
+      throw ConfigError("hw[" + std::to_string(i) + "] (" + std::string(name) + ") = " + std::to_string(v[i]) +
+                        " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" + meaning +
+                        ")");
     }
   };
-  check_range(1, "overflow_policy", 0, 1, "0 WRAP, 1 SATURATE_FINAL");
-  check_range(2, "rounding_mode", 0, kNumRoundModes - 1,
-              "0 HALF_UP, 1 HALF_AWAY, 2 HALF_EVEN, 3 FLOOR");
-  check_range(4, "supports_a4w4", 0, 1, "a flag");
-  check_range(5, "supports_a8w4", 0, 1, "a flag");
-  check_range(6, "supports_a16w8", 0, 1, "a flag");
+  check_range("overflow_policy", 0, 1, "0 WRAP, 1 SATURATE_FINAL");
+  check_range("rounding_mode", 0, kNumRoundModes - 1, "0 HALF_UP, 1 HALF_AWAY, 2 HALF_EVEN, 3 FLOOR");
+  for (const isa::MacModeInfo& row : isa::kMacModes) {
+    if (!row.flag.empty()) check_range(row.flag, 0, 1, "a flag");
+  }
 
   // The integer fields are checked by the one hardware-config table.
   HwConfig cfg;
-  cfg.acc_bits = v[0];
-  cfg.overflow_policy = static_cast<OverflowPolicy>(v[1]);
-  cfg.rounding_mode = static_cast<RoundMode>(v[2]);
-  cfg.avgpool_shift = v[3];
-  cfg.supports_a4w4 = v[4] != 0;
-  cfg.supports_a8w4 = v[5] != 0;
-  cfg.supports_a16w8 = v[6] != 0;
+  std::size_t i = 0;
+#define DLA_QAT_FROM_LIST(member, field) cfg.field = static_cast<decltype(cfg.field)>(v[i++]);
+  DLA_QAT_HW_LIST(DLA_QAT_FROM_LIST)
+#undef DLA_QAT_FROM_LIST
   cfg.validate();
   return from_config(cfg);
 }
 
 bool HwOptions::operator==(const HwOptions& o) const { return to_list() == o.to_list(); }
 
-bool is_activation_dtype(DType t) {
-  return t == DType::I4 || t == DType::U4 || t == DType::I8 || t == DType::U8 || t == DType::I16;
-}
+bool is_activation_dtype(DType t) { return isa::is_mac_act_type(t); }
 
-bool is_weight_dtype(DType t) { return t == DType::I4 || t == DType::I8; }
+bool is_weight_dtype(DType t) { return isa::is_mac_wgt_type(t); }
 
 std::string check_activation_dtype(std::int64_t raw, const std::string& what) {
   if (raw >= 0 && raw < kNumDTypes && is_activation_dtype(static_cast<DType>(raw))) return {};
@@ -95,26 +88,52 @@ std::string check_frac(std::int64_t frac, const std::string& what) {
 }
 
 isa::MacMode mac_mode(DType act, DType wgt) {
-  const int act_bits = dtype_info(act).bits;
-  if (act_bits == 16) return isa::MacMode::A16W8;
-  if (wgt == DType::I4) return act_bits == 4 ? isa::MacMode::A4W4 : isa::MacMode::A8W4;
-  return isa::MacMode::A8W8;
+  // Every activation type x weight type has a holding mode (the i16 x i8 row holds all).
+  return isa::mac_mode_holding(act, wgt).value_or(isa::MacMode::A16W8);
 }
 
 std::string check_mac_support(DType act, DType wgt, const HwOptions& hw) {
   const isa::MacMode mode = mac_mode(act, wgt);
-  const char* flag = nullptr;
-  switch (mode) {
-    case isa::MacMode::A8W8: return {};
-    case isa::MacMode::A4W4: flag = hw.supports_a4w4 ? nullptr : "supports_a4w4"; break;
-    case isa::MacMode::A8W4: flag = hw.supports_a8w4 ? nullptr : "supports_a8w4"; break;
-    case isa::MacMode::A16W8: flag = hw.supports_a16w8 ? nullptr : "supports_a16w8"; break;
-  }
-  if (flag == nullptr) return {};
+  HwConfig cfg;
+#define DLA_QAT_TO_CONFIG(member, field) cfg.field = static_cast<decltype(cfg.field)>(hw.member);
+  DLA_QAT_HW_LIST(DLA_QAT_TO_CONFIG)
+#undef DLA_QAT_TO_CONFIG
+  if (isa::mac_mode_supported(mode, cfg)) return {};
   return std::string("unsupported precision: ") + std::string(dtype_info(act).name) +
          " activations x " + std::string(dtype_info(wgt).name) + " weights need MAC mode " +
          std::string(isa::mac_mode_name(mode)) + ", which this hardware config does not have (" +
-         flag + " is false)";
+         std::string(isa::mac_mode_info(mode).flag) + " is false)";
+}
+
+std::string hw_tables_json() {
+  nlohmann::json j;
+  for (int code = 0; code < kNumDTypes; ++code) {
+    const DType t = static_cast<DType>(code);
+    if (!is_activation_dtype(t)) continue;
+    j["dtypes"][std::string(dtype_info(t).name)] = code;
+    j["ranges"][std::string(dtype_info(t).name)] = {dtype_info(t).min, dtype_info(t).max};
+    j["bits"][std::string(dtype_info(t).name)] = dtype_info(t).bits;
+  }
+  for (int code = 0; code < kNumRoundModes; ++code) {
+    j["round_modes"][std::string(round_mode_name(static_cast<RoundMode>(code)))] = code;
+  }
+  for (const OverflowPolicy p : {OverflowPolicy::WRAP, OverflowPolicy::SATURATE_FINAL}) {
+    j["overflow_policies"][std::string(overflow_policy_name(p))] = static_cast<int>(p);
+  }
+  j["frac_range"] = {kFracMin, kFracMax};
+  j["hw_list"] = nlohmann::json::array();
+  for (const std::string_view name : kHwListFields) j["hw_list"].push_back(std::string(name));
+  j["mac_modes"] = nlohmann::json::array();
+  for (const isa::MacModeInfo& row : isa::kMacModes) {
+    nlohmann::json acts = {std::string(dtype_info(row.act).name)};
+    if (row.has_unsigned) acts.push_back(std::string(dtype_info(row.act_unsigned).name));
+    j["mac_modes"].push_back({{"mode", std::string(row.name)},
+                              {"act", acts},
+                              {"wgt", std::string(dtype_info(row.wgt).name)},
+                              {"flag", row.flag.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::string(row.flag))}});
+  }
+  j["mac_modes_text"] = isa::mac_modes_text();
+  return j.dump();
 }
 
 std::int64_t max_abs(DType t) {

@@ -288,7 +288,7 @@ MacSetup mac_setup(const char* op, const Tensor& x, const Tensor& weight,
   s.out = output_spec(op, s.y_type, s.hw.rounding, clip_lo, clip_hi);
   s.shifts.resize(static_cast<std::size_t>(oc));
   for (std::int64_t o = 0; o < oc; ++o) {
-    s.shifts[static_cast<std::size_t>(o)] = s.x_frac + s.w_fracs[static_cast<std::size_t>(o)] - s.y_frac;
+    s.shifts[static_cast<std::size_t>(o)] = requant_shift(s.x_frac, s.w_fracs[static_cast<std::size_t>(o)], s.y_frac);
   }
   if (bias.has_value() && bias->defined()) {
     check_real_tensor(op, *bias, "bias");
@@ -453,7 +453,7 @@ Triple avg_pool2d_cpu(const Tensor& x, std::int64_t x_dtype, std::int64_t x_frac
   const std::optional<std::int64_t> m = avgpool_multiplier(n, hw.avgpool_shift);
   TORCH_CHECK(m.has_value(), op, ": a window of ", n, " elements has no 16-bit multiplier M = round(2^",
               hw.avgpool_shift, " / ", n, ") in [1, 65535]; change avgpool_shift or the window");
-  const int shift = hw.avgpool_shift + fx - fy;
+  const int shift = avgpool_requant_shift(hw.avgpool_shift, fx, fy);
   const OutputSpec out = output_spec(op, yt, hw.rounding, clip_lo, clip_hi);
   Tensor y = at::empty({g.n, g.c, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
   Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
@@ -833,27 +833,28 @@ std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& x, std::int64_t dty
 }  // namespace
 }  // namespace dla::qat
 
+// The ops with both a CPU kernel (dla::qat::<op>_cpu) and an Autograd one (<op>_autograd).
+#define DLA_QAT_DIFFERENTIABLE_OPS(OP) \
+  OP(quantize)                         \
+  OP(quantize_per_channel)             \
+  OP(quantize_learnable)               \
+  OP(conv2d)                           \
+  OP(linear)                           \
+  OP(add)                              \
+  OP(avg_pool2d)                       \
+  OP(max_pool2d)
+
 TORCH_LIBRARY_IMPL(dla, CPU, m) {
-  m.impl("quantize", &dla::qat::quantize_cpu);
-  m.impl("quantize_per_channel", &dla::qat::quantize_per_channel_cpu);
-  m.impl("quantize_learnable", &dla::qat::quantize_learnable_cpu);
-  m.impl("conv2d", &dla::qat::conv2d_cpu);
-  m.impl("linear", &dla::qat::linear_cpu);
-  m.impl("add", &dla::qat::add_cpu);
-  m.impl("avg_pool2d", &dla::qat::avg_pool2d_cpu);
-  m.impl("max_pool2d", &dla::qat::max_pool2d_cpu);
+#define DLA_QAT_IMPL_CPU(op) m.impl(#op, &dla::qat::op##_cpu);
+  DLA_QAT_DIFFERENTIABLE_OPS(DLA_QAT_IMPL_CPU)
+#undef DLA_QAT_IMPL_CPU
   m.impl("bias_integers", &dla::qat::bias_integers_cpu);
 }
 
 TORCH_LIBRARY_IMPL(dla, Autograd, m) {
-  m.impl("quantize", &dla::qat::quantize_autograd);
-  m.impl("quantize_per_channel", &dla::qat::quantize_per_channel_autograd);
-  m.impl("quantize_learnable", &dla::qat::quantize_learnable_autograd);
-  m.impl("conv2d", &dla::qat::conv2d_autograd);
-  m.impl("linear", &dla::qat::linear_autograd);
-  m.impl("add", &dla::qat::add_autograd);
-  m.impl("avg_pool2d", &dla::qat::avg_pool2d_autograd);
-  m.impl("max_pool2d", &dla::qat::max_pool2d_autograd);
+#define DLA_QAT_IMPL_AUTOGRAD(op) m.impl(#op, &dla::qat::op##_autograd);
+  DLA_QAT_DIFFERENTIABLE_OPS(DLA_QAT_IMPL_AUTOGRAD)
+#undef DLA_QAT_IMPL_AUTOGRAD
 }
 
 TORCH_LIBRARY_IMPL(dla, CompositeImplicitAutograd, m) {

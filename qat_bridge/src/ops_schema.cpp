@@ -38,6 +38,17 @@ std::vector<std::int64_t> hw_from_json_op(const std::string& text) {
   }
 }
 
+std::string hw_tables_op() { return hw_tables_json(); }
+
+std::vector<std::int64_t> requant_shifts_op(std::int64_t x_frac, const std::vector<std::int64_t>& w_fracs,
+                                            std::int64_t y_frac) {
+  std::vector<std::int64_t> shifts;
+  for (const std::int64_t w : w_fracs) {
+    shifts.push_back(requant_shift(static_cast<int>(x_frac), static_cast<int>(w), static_cast<int>(y_frac)));
+  }
+  return shifts;
+}
+
 std::string gemm_kernel_op(const c10::optional<std::string>& select) {
   if (select.has_value()) {
     TORCH_CHECK(set_gemm_kernel(*select), "dla::gemm_kernel: kernel \"", *select,
@@ -96,6 +107,10 @@ TORCH_LIBRARY(dla, m) {
   // Utilities without tensors (their one kernel serves every dispatch key).
   m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);
+  // The type codes, hw-list order and MAC modes the Python package reads (JSON).
+  m.def("hw_tables() -> str", &dla::qat::hw_tables_op);
+  // dla::requant_shift of each output channel: x_frac + w_fracs[oc] - y_frac.
+  m.def("requant_shifts(int x_frac, int[] w_fracs, int y_frac) -> int[]", &dla::qat::requant_shifts_op);
   m.def("gemm_kernel(str? select=None) -> str", &dla::qat::gemm_kernel_op);
   m.def("gemm_kernels() -> str[]", &dla::qat::gemm_kernels_op);
 }

@@ -542,6 +542,24 @@ def _conv(x, w, **kw):
     return F.conv2d(x, w, None, **args)
 
 
+def test_the_python_tables_are_the_librarys():
+    """plan.MAC_MODES and the hw list come from the op library's tables: every pair the
+    plan lists runs on the ops when its mode's flag is on and is refused, naming the
+    flag, when it is off; HwOptions' fields are the hw list, in its order."""
+    from dlasim import plan
+    from dlasim.hw import HW_LIST, TABLES
+    x, w = torch.ones(1, 2, 4, 4), torch.ones(2, 2, 3, 3)
+    assert plan.MAC_MODES
+    for (bits, wgt), (mode, flag) in plan.MAC_MODES.items():
+        act = next(name for name, b in TABLES["bits"].items() if b == bits)
+        _conv(x, w, x_dtype=act, w_dtype=wgt)
+        if flag is not None:
+            with pytest.raises(RuntimeError, match="MAC mode %s.*%s is false" % (mode, flag)):
+                _conv(x, w, x_dtype=act, w_dtype=wgt, hw=hw_of(**{flag: False}))
+    assert HW_LIST == list(HwOptions.__dataclass_fields__)
+    assert HwOptions.from_list(hw_of(supports_a8w4=False).to_list()) == hw_of(supports_a8w4=False)
+
+
 def test_errors_name_the_problem():
     x, w = torch.ones(1, 2, 4, 4), torch.ones(3, 2, 3, 3)
     with pytest.raises(RuntimeError, match="supports_a4w4 is false"):

@@ -5,6 +5,10 @@ if(TARGET dla_qat)
   dla_add_gtest(test_qat_kernels SOURCES qat/test_qat_kernels.cpp LIBS dla::qat)
   # The C++ API through the dispatcher, autograd, errors and the C++ modules.
   dla_add_gtest(test_qat_modules SOURCES qat/test_qat_modules.cpp LIBS dla::qat)
+  # The hardware rules of isa/ as the compiler, the engines and the bridge apply them.
+  if(TARGET dla_sim AND TARGET dla_compiler)
+    dla_add_gtest(test_hw_rules SOURCES qat/test_hw_rules.cpp LIBS dla::qat dla::compiler dla::sim)
+  endif()
 
   # The worked example trains briefly and fails if the loss does not go down.
   add_test(NAME qat_example COMMAND dla_qat_example --steps 30)

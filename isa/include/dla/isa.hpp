@@ -38,17 +38,17 @@
 // 4-bit tensors are packed two per byte (element 2k in the low nibble); an operand
 // address of a 4-bit tensor is the byte address of its element 0.
 //
-// Parameter records (little endian, in PARAM), read by the requantizing instructions:
-//   REQUANT:  int32 clip_lo, int32 clip_hi, int8 shift[channels]
-//   VADD:     int32 clip_lo, int32 clip_hi, int8 shift_a, int8 shift_b, int8 shift_y
-//   VAVGPOOL: int32 clip_lo, int32 clip_hi, int8 shift
+// Parameter records (little endian, in PARAM) are read by the requantizing instructions
+// (REQUANT, VADD, VAVGPOOL); their layouts are declared once in dla/param_records.hpp.
 // The output range is lo = max(T.min, clip_lo), hi = min(T.max, clip_hi); the rounding
-// mode is the hardware config's.
+// mode is the hardware config's. The MAC precisions (mode -> operand types -> config
+// flag) are declared once in dla/mac_modes.hpp.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -267,6 +267,18 @@ struct Tokens {
   bool operator!=(const Tokens& o) const { return !(*this == o); }
 };
 
+namespace detail {
+/// The row of `name` in a field table; evaluated at compile time, an unknown name is an
+/// error (the throw is not a constant expression).
+template <std::size_t N>
+constexpr const FieldInfo& find_field(const std::array<FieldInfo, N>& fields, std::string_view name) {
+  for (const FieldInfo& f : fields) {
+    if (f.name == name) return f;
+  }
+  throw std::invalid_argument("no such ISA field");
+}
+}  // namespace detail
+
 #define DLA_ISA_FIELD_MEMBER(name, lsb, width, lo, hi, kind, doc) std::int64_t name = lo;
 #define DLA_ISA_FIELD_INFO(name, lsb, width, lo, hi, kind, doc) \
   FieldInfo{#name, lsb, width, lo, hi, kind, doc},
@@ -282,6 +294,10 @@ struct Tokens {
     static constexpr Queue kQueue = queue_;                                              \
     static constexpr std::array<FieldInfo, 0 FIELDS(DLA_ISA_FIELD_COUNT)> kFields{       \
         {FIELDS(DLA_ISA_FIELD_INFO)}};                                                   \
+    /* The table row of one field, e.g. Mac::field("stride_h").max. */                  \
+    static constexpr const FieldInfo& field(std::string_view field_name) {               \
+      return detail::find_field(kFields, field_name);                                    \
+    }                                                                                    \
     Tokens tokens;                                                                       \
     FIELDS(DLA_ISA_FIELD_MEMBER)                                                         \
     /* Calls fn(const FieldInfo&, field) for every field, in table order. */             \
@@ -347,6 +363,11 @@ struct Word {
   void to_bytes(std::uint8_t* out) const;
   static Word from_bytes(const std::uint8_t* in);
 };
+
+/// Empty when an instruction of queue `q` may carry the token flags `t`; otherwise what
+/// is wrong ("token flag pop_prev is invalid on the load queue (it has no previous
+/// queue)"). LOAD has no previous queue, STORE no next queue, SYNC and END neither.
+std::string token_flag_error(Queue q, const Tokens& t);
 
 /// Encodes an instruction. Throws EncodeError naming the instruction and the field when
 /// a field is out of its range or a token flag is invalid for the instruction's queue.

@@ -223,7 +223,7 @@ constexpr bool is_clamped(std::int64_t before, std::int64_t lo, std::int64_t hi)
 }
 
 /// requantize(acc, s) = clamp(round_shift(acc, s, mode), lo, hi),
-/// with s = f_x + f_w[oc] - f_y. `saturated` (optional) is set when the clamp changed
+/// with s = requant_shift(f_x, f_w[oc], f_y). `saturated` (optional) is set when the clamp changed
 /// the value.
 constexpr std::int64_t requantize(std::int64_t acc, int shift, const OutputSpec& out,
                                   bool* saturated = nullptr) {
@@ -233,6 +233,10 @@ constexpr std::int64_t requantize(std::int64_t acc, int shift, const OutputSpec&
   if (saturated != nullptr) *saturated = is_clamped(rounded, lo, hi);
   return clamp(rounded, lo, hi);
 }
+
+/// The right shift of a MAC output channel's requantization, s = f_x + f_w[oc] - f_y:
+/// the accumulator holds values at frac f_x + f_w[oc] and the output is at frac f_y.
+constexpr int requant_shift(int frac_x, int frac_w, int frac_y) { return frac_x + frac_w - frac_y; }
 
 /// Shift alignment of an eltwise add: F = max(f_a, f_b), a is shifted left by F - f_a,
 /// b by F - f_b, and the sum is shifted right by F - f_y.
@@ -275,9 +279,13 @@ constexpr std::optional<std::int64_t> avgpool_multiplier(std::int64_t n, int s) 
   return m;
 }
 
+/// The right shift of an average pool, S + f_x - f_y: the window sum times
+/// M = round(2^S / N) is at frac f_x + S and the output is at frac f_y.
+constexpr int avgpool_requant_shift(int s, int frac_x, int frac_y) { return s + frac_x - frac_y; }
+
 /// Average pool over an N-element window whose integer sum is `sum`:
 ///   y = clamp(round_shift(sum * M, S + f_x - f_y, mode), lo, hi)
-/// with M = avgpool_multiplier(N, S). `shift` is S + f_x - f_y.
+/// with M = avgpool_multiplier(N, S). `shift` is avgpool_requant_shift(S, f_x, f_y).
 constexpr std::int64_t avgpool(std::int64_t sum, std::int64_t multiplier, int shift,
                                const OutputSpec& out, bool* saturated = nullptr) {
   return requantize(sum * multiplier, shift, out, saturated);

@@ -1,18 +1,37 @@
-"""Types, rounding modes and the hardware options the dla ops take."""
+"""Types, rounding modes and the hardware options the dla ops take.
 
+The codes, ranges, the order of the `hw` list and the MAC modes are the op library's
+(torch.ops.dla.hw_tables, from dla/numerics.hpp, dla/mac_modes.hpp and
+dla/qat/hw_options.hpp), not restated here.
+"""
+
+import json
 from dataclasses import dataclass, replace
 
 import torch
 
 from ._library import load_library
 
+load_library()
+#: The library's tables (see dla::qat::hw_tables_json).
+TABLES = json.loads(torch.ops.dla.hw_tables())
+
 #: Activation and weight types, as the ops' integer codes (dla::DType).
-DTYPES = {"i4": 0, "u4": 1, "i8": 2, "u8": 3, "i16": 4}
+DTYPES = dict(TABLES["dtypes"])
 #: Ranges of the types, inclusive.
-RANGES = {"i4": (-8, 7), "u4": (0, 15), "i8": (-128, 127), "u8": (0, 255), "i16": (-32768, 32767)}
-ROUND_MODES = {"HALF_UP": 0, "HALF_AWAY": 1, "HALF_EVEN": 2, "FLOOR": 3}
-OVERFLOW_POLICIES = {"WRAP": 0, "SATURATE_FINAL": 1}
-FRAC_MIN, FRAC_MAX = -32, 32
+RANGES = {name: tuple(r) for name, r in TABLES["ranges"].items()}
+ROUND_MODES = dict(TABLES["round_modes"])
+OVERFLOW_POLICIES = dict(TABLES["overflow_policies"])
+FRAC_MIN, FRAC_MAX = TABLES["frac_range"]
+#: The HwConfig fields of the `hw` list of every op, in order.
+HW_LIST = list(TABLES["hw_list"])
+#: The enum-valued entries of the `hw` list: name -> {value name: code}.
+_HW_ENUMS = {"overflow_policy": OVERFLOW_POLICIES, "rounding_mode": ROUND_MODES}
+
+
+def requant_shifts(x_frac, w_fracs, y_frac):
+    """The requantize shift of each output channel of a MAC layer (dla::requant_shift)."""
+    return list(torch.ops.dla.requant_shifts(int(x_frac), [int(f) for f in w_fracs], int(y_frac)))
 
 
 def dtype_code(dtype):
@@ -54,11 +73,15 @@ class HwOptions:
 
     @staticmethod
     def from_list(values):
-        values = list(values)
-        policies = {v: k for k, v in OVERFLOW_POLICIES.items()}
-        modes = {v: k for k, v in ROUND_MODES.items()}
-        return HwOptions(int(values[0]), policies[int(values[1])], modes[int(values[2])], int(values[3]),
-                         bool(values[4]), bool(values[5]), bool(values[6]))
+        fields = {}
+        for name, value in zip(HW_LIST, values):
+            if name in _HW_ENUMS:
+                fields[name] = {v: k for k, v in _HW_ENUMS[name].items()}[int(value)]
+            elif isinstance(HwOptions.__dataclass_fields__[name].default, bool):
+                fields[name] = bool(value)
+            else:
+                fields[name] = int(value)
+        return HwOptions(**fields)
 
     @staticmethod
     def preset(name="default"):
@@ -74,9 +97,8 @@ class HwOptions:
         return replace(self, **changes)
 
     def to_list(self):
-        return [int(self.acc_bits), OVERFLOW_POLICIES[self.overflow_policy], ROUND_MODES[self.rounding_mode],
-                int(self.avgpool_shift), int(self.supports_a4w4), int(self.supports_a8w4),
-                int(self.supports_a16w8)]
+        return [_HW_ENUMS[name][getattr(self, name)] if name in _HW_ENUMS else int(getattr(self, name))
+                for name in HW_LIST]
 
 
 def as_hw_list(hw):

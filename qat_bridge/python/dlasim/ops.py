@@ -28,7 +28,7 @@ from . import functional as F
 from .integers import ExportError, channel_scale, to_integers, to_reals
 from .layers import (AddLayer, AvgPoolLayer, ConcatLayer, FlattenLayer, MacLayer, MaxPoolLayer, QuantizeLayer,
                      Upsample2xLayer)
-from .hw import dtype_range
+from .hw import dtype_range, requant_shifts
 from .plan import mac_mode
 from .tracer import arg, input_shape, pair
 
@@ -193,7 +193,7 @@ def _export_mac(x):
         j.update(out_features=int(wq.shape[0]))
     j.update(weight_dtype=layer.weight_dtype, weights={"tensor": wkey, "shape": list(wq.shape)},
              weight_frac=[int(f) for f in wfr], bias={"tensor": bkey},
-             shift=[int(x_frac + f - x.f_out) for f in wfr], mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0],
+             shift=requant_shifts(x_frac, wfr, x.f_out), mac_mode=mac_mode(x_dtype, layer.weight_dtype)[0],
              out=x.out)
     return j
 

@@ -38,6 +38,8 @@ import fnmatch
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
+from .hw import TABLES
+
 
 class PlanError(ValueError):
     """A precision plan that names no layer, an unknown type, or a combination the
@@ -233,15 +235,14 @@ def input_specs(plan_input, input_names):
     return out
 
 
-#: The MAC array's precisions, as the compiler lowers them (compiler_backend/src/lower.cpp):
+#: The MAC array's precisions, from the one table of the library (dla/mac_modes.hpp):
 #: activation bits x weight type -> (mode, hardware-config flag it needs).
-MAC_MODES = {(8, "i8"): ("a8w8", None), (4, "i4"): ("a4w4", "supports_a4w4"), (8, "i4"): ("a8w4", "supports_a8w4"),
-             (16, "i8"): ("a16w8", "supports_a16w8")}
-MAC_MODES_TEXT = "i8/u8 x i8, i4/u4 x i4, i8/u8 x i4, i16 x i8"
+MAC_MODES = {(TABLES["bits"][a], m["wgt"]): (m["mode"], m["flag"]) for m in TABLES["mac_modes"] for a in m["act"]}
+MAC_MODES_TEXT = TABLES["mac_modes_text"]
 
 
 def act_bits(dtype):
-    return {"i4": 4, "u4": 4, "i8": 8, "u8": 8, "i16": 16}[dtype]
+    return TABLES["bits"][dtype]
 
 
 def mac_mode(act_dtype, weight_dtype):

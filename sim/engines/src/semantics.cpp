@@ -12,7 +12,9 @@
 #include <variant>
 #include <vector>
 
+#include "dla/mac_modes.hpp"
 #include "dla/numerics.hpp"
+#include "dla/param_records.hpp"
 #include "dla/requant_batch.hpp"
 #include "mac_kernel.hpp"
 #include "pack.hpp"
@@ -20,7 +22,6 @@
 namespace dla::sim {
 
 using detail::pack;
-using detail::read_le_i32;
 using detail::unpack;
 
 std::string_view space_name(Space s) {
@@ -59,20 +60,6 @@ void MachineState::clear() {
   std::fill(wgt.begin(), wgt.end(), std::uint8_t{0});
   std::fill(param.begin(), param.end(), std::uint8_t{0});
   std::fill(acc.begin(), acc.end(), std::int64_t{0});
-}
-
-DType mac_act_type(isa::MacMode mode, bool act_unsigned) {
-  switch (mode) {
-    case isa::MacMode::A8W8:
-    case isa::MacMode::A8W4: return act_unsigned ? DType::U8 : DType::I8;
-    case isa::MacMode::A4W4: return act_unsigned ? DType::U4 : DType::I4;
-    case isa::MacMode::A16W8: return DType::I16;
-  }
-  return DType::I8;
-}
-
-DType mac_wgt_type(isa::MacMode mode) {
-  return mode == isa::MacMode::A4W4 || mode == isa::MacMode::A8W4 ? DType::I4 : DType::I8;
 }
 
 namespace {
@@ -138,21 +125,13 @@ void check_kernel(const Insn& insn, const MachineState& m, std::uint32_t index) 
 
 std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
 
-/// A requantizing record's clip pair and the output range it gives.
-struct ClipRecord {
-  std::int32_t clip_lo;
-  std::int32_t clip_hi;
-};
+const std::uint8_t* record_at(const MachineState& m, std::int64_t param_addr) { return m.param.data() + param_addr; }
 
-ClipRecord read_clips(const MachineState& m, std::int64_t param_addr) {
-  const std::uint8_t* p = m.param.data() + param_addr;
-  return {read_le_i32(p), read_le_i32(p + 4)};
-}
-
-/// lo <= hi, else the clamp would produce values outside the output type (a record no
-/// compiler emits; refused rather than silently truncated).
-template <typename Insn>
-OutputSpec output_spec(const MachineState& m, DType type, const ClipRecord& r, std::uint32_t index) {
+/// The output range of a requantizing record's clips. lo <= hi, else the clamp would
+/// produce values outside the output type (a record no compiler emits; refused rather
+/// than silently truncated).
+template <typename Insn, typename Record>
+OutputSpec output_spec(const MachineState& m, DType type, const Record& r, std::uint32_t index) {
   OutputSpec out{type, m.config.rounding_mode, r.clip_lo, r.clip_hi};
   if (out.lo() > out.hi()) {
     fail<Insn>(index, "parameter record clips [" + std::to_string(r.clip_lo) + ", " + std::to_string(r.clip_hi) +
@@ -259,8 +238,8 @@ struct MacPlan {
 MacPlan plan_mac(const isa::Mac& insn) {
   const auto mode = static_cast<isa::MacMode>(insn.mode);
   MacPlan p{};
-  p.act_type = mac_act_type(mode, insn.act_unsigned != 0);
-  p.wgt_type = mac_wgt_type(mode);
+  p.act_type = isa::mac_act_type(mode, insn.act_unsigned != 0);
+  p.wgt_type = isa::mac_wgt_type(mode);
   p.in_h = (insn.out_h - 1) * insn.stride_h + (insn.kernel_h - 1) * insn.dilation + 1;
   p.in_w = (insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1;
   p.act_elements = u(p.in_h) * u(p.in_w) * u(insn.in_c);
@@ -274,17 +253,14 @@ MacPlan plan_mac(const isa::Mac& insn) {
 Effects describe(const isa::Mac& insn, const MachineState& m, std::uint32_t index) {
   check_fields(insn, index);
   const auto mode = static_cast<isa::MacMode>(insn.mode);
-  const HwConfig& c = m.config;
-  const bool supported = (mode == isa::MacMode::A8W8) || (mode == isa::MacMode::A4W4 && c.supports_a4w4) ||
-                         (mode == isa::MacMode::A8W4 && c.supports_a8w4) ||
-                         (mode == isa::MacMode::A16W8 && c.supports_a16w8);
-  if (!supported) {
-    fail<isa::Mac>(index, "mode " + std::string(isa::mac_mode_name(mode)) +
-                              " is not supported by the hardware config (supports_" +
-                              std::string(isa::mac_mode_name(mode)) + " = false)");
+  const isa::MacModeInfo& row = isa::mac_mode_info(mode);
+  if (!isa::mac_mode_supported(mode, m.config)) {
+    fail<isa::Mac>(index, "mode " + std::string(row.name) + " is not supported by the hardware config (" +
+                              std::string(row.flag) + " = false)");
   }
-  if (mode == isa::MacMode::A16W8 && insn.act_unsigned) {
-    fail<isa::Mac>(index, "mode a16w8 takes signed i16 activations; act_unsigned must be 0");
+  if (!row.has_unsigned && insn.act_unsigned) {
+    fail<isa::Mac>(index, "mode " + std::string(row.name) + " takes signed " + std::string(dtype_info(row.act).name) +
+                              " activations; act_unsigned must be 0");
   }
   if (insn.depthwise && insn.in_c != insn.out_c) {
     fail<isa::Mac>(index, "depthwise needs in_c == out_c (in_c = " + std::to_string(insn.in_c) +
@@ -333,7 +309,7 @@ Effects describe(const isa::Requant& insn, const MachineState& m, std::uint32_t 
   const std::uint64_t n = u(insn.pixels) * u(insn.channels);
   Effects fx;
   fx.add(Space::kAcc, AccessKind::kRead, u(insn.acc_addr), n);
-  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 8 + u(insn.channels));
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), isa::RequantRecord::size(u(insn.channels)));
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.act_addr), storage_bytes(dtype(insn.out_type), n));
   fx.elements = n;
   check_bounds<isa::Requant>(fx, m, index);
@@ -360,9 +336,11 @@ bool byte_type(DType t) { return t == DType::I8 || t == DType::U8; }
 
 Effects perform(const isa::Requant& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions& options) {
   const DType type = dtype(insn.out_type);
-  const OutputSpec out = output_spec<isa::Requant>(m, type, read_clips(m, insn.param_addr), index);
+  const std::uint8_t* rec = record_at(m, insn.param_addr);
+  // The clips alone: the shifts are read where they lie, without a copy.
+  const OutputSpec out = output_spec<isa::Requant>(m, type, isa::RequantRecord::decode(rec, 0), index);
   const AccSpec acc_spec = m.config.acc_spec();
-  const auto* shifts = reinterpret_cast<const std::int8_t*>(m.param.data() + insn.param_addr + 8);
+  const std::int8_t* shifts = isa::RequantRecord::shifts_at(rec);
   const std::int64_t* acc = m.acc.data() + insn.acc_addr;
   std::uint8_t* act = m.act.data() + insn.act_addr;
   const auto pixels = static_cast<std::size_t>(insn.pixels), channels = static_cast<std::size_t>(insn.channels);
@@ -404,7 +382,7 @@ Effects describe(const isa::VAdd& insn, const MachineState& m, std::uint32_t ind
   Effects fx;
   fx.add(Space::kAct, AccessKind::kRead, u(insn.a_addr), storage_bytes(dtype(insn.a_type), n));
   fx.add(Space::kAct, AccessKind::kRead, u(insn.b_addr), storage_bytes(dtype(insn.b_type), n));
-  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 11);
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), isa::AddRecord::kSize);
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.y_addr), storage_bytes(dtype(insn.y_type), n));
   fx.elements = n;
   check_bounds<isa::VAdd>(fx, m, index);
@@ -464,9 +442,9 @@ std::uint64_t add_bytes(MachineState& m, const isa::VAdd& insn, const AddShifts&
 
 Effects perform(const isa::VAdd& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions& options) {
   const DType y_type = dtype(insn.y_type);
-  const OutputSpec out = output_spec<isa::VAdd>(m, y_type, read_clips(m, insn.param_addr), index);
-  const auto* rec = reinterpret_cast<const std::int8_t*>(m.param.data() + insn.param_addr + 8);
-  const AddShifts sh{rec[0], rec[1], rec[2]};
+  const isa::AddRecord rec = isa::AddRecord::decode(record_at(m, insn.param_addr));
+  const OutputSpec out = output_spec<isa::VAdd>(m, y_type, rec, index);
+  const AddShifts sh{rec.shift_a, rec.shift_b, rec.shift_y};
   for (const int s : {sh.shift_a, sh.shift_b}) {
     if (s < 0 || s > 31) {
       fail<isa::VAdd>(index, "parameter record shifts shift_a = " + std::to_string(sh.shift_a) +
@@ -597,7 +575,7 @@ Effects describe(const isa::VAvgPool& insn, const MachineState& m, std::uint32_t
   const std::uint64_t n = u(insn.out_h) * u(insn.out_w) * c;
   Effects fx;
   fx.add(Space::kAct, AccessKind::kRead, u(insn.in_addr), storage_bytes(dtype(insn.in_type), u(p.in_h) * u(p.in_w) * c));
-  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), 9);
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), isa::AvgPoolRecord::kSize);
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(dtype(insn.out_type), n));
   fx.elements = n;
   check_bounds<isa::VAvgPool>(fx, m, index);
@@ -607,8 +585,9 @@ Effects describe(const isa::VAvgPool& insn, const MachineState& m, std::uint32_t
 Effects perform(const isa::VAvgPool& insn, MachineState& m, std::uint32_t index, Effects fx, const ExecOptions&) {
   const AvgPlan p = plan_avg(insn);
   const DType out_type = dtype(insn.out_type);
-  const OutputSpec out = output_spec<isa::VAvgPool>(m, out_type, read_clips(m, insn.param_addr), index);
-  const int shift = static_cast<std::int8_t>(m.param[static_cast<std::size_t>(insn.param_addr + 8)]);
+  const isa::AvgPoolRecord rec = isa::AvgPoolRecord::decode(record_at(m, insn.param_addr));
+  const OutputSpec out = output_spec<isa::VAvgPool>(m, out_type, rec, index);
+  const int shift = rec.shift;
   const std::int64_t mult = *avgpool_multiplier(p.window, static_cast<int>(m.config.avgpool_shift));
   const std::int64_t ch = insn.channels;
   std::vector<std::int32_t> x(static_cast<std::size_t>(p.in_h * p.in_w * ch));
@@ -714,20 +693,8 @@ void check_instruction(const isa::Instruction& insn, std::uint32_t index) {
       [&](const auto& i) {
         using Insn = std::decay_t<decltype(i)>;
         check_fields(i, index);
-        const bool has_prev = Insn::kQueue == isa::Queue::kCompute || Insn::kQueue == isa::Queue::kStore;
-        const bool has_next = Insn::kQueue == isa::Queue::kCompute || Insn::kQueue == isa::Queue::kLoad;
-        const isa::Tokens& t = i.tokens;
-        const char* bad = !has_prev && t.pop_prev    ? "pop_prev"
-                          : !has_prev && t.push_prev ? "push_prev"
-                          : !has_next && t.pop_next  ? "pop_next"
-                          : !has_next && t.push_next ? "push_next"
-                                                     : nullptr;
-        if (bad != nullptr) {
-          const bool prev = std::string_view(bad).find("prev") != std::string_view::npos;
-          fail<Insn>(index, std::string("token flag ") + bad + " is invalid on the " +
-                                std::string(isa::queue_name(Insn::kQueue)) + " queue (it has no " +
-                                (prev ? "previous" : "next") + " queue)");
-        }
+        const std::string error = isa::token_flag_error(Insn::kQueue, i.tokens);
+        if (!error.empty()) fail<Insn>(index, error);
       },
       insn);
 }

@@ -13,14 +13,18 @@
 //   5      supports_a8w4    0 / 1
 //   6      supports_a16w8   0 / 1
 //
-// HwOptions::from_config / to_list / from_list convert; from_list validates through
-// dla::HwConfig::validate, so the ranges are those of the one hardware-config table.
+// The list is declared once, in DLA_QAT_HW_LIST below; HwOptions::from_config / to_list /
+// from_list expand it, and hw_tables() hands it to the Python package. from_list
+// validates through dla::HwConfig::validate, so the ranges are those of the one
+// hardware-config table.
 // Plain C++ (no libtorch): tests and the kernels use it directly.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dla/hw_config.hpp"
@@ -34,8 +38,22 @@ namespace dla::qat {
 inline constexpr int kFracMin = -32;
 inline constexpr int kFracMax = 32;
 
+// ENTRY(HwOptions member, HwConfig field), in the order of the `hw` list.
+#define DLA_QAT_HW_LIST(ENTRY)         \
+  ENTRY(acc_bits, acc_bits)            \
+  ENTRY(overflow, overflow_policy)     \
+  ENTRY(rounding, rounding_mode)       \
+  ENTRY(avgpool_shift, avgpool_shift)  \
+  ENTRY(supports_a4w4, supports_a4w4)  \
+  ENTRY(supports_a8w4, supports_a8w4)  \
+  ENTRY(supports_a16w8, supports_a16w8)
+
+#define DLA_QAT_HW_LIST_NAME(member, field) #field,
+/// The HwConfig field of each entry of the `hw` list, in order.
+inline constexpr std::string_view kHwListFields[] = {DLA_QAT_HW_LIST(DLA_QAT_HW_LIST_NAME)};
+#undef DLA_QAT_HW_LIST_NAME
 /// Number of entries of the `hw` list of the op schemas.
-inline constexpr std::size_t kHwListSize = 7;
+inline constexpr std::size_t kHwListSize = std::size(kHwListFields);
 
 struct HwOptions {
   int acc_bits = 32;                                ///< width of the signed accumulator
@@ -78,10 +96,15 @@ std::string check_weight_dtype(std::int64_t raw, const std::string& what);
 std::string check_frac(std::int64_t frac, const std::string& what);
 
 /// The MAC-array precision mode that runs activations of type `act` against weights of
-/// type `wgt` (both already valid):
-///   4-bit act x i4 -> A4W4;  8-bit act x i4 -> A8W4;  i16 act x (i4|i8) -> A16W8;
-///   4- or 8-bit act x i8 -> A8W8 (4-bit values are widened; every array runs A8W8).
+/// type `wgt` (both already valid): isa::mac_mode_holding, the narrowest mode of the
+/// table in dla/mac_modes.hpp that holds both (4-bit act x i8 -> A8W8 with widened
+/// values, i16 x i4 -> A16W8).
 isa::MacMode mac_mode(DType act, DType wgt);
+
+/// What the Python package reads instead of restating it, as JSON: the type codes and
+/// ranges, the rounding-mode and overflow-policy codes, the frac range, the `hw` list's
+/// field names in order and the MAC modes of dla/mac_modes.hpp.
+std::string hw_tables_json();
 
 /// Empty when the hardware supports mac_mode(act, wgt); otherwise a message that names
 /// the types, the mode and the config flag that is off.

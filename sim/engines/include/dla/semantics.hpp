@@ -165,8 +165,4 @@ Effects perform(const isa::Instruction& insn, MachineState& m, std::uint32_t ind
 DLA_ISA_TABLE(DLA_SIM_DECLARE_SEMANTICS)
 #undef DLA_SIM_DECLARE_SEMANTICS
 
-/// Activation and weight types of a MAC precision mode (act_unsigned selects u8/u4).
-DType mac_act_type(isa::MacMode mode, bool act_unsigned);
-DType mac_wgt_type(isa::MacMode mode);
-
 }  // namespace dla::sim

@@ -6,6 +6,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "dla/mac_modes.hpp"
+
 namespace dla::sim::cycle {
 namespace {
 
@@ -17,13 +19,8 @@ struct ModeRate {
 };
 
 ModeRate mode_rate(const isa::Mac& insn, const HwConfig& hw) {
-  switch (static_cast<isa::MacMode>(insn.mode)) {
-    case isa::MacMode::A4W4: return {u(hw.a4w4_speedup), 1};
-    case isa::MacMode::A8W4: return {u(hw.a8w4_speedup), 1};
-    case isa::MacMode::A16W8: return {1, u(hw.a16w8_passes)};
-    case isa::MacMode::A8W8: break;
-  }
-  return {1, 1};
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  return {u(isa::mac_speedup(mode, hw)), u(isa::mac_passes(mode, hw))};
 }
 
 }  // namespace
