@@ -1,4 +1,5 @@
 // dla compile: a graph file (or a built-in network) to a .dlab program.
+#include <algorithm>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -7,6 +8,7 @@
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
+#include "dla/device.hpp"
 #include "dla/error.hpp"
 
 namespace po = boost::program_options;
@@ -52,6 +54,17 @@ int cmd_compile(const Args& args) {
   compiler::CompileOptions copts;
   copts.embed_config = !vm->count("no-embed-config");
   const Program program = compiler::compile(graph, hw, copts);
+  if (std::none_of(program.tensors.begin(), program.tensors.end(),
+                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
+    throw Error("compile: the graph computes no output (every output is a graph input)");
+  }
+  // The engines' load checks (DRAM and every other capacity of the hardware config),
+  // here: a program that compiles is a program that loads.
+  try {
+    sim::make_emulator(hw)->load(program);
+  } catch (const Error& e) {
+    throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
+  }
   const std::string out = (*vm)["output"].as<std::string>();
   write_program_file(out, program);
   std::cout << out << ": " << program.instructions.size() << " instructions, " << program.debug.size() << " layers, "

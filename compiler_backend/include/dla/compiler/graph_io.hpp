@@ -20,7 +20,20 @@
 //      {"name": "flat", "op": "flatten", "inputs": [...]}],
 //    "outputs": ["fc"]}
 // Weights in the side file are one signed byte per value (i8 and i4 alike), at
-// "offset" bytes. Nodes are listed in topological order.
+// "offset" bytes; every byte of the file belongs to some node. Nodes are listed in
+// topological order; names are 1..255 printable ASCII characters.
+//
+// The schema is strict: a field an object may not have is an error (with a "did you
+// mean" for a misspelling), never ignored. Optional fields and their defaults:
+//   top level         "weights_file": none (every node's weights are inline arrays)
+//   conv2d            "stride" [1, 1], "padding" [0, 0, 0, 0], "dilation" [1, 1],
+//                     "groups" 1, "bias" all zero
+//   linear            "bias" all zero
+//   max_pool/avg_pool "stride" = "kernel", "padding" [0, 0, 0, 0]
+//   out               "clip" [null, null] (the output type's range)
+// Every other field listed above is required where it appears, and only there: "out"
+// belongs to the requantizing ops (conv2d, linear, add, avg_pool, global_avg_pool),
+// "inputs" to every op but input. Every output must be a computed node, not an input.
 #pragma once
 
 #include <string>
