@@ -1,5 +1,6 @@
 // dla run: execute a program on an engine, reading inputs from and writing outputs to
 // .npy files; the cycle engine adds its timing report and an optional VCD trace.
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -94,6 +95,15 @@ std::string inputs_of(const Program& p) {
 
 std::string dtype_name(DType t) { return std::string(dtype_info(t).name); }
 
+/// Creates `dir` (and its parents) unless it is a directory already; errors name the
+/// errno text.
+void make_directory(const fs::path& dir, const std::string& what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec && !fs::is_directory(dir, ec)) ec = std::make_error_code(std::errc::not_a_directory);
+  if (ec) throw Error("cannot create " + what + " '" + dir.string() + "': " + ec.message());
+}
+
 }  // namespace
 
 int cmd_run(const Args& args) {
@@ -184,6 +194,11 @@ int cmd_run(const Args& args) {
     hw = *program.hw_config;
   }
 
+  if (std::none_of(program.tensors.begin(), program.tensors.end(),
+                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
+    throw Error(path + ": the program has no outputs; a run would write nothing");
+  }
+
   std::unique_ptr<sim::Device> device = engine->make(*hw);
   auto* cycle_device = dynamic_cast<sim::CycleDevice*>(device.get());
   if (cycle_device != nullptr && !trace.path.empty()) cycle_device->set_trace(trace);
@@ -220,15 +235,8 @@ int cmd_run(const Args& args) {
   // The output folders exist before the (possibly long) run.
   const fs::path dir = (*vm)["output-dir"].as<std::string>();
   const fs::path layers_dir = dir / "layers";
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw Error("cannot create output directory '" + dir.string() + "'");
-  if (run_options.dump_layers) {
-    fs::create_directories(layers_dir, ec);
-    if (ec || !fs::is_directory(layers_dir)) {
-      throw Error("cannot create layer directory '" + layers_dir.string() + "'");
-    }
-  }
+  make_directory(dir, "output directory");
+  if (run_options.dump_layers) make_directory(layers_dir, "layer directory");
 
   device->run(run_options);
 
