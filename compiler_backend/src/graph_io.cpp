@@ -48,6 +48,16 @@ std::vector<std::string_view> node_fields(const std::string& op) {
   return f;
 }
 
+/// Whether some op has the field `key` (then a node of another op that has it is told
+/// which fields its op takes, not offered a spelling).
+bool some_op_has(const std::string& key) {
+  for (const char* op : {"input", "conv2d", "linear", "add", "global_avg_pool", "max_pool", "avg_pool"}) {
+    const auto f = node_fields(op);
+    if (std::find(f.begin(), f.end(), key) != f.end()) return true;
+  }
+  return false;
+}
+
 std::vector<char> read_file(const std::string& path, const std::string& what) {
   const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxGraphFileBytes, what);
   return std::vector<char>(bytes.begin(), bytes.end());
@@ -229,6 +239,13 @@ Graph load_graph(const std::string& json_path) {
     if (fields.empty()) {
       r.fail(where, "unsupported op " + quote_for_message(op) + " (input, conv2d, linear, add, concat, max_pool, "
                     "avg_pool, global_avg_pool, upsample2x, flatten)");
+    }
+    for (const auto& item : n.items()) {
+      if (std::find(fields.begin(), fields.end(), item.key()) == fields.end() && some_op_has(item.key())) {
+        std::string list;
+        for (std::string_view f : fields) list += (list.empty() ? "" : ", ") + std::string(f);
+        r.fail(where, op + " takes no field " + quote_for_message(item.key()) + " (its fields: " + list + ")");
+      }
     }
     r.only_known(n, where, fields);
     std::vector<int> ins;
