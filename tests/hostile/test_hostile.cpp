@@ -15,6 +15,8 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "../support/files.hpp"
 #include "../support/run_tool.hpp"
 #include "dla/npy.hpp"
@@ -254,4 +256,57 @@ TEST_F(Hostile, UnknownTraceLayerCreatesNoOutputDirectory) {
                     "--trace layer 'nope' is not a layer of the program (layers: c1, mp)");
   EXPECT_FALSE(fs::exists(path("o")));
   EXPECT_FALSE(fs::exists(path("t.vcd")));
+}
+
+// --- 5. outputs as one set ------------------------------------------------------------------
+
+namespace {
+
+/// The manifest's files, each checked against its size and CRC-32; returns their names.
+std::vector<std::string> verified_manifest(const fs::path& dir) {
+  const auto j = nlohmann::json::parse(dla::testing::slurp(dir / "manifest.json"));
+  EXPECT_EQ(j.at("format"), "dla-run-manifest");
+  std::vector<std::string> names;
+  for (const auto& f : j.at("files")) {
+    const std::string bytes = dla::testing::slurp(dir / f.at("file").get<std::string>());
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", dla::crc32(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+    EXPECT_EQ(f.at("bytes").get<std::size_t>(), bytes.size()) << f;
+    EXPECT_EQ(f.at("crc32").get<std::string>(), crc) << f;
+    names.push_back(f.at("file").get<std::string>());
+  }
+  return names;
+}
+
+bool has_staging_dir(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(".dla-run-", 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_F(Hostile, ARunReplacesThePreviousSetAndItsManifest) {
+  const fs::path out = path("o");
+  ASSERT_EQ(run_dla(run_args(prog_, out.string()) + " --dump-layers").code, 0);
+  EXPECT_EQ(verified_manifest(out), (std::vector<std::string>{"mp.npy", "layers/c1.npy", "layers/mp.npy"}));
+  ASSERT_EQ(run_dla(run_args(prog_, out.string())).code, 0);
+  EXPECT_EQ(verified_manifest(out), std::vector<std::string>{"mp.npy"});
+  EXPECT_FALSE(fs::exists(out / "layers/c1.npy")) << "a stale file of the previous run is left";
+  EXPECT_FALSE(has_staging_dir(out));
+}
+
+TEST_F(Hostile, AFailedRunLeavesThePreviousSetIntact) {
+  const fs::path out = path("o");
+  ASSERT_EQ(run_dla(run_args(prog_, out.string())).code, 0);
+  const std::string manifest = dla::testing::slurp(out / "manifest.json");
+  fs::create_directories(out / "layers");
+  fs::create_symlink("/dev/full", out / "layers/c1.npy");
+  expect_user_error(run_dla(run_args(prog_, out.string()) + " --dump-layers"),
+                    (out / "layers/c1.npy").string() + ": cannot write .npy file: No space left on device");
+  EXPECT_EQ(dla::testing::slurp(out / "manifest.json"), manifest);
+  EXPECT_EQ(verified_manifest(out), std::vector<std::string>{"mp.npy"});
+  EXPECT_FALSE(fs::exists(out / "layers/mp.npy"));
+  EXPECT_FALSE(has_staging_dir(out));
 }
