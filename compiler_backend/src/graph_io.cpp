@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "dla/error.hpp"
@@ -201,6 +203,14 @@ bool valid_node_name(const std::string& name) {
 
 Graph load_graph(const std::string& json_path) {
   const auto text = read_file(json_path, "graph file");
+  const auto dir = std::filesystem::path(json_path).parent_path();
+  return parse_graph(std::string_view(text.data(), text.size()), json_path, [&](const std::string& weights_file) {
+    const std::string weights_path = (dir / weights_file).string();
+    return std::make_pair(weights_path, read_file(weights_path, "weights file"));
+  });
+}
+
+Graph parse_graph(std::string_view text, const std::string& json_path, const WeightsReader& read_weights) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
@@ -208,16 +218,19 @@ Graph load_graph(const std::string& json_path) {
     throw Error(json_path + ": invalid JSON: " + e.what());
   }
   Reader bad(json_path, {});
-  if (!j.is_object() || j.value("format", "") != "dlasim-graph") bad.fail("top level", "not a dlasim graph (\"format\": \"dlasim-graph\" missing)");
-  if (j.value("version", 0) != 1) bad.fail("top level", "unsupported graph version (this build reads version 1)");
+  // Types are checked before values are read: json::value() throws for a wrong type.
+  if (!j.is_object() || !j.contains("format") || j["format"] != "dlasim-graph") {
+    bad.fail("top level", "not a dlasim graph (\"format\": \"dlasim-graph\" missing)");
+  }
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != 1) {
+    bad.fail("top level", "unsupported graph version (this build reads version 1)");
+  }
   bad.only_known(j, "top level", kTopFields);
   std::vector<char> weights;
   std::string weights_path;
   if (j.contains("weights_file")) {
     if (!j["weights_file"].is_string()) bad.fail("top level", "\"weights_file\" must be a string");
-    const auto dir = std::filesystem::path(json_path).parent_path();
-    weights_path = (dir / j["weights_file"].get<std::string>()).string();
-    weights = read_file(weights_path, "weights file");
+    std::tie(weights_path, weights) = read_weights(j["weights_file"].get<std::string>());
   }
   Reader r(json_path, std::move(weights));
   Graph g;

@@ -93,9 +93,9 @@ void write_file_atomically(const std::string& path, std::string_view bytes, cons
   if (::stat(path.c_str(), &st) == 0) {
     if (S_ISCHR(st.st_mode)) {
       Fd f{::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY)};
-      if (f.fd < 0) throw Error(prefix + errno_text(errno));
-      if (const int err = write_all(f.fd, bytes.data(), bytes.size())) throw Error(prefix + errno_text(err));
-      if (const int err = f.release()) throw Error(prefix + errno_text(err));
+      if (f.fd < 0) throw Error(prefix + std::strerror(errno));
+      if (const int err = write_all(f.fd, bytes.data(), bytes.size())) throw Error(prefix + std::strerror(err));
+      if (const int err = f.release()) throw Error(prefix + std::strerror(err));
       return;
     }
     const std::string why = not_regular(st.st_mode);
@@ -113,14 +113,14 @@ void write_file_atomically(const std::string& path, std::string_view bytes, cons
   for (int attempt = 0; f.fd < 0; ++attempt) {
     temp = target + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(attempt);
     f.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (f.fd < 0 && (errno != EEXIST || attempt == 99)) throw Error(prefix + errno_text(errno));
+    if (f.fd < 0 && (errno != EEXIST || attempt == 99)) throw Error(prefix + std::strerror(errno));
   }
   int err = write_all(f.fd, bytes.data(), bytes.size());
   if (err == 0) err = f.release();
   if (err == 0 && ::rename(temp.c_str(), target.c_str()) != 0) err = errno;
   if (err != 0) {
     ::unlink(temp.c_str());
-    throw Error(prefix + errno_text(err));
+    throw Error(prefix + std::strerror(err));
   }
 }
 

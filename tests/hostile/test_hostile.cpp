@@ -144,6 +144,14 @@ TEST_F(Hostile, UnknownGraphFieldsAreErrors) {
                     "node 'c1'.weights: unknown field \"cnt\" (did you mean \"count\"?)");
 }
 
+TEST_F(Hostile, GraphFieldsOfTheWrongTypeAreErrors) {
+  // Found by fuzz_graph_reader: a non-integer version was an internal error (exit code 2).
+  expect_user_error(compile_graph(replace(kGraph, "\"version\": 1", "\"version\": [\"1\"]")),
+                    "top level: unsupported graph version (this build reads version 1)");
+  expect_user_error(compile_graph(replace(kGraph, "\"format\": \"dlasim-graph\"", "\"format\": 7")),
+                    "top level: not a dlasim graph");
+}
+
 TEST_F(Hostile, GraphWhoseOutputIsItsInputIsRefused) {
   expect_user_error(compile_graph(replace(kGraph, "\"outputs\": [\"mp\"]", "\"outputs\": [\"x\"]")),
                     "outputs: output \"x\" is a graph input: no node computes it");

@@ -36,7 +36,11 @@
 // "inputs" to every op but input. Every output must be a computed node, not an input.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "dla/compiler/graph.hpp"
 
@@ -45,6 +49,12 @@ namespace dla::compiler {
 /// Reads a graph file; the weights file is resolved relative to the JSON file. Throws
 /// dla::Error naming the file, the node and the field for any malformed input.
 Graph load_graph(const std::string& json_path);
+
+/// Given the "weights_file" field: the path that names the weights in errors, and the bytes.
+using WeightsReader = std::function<std::pair<std::string, std::vector<char>>(const std::string& weights_file)>;
+/// load_graph on the text of a graph file (`json_path` names it in errors), with the
+/// weights file read by `read_weights` (the fuzz target's entry point).
+Graph parse_graph(std::string_view text, const std::string& json_path, const WeightsReader& read_weights);
 
 /// Writes `graph` as `json_path` plus a weights file next to it (same stem, ".bin").
 void save_graph(const Graph& graph, const std::string& json_path);
