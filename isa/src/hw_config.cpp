@@ -372,6 +372,9 @@ HwConfig HwConfig::from_json_text(const std::string& text, const std::string& so
   } catch (const ojson::parse_error& e) {
     throw ConfigError(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                       strip_json_exception_prefix(e.what()));
+  } catch (const ojson::exception& e) {
+    // Not a syntax error but still bad text: a number too large for any type ("6E666666").
+    throw ConfigError(source + ": invalid JSON: " + strip_json_exception_prefix(e.what()));
   }
   if (!duplicate.empty())
     throw ConfigError(source + ": key " + quote_for_message(duplicate) + " is given more than once");

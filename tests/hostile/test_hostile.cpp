@@ -127,6 +127,13 @@ TEST_F(Hostile, DirectoriesAreNamedAsSuch) {
   expect_user_error(run_dla("config --check " + path("d")), path("d") + ": cannot read hardware config: is a directory");
 }
 
+TEST_F(Hostile, ConfigWithAnOverflowingNumberIsAUserError) {
+  // Found by fuzz_hw_config_reader: a number past double's range was an internal error (exit code 2).
+  write("c.json", "6E666666");
+  expect_user_error(run_dla("config --check " + path("c.json")),
+                    path("c.json") + ": invalid JSON: number overflow parsing '6E666666'");
+}
+
 // --- 2. silent acceptance in the graph file --------------------------------------------
 
 TEST_F(Hostile, UnknownGraphFieldsAreErrors) {
