@@ -9,6 +9,7 @@
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
 #include "dla/device.hpp"
+#include "dla/semantics.hpp"
 #include "dla/error.hpp"
 
 namespace po = boost::program_options;
@@ -58,10 +59,15 @@ int cmd_compile(const Args& args) {
                    [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
     throw Error("compile: the graph computes no output (every output is a graph input)");
   }
-  // The engines' load checks (DRAM and every other capacity of the hardware config),
-  // here: a program that compiles is a program that loads.
+  // The engines' load checks (DRAM, instruction count, field ranges), and every
+  // instruction's accesses against the SRAM and DRAM capacities: a program that compiles
+  // is a program that loads and runs on this hardware config.
   try {
     sim::make_emulator(hw)->load(program);
+    const sim::MachineState machine(hw, program.dram_size);  // DRAM is not touched: no cost
+    for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+      sim::describe(program.instructions[i], machine, static_cast<std::uint32_t>(i));
+    }
   } catch (const Error& e) {
     throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
   }
