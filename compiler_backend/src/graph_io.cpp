@@ -1,27 +1,68 @@
 // Graph files: JSON structure plus a binary weights file.
 #include "dla/compiler/graph_io.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <string_view>
+#include <tuple>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
+#include "dla/suggest.hpp"
 
 namespace dla::compiler {
 namespace {
 
 using nlohmann::json;
-constexpr std::uintmax_t kMaxGraphFileBytes = std::uintmax_t{1} << 30;
+constexpr std::uint64_t kMaxGraphFileBytes = std::uint64_t{1} << 30;
+
+// The schema, in one place: every field each object may have. A field not listed is an
+// error; which fields are optional, and their defaults, is documented in graph_io.hpp.
+const std::vector<std::string_view> kTopFields = {"format", "version", "weights_file", "nodes", "outputs"};
+const std::vector<std::string_view> kOutFields = {"dtype", "frac", "clip"};
+const std::vector<std::string_view> kWeightsFields = {"offset", "count"};
+
+/// The fields a node of `op` may have; empty for an unknown op.
+std::vector<std::string_view> node_fields(const std::string& op) {
+  std::vector<std::string_view> f = {"name", "op"};
+  auto add = [&](std::initializer_list<std::string_view> more) { f.insert(f.end(), more); };
+  if (op == "input") {
+    add({"dtype", "frac", "shape"});
+  } else if (op == "conv2d") {
+    add({"inputs", "out_channels", "kernel", "stride", "padding", "dilation", "groups", "weight_dtype", "weights",
+         "weight_frac", "bias", "out"});
+  } else if (op == "linear") {
+    add({"inputs", "out_features", "weight_dtype", "weights", "weight_frac", "bias", "out"});
+  } else if (op == "add" || op == "global_avg_pool") {
+    add({"inputs", "out"});
+  } else if (op == "max_pool") {
+    add({"inputs", "kernel", "stride", "padding"});
+  } else if (op == "avg_pool") {
+    add({"inputs", "kernel", "stride", "padding", "out"});
+  } else if (op == "concat" || op == "upsample2x" || op == "flatten") {
+    add({"inputs"});
+  } else {
+    return {};
+  }
+  return f;
+}
+
+/// Whether some op has the field `key` (then a node of another op that has it is told
+/// which fields its op takes, not offered a spelling).
+bool some_op_has(const std::string& key) {
+  for (const char* op : {"input", "conv2d", "linear", "add", "global_avg_pool", "max_pool", "avg_pool"}) {
+    const auto f = node_fields(op);
+    if (std::find(f.begin(), f.end(), key) != f.end()) return true;
+  }
+  return false;
+}
 
 std::vector<char> read_file(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw Error(path + ": cannot read " + what + ": " + ec.message());
-  if (size > kMaxGraphFileBytes) throw Error(path + ": " + what + " is larger than 1 GiB");
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes(static_cast<std::size_t>(size));
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) throw Error(path + ": cannot read " + what);
-  return bytes;
+  const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxGraphFileBytes, what);
+  return std::vector<char>(bytes.begin(), bytes.end());
 }
 
 class Reader {
@@ -32,12 +73,25 @@ class Reader {
     throw Error(path_ + ": " + where + ": " + what);
   }
 
+  /// Refuses a field of `obj` that `known` does not list (a typo would otherwise be
+  /// ignored and its default used).
+  void only_known(const json& obj, const std::string& where, const std::vector<std::string_view>& known) const {
+    for (const auto& item : obj.items()) {
+      if (std::find(known.begin(), known.end(), item.key()) == known.end()) {
+        fail(where, "unknown field " + quote_for_message(item.key()) + unknown_name_hint(item.key(), known));
+      }
+    }
+  }
+
   const json& field(const json& obj, const std::string& where, const char* key) const {
     if (!obj.is_object() || !obj.contains(key)) fail(where, std::string("missing field \"") + key + "\"");
     return obj.at(key);
   }
   std::int64_t integer(const json& v, const std::string& where, const char* what) const {
     if (!v.is_number_integer()) fail(where, std::string("\"") + what + "\" must be an integer");
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+      fail(where, std::string("\"") + what + "\" = " + std::to_string(v.get<std::uint64_t>()) + " is out of range");
+    }
     return v.get<std::int64_t>();
   }
   int small_int(const json& v, const std::string& where, const char* what) const {
@@ -55,11 +109,13 @@ class Reader {
   DType dtype(const json& v, const std::string& where) const {
     if (!v.is_string()) fail(where, "dtype must be a string");
     const auto t = parse_dtype(v.get<std::string>());
-    if (!t) fail(where, "unknown dtype \"" + v.get<std::string>() + "\" (i4, u4, i8, u8, i16)");
+    if (!t) fail(where, "unknown dtype " + quote_for_message(v.get<std::string>()) + " (i4, u4, i8, u8, i16)");
     return *t;
   }
   QuantSpec quant(const json& node, const std::string& where) const {
     const json& o = field(node, where, "out");
+    if (!o.is_object()) fail(where, "\"out\" must be an object {\"dtype\", \"frac\", \"clip\"}");
+    only_known(o, where + ".out", kOutFields);
     QuantSpec q;
     q.dtype = dtype(field(o, where + ".out", "dtype"), where + ".out");
     q.frac = small_int(field(o, where + ".out", "frac"), where + ".out", "frac");
@@ -71,19 +127,22 @@ class Reader {
     }
     return q;
   }
-  std::vector<std::int32_t> weights(const json& node, const std::string& where) const {
+  std::vector<std::int32_t> weights(const json& node, const std::string& where) {
     const json& w = field(node, where, "weights");
     std::vector<std::int32_t> out;
     if (w.is_array()) {
       for (const auto& v : w) out.push_back(small_int(v, where, "weights"));
       return out;
     }
+    if (!w.is_object()) fail(where, "\"weights\" must be {\"offset\", \"count\"} or an array of integers");
+    only_known(w, where + ".weights", kWeightsFields);
     const std::int64_t offset = integer(field(w, where, "offset"), where, "offset");
     const std::int64_t count = integer(field(w, where, "count"), where, "count");
     if (offset < 0 || count < 0 || static_cast<std::uint64_t>(offset) + static_cast<std::uint64_t>(count) > weights_.size()) {
       fail(where, "weights [" + std::to_string(offset) + ", +" + std::to_string(count) + ") lie outside the " +
                       std::to_string(weights_.size()) + "-byte weights file");
     }
+    weights_used_ = std::max(weights_used_, static_cast<std::uint64_t>(offset + count));
     for (std::int64_t i = 0; i < count; ++i) out.push_back(static_cast<std::int8_t>(weights_[static_cast<std::size_t>(offset + i)]));
     return out;
   }
@@ -119,27 +178,60 @@ class Reader {
     return a;
   }
 
+  /// Every byte of the weights file belongs to some node: extra bytes mean the file is
+  /// not the one the graph was written with.
+  void check_weights_used(const std::string& weights_path) const {
+    if (weights_used_ != weights_.size()) {
+      throw Error(weights_path + ": the weights file has " + std::to_string(weights_.size()) +
+                  " bytes, but the graph's nodes use only the first " + std::to_string(weights_used_));
+    }
+  }
+
  private:
   std::string path_;
   std::vector<char> weights_;
+  std::uint64_t weights_used_ = 0;
 };
 
-json parse_json(const std::string& text, const std::string& source) {
+/// A node name becomes a tensor name in the program: 1..255 printable ASCII characters.
+bool valid_node_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255 &&
+         std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+}  // namespace
+
+Graph load_graph(const std::string& json_path) {
+  const auto text = read_file(json_path, "graph file");
+  const auto dir = std::filesystem::path(json_path).parent_path();
+  return parse_graph(std::string_view(text.data(), text.size()), json_path, [&](const std::string& weights_file) {
+    const std::string weights_path = (dir / weights_file).string();
+    return std::make_pair(weights_path, read_file(weights_path, "weights file"));
+  });
+}
+
+Graph parse_graph(std::string_view text, const std::string& json_path, const WeightsReader& read_weights) {
+  json j;
   try {
-    return json::parse(text);
+    j = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
-    throw Error(source + ": invalid JSON: " + e.what());
+    throw Error(json_path + ": invalid JSON: " + e.what());
   }
-}
-
-void check_format(const json& j, const std::string& source) {
-  Reader bad(source, {});
-  if (!j.is_object() || j.value("format", "") != "dlasim-graph") bad.fail("top level", "not a dlasim graph (\"format\": \"dlasim-graph\" missing)");
-  if (j.value("version", 0) != 1) bad.fail("top level", "unsupported graph version (this build reads version 1)");
-}
-
-/// The nodes and outputs of a parsed graph document whose weights are `weights`.
-Graph build_graph(const json& j, std::vector<char> weights, const std::string& json_path) {
+  Reader bad(json_path, {});
+  // Types are checked before values are read: json::value() throws for a wrong type.
+  if (!j.is_object() || !j.contains("format") || j["format"] != "dlasim-graph") {
+    bad.fail("top level", "not a dlasim graph (\"format\": \"dlasim-graph\" missing)");
+  }
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != 1) {
+    bad.fail("top level", "unsupported graph version (this build reads version 1)");
+  }
+  bad.only_known(j, "top level", kTopFields);
+  std::vector<char> weights;
+  std::string weights_path;
+  if (j.contains("weights_file")) {
+    if (!j["weights_file"].is_string()) bad.fail("top level", "\"weights_file\" must be a string");
+    std::tie(weights_path, weights) = read_weights(j["weights_file"].get<std::string>());
+  }
   Reader r(json_path, std::move(weights));
   Graph g;
   const json& nodes = r.field(j, "top level", "nodes");
@@ -149,17 +241,33 @@ Graph build_graph(const json& j, std::vector<char> weights, const std::string& j
     std::string where = "node " + std::to_string(i);
     if (!n.is_object() || !n.contains("name") || !n["name"].is_string()) r.fail(where, "needs a string \"name\"");
     const std::string name = n["name"].get<std::string>();
+    if (!valid_node_name(name)) {
+      r.fail(where, "name " + quote_for_message(name) + " must be 1..255 printable ASCII characters");
+    }
     where = "node '" + name + "'";
     const json& opj = r.field(n, where, "op");
     if (!opj.is_string()) r.fail(where, "\"op\" must be a string");
     const std::string op = opj.get<std::string>();
+    const std::vector<std::string_view> fields = node_fields(op);
+    if (fields.empty()) {
+      r.fail(where, "unsupported op " + quote_for_message(op) + " (input, conv2d, linear, add, concat, max_pool, "
+                    "avg_pool, global_avg_pool, upsample2x, flatten)");
+    }
+    for (const auto& item : n.items()) {
+      if (std::find(fields.begin(), fields.end(), item.key()) == fields.end() && some_op_has(item.key())) {
+        std::string list;
+        for (std::string_view f : fields) list += (list.empty() ? "" : ", ") + std::string(f);
+        r.fail(where, op + " takes no field " + quote_for_message(item.key()) + " (its fields: " + list + ")");
+      }
+    }
+    r.only_known(n, where, fields);
     std::vector<int> ins;
     if (n.contains("inputs")) {
       if (!n["inputs"].is_array()) r.fail(where, "\"inputs\" must be an array of node names");
       for (const auto& in : n["inputs"]) {
         if (!in.is_string()) r.fail(where, "\"inputs\" must be an array of node names");
         const int id = g.find(in.get<std::string>());
-        if (id < 0) r.fail(where, "input '" + in.get<std::string>() + "' is not an earlier node");
+        if (id < 0) r.fail(where, "input " + quote_for_message(in.get<std::string>()) + " is not an earlier node");
         ins.push_back(id);
       }
     }
@@ -203,12 +311,9 @@ Graph build_graph(const json& j, std::vector<char> weights, const std::string& j
       } else if (op == "upsample2x") {
         need_inputs(1);
         g.upsample2x(name, ins[0]);
-      } else if (op == "flatten") {
+      } else {
         need_inputs(1);
         g.flatten(name, ins[0]);
-      } else {
-        r.fail(where, "unsupported op \"" + op + "\" (input, conv2d, linear, add, concat, max_pool, avg_pool, "
-                      "global_avg_pool, upsample2x, flatten)");
       }
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -219,32 +324,15 @@ Graph build_graph(const json& j, std::vector<char> weights, const std::string& j
   const json& outs = r.field(j, "top level", "outputs");
   if (!outs.is_array() || outs.empty()) r.fail("top level", "\"outputs\" must be a non-empty array of node names");
   for (const auto& o : outs) {
-    if (!o.is_string() || g.find(o.get<std::string>()) < 0) r.fail("outputs", "unknown output " + o.dump());
-    g.mark_output(g.find(o.get<std::string>()));
+    if (!o.is_string() || g.find(o.get<std::string>()) < 0) r.fail("outputs", "unknown output " + o.dump(-1, ' ', false, json::error_handler_t::replace));
+    const int id = g.find(o.get<std::string>());
+    if (g.node(id).kind == OpKind::kInput) {
+      r.fail("outputs", "output " + quote_for_message(o.get<std::string>()) + " is a graph input: no node computes it");
+    }
+    g.mark_output(id);
   }
+  if (!weights_path.empty()) r.check_weights_used(weights_path);
   return g;
-}
-
-}  // namespace
-
-Graph load_graph(const std::string& json_path) {
-  const auto bytes = read_file(json_path, "graph file");
-  const json j = parse_json(std::string(bytes.begin(), bytes.end()), json_path);
-  check_format(j, json_path);
-  std::vector<char> weights;
-  if (j.contains("weights_file")) {
-    if (!j["weights_file"].is_string()) Reader(json_path, {}).fail("top level", "\"weights_file\" must be a string");
-    const auto dir = std::filesystem::path(json_path).parent_path();
-    weights = read_file((dir / j["weights_file"].get<std::string>()).string(), "weights file");
-  }
-  return build_graph(j, std::move(weights), json_path);
-}
-
-Graph parse_graph(const std::string& json_text, std::vector<char> weights, const std::string& source) {
-  const json j = parse_json(json_text, source);
-  check_format(j, source);
-  if (j.contains("weights_file")) Reader(source, {}).fail("top level", "an in-memory graph takes its weights directly, not a \"weights_file\"");
-  return build_graph(j, std::move(weights), source);
 }
 
 void save_graph(const Graph& graph, const std::string& json_path) {
@@ -306,10 +394,9 @@ void save_graph(const Graph& graph, const std::string& json_path) {
   for (int o : graph.outputs()) outs.push_back(graph.node(o).name);
   const json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"weights_file", bin.filename().string()},
                     {"nodes", nodes}, {"outputs", outs}};
-  std::ofstream(json_path) << doc.dump(1) << "\n";
-  std::ofstream out(bin, std::ios::binary);
-  out.write(weights.data(), static_cast<std::streamsize>(weights.size()));
-  if (!out) throw Error(bin.string() + ": cannot write the weights file");
+  // The weights first: a graph file on disk always finds the weights it names.
+  write_file_atomically(bin.string(), std::string_view(weights.data(), weights.size()), "weights file");
+  write_file_atomically(json_path, doc.dump(1) + "\n", "graph file");
 }
 
 }  // namespace dla::compiler

@@ -76,7 +76,9 @@ std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch:
     }
     nodes.push_back(out);
   }
-  json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"nodes", nodes}, {"outputs", g["outputs"]}};
+  // The weights travel as the graph file's weights file, read from memory.
+  json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"weights_file", "weights"}, {"nodes", nodes},
+              {"outputs", g["outputs"]}};
   return {doc, std::move(weights)};
 }
 
@@ -107,7 +109,8 @@ QatExport import_qat_export(const std::string& path) {
     if (g.value("version", 0) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
     auto [doc, weights] = to_graph_document(g, m, path);
     QatExport result;
-    result.graph = parse_graph(doc.dump(), std::move(weights), path);
+    const std::string text = doc.dump();
+    result.graph = parse_graph(text, path, [&](const std::string&) { return std::make_pair(path, std::move(weights)); });
     result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
     result.plan = g.value("plan", "");
     return result;

@@ -7,20 +7,19 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
+#include "dla/suggest.hpp"
 
 namespace dla {
 namespace {
@@ -118,12 +117,6 @@ std::string shorten(std::string s) {
 }
 
 /// `s` as a quoted, escaped JSON string (invalid UTF-8 replaced), shortened.
-std::string json_quote(std::string_view s) {
-  const std::string cut = s.size() > kMaxShown ? std::string(s.substr(0, kMaxShown - 3)) + "..."
-                                               : std::string(s);
-  return nlohmann::json(cut).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 /// "string \"16\"", "number 16.5", "boolean true", "null", "array [1,2]", ...
 template <class J>
 std::string describe(const J& v) {
@@ -250,42 +243,10 @@ E read_enum(const J& v, const std::string& source, std::string_view field) {
                     ", got " + describe(v));
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 [[noreturn]] void throw_unknown_field(const std::string& source, const std::string& key) {
-  std::string_view best;
-  std::size_t best_distance = 4;  // suggest only within edit distance 3
-  auto consider = [&](std::string_view candidate) {
-    const std::size_t d = edit_distance(key, candidate);
-    if (d < best_distance) {
-      best_distance = d;
-      best = candidate;
-    }
-  };
-  consider(kPresetKey);
-  for (std::string_view name : kFieldNames) consider(name);
-
-  std::string msg = source + ": unknown field " + json_quote(key);
-  if (!best.empty()) {
-    msg += " (did you mean \"" + std::string(best) + "\"?)";
-  } else {
-    msg += " (known fields: " + std::string(kPresetKey);
-    for (std::string_view name : kFieldNames) msg += ", " + std::string(name);
-    msg += ")";
-  }
-  throw ConfigError(msg);
+  std::vector<std::string_view> known{kPresetKey};
+  known.insert(known.end(), std::begin(kFieldNames), std::end(kFieldNames));
+  throw ConfigError(source + ": unknown field " + quote_for_message(key) + unknown_name_hint(key, known));
 }
 
 template <class J>
@@ -302,7 +263,7 @@ HwConfig from_json_impl(const J& j, const std::string& source) {
     const auto& name = it->template get_ref<const std::string&>();
     auto base = find_preset(name);
     if (!base)
-      throw ConfigError(source + ": unknown preset " + json_quote(name) + " (valid presets: " +
+      throw ConfigError(source + ": unknown preset " + quote_for_message(name) + " (valid presets: " +
                         preset_list() + ")");
     c = *base;
   }
@@ -371,7 +332,7 @@ std::string strip_json_exception_prefix(const std::string& what) {
 
 HwConfig HwConfig::preset(std::string_view name) {
   if (auto c = find_preset(name)) return *c;
-  throw ConfigError("unknown hardware-config preset " + json_quote(name) +
+  throw ConfigError("unknown hardware-config preset " + quote_for_message(name) +
                     " (valid presets: " + preset_list() + ")");
 }
 
@@ -411,38 +372,25 @@ HwConfig HwConfig::from_json_text(const std::string& text, const std::string& so
   } catch (const ojson::parse_error& e) {
     throw ConfigError(source + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                       strip_json_exception_prefix(e.what()));
+  } catch (const ojson::exception& e) {
+    // Not a syntax error but still bad text: a number too large for any type ("6E666666").
+    throw ConfigError(source + ": invalid JSON: " + strip_json_exception_prefix(e.what()));
   }
   if (!duplicate.empty())
-    throw ConfigError(source + ": key " + json_quote(duplicate) + " is given more than once");
+    throw ConfigError(source + ": key " + quote_for_message(duplicate) + " is given more than once");
   return from_json_impl(j, source);
 }
 
 HwConfig HwConfig::load_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (st.type() == fs::file_type::not_found)
-    throw ConfigError(path + ": cannot read hardware config: no such file");
-  if (ec) throw ConfigError(path + ": cannot read hardware config: " + ec.message());
-  if (fs::is_directory(st))
-    throw ConfigError(path + ": cannot read hardware config: is a directory");
-  const std::string too_large = path + ": hardware config file is larger than 1 MiB (" +
-                                std::to_string(kMaxFileBytes) + " bytes); refusing to read it";
-  if (fs::is_regular_file(st)) {
-    const std::uintmax_t size = fs::file_size(path, ec);
-    if (!ec && size > kMaxFileBytes) throw ConfigError(too_large);
+  std::vector<std::uint8_t> bytes;
+  try {
+    bytes = read_regular_file(path, kMaxFileBytes, "hardware config");
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ConfigError(e.what());
   }
-
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read hardware config: cannot open the file");
-  std::string text;
-  std::array<char, 65536> buf{};
-  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
-    text.append(buf.data(), static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxFileBytes) throw ConfigError(too_large);
-  }
-  if (in.bad()) throw ConfigError(path + ": cannot read hardware config: read error");
-  return from_json_text(text, path);
+  return from_json_text(std::string(bytes.begin(), bytes.end()), path);
 }
 
 nlohmann::json HwConfig::to_json() const { return to_json_impl<nlohmann::json>(*this); }

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <fstream>
 #include <iomanip>
 #include <set>
 #include <sstream>
 
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
 #include "dla/hw_config.hpp"
 
 namespace dla {
@@ -440,17 +440,7 @@ Program parse_program(const std::uint8_t* data, std::size_t size, const ReadOpti
 }
 
 Program read_program_file(const std::string& path, const ReadOptions& options) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error("cannot open program file '" + path + "'");
-  const std::streamoff length = in.tellg();
-  if (length < 0) throw Error("cannot read program file '" + path + "'");
-  if (static_cast<std::uint64_t>(length) > kMaxFileBytes) {
-    throw Error("program file '" + path + "' is " + std::to_string(length) + " bytes, over the limit of " +
-                std::to_string(kMaxFileBytes));
-  }
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(length));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), length)) throw Error("cannot read program file '" + path + "'");
+  const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxFileBytes, "program file");
   try {
     return parse_program(bytes.data(), bytes.size(), options);
   } catch (const FormatError& e) {
@@ -539,11 +529,7 @@ std::vector<std::uint8_t> serialize_program(const Program& p) {
 }
 
 void write_program_file(const std::string& path, const Program& program) {
-  const auto bytes = serialize_program(program);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error("cannot create program file '" + path + "'");
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw Error("cannot write program file '" + path + "'");
+  write_file_atomically(path, serialize_program(program), "program file");
 }
 
 namespace {

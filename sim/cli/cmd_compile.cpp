@@ -1,4 +1,5 @@
 // dla compile: a graph file (or a built-in network) to a .dlab program.
+#include <algorithm>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,8 @@
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
 #include "dla/compiler/qat_export.hpp"
+#include "dla/device.hpp"
+#include "dla/semantics.hpp"
 #include "dla/error.hpp"
 
 namespace po = boost::program_options;
@@ -64,6 +67,22 @@ int cmd_compile(const Args& args) {
   compiler::CompileOptions copts;
   copts.embed_config = !vm->count("no-embed-config");
   const Program program = compiler::compile(graph, hw, copts);
+  if (std::none_of(program.tensors.begin(), program.tensors.end(),
+                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
+    throw Error("compile: the graph computes no output (every output is a graph input)");
+  }
+  // The engines' load checks (DRAM, instruction count, field ranges), and every
+  // instruction's accesses against the SRAM and DRAM capacities: a program that compiles
+  // is a program that loads and runs on this hardware config.
+  try {
+    sim::make_emulator(hw)->load(program);
+    const sim::MachineState machine(hw, program.dram_size);  // DRAM is not touched: no cost
+    for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+      sim::describe(program.instructions[i], machine, static_cast<std::uint32_t>(i));
+    }
+  } catch (const Error& e) {
+    throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
+  }
   const std::string out = (*vm)["output"].as<std::string>();
   write_program_file(out, program);
   std::cout << out << ": " << program.instructions.size() << " instructions, " << program.debug.size() << " layers, "

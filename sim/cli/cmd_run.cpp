@@ -1,5 +1,6 @@
 // dla run: execute a program on an engine, reading inputs from and writing outputs to
 // .npy files; the cycle engine adds its timing report and an optional VCD trace.
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "dla/hw_config.hpp"
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
+#include "output_set.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -94,6 +96,8 @@ std::string inputs_of(const Program& p) {
 
 std::string dtype_name(DType t) { return std::string(dtype_info(t).name); }
 
+std::vector<std::uint8_t> npy_bytes(const HostTensor& t) { return npy::serialize(npy::descr_for(t.dtype), t.shape, t.values); }
+
 }  // namespace
 
 int cmd_run(const Args& args) {
@@ -124,7 +128,9 @@ int cmd_run(const Args& args) {
       "[--trace-window START:END | --trace-layer NAME]]",
       "Runs a program. The hardware config is the one embedded in the program unless --config or --preset "
       "names one (it must be the config the program was compiled for). Writes DIR/<output>.npy for every "
-      "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record.",
+      "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record, as one set: the files "
+      "replace the previous run's only once all are written, then DIR/manifest.json lists them with their "
+      "sizes and CRC-32s, and files of the previous set that this run did not write are removed.",
       options, positional);
   if (!vm) return 0;
 
@@ -184,6 +190,11 @@ int cmd_run(const Args& args) {
     hw = *program.hw_config;
   }
 
+  if (std::none_of(program.tensors.begin(), program.tensors.end(),
+                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
+    throw Error(path + ": the program has no outputs; a run would write nothing");
+  }
+
   std::unique_ptr<sim::Device> device = engine->make(*hw);
   auto* cycle_device = dynamic_cast<sim::CycleDevice*>(device.get());
   if (cycle_device != nullptr && !trace.path.empty()) cycle_device->set_trace(trace);
@@ -220,15 +231,7 @@ int cmd_run(const Args& args) {
   // The output folders exist before the (possibly long) run.
   const fs::path dir = (*vm)["output-dir"].as<std::string>();
   const fs::path layers_dir = dir / "layers";
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw Error("cannot create output directory '" + dir.string() + "'");
-  if (run_options.dump_layers) {
-    fs::create_directories(layers_dir, ec);
-    if (ec || !fs::is_directory(layers_dir)) {
-      throw Error("cannot create layer directory '" + layers_dir.string() + "'");
-    }
-  }
+  OutputSet out_set(dir);
 
   device->run(run_options);
 
@@ -237,21 +240,22 @@ int cmd_run(const Args& args) {
   std::ostringstream text;
   for (const auto& t : program.tensors) {
     if (t.role != TensorRole::kOutput) continue;
-    const fs::path file = dir / out_names(t.name);
-    npy::write_tensor(file.string(), device->output(t.name));
-    outputs.push_back({{"name", t.name}, {"file", file.string()}, {"dtype", dtype_name(t.dtype)},
+    const std::string file = out_set.add(out_names(t.name), npy_bytes(device->output(t.name)), ".npy file");
+    outputs.push_back({{"name", t.name}, {"file", file}, {"dtype", dtype_name(t.dtype)},
                        {"shape", t.shape}, {"frac", t.frac}});
     text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(t.shape) << " frac " << t.frac
-         << " -> " << file.string() << "\n";
+         << " -> " << file << "\n";
   }
   std::size_t dumped = 0;
   if (run_options.dump_layers) {
     FileNamer layer_names;
     for (const auto& d : device->layer_dumps()) {
-      npy::write_tensor((layers_dir / layer_names(d.name)).string(), d.tensor);
+      out_set.add("layers/" + layer_names(d.name), npy_bytes(d.tensor), ".npy file");
       ++dumped;
     }
   }
+  out_set.commit({{"format", "dla-run-manifest"}, {"version", 1}, {"program", path}, {"engine", device->name()},
+                  {"config_hash", hash_hex(hw->identity_hash())}});
 
   const sim::RunStats s = device->stats();
   const bool with_report = cycle_device != nullptr && report_format != "none";

@@ -1,7 +1,11 @@
 // dla — the dlasim command-line tool: one binary, one subcommand per job.
 #include <boost/program_options.hpp>
+#include <array>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <streambuf>
 #include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,6 +13,7 @@
 
 #include "commands.hpp"
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
 
 namespace po = boost::program_options;
 
@@ -77,16 +82,61 @@ int run(int argc, char** argv) {
   throw dla::Error("unknown command '" + command + "' (see 'dla --help')");
 }
 
+/// std::cout's buffer: writes to file descriptor 1 and keeps the first write error, so
+/// that output which did not reach its destination (a full disk) fails the command with
+/// the errno text: a report that was never written is not a success.
+class CheckedStdout : public std::streambuf {
+ public:
+  CheckedStdout() { setp(buf_.data(), buf_.data() + buf_.size()); }
+  /// Writes what is buffered; throws if any write failed.
+  void finish() {
+    sync();
+    if (error_ == 0 && (std::fflush(stdout) != 0 || std::ferror(stdout) != 0)) error_ = errno != 0 ? errno : EIO;
+    if (error_ != 0) throw dla::Error(std::string("cannot write to standard output: ") + std::strerror(error_));
+  }
+
+ protected:
+  int sync() override {
+    const auto n = static_cast<std::size_t>(pptr() - pbase());
+    setp(buf_.data(), buf_.data() + buf_.size());
+    if (n > 0 && error_ == 0) {
+      std::fflush(stdout);  // what `printf` buffered goes first
+      error_ = dla::write_all(1, buf_.data(), n);
+    }
+    return error_ == 0 ? 0 : -1;
+  }
+  int_type overflow(int_type c) override {
+    if (sync() != 0) return traits_type::eof();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) sputc(traits_type::to_char_type(c));
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  std::array<char, 1 << 16> buf_{};
+  int error_ = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  CheckedStdout out;
+  std::streambuf* const original = std::cout.rdbuf(&out);
+  struct Restore {
+    std::streambuf* original;
+    ~Restore() { std::cout.rdbuf(original); }
+  } restore{original};
   try {
-    return run(argc, argv);
+    const int code = run(argc, argv);
+    out.finish();
+    return code;
   } catch (const dla::Error& e) {
+    out.pubsync();  // what the command printed before it failed, then the error
     std::cerr << "dla: error: " << e.what() << "\n";
   } catch (const po::error& e) {
+    out.pubsync();
     std::cerr << "dla: error: " << e.what() << "\n";
   } catch (const std::exception& e) {
+    out.pubsync();
     std::cerr << "dla: internal error: " << e.what() << "\n";
     return 2;
   }

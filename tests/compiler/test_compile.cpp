@@ -155,7 +155,7 @@ TEST(GraphFiles, MalformedFilesNameTheFileNodeAndField) {
   expect_error(head + x + R"(, {"name": "y", "op": "softmax", "inputs": ["x"]}], "outputs": ["y"]})",
                {"node 'y'", "unsupported op \"softmax\""});
   expect_error(head + x + R"(, {"name": "y", "op": "max_pool", "inputs": ["z"], "kernel": [2, 2]}], "outputs": ["y"]})",
-               {"node 'y'", "input 'z' is not an earlier node"});
+               {"node 'y'", "input \"z\" is not an earlier node"});
   expect_error(head + x + R"(, {"name": "y", "op": "conv2d", "inputs": ["x"], "out_channels": 2, "kernel": [1, 1],
       "weight_dtype": "i8", "weights": [1, 2, 3], "weight_frac": [0, 0], "out": {"dtype": "i8", "frac": 0}}], "outputs": ["y"]})",
                {"node 'y'", "expected 4 weights"});

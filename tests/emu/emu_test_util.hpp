@@ -19,7 +19,8 @@ inline std::int64_t rand_int(std::mt19937_64& g, std::int64_t lo, std::int64_t h
   return std::uniform_int_distribution<std::int64_t>(lo, hi)(g);
 }
 
-inline void fill_random(std::vector<std::uint8_t>& v, std::mt19937_64& g) {
+template <class Bytes>
+void fill_random(Bytes& v, std::mt19937_64& g) {
   for (auto& b : v) b = static_cast<std::uint8_t>(g());
 }
 

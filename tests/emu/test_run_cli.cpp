@@ -140,7 +140,7 @@ TEST_F(DlaRun, BadInputsAreOneLineErrors) {
   expect_user_error(run_dla("run " + prog_ + o + " -i image=" + input_ + " -i image=" + input_),
                     "input 'image' is given twice");
   expect_user_error(run_dla("run " + prog_ + o + " -i image"), "--input takes NAME=FILE.npy, got 'image'");
-  expect_user_error(run_dla("run " + prog_ + o + " -i image=" + path("nope.npy")), "no such regular file");
+  expect_user_error(run_dla("run " + prog_ + o + " -i image=" + path("nope.npy")), "nope.npy: cannot read .npy file: no such file");
   std::ofstream(path("junk.npy")) << "not numpy at all";
   expect_user_error(run_dla("run " + prog_ + o + " -i image=" + path("junk.npy")), "bad magic");
   HostTensor wrong = image_;
@@ -161,7 +161,7 @@ TEST_F(DlaRun, BadOptionsAndBrokenProgramsAreOneLineErrors) {
   expect_user_error(run_dla(ok + " --stats xml"), "--stats takes 'json' or 'text', not 'xml'");
   expect_user_error(run_dla("run -i image=" + input_ + " -o " + path("out")), "program");
   expect_user_error(run_dla("run " + prog_ + " -i image=" + input_), "output-dir");
-  expect_user_error(run_dla("run " + path("missing.dlab") + " -i image=" + input_ + " -o x"), "cannot open program file");
+  expect_user_error(run_dla("run " + path("missing.dlab") + " -i image=" + input_ + " -o x"), "missing.dlab: cannot read program file: no such file");
   std::ofstream(path("a_file")) << "x";
   expect_user_error(run_dla("run " + prog_ + " -i image=" + input_ + " -o " + path("a_file")),
                     "cannot create output directory '" + path("a_file") + "'");

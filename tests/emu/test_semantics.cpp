@@ -39,7 +39,8 @@ std::vector<std::uint8_t>& bytes_of(MachineState& m, isa::Buffer b) {
   return b == isa::Buffer::ACT ? m.act : b == isa::Buffer::WGT ? m.wgt : m.param;
 }
 
-void put_i32(std::vector<std::uint8_t>& v, std::size_t at, std::int64_t x) {
+template <class Bytes>
+void put_i32(Bytes& v, std::size_t at, std::int64_t x) {
   const auto u = static_cast<std::uint32_t>(static_cast<std::int32_t>(x));
   for (int i = 0; i < 4; ++i) v[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(u >> (8 * i));
 }
@@ -87,7 +88,7 @@ TEST(EmuLoad, StridedRowsIntoEveryByteBuffer) {
         for (std::int64_t b = 0; b < ld.row_bytes; ++b)
           expected[static_cast<std::size_t>(ld.sram_addr + r * ld.sram_stride + b)] =
               m.dram[static_cast<std::size_t>(ld.dram_addr + r * ld.dram_stride + b)];
-      const std::vector<std::uint8_t> dram_before = m.dram;
+      const dla::sim::DramBytes dram_before = m.dram;
       const Effects fx = dla::sim::execute(ld, m, 3);
       EXPECT_EQ(bytes_of(m, buffer), expected);
       EXPECT_EQ(m.dram, dram_before);
@@ -189,7 +190,7 @@ TEST(EmuStore, StridedRowsIntoDram) {
     st.dram_addr = rand_int(g, 0, 3000);
     st.dram_stride = rand_int(g, 0, 80);
     SCOPED_TRACE(isa::disassemble(st));
-    std::vector<std::uint8_t> expected = m.dram;
+    dla::sim::DramBytes expected = m.dram;
     for (std::int64_t r = 0; r < st.rows; ++r)
       for (std::int64_t b = 0; b < st.row_bytes; ++b)
         expected[static_cast<std::size_t>(st.dram_addr + r * st.dram_stride + b)] =

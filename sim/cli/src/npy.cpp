@@ -3,18 +3,20 @@
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
 
 namespace dla::npy {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicLen = 6;
+/// Largest .npy file read: bounds the allocation a file can cause (an input never
+/// needs more than the 4 GiB a program's DRAM can hold).
+constexpr std::uint64_t kMaxFileBytes = std::uint64_t{4} << 30;
 
 [[noreturn]] void fail(const std::string& source, const std::string& what) {
   throw Error(source + ": " + what);
@@ -259,17 +261,7 @@ Array parse(const std::uint8_t* data, std::size_t size, const std::string& sourc
 }
 
 Array read(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail(path, "cannot read .npy file: no such regular file");
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot read .npy file: " + ec.message());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open .npy file");
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
-    fail(path, "cannot read .npy file");
-  }
+  const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxFileBytes, ".npy file");
   return parse(bytes.data(), bytes.size(), path);
 }
 
@@ -336,11 +328,7 @@ std::string descr_for(DType t) {
 }
 
 void write_tensor(const std::string& path, const HostTensor& t) {
-  const std::vector<std::uint8_t> bytes = serialize(descr_for(t.dtype), t.shape, t.values);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(path + ": cannot create .npy file");
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw Error(path + ": cannot write .npy file");
+  write_file_atomically(path, serialize(descr_for(t.dtype), t.shape, t.values), ".npy file");
 }
 
 HostTensor read_tensor(const std::string& path, const TensorDesc& desc) {

@@ -88,13 +88,63 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> dram_writes(const Program& 
   return ranges;
 }
 
+std::string range_text(const TensorDesc& t) {
+  return "DRAM [" + std::to_string(t.dram_offset) + ", " + std::to_string(t.dram_offset + t.byte_size()) + ")";
+}
+
+/// True when [begin, end) lies inside one of the merged, sorted `ranges`.
+bool covered(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, std::uint64_t begin, std::uint64_t end) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), begin,
+                             [](std::uint64_t v, const std::pair<std::uint64_t, std::uint64_t>& r) { return v < r.second; });
+  return begin == end || (it != ranges.end() && it->first <= begin && end <= it->second);
+}
+
+/// Where the program's records point: a result (an output, a layer) must be DRAM that
+/// the program's instructions write, or an input's bytes for a layer that only renames
+/// its input; an input must not overlap the constants or another input (binding it
+/// would overwrite them). Otherwise a crafted record would report weights as a result.
+void check_records(const Program& p, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& written) {
+  const std::uint64_t constants = p.constants.size();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> inputs;
+  for (const auto& t : p.tensors) {
+    if (t.role != TensorRole::kInput) continue;
+    const std::uint64_t begin = t.dram_offset, end = t.dram_offset + t.byte_size();
+    if (begin < constants && begin < end) {
+      throw Error("input '" + t.name + "' at " + range_text(t) + " overlaps the program's constants [0, " +
+                  std::to_string(constants) + ")");
+    }
+    for (const auto& [b, e] : inputs) {
+      if (begin < e && b < end) throw Error("input '" + t.name + "' at " + range_text(t) + " overlaps another input");
+    }
+    inputs.emplace_back(begin, end);
+  }
+  std::sort(inputs.begin(), inputs.end());
+  auto check_result = [&](const TensorDesc& t, const std::string& what, bool may_be_input) {
+    const std::uint64_t begin = t.dram_offset, end = t.dram_offset + t.byte_size();
+    if (begin < constants && begin < end) {
+      throw Error(what + " '" + t.name + "' at " + range_text(t) + " overlaps the program's constants [0, " +
+                  std::to_string(constants) + "): it would report constants as a result");
+    }
+    if (!covered(written, begin, end) && !(may_be_input && covered(inputs, begin, end))) {
+      throw Error(what + " '" + t.name + "' at " + range_text(t) + " is not DRAM that the program's instructions write");
+    }
+  };
+  for (const auto& t : p.tensors) {
+    if (t.role == TensorRole::kOutput) check_result(t, "output", false);
+  }
+  for (const auto& r : p.debug) check_result(r.output, "layer", true);
+}
+
 }  // namespace
 
 void ProgramHost::load(const Program& p) {
   check_program(p, config_);
+  MachineState state(config_, p.dram_size);
+  auto written = dram_writes(p, state);
+  check_records(p, written);
   program_ = p;
-  state_ = MachineState(config_, p.dram_size);
-  dram_written_ = dram_writes(p, state_);
+  state_ = std::move(state);
+  dram_written_ = std::move(written);
   inputs_.clear();
   state_dirty_ = false;
   ran_ = false;

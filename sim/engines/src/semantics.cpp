@@ -37,7 +37,7 @@ std::string_view space_name(Space s) {
 
 MachineState::MachineState(const HwConfig& hw, std::uint64_t dram_bytes)
     : config(hw),
-      dram(static_cast<std::size_t>(dram_bytes), 0),
+      dram(static_cast<std::size_t>(dram_bytes)),  // zero without touching a page
       act(static_cast<std::size_t>(hw.act_sram_bytes()), 0),
       wgt(static_cast<std::size_t>(hw.wgt_sram_bytes()), 0),
       param(static_cast<std::size_t>(hw.param_sram_bytes()), 0),

@@ -20,10 +20,26 @@
 //      {"name": "flat", "op": "flatten", "inputs": [...]}],
 //    "outputs": ["fc"]}
 // Weights in the side file are one signed byte per value (i8 and i4 alike), at
-// "offset" bytes. Nodes are listed in topological order.
+// "offset" bytes; every byte of the file belongs to some node. Nodes are listed in
+// topological order; names are 1..255 printable ASCII characters.
+//
+// The schema is strict: a field an object may not have is an error (with a "did you
+// mean" for a misspelling), never ignored. Optional fields and their defaults:
+//   top level         "weights_file": none (every node's weights are inline arrays)
+//   conv2d            "stride" [1, 1], "padding" [0, 0, 0, 0], "dilation" [1, 1],
+//                     "groups" 1, "bias" all zero
+//   linear            "bias" all zero
+//   max_pool/avg_pool "stride" = "kernel", "padding" [0, 0, 0, 0]
+//   out               "clip" [null, null] (the output type's range)
+// Every other field listed above is required where it appears, and only there: "out"
+// belongs to the requantizing ops (conv2d, linear, add, avg_pool, global_avg_pool),
+// "inputs" to every op but input. Every output must be a computed node, not an input.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dla/compiler/graph.hpp"
@@ -34,10 +50,11 @@ namespace dla::compiler {
 /// dla::Error naming the file, the node and the field for any malformed input.
 Graph load_graph(const std::string& json_path);
 
-/// The same format from memory: `json_text` without "weights_file", its weights "offset"s
-/// into `weights`. `source` names the input in messages. Importers of other formats (the
-/// QAT export) translate to this document and parse it here, so there is one reader.
-Graph parse_graph(const std::string& json_text, std::vector<char> weights, const std::string& source);
+/// Given the "weights_file" field: the path that names the weights in errors, and the bytes.
+using WeightsReader = std::function<std::pair<std::string, std::vector<char>>(const std::string& weights_file)>;
+/// load_graph on the text of a graph file (`json_path` names it in errors), with the
+/// weights file read by `read_weights` (the fuzz target's entry point).
+Graph parse_graph(std::string_view text, const std::string& json_path, const WeightsReader& read_weights);
 
 /// Writes `graph` as `json_path` plus a weights file next to it (same stem, ".bin").
 void save_graph(const Graph& graph, const std::string& json_path);

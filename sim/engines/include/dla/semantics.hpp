@@ -40,7 +40,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dla/device.hpp"
@@ -103,6 +106,34 @@ struct Effects {
   }
 };
 
+/// The allocator of DRAM: zeroed memory from calloc, whose pages a large block gets from
+/// the OS only when first written, and value-initialized bytes left alone (calloc zeroed
+/// them), so DRAM that a program never touches costs no memory (a header claiming
+/// gigabytes does not take them). Only for memory sized once and never shrunk and grown
+/// again in place (a growth in place would reveal old bytes instead of zeros): DRAM.
+template <class T>
+struct ZeroPageAllocator {
+  using value_type = T;
+  ZeroPageAllocator() = default;
+  template <class U>
+  ZeroPageAllocator(const ZeroPageAllocator<U>& /*other*/) noexcept {}
+  T* allocate(std::size_t n) {
+    void* p = std::calloc(n, sizeof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t /*n*/) noexcept { std::free(p); }
+  template <class U>
+  void construct(U* /*p*/) noexcept {}
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  friend bool operator==(const ZeroPageAllocator& /*a*/, const ZeroPageAllocator& /*b*/) { return true; }
+  friend bool operator!=(const ZeroPageAllocator& /*a*/, const ZeroPageAllocator& /*b*/) { return false; }
+};
+using DramBytes = std::vector<std::uint8_t, ZeroPageAllocator<std::uint8_t>>;
+
 /// The machine's data: DRAM (the program's dram_size bytes, constants at 0) and the four
 /// SRAM buffers sized by the hardware config. ACC words hold exact sums (int64).
 struct MachineState {
@@ -110,7 +141,7 @@ struct MachineState {
   MachineState(const HwConfig& hw, std::uint64_t dram_bytes);
 
   HwConfig config;
-  std::vector<std::uint8_t> dram;
+  DramBytes dram;  ///< lazily backed: see ZeroPageAllocator
   std::vector<std::uint8_t> act;
   std::vector<std::uint8_t> wgt;
   std::vector<std::uint8_t> param;

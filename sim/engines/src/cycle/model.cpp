@@ -603,6 +603,9 @@ class CycleModel final : public CycleDevice {
 
  private:
   const Program& prog() const { return host_.program(); }
+  /// The debug record --trace-layer names (null for none); throws for a layer the
+  /// program lacks or an empty window.
+  const DebugRecord* traced_layer() const;
   void simulate(Run& run);
   void summarize(const Run& run);
 
@@ -621,10 +624,10 @@ void CycleModel::load(const Program& p) {
   stats_ = {};
   report_ = {};
   dumps_.clear();
+  traced_layer();  // a bad trace request fails before the caller prepares a run
 }
 
-void CycleModel::run(const RunOptions& options) {
-  if (!host_.loaded()) throw Error("run: no program loaded");
+const DebugRecord* CycleModel::traced_layer() const {
   const DebugRecord* traced = nullptr;
   if (!trace_.path.empty() && !trace_.layer.empty()) {
     for (const auto& r : prog().debug) {
@@ -641,6 +644,12 @@ void CycleModel::run(const RunOptions& options) {
     throw Error("trace window [" + std::to_string(trace_.window_begin) + ", " + std::to_string(trace_.window_end) +
                 ") is empty");
   }
+  return traced;
+}
+
+void CycleModel::run(const RunOptions& options) {
+  if (!host_.loaded()) throw Error("run: no program loaded");
+  const DebugRecord* traced = traced_layer();
   stats_ = {};
   report_ = {};
   dumps_.clear();

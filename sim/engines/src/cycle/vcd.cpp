@@ -2,10 +2,10 @@
 #include "vcd.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
 #include "dla/error.hpp"
+#include "dla/file_io.hpp"
 
 namespace dla::sim::cycle {
 namespace {
@@ -101,8 +101,7 @@ void VcdRecorder::close(std::uint64_t at) {
 }
 
 void VcdRecorder::write(std::uint64_t end_cycle) const {
-  std::ofstream f(path_, std::ios::binary | std::ios::trunc);
-  if (!f) throw Error("cannot write the trace file '" + path_ + "'");
+  std::ostringstream f;
   const bool empty = by_layer_ && !opened_;
   const std::uint64_t begin = empty ? 0 : begin_;
   const std::uint64_t end = std::min(end_, end_cycle + 1);
@@ -146,7 +145,7 @@ void VcdRecorder::write(std::uint64_t end_cycle) const {
     }
     if (end > last && end != UINT64_MAX) f << "#" << end * period_ps_ << "\n";
   }
-  if (!f) throw Error("cannot write the trace file '" + path_ + "'");
+  write_file_atomically(path_, f.str(), "trace file");
 }
 
 }  // namespace dla::sim::cycle
