@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "Vdla_requant.h"
+#include "Vdla_requant_narrow.h"
 #include "dla/hw_config.hpp"
 #include "dla/numerics.hpp"
 #include "rtl_harness.hpp"
@@ -34,14 +35,18 @@ struct Beat {
   std::vector<bool> enabled;
 };
 
+/// A requantizer model and the acc_bits it was built for: Vdla_requant with the preset's
+/// acc_bits, Vdla_requant_narrow with DLA_RTL_TB_NARROW_ACC_BITS (rtl_models/CMakeLists.txt).
+template <class Model>
 class RequantBench {
  public:
-  RequantBench() : cfg_(dla::HwConfig::preset(DLA_RTL_PRESET)), lanes_(static_cast<int>(cfg_.requant_lanes)) {
+  explicit RequantBench(int acc_bits)
+      : lanes_(static_cast<int>(dla::HwConfig::preset(DLA_RTL_PRESET).requant_lanes)), acc_bits_(acc_bits) {
     EXPECT_EQ(sizeof(dut_->acc_i) * 8, static_cast<std::size_t>((lanes_ * kAccWordBits + 31) / 32 * 32))
         << "acc_i is not requant_lanes x " << kAccWordBits << " bits";
   }
   int lanes() const { return lanes_; }
-  int acc_bits() const { return static_cast<int>(cfg_.acc_bits); }
+  int acc_bits() const { return acc_bits_; }
 
   /// Drives one beat, clocks it and checks every lane and both counters.
   void check(const Beat& b) {
@@ -81,14 +86,14 @@ class RequantBench {
   }
 
  private:
-  dla::HwConfig cfg_;
   int lanes_;
-  Block<Vdla_requant> dut_;
+  int acc_bits_;
+  Block<Model> dut_;
   std::uint32_t sat_total_ = 0, ovf_total_ = 0;
 };
 
-TEST(RtlRequant, MatchesTheContractOnRandomAndEdgeInputs) {
-  RequantBench bench;
+template <class Model>
+void random_and_edge_inputs(RequantBench<Model>& bench) {
   EdgeRandom rnd(0x5eed0001);
   const std::int64_t word_max = (std::int64_t{1} << (kAccWordBits - 1)) - 1;
   const std::int64_t acc_max = (std::int64_t{1} << (bench.acc_bits() - 1)) - 1;
@@ -116,8 +121,8 @@ TEST(RtlRequant, MatchesTheContractOnRandomAndEdgeInputs) {
 }
 
 /// Every small value against every small shift: all rounding ties, both signs, every type.
-TEST(RtlRequant, SweepsTiesInEveryModeAndType) {
-  RequantBench bench;
+template <class Model>
+void ties_in_every_mode_and_type(RequantBench<Model>& bench) {
   const int lanes = bench.lanes();
   for (int t = 0; t < dla::kNumDTypes; ++t)
     for (int m = 0; m < dla::kNumRoundModes; ++m)
@@ -135,8 +140,8 @@ TEST(RtlRequant, SweepsTiesInEveryModeAndType) {
 }
 
 /// The accumulator bounds: exactly representable, one past, far past, under both policies.
-TEST(RtlRequant, FinalizesAtTheAccumulatorBoundsUnderBothPolicies) {
-  RequantBench bench;
+template <class Model>
+void accumulator_bounds(RequantBench<Model>& bench) {
   const std::int64_t hi = (std::int64_t{1} << (bench.acc_bits() - 1)) - 1, lo = -hi - 1;
   const std::int64_t word_hi = (std::int64_t{1} << (kAccWordBits - 1)) - 1;
   const std::vector<std::int64_t> values = {lo, hi, lo - 1, hi + 1, 2 * lo, 2 * hi + 1, 3 * hi,
@@ -152,6 +157,29 @@ TEST(RtlRequant, FinalizesAtTheAccumulatorBoundsUnderBothPolicies) {
         }
         ASSERT_NO_FATAL_FAILURE(bench.check(b));
       }
+}
+
+int preset_acc_bits() { return static_cast<int>(dla::HwConfig::preset(DLA_RTL_PRESET).acc_bits); }
+
+TEST(RtlRequant, MatchesTheContractOnRandomAndEdgeInputs) {
+  RequantBench<Vdla_requant> bench(preset_acc_bits());
+  random_and_edge_inputs(bench);
+}
+TEST(RtlRequant, SweepsTiesInEveryModeAndType) {
+  RequantBench<Vdla_requant> bench(preset_acc_bits());
+  ties_in_every_mode_and_type(bench);
+}
+TEST(RtlRequant, FinalizesAtTheAccumulatorBoundsUnderBothPolicies) {
+  RequantBench<Vdla_requant> bench(preset_acc_bits());
+  accumulator_bounds(bench);
+}
+TEST(RtlRequantNarrowAcc, MatchesTheContractOnRandomAndEdgeInputs) {
+  RequantBench<Vdla_requant_narrow> bench(DLA_RTL_TB_NARROW_ACC_BITS);
+  random_and_edge_inputs(bench);
+}
+TEST(RtlRequantNarrowAcc, FinalizesAtTheAccumulatorBoundsUnderBothPolicies) {
+  RequantBench<Vdla_requant_narrow> bench(DLA_RTL_TB_NARROW_ACC_BITS);
+  accumulator_bounds(bench);
 }
 
 }  // namespace
