@@ -54,7 +54,10 @@ template <class Model>
 class Block {
  public:
   Block() : ctx_(std::make_unique<VerilatedContext>()), m_(std::make_unique<Model>(ctx_.get())) {
+    // The reset is asynchronous on the falling edge of rst_ni: drive a real edge.
     m_->clk_i = 0;
+    m_->rst_ni = 1;
+    m_->eval();
     m_->rst_ni = 0;
     m_->eval();
     m_->rst_ni = 1;

@@ -44,6 +44,7 @@ class RequantBench {
       : lanes_(static_cast<int>(dla::HwConfig::preset(DLA_RTL_PRESET).requant_lanes)), acc_bits_(acc_bits) {
     EXPECT_EQ(sizeof(dut_->acc_i) * 8, static_cast<std::size_t>((lanes_ * kAccWordBits + 31) / 32 * 32))
         << "acc_i is not requant_lanes x " << kAccWordBits << " bits";
+    EXPECT_EQ(dut_->valid_o, 0) << "valid_o after reset";
   }
   int lanes() const { return lanes_; }
   int acc_bits() const { return acc_bits_; }
@@ -85,6 +86,23 @@ class RequantBench {
     ASSERT_EQ(dut_->ovf_count_o, ovf_total_);
   }
 
+  /// A cycle without valid_i, with other inputs changed: valid_o falls, and the outputs
+  /// and counters hold.
+  void idle() {
+    std::vector<std::int64_t> y;
+    for (int l = 0; l < lanes_; ++l) y.push_back(get_signed(dut_->y_o, l * kValueBits, kValueBits));
+    const auto sat = get_signed(dut_->sat_o, 0, lanes_), ovf = get_signed(dut_->ovf_o, 0, lanes_);
+    dut_->valid_i = 0;
+    for (int l = 0; l < lanes_; ++l) put(dut_->acc_i, l * kAccWordBits, kAccWordBits, -(std::int64_t{1} << 46) + l);
+    dut_.tick();
+    ASSERT_EQ(dut_->valid_o, 0);
+    for (int l = 0; l < lanes_; ++l) ASSERT_EQ(get_signed(dut_->y_o, l * kValueBits, kValueBits), y[static_cast<std::size_t>(l)]);
+    ASSERT_EQ(get_signed(dut_->sat_o, 0, lanes_), sat);
+    ASSERT_EQ(get_signed(dut_->ovf_o, 0, lanes_), ovf);
+    ASSERT_EQ(dut_->sat_count_o, sat_total_);
+    ASSERT_EQ(dut_->ovf_count_o, ovf_total_);
+  }
+
  private:
   int lanes_;
   int acc_bits_;
@@ -117,6 +135,9 @@ void random_and_edge_inputs(RequantBench<Model>& bench) {
       b.enabled.push_back(rnd.uniform(0, 7) != 0);
     }
     ASSERT_NO_FATAL_FAILURE(bench.check(b)) << "beat " << n;
+    if (n % 7 == 0) {
+      ASSERT_NO_FATAL_FAILURE(bench.idle()) << "idle after beat " << n;
+    }
   }
 }
 

@@ -28,6 +28,7 @@ TEST(RtlVadd, MatchesEltwiseAddOnRandomAndEdgeInputs) {
   Block<Vdla_vadd> dut;
   ASSERT_EQ(sizeof(dut->a_i) * 8, static_cast<std::size_t>((lanes * kInBits + 31) / 32 * 32))
       << "a_i is not vector_lanes x " << kInBits << " bits";
+  ASSERT_EQ(dut->valid_o, 0) << "valid_o after reset";
   EdgeRandom rnd(0x5eed0200);
   std::uint32_t sat_total = 0;
   for (int n = 0; n < 4000; ++n) {
@@ -78,6 +79,20 @@ TEST(RtlVadd, MatchesEltwiseAddOnRandomAndEdgeInputs) {
       ASSERT_EQ(get_signed(dut->sat_o, l, 1) != 0, en[i] && sat) << "beat " << n << ", lane " << l;
     }
     ASSERT_EQ(dut->sat_count_o, sat_total) << "beat " << n;
+    if (n % 7 == 0) {  // an idle cycle, other inputs changed: valid_o falls, outputs hold
+      const auto held_sat = get_signed(dut->sat_o, 0, lanes);
+      std::vector<std::int64_t> held;
+      for (int l = 0; l < lanes; ++l) {
+        held.push_back(get_signed(dut->y_o, l * kValueBits, kValueBits));
+        put(dut->a_i, l * kInBits, kInBits, a[static_cast<std::size_t>(l)] ^ 1);
+      }
+      dut->valid_i = 0;
+      dut.tick();
+      ASSERT_EQ(dut->valid_o, 0) << "idle after beat " << n;
+      for (int l = 0; l < lanes; ++l) ASSERT_EQ(get_signed(dut->y_o, l * kValueBits, kValueBits), held[static_cast<std::size_t>(l)]);
+      ASSERT_EQ(get_signed(dut->sat_o, 0, lanes), held_sat);
+      ASSERT_EQ(dut->sat_count_o, sat_total);
+    }
   }
 }
 
