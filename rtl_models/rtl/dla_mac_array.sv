@@ -1,0 +1,64 @@
+// dla_mac_array — the MAC array datapath: ROWS x COLS PEs (mac_rows x mac_cols of the
+// hardware config). Row r carries one activation lane, broadcast along the row; PE (r, c)
+// holds the weight lane of row r for output column c. Each column reduces its ROWS PE
+// products and adds the partial sum read from ACC (the bias, or the previous chunk of a
+// MAC with accumulate, or pass 0 of A16W8):
+//   psum_o[c] = psum_i[c] + sum_r prod(act[r], wgt[r][c])      (exact, ACC_WORD_BITS wide)
+// acc_bits and the overflow policy are not applied here: ACC keeps the exact sum and the
+// requantizer finalizes it (dla_requant). Depthwise MACs use the diagonal: the controller
+// puts channel c on row c and zero weights off the diagonal.
+// One register stage: a beat with valid_i appears on the outputs the next cycle.
+module dla_mac_array
+#(
+  parameter int ROWS = dla_pkg::MAC_ROWS,
+  parameter int COLS = dla_pkg::MAC_COLS
+) (
+  input  logic clk_i,
+  input  logic rst_ni,
+  input  logic valid_i,
+  input  logic [dla_pkg::MAC_MODE_CODE_W-1:0] mode_i,
+  input  logic act_unsigned_i,
+  input  logic hi_pass_i,  // A16W8: second pass (high byte)
+  input  logic [ROWS*dla_core_pkg::PE_ACT_W-1:0] act_i,  // row r: bits [r*PE_ACT_W +: PE_ACT_W]
+  input  logic [ROWS*COLS*dla_core_pkg::PE_WGT_W-1:0] wgt_i,  // PE (r, c): lane r*COLS + c
+  input  logic [COLS*dla_core_pkg::ACC_WORD_BITS-1:0] psum_i,
+  output logic valid_o,
+  output logic [COLS*dla_core_pkg::ACC_WORD_BITS-1:0] psum_o
+);
+  localparam int PROD_W = 24;
+
+  // The PE implements these throughputs; a config asking for others is not this RTL.
+  if (dla_pkg::A8W4_SPEEDUP != 2 || dla_pkg::A4W4_SPEEDUP != 4 || dla_pkg::A16W8_PASSES != 2) begin : g_unsupported_config
+    $error("dla_mac_array implements a8w4_speedup 2, a4w4_speedup 4, a16w8_passes 2");
+  end
+
+  logic [COLS*dla_core_pkg::ACC_WORD_BITS-1:0] sum;
+
+  for (genvar c = 0; c < COLS; c++) begin : g_col
+    logic signed [PROD_W-1:0] prod [ROWS];
+    for (genvar r = 0; r < ROWS; r++) begin : g_row
+      dla_mac_pe #(.PROD_W(PROD_W)) u_pe (
+        .mode_i, .act_unsigned_i, .hi_pass_i,
+        .act_i(act_i[r*dla_core_pkg::PE_ACT_W +: dla_core_pkg::PE_ACT_W]),
+        .wgt_i(wgt_i[(r*COLS + c)*dla_core_pkg::PE_WGT_W +: dla_core_pkg::PE_WGT_W]),
+        .prod_o(prod[r])
+      );
+    end
+    always_comb begin
+      logic signed [dla_core_pkg::ACC_WORD_BITS-1:0] s;
+      s = psum_i[c*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS];
+      for (int r = 0; r < ROWS; r++) s = s + dla_core_pkg::ACC_WORD_BITS'(prod[r]);
+      sum[c*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS] = s;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      valid_o <= 1'b0;
+      psum_o <= '0;
+    end else begin
+      valid_o <= valid_i;
+      if (valid_i) psum_o <= sum;
+    end
+  end
+endmodule : dla_mac_array

@@ -1,0 +1,88 @@
+// dla_requant — the requantizer: LANES accumulators per cycle to output values
+// (REQUANT, dla/isa.hpp):
+//   a = finalize_acc(acc, acc_bits, policy)        (WRAP or SATURATE_FINAL, overflow flagged)
+//   y = clamp(round_shift(a, shift[c], mode), lo, hi)
+// One register stage: inputs of a beat with valid_i appear on the outputs the next cycle,
+// and the overflow and saturation counters add that beat's enabled lanes. The compute
+// controller feeds the shift of each lane's channel from the PARAM record and the
+// rounding mode and overflow policy from the hardware config.
+module dla_requant
+#(
+  parameter int LANES = dla_pkg::REQUANT_LANES,
+  parameter int ACC_W = dla_pkg::ACC_BITS
+) (
+  input  logic clk_i,
+  input  logic rst_ni,
+  input  logic valid_i,
+  input  logic [LANES-1:0] lane_en_i,
+  input  logic [LANES*dla_core_pkg::ACC_WORD_BITS-1:0] acc_i,  // lane l: bits [l*ACC_WORD_BITS +: ACC_WORD_BITS]
+  input  logic [LANES*dla_core_pkg::SHIFT_W-1:0] shift_i,  // int8 per lane
+  input  logic [dla_pkg::DTYPE_CODE_W-1:0] out_type_i,
+  input  logic signed [dla_core_pkg::VALUE_W-1:0] clip_lo_i,
+  input  logic signed [dla_core_pkg::VALUE_W-1:0] clip_hi_i,
+  input  logic [dla_pkg::ROUND_MODE_CODE_W-1:0] mode_i,
+  input  logic [dla_pkg::OVERFLOW_POLICY_CODE_W-1:0] policy_i,
+  output logic valid_o,
+  output logic [LANES*dla_core_pkg::VALUE_W-1:0] y_o,
+  output logic [LANES-1:0] sat_o,  // the clamp changed the value
+  output logic [LANES-1:0] ovf_o,  // the exact sum left the acc_bits range
+  output logic [31:0] sat_count_o,
+  output logic [31:0] ovf_count_o
+);
+  localparam int CNT_W = $clog2(LANES + 1);
+
+  if (dla_core_pkg::ACC_WORD_BITS < ACC_W + 2) begin : g_acc_word_too_narrow
+    $error("dla_core_pkg::ACC_WORD_BITS must exceed acc_bits by the guard bits (dla_core_pkg)");
+  end
+
+  logic signed [dla_core_pkg::VALUE_W-1:0] lo, hi;
+  dla_out_range u_range (
+    .type_i(out_type_i), .clip_lo_i, .clip_hi_i, .lo_o(lo), .hi_o(hi)
+  );
+
+  logic [LANES*dla_core_pkg::VALUE_W-1:0] y;
+  logic [LANES-1:0] sat, ovf;
+
+  for (genvar l = 0; l < LANES; l++) begin : g_lane
+    logic signed [dla_core_pkg::ACC_WORD_BITS-1:0] word;
+    logic signed [ACC_W-1:0] fin;
+    logic fits;
+    assign word = acc_i[l*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS];
+    // Inside the acc_bits range exactly when the bits above acc_bits - 1 all equal the sign.
+    assign fits = word[dla_core_pkg::ACC_WORD_BITS-1:ACC_W-1] == '0 || word[dla_core_pkg::ACC_WORD_BITS-1:ACC_W-1] == '1;
+    // WRAP keeps the low acc_bits (equal to the word when it fits); SATURATE_FINAL clamps.
+    assign fin = (fits || policy_i == dla_pkg::OVF_WRAP) ? word[ACC_W-1:0]
+               : (word[dla_core_pkg::ACC_WORD_BITS-1] ? {1'b1, {(ACC_W - 1){1'b0}}} : {1'b0, {(ACC_W - 1){1'b1}}});
+    assign ovf[l] = !fits;
+
+    dla_round_clamp #(.IN_W(ACC_W)) u_round (
+      .v_i(fin), .shift_i(shift_i[l*dla_core_pkg::SHIFT_W +: dla_core_pkg::SHIFT_W]), .mode_i, .lo_i(lo), .hi_i(hi),
+      .y_o(y[l*dla_core_pkg::VALUE_W +: dla_core_pkg::VALUE_W]), .sat_o(sat[l])
+    );
+  end
+
+  function automatic logic [CNT_W-1:0] popcount(input logic [LANES-1:0] bits);
+    popcount = '0;
+    for (int i = 0; i < LANES; i++) popcount = popcount + CNT_W'(bits[i]);
+  endfunction
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      valid_o <= 1'b0;
+      y_o <= '0;
+      sat_o <= '0;
+      ovf_o <= '0;
+      sat_count_o <= '0;
+      ovf_count_o <= '0;
+    end else begin
+      valid_o <= valid_i;
+      if (valid_i) begin
+        y_o <= y;
+        sat_o <= sat & lane_en_i;
+        ovf_o <= ovf & lane_en_i;
+        sat_count_o <= sat_count_o + 32'(popcount(sat & lane_en_i));
+        ovf_count_o <= ovf_count_o + 32'(popcount(ovf & lane_en_i));
+      end
+    end
+  end
+endmodule : dla_requant
