@@ -53,10 +53,13 @@ class HwOptions:
     supports_a16w8: bool = True
 
     @staticmethod
-    def from_list(values):
-        values = list(values)
+    def from_list(values, where="hw"):
+        values = _hw_values(values, where)
         policies = {v: k for k, v in OVERFLOW_POLICIES.items()}
         modes = {v: k for k, v in ROUND_MODES.items()}
+        if values[1] not in policies or values[2] not in modes:
+            raise ValueError("%s: overflow policy %d / rounding mode %d is not one of %s / %s"
+                             % (where, values[1], values[2], OVERFLOW_POLICIES, ROUND_MODES))
         return HwOptions(int(values[0]), policies[int(values[1])], modes[int(values[2])], int(values[3]),
                          bool(values[4]), bool(values[5]), bool(values[6]))
 
@@ -79,10 +82,23 @@ class HwOptions:
                 int(self.supports_a16w8)]
 
 
+_HW_FIELDS = "[acc_bits, overflow_policy, rounding_mode, avgpool_shift, supports_a4w4, supports_a8w4, supports_a16w8]"
+
+
+def _hw_values(hw, where):
+    """The 7 integers of an `hw` list, or a clear error saying what `hw` can be."""
+    ok = isinstance(hw, (list, tuple)) and len(hw) == 7 and all(
+        isinstance(v, (int, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1) for v in hw)
+    if not ok:
+        raise TypeError("%s must be an HwOptions, a preset name (\"default\"), hardware-config JSON text, or the "
+                        "7-integer list %s; got %r" % (where, _HW_FIELDS, hw))
+    return [int(v) for v in hw]
+
+
 def as_hw_list(hw):
     """The `hw` list of an HwOptions, a list, or None (the default preset)."""
     if hw is None:
         return HwOptions().to_list()
     if isinstance(hw, HwOptions):
         return hw.to_list()
-    return [int(v) for v in hw]
+    return _hw_values(hw, "hw")
