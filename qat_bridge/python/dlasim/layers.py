@@ -81,6 +81,7 @@ class ActFormat(nn.Module):
         self.register_buffer("observer_enabled", _flag(not self.fixed))
         self.register_buffer("ready", _flag(self.fixed))
         self.observer = None if self.fixed else make_observer(config.observer, dtype, config, hw)
+        self.count_nonfinite = config.nonfinite == "count"
         self.log2_scale = nn.Parameter(torch.zeros(())) if (learnable and not self.fixed) else None
 
     @property
@@ -97,7 +98,9 @@ class ActFormat(nn.Module):
 
     def observe(self, x, ctx):
         if self.observing(ctx):
-            x = _finite_part(x.detach())  # NaN / inf, where counted (QatConfig.nonfinite), set no frac
+            x = x.detach()
+            if self.count_nonfinite:  # counted NaN / inf set no frac (else they stopped the quantizer)
+                x = _finite_part(x)
             if x.numel():
                 self.observer.observe(x)
 
