@@ -187,7 +187,8 @@ class Resolver:
                     joined = ", ".join("'%s' (%s)" % (o.name, act_name(self.spec[o]["bits"], self.spec[o]["signed"]))
                                        for o in producers)
                     raise PlanError("plan: '%s' is set to %s, but the hardware needs %s to share one type and frac "
-                                    "(a concat joins them, or a pool/upsample/flatten passes them on), and together "
+                                    "(a concat joins them, a pool/upsample/flatten passes them on, or plan.tie_calls "
+                                    "ties them), and together "
                                     "they need %s; set them alike" % (p.name, act_name(s["bits"], s["signed"]),
                                                                       joined, dtype))
             for p, s in zip(producers, specs):

@@ -112,6 +112,10 @@ def test_tie_calls_names_a_module_called_more_than_once():
     with pytest.raises(PlanError, match="tie_calls entry 'head' names no module called more than once.*backbone"):
         dlasim.prepare_qat(M.SiameseTracker(), tracker_inputs(g), plan=dict(float_layers=["head"], input=U8_INPUT,
                                                                              tie_calls=["head"]))
+    with pytest.raises(PlanError, match="'backbone_body_1_3' is set to u4.*'backbone_body_1_0' \\(u8\\).*"
+                                        "plan.tie_calls ties them"):
+        dlasim.prepare_qat(M.SiameseTracker(), tracker_inputs(g), plan=dict(
+            float_layers=["head"], input=U8_INPUT, tie_calls=["backbone"], layers={"backbone_body_1_3": "u4"}))
     with pytest.raises(PlanError, match="tie_calls must be True or a list"):
         PrecisionPlan.coerce(dict(tie_calls="backbone"))
 
