@@ -173,8 +173,9 @@ def _call_notes(rows, rules):
         module = members[0]["shared"]
         formats = {(r["dtype"], r["frac"]) for r in members}
         if len(formats) > 1:
-            differ.setdefault(module, []).append("%s %s" % ("/".join(r["name"] for r in members),
-                                                           "/".join("%s %d" % (r["dtype"], r["frac"]) for r in members)))
+            names = "/".join(r["name"] for r in members)
+            differ.setdefault(module, []).append("%s %s" % (names, "/".join("%s %d" % (r["dtype"], r["frac"])
+                                                                              for r in members)))
     out = ["calls of '%s' are tied: one set of fracs" % m for m in sorted(tied_modules)]
     for module, what in sorted(differ.items()):
         out.append("calls of '%s' got different fracs (%s%s): one compiled '%s' cannot serve them; plan "

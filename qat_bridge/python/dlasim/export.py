@@ -84,7 +84,7 @@ from torch import nn
 from . import ops
 from .hw import HwOptions
 from .integers import ExportError, to_integers, to_reals
-from .layers import clip_ints
+from .layers import NONFINITE_POLICIES, clip_ints
 from .runtime import FLOAT, Ref, as_inputs, evaluating, fill, unwrap
 
 FORMAT = "dlasim-qat-export"
@@ -382,13 +382,13 @@ class _Replay:
     call's inputs, the values so far (`env`: int64 or host floats) and their formats."""
 
     def __init__(self, ex, inputs, nonfinite="error"):
-        if nonfinite not in ("error", "count"):
-            raise ValueError("integer_forward: nonfinite %r is not one of error, count" % (nonfinite,))
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError("integer_forward: nonfinite %r is not one of %s"
+                             % (nonfinite, ", ".join(NONFINITE_POLICIES)))
         self.ex = ex
         self.hw = ex.graph["hw_list"]
         self.inputs = inputs
-        self.nonfinite = nonfinite
-        self.nonfinite_counts = {}  # quantizer name -> NaN / inf values it saw
+        self.nonfinite = nonfinite  # what a NaN / inf to quantize is: "error" or "count" (QatConfig.nonfinite)
         self.env = {}
         self.fmt = {}  # name -> (dtype, frac) of the int values
 

@@ -501,5 +501,6 @@ class FlattenLayer(QatLayer):
         return torch.flatten(x, 1)
 
 
-__all__ = ["NONFINITE_POLICIES", "NonFiniteError", "ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer", "AddLayer", "AvgPoolLayer",
-           "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints", "clamp_real"]
+__all__ = ["NONFINITE_POLICIES", "NonFiniteError", "ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer",
+           "AddLayer", "AvgPoolLayer", "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints",
+           "clamp_real"]

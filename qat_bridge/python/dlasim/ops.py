@@ -114,7 +114,6 @@ def _replay_quantize(n, r, x, clip, what):
     if bad and r.nonfinite == "error":
         raise ExportError("integer_forward: %s: %d non-finite value(s) (NaN or inf) of %d, which have no integer; "
                           "integer_forward(..., nonfinite='count') counts them instead" % (what, bad, x.numel()))
-    r.nonfinite_counts[n["name"]] = bad
     y = F.quantize(x, n["dtype"], n["frac"], tuple(clip), r.hw).y
     return to_integers(y, n["frac"])
 

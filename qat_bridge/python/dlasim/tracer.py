@@ -1,6 +1,7 @@
 """Tracing for prepare_qat: torch.fx with the module each op ran inside, and the shapes.
 
-`trace(model, example_inputs, leaves)` returns the GraphModule; every node's meta holds
+`trace(model, leaves)` returns the GraphModule and `record(gm, model, example_inputs)`
+completes its nodes' meta; every node's meta holds
 "dla_scope" (the path of the module it was traced inside), "dla_site" (the module call it
 belongs to and its position there: the same for the corresponding nodes of two calls of
 one module), "dla_call" (which call of that module: 0, 1, ...), "dla_shared" (the
@@ -11,6 +12,7 @@ and "dla_nonneg" (a float tensor >= 0).
 """
 
 import dis
+import inspect
 from contextlib import contextmanager
 
 import torch
@@ -85,7 +87,7 @@ def _proxy_iter(self):
     """fx.Proxy.__iter__ with the calling instruction found by its offset: torch 1.13
     indexes the instruction list with f_lasti // 2, which is wrong on Python 3.11 (cache
     entries), so `a, b = proxy` (`bs, c, h, w = x.shape`) failed with an IndexError."""
-    frame = __import__("inspect").currentframe().f_back
+    frame = inspect.currentframe().f_back
     inst = next((i for i in dis.get_instructions(frame.f_code) if i.offset == frame.f_lasti), None)
     if inst is not None and inst.opname == "UNPACK_SEQUENCE":
         return (self[i] for i in range(inst.argval))
@@ -111,8 +113,10 @@ def _has_tensors(r):
 def _mutable(a):
     """fx's immutable lists and dicts as plain ones (a leaf module may change its input list,
     as YOLOv5's Detect does)."""
-    if isinstance(a, (list, tuple)):
-        return type(a)(_mutable(e) for e in a) if isinstance(a, tuple) else [_mutable(e) for e in a]
+    if isinstance(a, tuple):
+        return tuple(_mutable(e) for e in a)
+    if isinstance(a, list):
+        return [_mutable(e) for e in a]
     if isinstance(a, dict):
         return {k: _mutable(v) for k, v in a.items()}
     return a

@@ -232,7 +232,8 @@ def test_one_error_lists_every_unsupported_node_with_a_glob():
     assert sum(n["kind"] == "float" for n in p.nodes) == 7
     # inside a module: the nodes, or the module as a whole
     with pytest.raises(PrepareError, match="'permute'.*'permute_1'.*float_layers=\\['view\\*', 'permute\\*'\\]\\) "
-                                           "\\(or the modules they are inside, as a whole: float_layers=\\['detect'\\]"):
+                                           "\\(or the modules they are inside, as a whole: "
+                                           "float_layers=\\['detect'\\]"):
         dlasim.prepare_qat(M.TinyYolo(act=False), x)
 
 
