@@ -12,7 +12,16 @@ of outputs at the type's bounds, not counting a ReLU's 0: saturation), `overflow
 (accumulator overflows per output), and `sqnr_db`: 10 log10(sum r^2 / sum (r - q)^2) of
 the layer's output q against the same tensor r of the float model (the prepared graph
 run with floats: BN folded with its running statistics, no quantization) on the same
-inputs: inf when they are equal.
+inputs: inf when they are equal; `nonfinite` (NaN / inf values a quantizer saw, when
+QatConfig.nonfinite="count"); `first_last` ("first" / "last" where the plan's first/last
+rule set the layer's types) and, in a module called more than once, `shared` (that
+module), `site` (the same for the corresponding tensors of its calls) and `call` (0, 1, ...).
+
+The notes under the table (and `Report.rules`) say what the plan's rules did: which
+layers the first/last rule set and which float-island neighbours it left alone
+(plan.first_last_at_islands), which calls of shared modules are tied (plan.tie_calls),
+which calls of one module got different fracs (one compiled module cannot serve them),
+which quantizers saw NaN or inf, and what the precision resolution widened or joined.
 """
 
 import math
@@ -27,14 +36,16 @@ from .runtime import FLOAT, as_inputs, evaluating
 
 
 class Report:
-    def __init__(self, layers, plan, hw, notes=()):
+    def __init__(self, layers, plan, hw, notes=(), rules=None):
         self.layers = layers
         self.plan = plan
         self.hw = hw
         self.notes = list(notes)
+        self.rules = dict(rules or {})
 
     def to_dict(self):
-        return {"plan": self.plan, "hw": self.hw, "notes": list(self.notes), "layers": [dict(l) for l in self.layers]}
+        return {"plan": self.plan, "hw": self.hw, "notes": list(self.notes), "rules": dict(self.rules),
+                "layers": [dict(l) for l in self.layers]}
 
     def layer(self, name):
         for l in self.layers:
@@ -87,8 +98,10 @@ def report(model, example_inputs):
         m(*example_inputs)
         before = {k: (int(l.overflow_count), int(l.saturation_count), int(l.element_count))
                   for k, l in m.layers.items()}
+        nonfinite = {k: int(l.nonfinite_count) for k, l in m.layers.items()}
         rq, rf = {}, {}
         m.run(*example_inputs, record=rq)
+        nonfinite = {k: int(l.nonfinite_count) - nonfinite[k] for k, l in m.layers.items()}
         m.run(*example_inputs, float_mode=True, record=rf)
     rows = []
     for info in m.nodes:
@@ -120,8 +133,55 @@ def report(model, example_inputs):
                 at = at | (ints <= lo)
             row["at_limit"] = float(at.double().mean()) if ints.numel() else 0.0
         row["sqnr_db"] = sqnr_db(rf[name], q)
+        row["nonfinite"] = nonfinite[info["layer"]]
+        for k in ("first_last", "site", "call", "shared"):
+            if k in info:
+                row[k] = info[k]
         rows.append(row)
-    return Report(rows, m.plan.describe(), m.hw_options.to_list(), getattr(m, "notes", ()))
+    rules = dict(getattr(m, "rules", {}))
+    notes = _rule_notes(rules, m.plan) + _call_notes(rows, rules) + list(getattr(m, "notes", ()))
+    notes += ["'%s' saw %d NaN / inf value(s) (counted: nonfinite='count')" % (r["name"], r["nonfinite"])
+              for r in rows if r["nonfinite"]]
+    return Report(rows, m.plan.describe(), m.hw_options.to_list(), notes, rules)
+
+
+def _rule_notes(rules, plan):
+    if not rules.get("first_last"):
+        return []
+    first, last = rules.get("first", []), rules.get("last", [])
+    out = ["first/last rule (%s): first %s, last %s" % (rules["first_last"], ", ".join(first) or "-",
+                                                         ", ".join(last) or "-")]
+    if rules.get("first_last_at_islands"):
+        out[0] += " (float islands' neighbours included: plan.first_last_at_islands=True)"
+    elif rules.get("island_neighbours"):
+        out.append("float islands' neighbours %s keep the plan's types (plan.first_last_at_islands=False, the "
+                   "default)" % ", ".join(rules["island_neighbours"]))
+    return out
+
+
+def _call_notes(rows, rules):
+    """Which calls of shared modules are tied, and which got different fracs."""
+    sites = {}
+    for r in rows:
+        if "site" in r:
+            sites.setdefault(r["site"], []).append(r)
+    tied_modules = set(rules.get("tied", []))
+    differ = {}
+    for site, members in sites.items():
+        if len(members) < 2:
+            continue
+        module = members[0]["shared"]
+        formats = {(r["dtype"], r["frac"]) for r in members}
+        if len(formats) > 1:
+            names = "/".join(r["name"] for r in members)
+            differ.setdefault(module, []).append("%s %s" % (names, "/".join("%s %d" % (r["dtype"], r["frac"])
+                                                                              for r in members)))
+    out = ["calls of '%s' are tied: one set of fracs" % m for m in sorted(tied_modules)]
+    for module, what in sorted(differ.items()):
+        out.append("calls of '%s' got different fracs (%s%s): one compiled '%s' cannot serve them; plan "
+                   "tie_calls=[%r] ties them" % (module, "; ".join(what[:3]), "; ..." if len(what) > 3 else "",
+                                                  module, module))
+    return out
 
 
 __all__ = ["report", "Report", "sqnr_db"]

@@ -51,6 +51,11 @@ bound; ReLU is [0, null]) exactly as in the graph file. Weights are int8 tensors
 per element (i4 values in [-8, 7], not packed: the compiler packs them). Fracs are in
 [-32, 32].
 
+A float island that returns a tuple or list at a graph output (a detection head's
+(boxes, [maps])) gives one host node per tensor in it, named `<node>__out<k>` in the order
+torch.fx.node.map_aggregate visits them; `outputs` lists them, and the replay returns them
+flattened, like the eval forward's tensors.
+
 A model without float islands is one device graph: `write_graph_file(path, json_path)`
 writes it as the compiler's graph file (JSON + weights .bin) as well. With float islands,
 every `host` node's int inputs are device outputs and every `quantize` node a device input.
@@ -61,8 +66,11 @@ every `host` node's int inputs are device outputs and every `quantize` node a de
 requantizing op through the dla ops (whose kernels are dla/numerics.hpp: the simulator's
 code), concat / upsample / flatten as integer copies, host modules in float. Float inputs
 are quantized by dla.quantize like the model does; integer tensors (uint8 images) are
-taken as the integers. It returns the outputs' integers (int64) and host outputs' floats:
-one tensor, or a tuple when the model has several outputs. For every input,
+taken as the integers (range-checked against the input's type). A NaN or inf to quantize
+is an error naming the tensor, unless `nonfinite="count"` (as the model's
+QatConfig.nonfinite; export's verification uses the model's). It returns the outputs'
+integers (int64) and host outputs' floats: one tensor, or a tuple when the model has
+several outputs. For every input,
 
     to_integers(prepared.eval()(x), frac) == integer_forward(path, x)     # element for element
 """
@@ -76,8 +84,8 @@ from torch import nn
 from . import ops
 from .hw import HwOptions
 from .integers import ExportError, to_integers, to_reals
-from .layers import clip_ints
-from .runtime import FLOAT, Ref, as_inputs, evaluating, fill
+from .layers import NONFINITE_POLICIES, clip_ints
+from .runtime import FLOAT, Ref, as_inputs, evaluating, fill, unwrap
 
 FORMAT = "dlasim-qat-export"
 VERSION = 1
@@ -220,23 +228,7 @@ def export_graph(model, example_inputs):
         if kind == FLOAT:
             if not info["is_tensor"]:
                 continue  # shapes and other constants: baked into the host modules that read them
-            step = program[name]
-            if step[0] == "get_attr":
-                traced, refs = torch.jit.script(_Const(record[name])), []
-            else:
-                steps, refs, mods = _host_steps(name, program, record, value_kind, m.float_modules)
-                host = _HostCall(steps, refs, mods)
-                try:
-                    traced = torch.jit.trace(host, tuple(record[r] for r in refs), check_trace=False)
-                except Exception as e:
-                    raise ExportError("export: cannot trace the float node '%s' (%s) for the host: %s"
-                                      % (name, info["target"], e)) from e
-            key = "h_" + name
-            hosts[key] = traced
-            j.update(op=HOST, inputs=refs, module=key, source=info["source"], shape=_shape(record[name]),
-                     value="float")
-            value_kind[name] = "float"
-            nodes.append(j)
+            nodes.append(_host_node(name, info, program, record, value_kind, m.float_modules, hosts))
             continue
         layer = m.layers[info["layer"]]
         act = acts[info["act"]]
@@ -256,11 +248,63 @@ def export_graph(model, example_inputs):
         if pname not in quantized_inputs:
             nodes.insert(0, {"name": pname, "op": FLOAT_INPUT, "index": idx, "shape": list(example_inputs[idx].shape),
                              "value": "float", "source": ""})
-    out_names = []
-    torch.fx.node.map_aggregate(m.outputs, lambda a: out_names.append(a.name) if isinstance(a, Ref) else None)
+    # Outputs, flattened; a tuple or list a float island returns (a detection head's
+    # (boxes, [maps])) becomes one host output per tensor in it, in order.
+    out_refs, out_names = [], []
+    torch.fx.node.map_aggregate(m.outputs, lambda a: out_refs.append(a.name) if isinstance(a, Ref) else None)
+    info_of = {info["name"]: info for info in m.nodes}
+    for name in out_refs:
+        if isinstance(record[name], torch.Tensor):
+            out_names.append(name)
+            continue
+        for k, where in enumerate(_tensor_paths(record[name])):
+            part = "%s__out%d" % (name, k)
+            program[part] = ("call_function", part, _pick, (Ref(name), where), {})
+            record[part] = _pick(record[name], where)
+            nodes.append(_host_node(part, dict(info_of[name], name=part, target="%s%s" % (name, list(where))),
+                                    program, record, value_kind, m.float_modules, hosts))
+            out_names.append(part)
     graph = {"format": FORMAT, "version": VERSION, "hw": _hw_json(hw), "hw_list": hw_list,
              "plan": m.plan.describe(), "inputs": inputs, "outputs": out_names, "nodes": nodes}
     return graph, tensors, hosts, outputs
+
+
+def _host_node(name, info, program, record, value_kind, float_modules, hosts):
+    """The host node of float value `name` (its traced module goes into `hosts`)."""
+    step = program[name]
+    if step[0] == "get_attr":
+        traced, refs = torch.jit.script(_Const(record[name])), []
+    else:
+        steps, refs, mods = _host_steps(name, program, record, value_kind, float_modules)
+        host = _HostCall(steps, refs, mods)
+        try:
+            traced = torch.jit.trace(host, tuple(record[r] for r in refs), check_trace=False)
+        except Exception as e:
+            raise ExportError("export: cannot trace the float node '%s' (%s) for the host: %s"
+                              % (name, info["target"], e)) from e
+    key = "h_" + name
+    hosts[key] = traced
+    value_kind[name] = "float"
+    return {"name": name, "op": HOST, "inputs": refs, "module": key, "source": info["source"],
+            "shape": _shape(record[name]), "value": "float"}
+
+
+def _tensor_paths(v, prefix=()):
+    """The index paths of the tensors in nested tuples / lists / dicts, in the order
+    torch.fx.node.map_aggregate visits them."""
+    if isinstance(v, torch.Tensor):
+        return [prefix]
+    if isinstance(v, (tuple, list)):
+        return [p for i, e in enumerate(v) for p in _tensor_paths(e, prefix + (i,))]
+    if isinstance(v, dict):
+        return [p for k, e in v.items() for p in _tensor_paths(e, prefix + (k,))]
+    return []
+
+
+def _pick(v, where):
+    for i in where:
+        v = v[i]
+    return v
 
 
 class _Const(nn.Module):
@@ -337,10 +381,14 @@ class _Replay:
     """What the registry's replay functions (dlasim.ops) read: the export, its hw list, the
     call's inputs, the values so far (`env`: int64 or host floats) and their formats."""
 
-    def __init__(self, ex, inputs):
+    def __init__(self, ex, inputs, nonfinite="error"):
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError("integer_forward: nonfinite %r is not one of %s"
+                             % (nonfinite, ", ".join(NONFINITE_POLICIES)))
         self.ex = ex
         self.hw = ex.graph["hw_list"]
         self.inputs = inputs
+        self.nonfinite = nonfinite  # what a NaN / inf to quantize is: "error" or "count" (QatConfig.nonfinite)
         self.env = {}
         self.fmt = {}  # name -> (dtype, frac) of the int values
 
@@ -349,11 +397,15 @@ class _Replay:
 
 
 @torch.no_grad()
-def integer_forward(exported, *inputs, return_all=False):
+def integer_forward(exported, *inputs, return_all=False, nonfinite="error"):
     """Replays an export with integers; see the module docstring. return_all=True returns
-    {node name: value} of every node instead (ints as int64, host values as float)."""
+    {node name: value} of every node instead (ints as int64, host values as float).
+    A NaN or inf to quantize is an error, unless nonfinite="count" (as QatConfig.nonfinite)."""
     ex = _as_exported(exported)
-    r = _Replay(ex, inputs)
+    if len(inputs) != len(ex.graph["inputs"]):
+        raise ExportError("integer_forward: the export takes %d input(s) (%s), got %d"
+                          % (len(ex.graph["inputs"]), ", ".join(ex.graph["inputs"]), len(inputs)))
+    r = _Replay(ex, inputs, nonfinite)
     env = r.env
     for n in ex.nodes:
         name, op = n["name"], n["op"]
@@ -391,7 +443,7 @@ def check_export(model, exported, *inputs, _eval_outputs=None):
             _eval_outputs = m(*inputs)
     flat = []
     torch.fx.node.map_aggregate(_eval_outputs, lambda a: flat.append(a) if isinstance(a, torch.Tensor) else None)
-    replay = integer_forward(ex, *inputs)
+    replay = integer_forward(ex, *inputs, nonfinite=unwrap(model).config.nonfinite)
     replay = replay if isinstance(replay, tuple) else (replay,)
     if len(flat) != len(replay):
         raise ExportError("check_export: the model returns %d tensors, the export %d" % (len(flat), len(replay)))

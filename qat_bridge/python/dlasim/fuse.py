@@ -7,8 +7,13 @@ every clip (ReLU, ReLU6, hardtanh, clamp) is fused into the requantizer that pro
 input, through the ops that pass their input's integers on.
 """
 
+import operator
+import re
+
 import torch
 import torch.fx as fx
+import torch.nn.functional as TF
+from torch import nn
 
 from . import ops
 from .plan import PlanError, name_matches
@@ -78,7 +83,8 @@ class Analyzer:
         self.placeholders = [n for n in fx_nodes if n.op == "placeholder"]
         self.output_node = next(n for n in fx_nodes if n.op == "output")
 
-        # 1. Float region: the plan's float_layers, and the non-tensor helpers (x.size(0)...).
+        # 1. Float region: the plan's float_layers, leaf modules (traced as one node: they run
+        #    as they are), and the non-tensor helpers (x.size(0), x.shape...).
         is_float = {}
         for pattern in plan.float_layers:
             hits = [n for n in fx_nodes if n.op not in ("output",) and name_matches(pattern, fx_names(n))]
@@ -90,14 +96,21 @@ class Analyzer:
         for n in fx_nodes:
             if n.op == "output":
                 continue
-            if not n.meta.get("dla_is_tensor") or n.op == "get_attr":
+            if n.meta.get("dla_leaf") or n.op == "get_attr" or \
+                    not (n.meta.get("dla_is_tensor") or n.meta.get("dla_has_tensors")):
                 is_float[n] = True
         self.is_float = is_float
 
-        # 2. One QNode per quantized fx node (identity-like nodes become aliases).
+        # 2. One QNode per quantized fx node (identity-like nodes become aliases). A node
+        #    that reads only float values and cannot be quantized there (an op the DLA does
+        #    not run, a BatchNorm or an activation after a float conv, an element of a float
+        #    tuple) joins the float island; every other node the DLA cannot run is collected
+        #    for one error that lists them all.
         value = {}  # fx node -> QNode (quantized values) ; float nodes map to None
         qnodes = []
         self.float_nodes = []
+        self.joined = []
+        unsupported = []
         for n in fx_nodes:
             if n.op == "output":
                 continue
@@ -106,8 +119,25 @@ class Analyzer:
                 continue
             try:
                 op, attrs = ops.match(n, self.modules)
+                if not n.meta.get("dla_is_tensor"):
+                    raise ops.Unsupported("it returns several tensors (a tuple or list); the DLA's ops return one")
+                if op is ops.VIEW and not self.view_is_identity(n) and not self.reads_only_float(n):
+                    src, out = n.args[0].meta.get("dla_shape"), n.meta.get("dla_shape")
+                    if src is None or len(src) != 4 or tuple(out) != (src[0], src[1] * src[2] * src[3]):
+                        raise ops.Unsupported("a reshape from %s to %s; the DLA flattens [N, C, H, W] to "
+                                              "[N, C*H*W] only" % (src, out))
             except ops.Unsupported as e:
-                self.fail(n, "not supported in the quantized region: %s" % e)
+                if self.reads_only_float(n) and (_is_activation(n, self.modules) or n.target is operator.getitem
+                                                 or not _tensor_args(n)):
+                    self.join_float(n)
+                    continue
+                unsupported.append((n, str(e)))
+                is_float[n] = True  # as if the plan had left it in float: what that implies is found now
+                self.float_nodes.append(n)
+                continue
+            if op in (ops.BATCH_NORM, ops.CLIP, ops.VIEW) and self.reads_only_float(n):
+                self.join_float(n)
+                continue
             ins = self.quant_inputs(n, op, attrs, value)
             identity = op is ops.IDENTITY or (op is ops.VIEW and self.view_is_identity(n))
             if identity and isinstance(ins[0], fx.Node):
@@ -119,10 +149,6 @@ class Analyzer:
                 ins[0].aliases.append(n)
                 continue
             if op is ops.VIEW:
-                src, out = n.args[0].meta.get("dla_shape"), n.meta.get("dla_shape")
-                if src is None or len(src) != 4 or tuple(out) != (src[0], src[1] * src[2] * src[3]):
-                    self.fail(n, "a reshape from %s to %s; the DLA flattens [N, C, H, W] to [N, C*H*W] only"
-                              % (src, out))
                 op = ops.FLATTEN
             q = QNode(n.name, op, ins, n, **attrs)
             qnodes.append(q)
@@ -133,6 +159,8 @@ class Analyzer:
                 qnodes.append(flat)
                 value[n] = flat
         self.value = value
+        if unsupported:
+            self.fail_unsupported(unsupported)
 
         # 3. Float -> quantized boundaries: quantize the float values quantized nodes read.
         qnodes = self.insert_boundaries(qnodes)
@@ -160,6 +188,32 @@ class Analyzer:
             self.replace(qnodes, q, q.inputs[0])
         self.qnodes = qnodes
         return self
+
+    def reads_only_float(self, n):
+        """True when every tensor n reads is float (vacuously for a node that reads none:
+        a constant made in forward())."""
+        return all(self.is_float.get(a) for a in _tensor_args(n))
+
+    def join_float(self, n):
+        self.is_float[n] = True
+        self.float_nodes.append(n)
+        self.joined.append(n)
+
+    def fail_unsupported(self, unsupported):
+        """One error for every node the DLA cannot run, with the float_layers entries
+        (globs where they name exactly such nodes) that leave them in float."""
+        lines = ["%s: %s" % (describe(n), why.replace(" (supported: %s)" % ops.SUPPORTED, ""))
+                 for n, why in unsupported]
+        keys = suggest_float_layers([n for n, _ in unsupported], [n for n in self.gm.graph.nodes if n.op != "output"],
+                                    self.is_float)
+        scopes = list(dict.fromkeys(n.meta.get("dla_scope", "") for n, _ in unsupported if n.op != "call_module"))
+        whole = " (or the modules they are inside, as a whole: float_layers=%r)" % scopes \
+            if scopes and all(scopes) else ""
+        what = "1 node is" if len(unsupported) == 1 else "%d nodes are" % len(unsupported)
+        them = "it in float (it then runs" if len(unsupported) == 1 else "them in float (they then run"
+        raise PrepareError("dlasim.prepare_qat: %s not supported in the quantized region: %s; leave %s on the host) "
+                           "with plan=dict(float_layers=%r)%s (supported in the quantized region: %s)"
+                           % (what, "; ".join(lines), them, keys, whole, ops.SUPPORTED))
 
     def name_examples(self, limit=12):
         names = []
@@ -266,6 +320,59 @@ class Analyzer:
         return name
 
 
+#: Element-wise activations the DLA does not run: after a float node they join it.
+_ACTIVATION_FUNCTIONS = {torch.sigmoid, torch.tanh, TF.silu, TF.gelu, TF.leaky_relu, TF.hardswish, TF.hardsigmoid,
+                         TF.elu, TF.softplus, TF.sigmoid, TF.tanh, getattr(TF, "mish", None)}
+_ACTIVATION_METHODS = {"sigmoid", "tanh", "sigmoid_", "tanh_"}
+
+
+def _is_activation(n, modules):
+    if n.op == "call_module":
+        m = modules[n.target]
+        return type(m).__module__ == "torch.nn.modules.activation" and not isinstance(m, nn.MultiheadAttention)
+    if n.op == "call_function":
+        return n.target in _ACTIVATION_FUNCTIONS
+    return n.op == "call_method" and n.target in _ACTIVATION_METHODS
+
+
+def _tensor_args(n):
+    """The fx nodes n reads that hold tensors."""
+    ins = []
+    fx.node.map_arg((n.args, n.kwargs), lambda a: ins.append(a))
+    return [a for a in ins if a.meta.get("dla_is_tensor") or a.meta.get("dla_has_tensors")]
+
+
+def _float_key(n):
+    return str(n.target) if n.op == "call_module" else n.name
+
+
+def suggest_float_layers(bad, nodes, is_float):
+    """float_layers entries for the fx nodes `bad`: a glob ("*.act", "mul*") for two or
+    more of them when it names no other node that would run quantized; names otherwise."""
+    bad_set = set(bad)
+
+    def exact(glob):
+        hits = [n for n in nodes if name_matches(glob, fx_names(n))]
+        return all(n in bad_set or is_float.get(n) for n in hits)
+
+    groups = {}
+    for n in bad:
+        key = _float_key(n)
+        if n.op == "call_module" and "." in key:
+            glob = "*." + key.rsplit(".", 1)[1]
+        else:
+            glob = re.sub(r"_\d+$", "", key) + "*"
+        groups.setdefault(glob, []).append(n)
+    out = []
+    for n in bad:
+        key = _float_key(n)
+        glob = next(g for g, members in groups.items() if n in members)
+        entry = glob if len(groups[glob]) > 1 and exact(glob) else key
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
 def _intersect(a, b):
     if a is None:
         return tuple(b)
@@ -282,4 +389,4 @@ def _within(inner, outer):
     return lo_ok and hi_ok
 
 
-__all__ = ["Analyzer", "QNode"]
+__all__ = ["Analyzer", "QNode", "suggest_float_layers"]

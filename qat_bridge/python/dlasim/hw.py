@@ -72,11 +72,15 @@ class HwOptions:
     supports_a16w8: bool = True
 
     @staticmethod
-    def from_list(values):
+    def from_list(values, where="hw"):
+        values = _hw_values(values, where)
         fields = {}
         for name, value in zip(HW_LIST, values):
             if name in _HW_ENUMS:
-                fields[name] = {v: k for k, v in _HW_ENUMS[name].items()}[int(value)]
+                codes = {v: k for k, v in _HW_ENUMS[name].items()}
+                if value not in codes:
+                    raise ValueError("%s: %s %d is not one of %s" % (where, name, value, _HW_ENUMS[name]))
+                fields[name] = codes[value]
             elif isinstance(HwOptions.__dataclass_fields__[name].default, bool):
                 fields[name] = bool(value)
             else:
@@ -101,10 +105,23 @@ class HwOptions:
                 for name in HW_LIST]
 
 
+_HW_FIELDS = "[%s]" % ", ".join(HW_LIST)
+
+
+def _hw_values(hw, where):
+    """The integers of an `hw` list, or a clear error saying what `hw` can be."""
+    ok = isinstance(hw, (list, tuple)) and len(hw) == len(HW_LIST) and all(
+        isinstance(v, (int, bool)) or (isinstance(v, torch.Tensor) and v.numel() == 1) for v in hw)
+    if not ok:
+        raise TypeError("%s must be an HwOptions, a preset name (\"default\"), hardware-config JSON text, or the "
+                        "%d-integer list %s; got %r" % (where, len(HW_LIST), _HW_FIELDS, hw))
+    return [int(v) for v in hw]
+
+
 def as_hw_list(hw):
     """The `hw` list of an HwOptions, a list, or None (the default preset)."""
     if hw is None:
         return HwOptions().to_list()
     if isinstance(hw, HwOptions):
         return hw.to_list()
-    return [int(v) for v in hw]
+    return _hw_values(hw, "hw")

@@ -21,10 +21,18 @@ import torch.nn.functional as TF
 from torch import nn
 
 from . import functional as F
+from .hw import dtype_range
 from .nn import QModule
 from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
 
 _LN2 = math.log(2.0)
+
+#: What a quantizer does with NaN and inf (QatConfig.nonfinite).
+NONFINITE_POLICIES = ("error", "count")
+
+
+class NonFiniteError(ValueError):
+    """A tensor to quantize holds NaN or inf (QatConfig.nonfinite="error")."""
 
 
 class RunContext:
@@ -73,6 +81,7 @@ class ActFormat(nn.Module):
         self.register_buffer("observer_enabled", _flag(not self.fixed))
         self.register_buffer("ready", _flag(self.fixed))
         self.observer = None if self.fixed else make_observer(config.observer, dtype, config, hw)
+        self.count_nonfinite = config.nonfinite == "count"
         self.log2_scale = nn.Parameter(torch.zeros(())) if (learnable and not self.fixed) else None
 
     @property
@@ -89,7 +98,11 @@ class ActFormat(nn.Module):
 
     def observe(self, x, ctx):
         if self.observing(ctx):
-            self.observer.observe(x.detach())
+            x = x.detach()
+            if self.count_nonfinite:  # counted NaN / inf set no frac (else they stopped the quantizer)
+                x = _finite_part(x)
+            if x.numel():
+                self.observer.observe(x)
 
     @torch.no_grad()
     def update(self):
@@ -132,6 +145,22 @@ class QatLayer(QModule):
         self.name = name
         self.source = source
         self.register_buffer("element_count", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("nonfinite_count", torch.zeros((), dtype=torch.int64))
+        self.nonfinite = "error"
+
+    def _finite(self, x, what):
+        """x, checked for NaN / inf (QatConfig.nonfinite): an error naming `what`, or counted."""
+        if not x.is_floating_point():
+            return x
+        bad = torch.isfinite(x).logical_not_().sum()
+        if bool(bad):
+            if self.nonfinite == "error":
+                raise NonFiniteError("dlasim: %s: %d non-finite value(s) (NaN or inf) of %d, which have no "
+                                     "integer; prepare_qat(..., nonfinite='count') counts them instead (NaN "
+                                     "becomes 0, inf saturates)" % (what, int(bad), x.numel()))
+            with torch.no_grad():
+                self.nonfinite_count += bad
+        return x
 
     def _count(self, counts, numel=0):
         super()._count(counts)
@@ -142,6 +171,7 @@ class QatLayer(QModule):
         super().reset_counts()
         with torch.no_grad():
             self.element_count.zero_()
+            self.nonfinite_count.zero_()
 
     def _requantize(self, ctx, fout, real_op, int_op):
         """The forward of a layer whose output format is `fout`: `real_op()` is the float
@@ -168,16 +198,32 @@ class QatLayer(QModule):
 
 
 class QuantizeLayer(QatLayer):
-    """Quantizes a float tensor (a graph input, or the output of a float island)."""
+    """Quantizes a float tensor (a graph input, or the output of a float island). An
+    integer tensor (uint8 images) holds the integers themselves at the format's frac, which
+    must then be fixed (plan input={"dtype": "u8", "frac": 8}), as in integer_forward."""
 
-
-    def __init__(self, name, source, hw, out_id, clip=None):
+    def __init__(self, name, source, hw, out_id, clip=None, nonfinite="error", what=None):
         super().__init__(name, source, hw)
         self.out_id = out_id
         self.clip = clip
+        self.nonfinite = nonfinite
+        self.what = what or "tensor '%s'" % name
+
+    def _reals(self, x, act):
+        """The reals of an integer input tensor: q * 2^-frac, exactly (checked against the type)."""
+        if not act.fixed:
+            raise TypeError("dlasim: %s is an integer tensor (%s); integers need a fixed frac to mean reals: set it "
+                            "in the plan (input={'dtype': 'u8', 'frac': 8}) or pass floats" % (self.what, x.dtype))
+        lo, hi = dtype_range(act.dtype)
+        if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
+            raise ValueError("dlasim: %s holds integers outside %s [%d, %d]" % (self.what, act.dtype, lo, hi))
+        return x.to(torch.get_default_dtype()) * (2.0 ** -act.frac())
 
     def forward(self, x, ctx):
         act = ctx.acts[self.out_id]
+        if not x.is_floating_point():
+            x = self._reals(x, act)
+        self._finite(x, self.what)
         if ctx.float_mode:
             y = clamp_real(x, self.clip)
             act.observe(y, ctx)
@@ -192,6 +238,12 @@ class QuantizeLayer(QatLayer):
             r = F.quantize(x, act.dtype, f, clip, self.hw)
         self._count(r.counts, x.numel())
         return r.y
+
+
+def _finite_part(x):
+    """What observers see of x: its finite values (all of x when there is no NaN or inf)."""
+    finite = torch.isfinite(x)
+    return x if bool(finite.all()) else x[finite]
 
 
 class MacLayer(QatLayer):
@@ -215,6 +267,7 @@ class MacLayer(QatLayer):
         self.weight_dtype = weight_dtype
         self.clip = clip
         self.weight_observer = config.weight_observer
+        self.nonfinite = config.nonfinite
         self.bn_stats_grad = config.bn_stats_grad
         oc = module.weight.shape[0]
         self.register_buffer("weight_frac", torch.zeros(oc, dtype=torch.int64))
@@ -314,6 +367,7 @@ class MacLayer(QatLayer):
 
     def quantized_weight(self, w):
         """(weight reals, fracs, counts) as the forward uses them."""
+        self._finite(w, "the weights of layer '%s' (module '%s')" % (self.name, self.source))
         if self.weight_log2_scale is not None:
             if not bool(self.weight_frac_set):
                 with torch.no_grad():
@@ -447,5 +501,6 @@ class FlattenLayer(QatLayer):
         return torch.flatten(x, 1)
 
 
-__all__ = ["ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer", "AddLayer", "AvgPoolLayer",
-           "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints", "clamp_real"]
+__all__ = ["NONFINITE_POLICIES", "NonFiniteError", "ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer",
+           "AddLayer", "AvgPoolLayer", "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints",
+           "clamp_real"]

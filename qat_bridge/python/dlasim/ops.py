@@ -102,26 +102,32 @@ def _export_geometry(x):
 # ---------------------------------------------------------------------------------------
 
 
-def _replay_quantize(n, r, x, clip):
-    if x.is_floating_point():
-        y = F.quantize(x, n["dtype"], n["frac"], tuple(clip), r.hw).y
-        return to_integers(y, n["frac"])
-    q = x.to(torch.int64)
-    lo, hi = dtype_range(n["dtype"])
-    if q.numel() and (int(q.min()) < lo or int(q.max()) > hi):
-        raise ExportError("integer_forward: input '%s' holds values outside %s [%d, %d]"
-                          % (n["name"], n["dtype"], lo, hi))
-    return q
+def _replay_quantize(n, r, x, clip, what):
+    """The integers of a quantizer, as QuantizeLayer computes them: integer tensors are the
+    integers at the node's frac (range-checked, then clipped like reals)."""
+    if not x.is_floating_point():
+        lo, hi = dtype_range(n["dtype"])
+        if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
+            raise ExportError("integer_forward: %s holds integers outside %s [%d, %d]" % (what, n["dtype"], lo, hi))
+        x = to_reals(x.to(torch.int64), n["frac"])
+    bad = int(torch.isfinite(x).logical_not_().sum())
+    if bad and r.nonfinite == "error":
+        raise ExportError("integer_forward: %s: %d non-finite value(s) (NaN or inf) of %d, which have no integer; "
+                          "integer_forward(..., nonfinite='count') counts them instead" % (what, bad, x.numel()))
+    y = F.quantize(x, n["dtype"], n["frac"], tuple(clip), r.hw).y
+    return to_integers(y, n["frac"])
 
 
 def _build_input(q, b):
-    layer = QuantizeLayer(q.name, q.source, b.hw_list, q.act_id, q.clip)
+    layer = QuantizeLayer(q.name, q.source, b.hw_list, q.act_id, q.clip, b.config.nonfinite,
+                          "input '%s'" % q.name)
     return layer, dict(index=b.placeholders.index(q.fx_node)), [q.name]
 
 
 def _build_quant_in(q, b):
     src = q.attrs["float_source"]
-    layer = QuantizeLayer(q.name, src.meta.get("dla_scope", ""), b.hw_list, q.act_id, q.clip)
+    layer = QuantizeLayer(q.name, src.meta.get("dla_scope", ""), b.hw_list, q.act_id, q.clip, b.config.nonfinite,
+                          "the output of float node '%s'" % b.value_name[src])
     return layer, dict(float_source=b.value_name[src]), [b.value_name[src]]
 
 
@@ -130,7 +136,7 @@ INPUT = OpKind(
     nonneg=lambda q, known: _clipped(q) or bool(q.fx_node.meta.get("dla_nonneg")),
     build=_build_input,
     export=lambda x: dict(op="input", index=x.info["index"], clip=x.clip),
-    replay=lambda n, r: _replay_quantize(n, r, r.inputs[n["index"]], n["clip"]))
+    replay=lambda n, r: _replay_quantize(n, r, r.inputs[n["index"]], n["clip"], "input '%s'" % n["name"]))
 
 QUANT_IN = OpKind(
     "quant_in", export_op="quantize", requantizes=True, on_host=True,
@@ -138,7 +144,8 @@ QUANT_IN = OpKind(
     shape=lambda q, shape_of: list(q.attrs["float_source"].meta["dla_shape"]),
     build=_build_quant_in,
     export=lambda x: dict(op="quantize", inputs=[x.info["float_source"]], out=x.out),
-    replay=lambda n, r: _replay_quantize(n, r, r.env[n["inputs"][0]], n["out"]["clip"]))
+    replay=lambda n, r: _replay_quantize(n, r, r.env[n["inputs"][0]], n["out"]["clip"],
+                                         "the output of float node '%s'" % n["inputs"][0]))
 
 
 # ---------------------------------------------------------------------------------------

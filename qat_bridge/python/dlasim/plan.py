@@ -13,7 +13,9 @@ into.
         float_layers=["decoder"],                 # runs on the host, in float
         fixed_fracs={"head.conv": 6},             # same as "frac" above
         input={"dtype": "u8", "frac": 8},         # graph inputs (images arrive as u8)
-        first_last="int8")                        # first/last MAC layers 8-bit (default)
+        first_last="int8",                        # first/last MAC layers 8-bit (default)
+        first_last_at_islands=False,              # ... of the graph only, not next to float islands
+        tie_calls=["backbone"])                   # calls of a shared module share their fracs
 
 Types: weights "i4" or "i8"; activations "i4", "u4", "i8", "u8", "i16", or "int4", "int8",
 "int16": the latter pick the signedness themselves (unsigned when the layer's output is
@@ -23,7 +25,19 @@ The first/last rule: when the default weight or activation type has 4 bits, the 
 layers (conv2d, linear) that read a graph input, or whose output reaches a graph output
 without passing another MAC layer, get i8 weights and 8-bit outputs (`first_last`,
 "int8"), except for the fields the plan sets for them by name. `first_last=None` turns
-the rule off.
+the rule off. A float island splits the graph into device segments; the MAC layers that
+read an island's output or feed an island are their segments' first and last layers, and
+get the rule too only with `first_last_at_islands=True`; by default
+(`first_last_at_islands=False`) they keep the plan's types. `dlasim.report` lists which
+layers the rule set, and the island neighbours it left alone.
+
+Shared modules: a module called more than once (a siamese backbone on the template and
+on the search image) is one set of weights but, by default, each call's tensors get
+fracs of their own (from their own statistics), so the calls are different integer
+programs. `tie_calls=["backbone"]` (module names or globs; True: every module called more
+than once) gives the corresponding tensors of all calls one format each, and the calls'
+inputs too, so that one compiled backbone serves every call; `dlasim.report` says which
+calls are tied, and which calls of one module got different fracs.
 
 MAC precisions are the MAC array's (and the compiler's): i8/u8 x i8, i4/u4 x i4,
 i8/u8 x i4, i16 x i8. A layer with i8 weights therefore reads 8-bit activations: the
@@ -125,6 +139,8 @@ class PrecisionPlan:
     fixed_fracs: Mapping[str, int] = field(default_factory=dict)
     input: Any = None
     first_last: Optional[str] = "int8"
+    first_last_at_islands: bool = False
+    tie_calls: Any = ()
 
     PRESETS = ("int8", "int4", "int4_all", "w4a8", "int16")
 
@@ -170,6 +186,12 @@ class PrecisionPlan:
         parse_act(self.act, "plan.act")
         if self.first_last not in (None, False):
             parse_act(self.first_last, "plan.first_last")
+        if not isinstance(self.first_last_at_islands, bool):
+            raise PlanError("plan.first_last_at_islands must be True or False, got %r" % (self.first_last_at_islands,))
+        if isinstance(self.tie_calls, str) or not (self.tie_calls is True or self.tie_calls is False or
+                                                   all(isinstance(t, str) for t in self.tie_calls)):
+            raise PlanError("plan.tie_calls must be True or a list of module names or globs, got %r"
+                            % (self.tie_calls,))
         if isinstance(self.float_layers, str):
             raise PlanError("plan.float_layers must be a list of names or globs, got the string %r"
                             % (self.float_layers,))
@@ -186,11 +208,14 @@ class PrecisionPlan:
     def describe(self):
         parts = ["weights %s, activations %s" % (self.weight, self.act)]
         if self.four_bit_default and self.first_last:
-            parts.append("first/last layers %s" % self.first_last)
+            parts.append("first/last layers %s%s" % (self.first_last, " (also at float islands)"
+                                                     if self.first_last_at_islands else ""))
         if self.layers:
             parts.append("%d layer rule(s)" % len(self.layers))
         if self.float_layers:
             parts.append("float: %s" % ", ".join(self.float_layers))
+        if self.tie_calls:
+            parts.append("tied calls: %s" % ("all" if self.tie_calls is True else ", ".join(self.tie_calls)))
         return "; ".join(parts)
 
 

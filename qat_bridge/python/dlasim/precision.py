@@ -38,8 +38,12 @@ class Resolver:
                                     "upsample, flatten, concat); set the layers that produce their input instead"
                                     % (pattern, ", ".join(other)))
                 raise PlanError("plan entry %r names no layer of the model (%s)" % (pattern, an.name_examples()))
-        first, last = self.first_last(qnodes)
+        first, last, island_first, island_last = self.first_last(qnodes)
         rule = plan.first_last if (plan.four_bit_default and plan.first_last) else None
+        self.rule = rule
+        self.island_neighbours = (island_first | island_last) - first - last
+        if plan.first_last_at_islands:
+            first, last = first | island_first, last | island_last
         in_specs = input_specs(plan.input, [q.name for q in qnodes if q.op is ops.INPUT])
         nonneg = self.nonnegative(qnodes)
         self.spec = {}
@@ -98,42 +102,43 @@ class Resolver:
         return q.names
 
     def first_last(self, qnodes):
+        """(first, last, island first, island last): the MAC layers reached from a graph
+        input (from a float island's output) without passing another MAC layer, and those
+        from which a graph output (a float island) is reached without another MAC layer."""
         users = Analyzer.users(qnodes)
-        first, last = set(), set()
-        # first: MAC layers reached from an input or a float boundary without another MAC
-        stack = [q for q in qnodes if q.op in (ops.INPUT, ops.QUANT_IN)]
-        seen = set()
-        while stack:
-            q = stack.pop()
-            for u in users.get(q, []):
-                if u in seen:
+
+        def forward(starts):
+            out, stack, seen = set(), list(starts), set()
+            while stack:
+                q = stack.pop()
+                for u in users.get(q, []):
+                    if u in seen:
+                        continue
+                    seen.add(u)
+                    if u.op.mac:
+                        out.add(u)
+                    else:
+                        stack.append(u)
+            return out
+
+        def backward(ends):
+            out, stack, seen = set(), list(ends), set()
+            while stack:
+                q = stack.pop()
+                if q in seen:
                     continue
-                seen.add(u)
-                if u.op.mac:
-                    first.add(u)
-                else:
-                    stack.append(u)
-        # last: MAC layers from which an output or a float consumer is reached without another MAC
-        ends = set()
-        for n in self.an.fx_outputs():
-            v = self.an.value.get(n)
-            if isinstance(v, QNode):
-                ends.add(v)
-        for q in qnodes:
-            if self.an.float_users(q):
-                ends.add(q)
-        preds = {q: q.inputs for q in qnodes}
-        stack, seen = list(ends), set()
-        while stack:
-            q = stack.pop()
-            if q in seen:
-                continue
-            seen.add(q)
-            if q.op.mac:
-                last.add(q)
-                continue
-            stack.extend(i for i in preds.get(q, []) if isinstance(i, QNode))
-        return first, last
+                seen.add(q)
+                if q.op.mac:
+                    out.add(q)
+                    continue
+                stack.extend(i for i in q.inputs if isinstance(i, QNode))
+            return out
+
+        outputs = {self.an.value.get(n) for n in self.an.fx_outputs()}
+        outputs = {v for v in outputs if isinstance(v, QNode)}
+        island_ends = {q for q in qnodes if any(u.op != "output" for u in self.an.float_users(q))}
+        return (forward(q for q in qnodes if q.op is ops.INPUT), backward(outputs),
+                forward(q for q in qnodes if q.op is ops.QUANT_IN), backward(island_ends))
 
     def classes(self):
         qnodes = self.qnodes
@@ -154,6 +159,17 @@ class Resolver:
             if q.op.shares_format:
                 for i in q.inputs:
                     union(q, i)
+        self.ties = {}
+        self.tied_nodes = []
+        for members in self.tied_sites().values():
+            self.tied_nodes += members
+            lead = members[0]
+            for q in members[1:]:
+                union(lead, q)
+                for a, b in zip(lead.inputs, q.inputs):
+                    union(a, b)
+                if q.op.mac and q.weight_dtype == lead.weight_dtype and q.clip == lead.clip:
+                    self.ties[q] = lead  # one layer (weights, weight fracs) for both calls
         groups = {}
         for q in qnodes:
             groups.setdefault(find(q), []).append(q)
@@ -171,7 +187,8 @@ class Resolver:
                     joined = ", ".join("'%s' (%s)" % (o.name, act_name(self.spec[o]["bits"], self.spec[o]["signed"]))
                                        for o in producers)
                     raise PlanError("plan: '%s' is set to %s, but the hardware needs %s to share one type and frac "
-                                    "(a concat joins them, or a pool/upsample/flatten passes them on), and together "
+                                    "(a concat joins them, a pool/upsample/flatten passes them on, or plan.tie_calls "
+                                    "ties them), and together "
                                     "they need %s; set them alike" % (p.name, act_name(s["bits"], s["signed"]),
                                                                       joined, dtype))
             for p, s in zip(producers, specs):
@@ -185,6 +202,35 @@ class Resolver:
                                 % (sorted(fixed), ", ".join(p.name for p in producers)))
             self.groups.append(dict(members=members, producers=producers, dtype=dtype,
                                     frac=fixed.pop() if fixed else None))
+
+    def tied_sites(self):
+        """{call site: [QNodes of the calls]} of the modules plan.tie_calls names."""
+        ties = self.plan.tie_calls
+        if not ties:
+            return {}
+        sites = {}
+        for q in self.qnodes:
+            key = site_of(q)
+            if key is not None:
+                sites.setdefault(key, []).append(q)
+        shared = {k: v for k, v in sites.items() if len(v) > 1}
+        modules = sorted({shared_of(v[0]) for v in shared.values()})
+        patterns = None if ties is True else list(ties)
+        out = {}
+        for pattern in patterns or []:
+            if not any(name_matches(pattern, [m]) for m in modules):
+                raise PlanError("plan.tie_calls entry %r names no module called more than once (%s)"
+                                % (pattern, "modules called more than once: " + ", ".join(modules) if modules
+                                   else "the model calls no module more than once"))
+        for key, members in shared.items():
+            path = shared_of(members[0])
+            if patterns is None or any(name_matches(p, [path, key[0].rsplit("#", 1)[0]]) for p in patterns):
+                targets = {str(m.fx_node.target) if m.fx_node is not None else None for m in members}
+                if len(targets) > 1:
+                    raise PlanError("plan.tie_calls: the calls of '%s' were traced differently (%s); they cannot be "
+                                    "tied" % (path, ", ".join(m.name for m in members)))
+                out[key] = members
+        return out
 
     def widen_mac_inputs(self):
         """i8 weights read 8-bit activations on the MAC array: widen auto-typed 4-bit inputs."""
@@ -226,4 +272,19 @@ class Resolver:
         return self.groups[q.act_id]["dtype"]
 
 
-__all__ = ["Resolver"]
+def site_of(q):
+    """(call site, kind) of a QNode: equal for the corresponding nodes of the calls of a
+    module called more than once (see dlasim.tracer); None for other nodes."""
+    n = q.fx_node if q.fx_node is not None else q.attrs.get("float_source")
+    if n is None or n.meta.get("dla_shared") is None:
+        return None
+    return (n.meta["dla_site"], q.kind)
+
+
+def shared_of(q):
+    """The outermost module called more than once that q belongs to."""
+    n = q.fx_node if q.fx_node is not None else q.attrs.get("float_source")
+    return n.meta.get("dla_shared")
+
+
+__all__ = ["Resolver", "site_of", "shared_of"]

@@ -34,8 +34,30 @@ Supported in the quantized region: nn.Conv2d (zero padding; 'same' for odd kerne
 nn.Linear ([N, K] inputs), BatchNorm1d/2d after them, ReLU/ReLU6/Hardtanh/clamp, add,
 torch.cat along channels, max_pool2d, avg_pool2d (count_include_pad), adaptive_avg_pool2d
 to 1x1 and mean over H and W, nearest upsampling by 2, flatten / view / reshape to [N, C*H*W],
-dropout and identity (removed). Anything else stops prepare_qat with an error that names
-the node and shows the plan entry that leaves it in float.
+dropout and identity (removed). Every node outside that list stops prepare_qat with one
+error that lists them all (node, module, why) and the plan entry that leaves them in float,
+with a glob where one names exactly them (`float_layers=['*.act']`).
+
+Float islands (plan.float_layers, leaf modules) run on the host, in float; the values the
+quantized region reads from them are quantized there. A node that reads only float values
+joins its island without being named: a BatchNorm, a clip or an activation (SiLU, sigmoid,
+...) after a float conv, a view, an element of a tuple a float module returns (an LSTM's
+output), a constant made in forward(); the model's `notes` list them.
+
+Leaf modules: a module that torch.fx cannot trace (YOLOv5's Detect compares traced shapes
+in eval) is named as a leaf, `leaf_modules=["detect"]`, or left in float by the plan (a
+module plan.float_layers names is a leaf too): it is traced as one node and runs as it is,
+in float, with its own control flow, returning what it returns (a list in training, a
+tuple in eval). A trace error names the innermost module that failed and the option.
+
+Inputs: the prepared model, like integer_forward, takes float tensors or integer tensors
+(uint8 images) that hold the integers at the input's frac, which the plan must then fix
+(`input={"dtype": "u8", "frac": 8}`); example inputs may be integer tensors too.
+
+Non-finite values: NaN or inf in a tensor to quantize (an input, a float island's output,
+weights) is an error naming the tensor and the count, unless `nonfinite="count"`: then the
+quantizer counts them (NaN becomes 0, inf saturates: the op's integers) and dlasim.report
+shows the counts; observers only see the finite values.
 """
 
 import copy
@@ -47,12 +69,12 @@ from torch import nn
 
 from .fuse import Analyzer, QNode
 from .hw import HwOptions
-from .layers import ActFormat
+from .layers import NONFINITE_POLICIES, ActFormat
 from .observers import OBSERVERS, WEIGHT_OBSERVERS
-from .plan import PrecisionPlan
-from .precision import Resolver
+from .plan import PlanError, PrecisionPlan, input_specs, name_matches
+from .precision import Resolver, shared_of, site_of
 from .runtime import FLOAT, QatModel, as_inputs, layer_key, refs
-from .tracer import PrepareError, trace
+from .tracer import PrepareError, record, trace
 
 
 @dataclass
@@ -68,6 +90,10 @@ class QatConfig:
     learnable_scales: bool = False        # TQT-style learnable log2 scales (weights and activations)
     bn_stats_grad: object = True          # gradient through the batch statistics: True (as BatchNorm),
     #                                       "weight" (to the weights only: cheaper), False (none)
+    nonfinite: str = "error"              # a NaN or inf to quantize (input, float island output, weight):
+    #                                       "error" (names the tensor and the count) or "count" (counted
+    #                                       per layer and reported by dlasim.report; the op makes NaN 0
+    #                                       and saturates inf)
 
     def validate(self):
         if self.observer not in OBSERVERS:
@@ -78,6 +104,8 @@ class QatConfig:
             raise ValueError("averaging_constant must be in (0, 1]")
         if not 50 < self.percentile <= 100:
             raise ValueError("percentile must be in (50, 100]")
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise ValueError("nonfinite %r is not one of %s" % (self.nonfinite, ", ".join(NONFINITE_POLICIES)))
         return self
 
 
@@ -88,10 +116,36 @@ def _resolve_hw(hw):
         return hw
     if isinstance(hw, str):
         return HwOptions.from_json(hw) if hw.lstrip().startswith("{") else HwOptions.preset(hw)
-    return HwOptions.from_list(hw)
+    return HwOptions.from_list(hw, "prepare_qat: hw")
 
 
-def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=False, **options):
+def _as_reals(example_inputs, input_names, plan):
+    """Integer example inputs (uint8 images) as the reals they mean at plan.input's frac."""
+    specs = input_specs(plan.input, input_names)
+    out = []
+    for name, x in zip(input_names, example_inputs):
+        if isinstance(x, torch.Tensor) and not x.is_floating_point():
+            frac = specs[name]["frac"]
+            if frac is None:
+                raise PrepareError("dlasim.prepare_qat: example input '%s' is an integer tensor (%s); integers need a "
+                                   "fixed frac to mean reals: set it in the plan (input={'dtype': 'u8', 'frac': 8})"
+                                   % (name, x.dtype))
+            x = x.to(torch.get_default_dtype()) * (2.0 ** -int(frac))
+        out.append(x)
+    return tuple(out) + tuple(example_inputs[len(input_names):])
+
+
+def _check_finite(example_inputs, input_names, policy):
+    for name, x in zip(input_names, example_inputs):
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            bad = int((~torch.isfinite(x)).sum())
+            if bad and policy == "error":
+                raise PrepareError("dlasim.prepare_qat: example input '%s': %d non-finite value(s) (NaN or inf) of "
+                                   "%d: the observers cannot set fracs from them; pass finite examples, or "
+                                   "nonfinite='count' to count them instead" % (name, bad, x.numel()))
+
+
+def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=False, leaf_modules=(), **options):
     """Prepares `model` for bit-exact QAT on the DLA; see the module docstring.
 
     example_inputs: a tensor or tuple of tensors (shapes, and the sign of auto-typed
@@ -99,7 +153,10 @@ def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=
     None (default preset); plan: a PrecisionPlan, a preset name ("int8", "int4",
     "int4_all", "w4a8", "int16") or a dict of PrecisionPlan fields; config / **options:
     QatConfig fields (observer=, observer_disable_epoch=, freeze_bn_epoch=,
-    learnable_scales=, weight_observer=, ...). The model is copied unless inplace=True.
+    learnable_scales=, weight_observer=, nonfinite=, ...). The model is copied unless
+    inplace=True. leaf_modules: module names or globs that torch.fx does not trace into
+    (a detection head that unpacks x.shape and reshapes): each runs as it is, in float, on
+    the host, like the modules plan.float_layers names (which are leaves too).
     """
     example_inputs = as_inputs(example_inputs)
     hw = _resolve_hw(hw)
@@ -110,9 +167,20 @@ def prepare_qat(model, example_inputs, hw=None, plan=None, config=None, inplace=
     if bad:
         raise TypeError("prepare_qat: unknown option(s) %s (QatConfig fields: %s)" % (sorted(bad), ", ".join(sorted(known))))
     config = replace(config, **options).validate()
+    if isinstance(leaf_modules, str) or not all(isinstance(m, str) for m in leaf_modules):
+        raise TypeError("prepare_qat: leaf_modules must be a list of module names or globs, got %r" % (leaf_modules,))
+    names = dict(model.named_modules())
+    for pattern in leaf_modules:
+        if not any(name_matches(pattern, [n]) for n in names if n):
+            raise PlanError("prepare_qat: leaf_modules entry %r names no module of the model (it has: %s)"
+                            % (pattern, ", ".join(list(n for n in names if n)[:12])))
     if not inplace:
         model = copy.deepcopy(model)
-    gm = trace(model, example_inputs)
+    gm = trace(model, list(leaf_modules) + list(plan.float_layers))
+    input_names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    example_inputs = _as_reals(example_inputs, input_names, plan)
+    _check_finite(example_inputs, input_names, config.nonfinite)
+    record(gm, model, example_inputs)
     an = Analyzer(gm, plan).run()
     res = Resolver(an).run()
     res.widen_mac_inputs()
@@ -174,8 +242,19 @@ def _build(gm, an, res, hw, plan, config):
         shape = q.op.shape(q, shape_of) if q.op.shape else list(q.fx_node.meta["dla_shape"])
         shape_of[q.name] = shape
         layers[key], extra, program_inputs = q.op.build(q, builder)
+        lead = res.ties.get(q)
+        if lead is not None:
+            layers[key] = layers[layer_key(lead.name)]  # tied calls: one layer, one set of weight fracs
         info = dict(name=q.name, kind=q.kind, inputs=[i.name for i in q.inputs], act=q.act_id, source=q.source,
                     layer=key, shape=shape, **extra)
+        site = site_of(q)
+        if site is not None:
+            info["site"] = "%s:%s" % site
+            n = q.fx_node if q.fx_node is not None else q.attrs["float_source"]
+            info["call"] = int(n.meta.get("dla_call", 0))
+            info["shared"] = shared_of(q)
+        if res.rule and (q in res.first or q in res.last):
+            info["first_last"] = "first" if q in res.first else "last"
         program.append(("layer", q.name, key, program_inputs))
         if q.clip is not None:
             info["clip"] = list(q.clip)
@@ -221,8 +300,16 @@ def _build(gm, an, res, hw, plan, config):
             raise PrepareError("dlasim.prepare_qat: internal error: node %s not emitted" % q.name)
     outputs = refs(an.output_node.args[0], resolve)
     input_names = [p.name for p in an.placeholders]
+    notes = list(res.notes)
+    for n in an.joined:
+        notes.append("'%s' (%s) reads only float values: it runs in float too" % (n.name, _target_name(n)))
+    rules = dict(first_last=res.rule, first_last_at_islands=plan.first_last_at_islands,
+                 first=sorted(q.name for q in res.first) if res.rule else [],
+                 last=sorted(q.name for q in res.last) if res.rule else [],
+                 island_neighbours=sorted(q.name for q in res.island_neighbours) if res.rule else [],
+                 tied=sorted({shared_of(q) for q in res.tied_nodes}))
     model = QatModel(layers, acts, float_modules, float_attrs, program, outputs, nodes, hw, plan, config, input_names,
-                     res.notes)
+                     notes, rules)
     model.train(gm.training)
     return model
 

@@ -60,7 +60,7 @@ class QatModel(nn.Module):
     """
 
     def __init__(self, layers, acts, float_modules, float_attrs, program, outputs, nodes, hw, plan, config,
-                 input_names, notes=()):
+                 input_names, notes=(), rules=None):
         super().__init__()
         self.layers = layers
         self.acts = acts
@@ -74,6 +74,9 @@ class QatModel(nn.Module):
         self.config = config
         self.input_names = input_names
         self.notes = list(notes)  # what the precision resolution changed, for people
+        # what the plan's rules did (dlasim.report): the first/last rule's layers and the
+        # island neighbours it left alone, the tied call sites
+        self.rules = dict(rules or {})
         self.register_buffer("epoch", torch.tensor(-1, dtype=torch.int64))
 
     # -- running -----------------------------------------------------------------------

@@ -66,8 +66,10 @@ def avgpool_multiplier(n, s):
     return ((1 << (s + 1)) + n) // (2 * n)
 
 
-def run(exported, inputs):
-    """{node name: int64 array} of every device node; `inputs` are integer arrays."""
+def run(exported, inputs, segment_inputs=None):
+    """{node name: int64 array} of every device node; `inputs` are integer arrays. With
+    float islands, `segment_inputs` gives the integers of the host's `quantize` nodes
+    (the device segments' inputs) and the host nodes are skipped."""
     g = exported.graph
     hw = g["hw"]
     mode = hw["rounding_mode"]
@@ -78,6 +80,12 @@ def run(exported, inputs):
         if op == "input":
             env[name] = np.asarray(inputs[n["index"]], dtype=np.int64)
             frac[name], dtype[name] = n["frac"], n["dtype"]
+            continue
+        if op == "quantize" and segment_inputs is not None:
+            env[name] = np.asarray(segment_inputs[name], dtype=np.int64)
+            frac[name], dtype[name] = n["frac"], n["dtype"]
+            continue
+        if op in ("host", "float_input") and segment_inputs is not None:
             continue
         if op in ("host", "quantize", "float_input"):
             raise ValueError("the reference runs device graphs only")

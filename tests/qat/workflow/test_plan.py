@@ -257,12 +257,16 @@ class AfterIsland(nn.Module):
         return self.d(torch.relu(y.view(y.shape) - 0.5))
 
 
-def test_identities_and_clips_after_a_float_island(tmp_path):
+def test_identities_and_clips_after_a_float_island_join_it(tmp_path):
+    """Dropout, views and the ReLU after a float op read only float values: they run in
+    float with it (a note says so), and the conv after them reads their quantized output."""
     torch.manual_seed(0)
     p = dlasim.prepare_qat(AfterIsland(), (X28,), plan=dict(float_layers=["sigmoid", "sub"]))
     kinds = {n["name"]: n["kind"] for n in p.nodes}
-    assert kinds["drop"] == kinds["view"] == "float" and kinds["sub_quant"] == "quant_in"
-    assert next(n for n in p.nodes if n["name"] == "sub_quant")["clip"] == [0.0, None]  # the ReLU, fused
+    assert kinds["drop"] == kinds["view"] == kinds["relu"] == "float" and kinds["relu_quant"] == "quant_in"
+    assert "sub_quant" not in kinds
+    assert any("'relu' (relu) reads only float values" in n for n in p.notes)
+    assert p.fracs()["relu_quant"][0] == "u8"  # >= 0 in the example: unsigned
     p(X28)
     path = dlasim.export(p.eval(), (X28,), tmp_path / "i.pt")
     assert dlasim.check_export(p, path, torch.rand(3, 1, 28, 28)) == 3 * 4 * 26 * 26

@@ -175,3 +175,138 @@ class FashionNet(_ResidualTrunk):
 
     def forward(self, x):
         return self.fc(torch.flatten(self.trunk(x), 1))
+
+
+# ---------------------------------------------------------------------------------------
+# Models with float parts (test_float_islands.py)
+# ---------------------------------------------------------------------------------------
+
+
+class TrackerBackbone(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_relu(1, width, 3, 2), conv_bn_relu(width, 2 * width),
+                                  conv_bn_relu(2 * width, 2 * width, relu=False))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class XCorrHead(nn.Module):
+    """SiamRPN++'s depthwise cross-correlation: the template features are the weights of
+    a grouped conv over the search features (F.conv2d with a tensor weight), then a 1x1
+    conv to the score map."""
+
+    def __init__(self, channels, outputs=2):
+        super().__init__()
+        self.score = nn.Conv2d(channels, outputs, 1)
+
+    def forward(self, z, x):
+        b, c, h, w = x.shape
+        kernel = z.reshape(b * c, 1, z.shape[2], z.shape[3])
+        y = F.conv2d(x.reshape(1, b * c, h, w), kernel, groups=b * c)
+        return self.score(y.reshape(b, c, y.shape[2], y.shape[3]))
+
+
+class SiameseTracker(nn.Module):
+    """One backbone, called on the template and on the search image; a correlation head."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.backbone = TrackerBackbone(width)
+        self.head = XCorrHead(2 * width)
+
+    def forward(self, template, search):
+        return self.head(self.backbone(template), self.backbone(search))
+
+
+class FloatMiddle(nn.Module):
+    """conv-BN-ReLU layers around one conv meant to stay in float (with its BatchNorm and a
+    SiLU, which the DLA does not run), a GAP and a linear classifier."""
+
+    def __init__(self, width=8, classes=10):
+        super().__init__()
+        w = width
+        self.conv1 = conv_bn_relu(1, w)
+        self.conv2 = conv_bn_relu(w, 2 * w, stride=2)
+        self.mid = nn.Conv2d(2 * w, 2 * w, 3, padding=1, bias=False)
+        self.mid_bn = nn.BatchNorm2d(2 * w)
+        self.mid_act = nn.SiLU()
+        self.conv3 = conv_bn_relu(2 * w, 2 * w)
+        self.conv4 = conv_bn_relu(2 * w, 4 * w, stride=2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * w, classes)
+
+    def forward(self, x):
+        x = self.conv2(self.conv1(x))
+        x = self.mid_act(self.mid_bn(self.mid(x)))
+        x = self.conv4(self.conv3(x))
+        return self.fc(torch.flatten(self.gap(x), 1))
+
+
+class YoloConv(nn.Module):
+    """YOLOv5's Conv: conv, BatchNorm, SiLU."""
+
+    def __init__(self, c1, c2, k=1, s=1, act=True):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, s, k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c2)
+        self.act = nn.SiLU() if act else nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class Detect(nn.Module):
+    """YOLOv5's Detect head (models/yolo.py), as written there: 1x1 convs per level,
+    `bs, _, ny, nx = x[i].shape`, view + permute to (bs, na, ny, nx, no), and in eval the
+    grid decode; returns the maps in training, (boxes, maps) in eval."""
+
+    def __init__(self, nc=2, ch=(16, 32), na=3, strides=(8, 16)):
+        super().__init__()
+        self.no, self.nl, self.na = nc + 5, len(ch), na
+        self.m = nn.ModuleList(nn.Conv2d(c, self.no * na, 1) for c in ch)
+        self.grid = [torch.empty(0) for _ in ch]
+        self.stride = strides
+
+    def _make_grid(self, nx, ny):
+        yv, xv = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
+        return torch.stack((xv, yv), 2).view(1, 1, ny, nx, 2).float()
+
+    def forward(self, x):
+        z = []
+        for i in range(self.nl):
+            x[i] = self.m[i](x[i])
+            bs, _, ny, nx = x[i].shape
+            x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            if not self.training:
+                if self.grid[i].shape[2:4] != x[i].shape[2:4]:
+                    self.grid[i] = self._make_grid(nx, ny)
+                y = x[i].sigmoid()
+                xy = (y[..., 0:2] * 2 - 0.5 + self.grid[i]) * self.stride[i]
+                wh = (y[..., 2:4] * 2) ** 2 * 4.0
+                z.append(torch.cat((xy, wh, y[..., 4:]), -1).view(bs, -1, self.no))
+        return x if self.training else (torch.cat(z, 1), x)
+
+
+class TinyYolo(nn.Module):
+    """A YOLOv5-style detector: Conv (conv, BN, act) backbone, a neck with upsampling and a
+    concat, and the Detect head on two levels."""
+
+    def __init__(self, width=8, act=True):
+        super().__init__()
+        w = width
+        self.b1 = YoloConv(3, w, 3, 2, act)
+        self.b2 = YoloConv(w, 2 * w, 3, 2, act)
+        self.b3 = YoloConv(2 * w, 2 * w, 3, 2, act)
+        self.b4 = YoloConv(2 * w, 4 * w, 3, 2, act)
+        self.lat = YoloConv(4 * w, 2 * w, 1, 1, act)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.c3 = YoloConv(4 * w, 2 * w, 3, 1, act)
+        self.detect = Detect(ch=(2 * w, 4 * w))
+
+    def forward(self, x):
+        p3 = self.b3(self.b2(self.b1(x)))
+        p4 = self.b4(p3)
+        p3 = self.c3(torch.cat([self.up(self.lat(p4)), p3], 1))
+        return self.detect([p3, p4])
