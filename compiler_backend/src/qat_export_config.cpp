@@ -1,5 +1,6 @@
 // The hardware config that travels with a QAT export (dla/compiler/qat_export.hpp); no
 // libtorch here, so the rule is testable and usable without the importer.
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,10 @@
 namespace dla::compiler {
 
 bool looks_like_torchscript(const std::string& path) {
+  // Only a regular file is opened (a FIFO would block); anything else goes on to the graph
+  // reader, which names what it is.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   return in.read(magic, 4) && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
