@@ -4,11 +4,13 @@
 #include <torch/script.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/qat_export.hpp"
 #include "dla/error.hpp"
+#include "dla/program.hpp"
 
 namespace dla::compiler {
 namespace {
@@ -21,7 +23,46 @@ std::string first_line(const char* what) {
   return s.substr(0, s.find('\n'));
 }
 
-at::Tensor buffer(const torch::jit::Module& m, const json& ref, const std::string& where, const std::string& path) {
+/// The item CRC-32 of dlasim.integrity: "<dtype><shape>" then the elements' bytes.
+std::uint32_t tensor_crc(const at::Tensor& tensor) {
+  static const std::map<at::ScalarType, std::string> names{
+      {at::kChar, "i8"}, {at::kByte, "u8"}, {at::kShort, "i16"}, {at::kInt, "i32"}, {at::kLong, "i64"},
+      {at::kHalf, "f16"}, {at::kFloat, "f32"}, {at::kDouble, "f64"}, {at::kBool, "b1"}};
+  const at::Tensor t = tensor.contiguous();
+  const auto name = names.find(t.scalar_type());
+  std::string head = (name == names.end() ? std::string(c10::toString(t.scalar_type())) : name->second) + "[";
+  for (std::int64_t i = 0; i < t.dim(); ++i) head += (i ? ", " : "") + std::to_string(t.size(i));
+  head += "]";
+  std::vector<std::uint8_t> bytes(head.begin(), head.end());
+  const auto* data = static_cast<const std::uint8_t*>(t.data_ptr());
+  bytes.insert(bytes.end(), data, data + t.numel() * static_cast<std::int64_t>(t.element_size()));
+  return crc32(bytes.data(), bytes.size());
+}
+
+/// The export's digest (dlasim.integrity): the graph's CRC-32 and every tensor's.
+struct Digest {
+  std::uint32_t graph = 0;
+  std::map<std::string, std::uint32_t> tensors;
+};
+
+Digest read_digest(const torch::jit::Module& m, const std::string& path) {
+  if (!m.hasattr("digest_json") || !m.attr("digest_json").isString()) {
+    throw Error(path + ": damaged or altered export: it has no digest_json (export it again with this dlasim)");
+  }
+  Digest d;
+  try {
+    const json j = json::parse(m.attr("digest_json").toStringRef());
+    if (j.at("algorithm") != "crc32") throw Error("");
+    d.graph = j.at("graph").get<std::uint32_t>();
+    for (const auto& [key, crc] : j.at("tensors").items()) d.tensors[key] = crc.get<std::uint32_t>();
+  } catch (const std::exception&) {
+    throw Error(path + ": damaged or altered export: its digest_json is not a crc32 digest");
+  }
+  return d;
+}
+
+at::Tensor buffer(const torch::jit::Module& m, const json& ref, const std::string& where, const std::string& path,
+                  const Digest& digest) {
   if (!ref.is_object() || !ref.contains("tensor") || !ref["tensor"].is_string()) {
     throw Error(path + ": " + where + ": expected {\"tensor\": key}");
   }
@@ -29,11 +70,16 @@ at::Tensor buffer(const torch::jit::Module& m, const json& ref, const std::strin
   if (!m.hasattr(key)) throw Error(path + ": " + where + ": tensor '" + key + "' is not in the export");
   const c10::IValue v = m.attr(key);
   if (!v.isTensor()) throw Error(path + ": " + where + ": '" + key + "' is not a tensor");
+  const auto want = digest.tensors.find(key);
+  if (want == digest.tensors.end() || tensor_crc(v.toTensor()) != want->second) {
+    throw Error(path + ": damaged or altered export: tensor '" + key + "' does not match its CRC-32");
+  }
   return v.toTensor();
 }
 
 /// The export's graph as a graph-file document (graph_io.hpp) plus its weights bytes.
-std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch::jit::Module& m, const std::string& path) {
+std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch::jit::Module& m, const std::string& path,
+                                                     const Digest& digest) {
   if (!g.is_object() || !g.contains("nodes") || !g["nodes"].is_array() || !g.contains("outputs")) {
     throw Error(path + ": the export's graph has no \"nodes\" array or no \"outputs\"");
   }
@@ -65,12 +111,12 @@ std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch:
     }
     if (op == "conv2d" || op == "linear") {
       if (!n.contains("weights")) throw Error(path + ": " + where + ": missing \"weights\"");
-      const at::Tensor w = buffer(m, n["weights"], where + " weights", path).to(at::kChar).contiguous().reshape(-1);
+      const at::Tensor w = buffer(m, n["weights"], where + " weights", path, digest).to(at::kChar).contiguous().reshape(-1);
       out["weights"] = {{"offset", weights.size()}, {"count", w.numel()}};
       const auto* bytes = reinterpret_cast<const char*>(w.data_ptr<std::int8_t>());
       weights.insert(weights.end(), bytes, bytes + w.numel());
       if (n.contains("bias")) {
-        const at::Tensor b = buffer(m, n["bias"], where + " bias", path).to(at::kLong).contiguous();
+        const at::Tensor b = buffer(m, n["bias"], where + " bias", path, digest).to(at::kLong).contiguous();
         out["bias"] = std::vector<std::int64_t>(b.data_ptr<std::int64_t>(), b.data_ptr<std::int64_t>() + b.numel());
       }
     }
@@ -97,9 +143,14 @@ QatExport import_qat_export(const std::string& path) {
     if (!m.hasattr("graph_json") || !m.attr("graph_json").isString()) {
       throw Error(path + ": a TorchScript file, but not a dlasim QAT export (it has no graph_json)");
     }
+    const Digest digest = read_digest(m, path);
+    const std::string& graph_text = m.attr("graph_json").toStringRef();
+    if (crc32(reinterpret_cast<const std::uint8_t*>(graph_text.data()), graph_text.size()) != digest.graph) {
+      throw Error(path + ": damaged or altered export: the graph's CRC-32 does not match its digest");
+    }
     json g;
     try {
-      g = json::parse(m.attr("graph_json").toStringRef());
+      g = json::parse(graph_text);
     } catch (const json::exception& e) {
       throw Error(path + ": the export's graph_json is not valid JSON: " + e.what());
     }
@@ -107,7 +158,7 @@ QatExport import_qat_export(const std::string& path) {
       throw Error(path + ": not a dlasim QAT export (\"format\": \"dlasim-qat-export\" missing)");
     }
     if (g.value("version", 0) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
-    auto [doc, weights] = to_graph_document(g, m, path);
+    auto [doc, weights] = to_graph_document(g, m, path, digest);
     QatExport result;
     const std::string text = doc.dump();
     result.graph = parse_graph(text, path, [&](const std::string&) { return std::make_pair(path, std::move(weights)); });

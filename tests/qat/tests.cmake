@@ -30,7 +30,7 @@ if(TARGET dla_qat)
   # qat_workflow_signoff compiles the exports with `dla compile` and runs them on the
   # emulator.
   set(_qat_dla_tool ";DLA_TOOL=$<TARGET_FILE:dla>")
-  foreach(py models plan observers ddp fashion_mnist signoff compile_export device signoff_report
+  foreach(py models plan observers ddp fashion_mnist signoff compile_export device signoff_report export_integrity
                  float_islands)
     add_test(NAME qat_workflow_${py}
       COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider

@@ -60,6 +60,14 @@ A model without float islands is one device graph: `write_graph_file(path, json_
 writes it as the compiler's graph file (JSON + weights .bin) as well. With float islands,
 every `host` node's int inputs are device outputs and every `quantize` node a device input.
 
+## Integrity
+
+Beside `graph_json` the container holds `digest_json`, the CRC-32 of the graph and of every
+tensor and host module (dlasim.integrity). `load_export` (and everything that takes a path:
+`integer_forward`, `write_graph_file`, `dlasim.Device`'s export) and `dla compile` check
+them and the graph's structure, and refuse a damaged file with one ExportError (or one
+error line) naming what is wrong.
+
 ## Replay
 
 `integer_forward(exported, *inputs)` runs the file: int64 tensors between nodes, each
@@ -81,7 +89,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import ops
+from . import integrity, ops
 from .hw import HwOptions
 from .integers import ExportError, to_integers, to_reals
 from .layers import NONFINITE_POLICIES, clip_ints
@@ -170,9 +178,10 @@ def _host_steps(name, program, record, value_kind, float_modules):
 
 
 class _Container(nn.Module):
-    def __init__(self, graph_json, tensors, hosts):
+    def __init__(self, graph_json, digest_json, tensors, hosts):
         super().__init__()
         self.graph_json = graph_json
+        self.digest_json = digest_json
         for k, t in tensors.items():
             self.register_buffer(k, t)
         for k, h in hosts.items():
@@ -331,8 +340,10 @@ def export(model, example_inputs, path, verify=True):
 
 
 def export_module(graph, tensors, hosts):
-    """The scripted container of an export (what export() saves)."""
-    return torch.jit.script(_Container(json.dumps(graph, indent=1), tensors, hosts))
+    """The scripted container of an export (what export() saves), with the CRC-32 of every
+    item it holds (dlasim.integrity)."""
+    graph_json = json.dumps(graph, indent=1)
+    return torch.jit.script(_Container(graph_json, integrity.digest(graph_json, tensors, hosts), tensors, hosts))
 
 
 class Exported:
@@ -340,7 +351,7 @@ class Exported:
 
     def __init__(self, module):
         self.module = module
-        self.graph = json.loads(module.graph_json)
+        self.graph = integrity.verify(module)
         if self.graph.get("format") != FORMAT:
             raise ExportError("not a dlasim QAT export (format %r)" % self.graph.get("format"))
         if self.graph.get("version") != VERSION:
@@ -366,7 +377,15 @@ class Exported:
 
 
 def load_export(path):
-    return Exported(torch.jit.load(str(path)))
+    """Loads and checks an export (dlasim.integrity): ExportError names what is wrong."""
+    try:
+        module = torch.jit.load(str(path))
+    except Exception as e:  # noqa: BLE001 - torch.jit.load raises RuntimeError, IndexError, ... on damaged files
+        raise ExportError("%s: cannot read it as a TorchScript export: %s" % (path, str(e).splitlines()[0])) from None
+    try:
+        return Exported(module)
+    except ExportError as e:
+        raise ExportError("%s: %s" % (path, e)) from None
 
 
 def _as_exported(exported):
