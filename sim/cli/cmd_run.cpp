@@ -19,24 +19,13 @@
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
 #include "output_set.hpp"
+#include "tool_common.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 namespace dla::cli {
 namespace {
-
-/// The engines `--engine` chooses from; a new engine is one row.
-struct Engine {
-  const char* name;
-  std::unique_ptr<sim::Device> (*make)(const HwConfig& config);
-  bool timing;  ///< a sim::CycleDevice: --report and --trace apply
-};
-std::unique_ptr<sim::Device> make_cycle(const HwConfig& config) { return sim::make_cycle_model(config); }
-constexpr Engine kEngines[] = {
-    {"emu", sim::make_emulator, false},
-    {"cycle", make_cycle, true},
-};
 
 /// --trace-window A:B (cycles, B exclusive; either side may be empty).
 void parse_window(const std::string& text, sim::TraceOptions& t) {
@@ -59,12 +48,6 @@ void parse_window(const std::string& text, sim::TraceOptions& t) {
   if (t.window_begin >= t.window_end) throw Error("--trace-window '" + text + "' is empty");
 }
 
-std::string engine_names() {
-  std::string s;
-  for (const auto& e : kEngines) s += (s.empty() ? "" : ", ") + std::string(e.name);
-  return s;
-}
-
 /// A tensor or layer name as a file name: letters, digits, '.', '-' and '_' are kept,
 /// everything else becomes '_'; names that would clash get a numeric suffix.
 class FileNamer {
@@ -85,14 +68,6 @@ class FileNamer {
  private:
   std::set<std::string> used_;
 };
-
-std::string inputs_of(const Program& p) {
-  std::string s;
-  for (const auto& t : p.tensors) {
-    if (t.role == TensorRole::kInput) s += (s.empty() ? "" : ", ") + t.name;
-  }
-  return s.empty() ? "none" : s;
-}
 
 std::string dtype_name(DType t) { return std::string(dtype_info(t).name); }
 
@@ -135,11 +110,7 @@ int cmd_run(const Args& args) {
   if (!vm) return 0;
 
   const std::string engine_name = (*vm)["engine"].as<std::string>();
-  const Engine* engine = nullptr;
-  for (const auto& e : kEngines) {
-    if (engine_name == e.name) engine = &e;
-  }
-  if (engine == nullptr) throw Error("unknown engine '" + engine_name + "' (available: " + engine_names() + ")");
+  const Engine* engine = &find_engine(engine_name);
   std::string stats_format;
   if (vm->count("stats")) {
     stats_format = (*vm)["stats"].as<std::string>();
@@ -201,30 +172,9 @@ int cmd_run(const Args& args) {
   device->load(program);
 
   // Inputs: every input exactly once, no unknown names.
-  std::map<std::string, std::string> files;
-  if (vm->count("input")) {
-    for (const auto& spec : (*vm)["input"].as<std::vector<std::string>>()) {
-      const auto eq = spec.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-        throw Error("--input takes NAME=FILE.npy, got '" + spec + "'");
-      }
-      const std::string name = spec.substr(0, eq);
-      const TensorDesc* desc = program.find_tensor(name);
-      if (desc == nullptr || desc->role != TensorRole::kInput) {
-        throw Error("unknown input '" + name + "' (the program's inputs: " + inputs_of(program) + ")");
-      }
-      if (!files.emplace(name, spec.substr(eq + 1)).second) throw Error("input '" + name + "' is given twice");
-    }
-  }
-  for (const auto& t : program.tensors) {
-    if (t.role == TensorRole::kInput && files.count(t.name) == 0) {
-      throw Error("missing input '" + t.name + "' (" + dtype_name(t.dtype) + " " + shape_string(t.shape) +
-                  "): give --input " + t.name + "=FILE.npy");
-    }
-  }
-  for (const auto& [name, file] : files) {
-    device->set_input(name, npy::read_tensor(file, *program.find_tensor(name)));
-  }
+  const auto inputs = read_inputs(program, vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>()
+                                                             : std::vector<std::string>{});
+  for (const auto& [name, tensor] : inputs) device->set_input(name, tensor);
 
   sim::RunOptions run_options;
   run_options.dump_layers = (*vm)["dump-layers"].as<bool>();

@@ -18,6 +18,7 @@ int cmd_disasm(const Args& args);
 int cmd_run(const Args& args);
 int cmd_compile(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_signoff(const Args& args);
 
 struct Command {
   const char* name;
@@ -29,8 +30,9 @@ struct Command {
 inline constexpr Command kCommands[] = {
     {"config", "print, check or document hardware configs", cmd_config},
     {"disasm", "print a program file: header, sections, tensors and instructions", cmd_disasm},
-    {"compile", "compile a graph file (or a built-in network) to a .dlab program", cmd_compile},
+    {"compile", "compile a QAT export, a graph file or a built-in network to a .dlab program", cmd_compile},
     {"run", "run a program on an engine: .npy inputs, outputs, layer dumps, statistics", cmd_run},
+    {"signoff", "compile a model and compare every layer on every engine with the reference evaluator", cmd_signoff},
     {"bench", "measure an engine's throughput on ResNet-18 against libtorch", cmd_bench},
 };
 

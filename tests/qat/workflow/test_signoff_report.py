@@ -66,3 +66,26 @@ def test_a_program_of_another_model_fails_at_its_first_layer(tmp_path):
     page = Page()
     page.feed(report.write(tmp_path / "bad").read_text())
     assert page.status == "FAIL" and "bad" in page.rows
+
+
+def test_dla_signoff_compares_every_layer_with_the_reference_evaluator(tmp_path):
+    import numpy as np
+    from test_signoff import NP
+    path_a, program_a, x = compiled(tmp_path, 0)
+    _, program_b, _ = compiled(tmp_path, 1)
+    ex = dlasim.load_export(path_a)
+    q = dlasim.integer_forward(ex, x, return_all=True)["x"]
+    np.save(tmp_path / "x.npy", q.numpy().astype(NP[ex.node("x")["dtype"]]))
+    r = run("signoff", path_a, "-i", "x=%s" % (tmp_path / "x.npy"), "--out", tmp_path / "so")
+    assert r.returncode == 0, r.stdout + r.stderr
+    layers = [n["name"] for n in ex.nodes if n["op"] != "input"]
+    assert "sign-off: PASS: %d layers equal on emu, cycle" % len(layers) in r.stdout, r.stdout
+    import json
+    doc = json.loads((tmp_path / "so" / "signoff.json").read_text())
+    assert doc["ok"] and [l["layer"] for l in doc["layers"] if l["engine"] == "emu"] == layers
+    # The same model against another model's program: the first layer differs, named.
+    r = run("signoff", path_a, "-i", "x=%s" % (tmp_path / "x.npy"), "--program", program_b, "--engines", "emu")
+    assert r.returncode == 1, r.stdout
+    assert "sign-off: FAIL: first difference in layer 'stem_0' on emu at element" in r.stdout, r.stdout
+    r = run("signoff", path_a, "-i", "x=%s" % (tmp_path / "x.npy"), "--engines", "emu,warp")
+    assert r.returncode == 1 and "unknown engine 'warp'" in r.stderr, r.stderr

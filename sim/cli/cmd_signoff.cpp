@@ -1,0 +1,172 @@
+// dla signoff: a model compiled and run on every engine named, every layer compared with
+// the compiler's reference evaluator (the golden model, written apart from the engines),
+// element for element. Exit 0 when every layer of every engine is equal; else exit 1,
+// naming the first differing layer in graph order.
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.hpp"
+#include "dla/compiler/lower.hpp"
+#include "dla/compiler/reference.hpp"
+#include "dla/cycle.hpp"
+#include "dla/error.hpp"
+#include "dla/file_io.hpp"
+#include "tool_common.hpp"
+
+namespace po = boost::program_options;
+
+namespace dla::cli {
+namespace {
+
+struct LayerCheck {
+  std::string engine;
+  std::string layer;
+  std::uint64_t elements = 0;
+  std::uint64_t equal = 0;
+  std::int64_t first_diff = -1;  ///< flat element index, -1: none
+  std::int64_t expected = 0;
+  std::int64_t actual = 0;
+  sim::LayerStats stats;
+  double mac_utilization = 0;
+  bool ok() const { return equal == elements && first_diff < 0; }
+};
+
+std::vector<std::string> split_engines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string e; std::getline(in, e, ',');) {
+    find_engine(e);  // unknown names are refused here, before any work
+    out.push_back(e);
+  }
+  if (out.empty()) throw Error("--engines names no engine (available: " + engine_names() + ")");
+  return out;
+}
+
+LayerCheck compare(const std::string& engine, const std::string& layer, const HostTensor& want, const HostTensor& got) {
+  LayerCheck c;
+  c.engine = engine;
+  c.layer = layer;
+  c.elements = want.values.size();
+  if (got.values.size() != want.values.size()) {
+    c.first_diff = 0;
+    c.expected = static_cast<std::int64_t>(want.values.size());
+    c.actual = static_cast<std::int64_t>(got.values.size());
+    return c;
+  }
+  for (std::size_t i = 0; i < want.values.size(); ++i) {
+    if (want.values[i] == got.values[i]) {
+      ++c.equal;
+    } else if (c.first_diff < 0) {
+      c.first_diff = static_cast<std::int64_t>(i);
+      c.expected = want.values[i];
+      c.actual = got.values[i];
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+int cmd_signoff(const Args& args) {
+  po::options_description options("signoff options");
+  add_model_options(options);
+  options.add_options()
+      ("input,i", po::value<std::vector<std::string>>()->composing(), "NAME=FILE.npy: bind an input (once per input)")
+      ("engines", po::value<std::string>()->default_value("emu,cycle"), "comma-separated engines to sign off")
+      ("program", po::value<std::string>(),
+       "sign off this compiled program (.dlab, for the model's hardware config) instead of compiling the model")
+      ("out", po::value<std::string>(), "write the per-layer results to DIR/signoff.json");
+  po::positional_options_description positional;
+  positional.add("graph", 1);
+  const auto vm = parse_command(
+      args, "dla signoff MODEL.dla.pt|GRAPH.json --input NAME=FILE.npy ... [--engines emu,cycle] [--program P.dlab] [--out DIR]",
+      "Compiles the model for its hardware config, runs the program on each engine with every layer dumped, and "
+      "compares every layer, element for element, with the compiler's reference evaluator. Prints a table per "
+      "layer (elements equal, the first difference, saturations, overflows, cycles and MAC utilization on the "
+      "cycle engine) and exits 1 naming the first differing layer in graph order.",
+      options, positional);
+  if (!vm) return 0;
+  const std::vector<std::string> engines = split_engines((*vm)["engines"].as<std::string>());
+  const Model model = load_model(*vm);
+  Program program;
+  if (vm->count("program")) {
+    ReadOptions read;
+    read.expected_config_hash = model.hw.identity_hash();
+    program = read_program_file((*vm)["program"].as<std::string>(), read);
+  } else {
+    program = compiler::compile(model.graph, model.hw);
+  }
+  const auto inputs = read_inputs(program, vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>()
+                                                             : std::vector<std::string>{});
+  const std::vector<HostTensor> reference = compiler::evaluate(model.graph, model.hw, inputs);
+
+  std::vector<LayerCheck> checks;
+  for (const auto& name : engines) {
+    auto device = find_engine(name).make(model.hw);
+    device->load(program);
+    for (const auto& [input, tensor] : inputs) device->set_input(input, tensor);
+    sim::RunOptions run;
+    run.dump_layers = true;
+    device->run(run);
+    const sim::RunStats stats = device->stats();
+    const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
+    const auto dumps = device->layer_dumps();
+    for (std::size_t i = 0; i < dumps.size(); ++i) {
+      const int node = model.graph.find(dumps[i].name);
+      if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
+      LayerCheck c = compare(name, dumps[i].name, reference[static_cast<std::size_t>(node)], dumps[i].tensor);
+      if (i < stats.layers.size()) c.stats = stats.layers[i];
+      if (cycle != nullptr && i < cycle->report().layers.size()) c.mac_utilization = cycle->report().layers[i].mac_utilization;
+      checks.push_back(c);
+    }
+  }
+
+  std::size_t width = 5;
+  for (const auto& c : checks) width = std::max(width, c.layer.size());
+  const int w = static_cast<int>(width);
+  std::cout << std::left << std::setw(7) << "engine" << std::setw(w + 1) << "layer" << std::right << std::setw(10)
+            << "elements" << std::setw(10) << "equal" << std::setw(12) << "saturations" << std::setw(10) << "overflows"
+            << std::setw(11) << "cycles" << std::setw(9) << "MAC util" << "  first difference\n";
+  const LayerCheck* first = nullptr;
+  for (const auto& c : checks) {
+    if (!c.ok() && first == nullptr) first = &c;
+    std::ostringstream util;
+    if (c.stats.cycles != 0 && c.stats.macs != 0) util << std::fixed << std::setprecision(1) << 100 * c.mac_utilization << "%";
+    std::cout << std::left << std::setw(7) << c.engine << std::setw(w + 1) << c.layer << std::right << std::setw(10)
+              << c.elements << std::setw(10) << c.equal << std::setw(12) << c.stats.saturations << std::setw(10)
+              << c.stats.acc_overflows << std::setw(11) << (c.stats.cycles ? std::to_string(c.stats.cycles) : "-")
+              << std::setw(9) << (util.str().empty() ? "-" : util.str());
+    if (!c.ok()) std::cout << "  element " << c.first_diff << ": expected " << c.expected << ", got " << c.actual;
+    std::cout << "\n";
+  }
+  if (vm->count("out")) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& c : checks) {
+      layers.push_back({{"engine", c.engine}, {"layer", c.layer}, {"elements", c.elements}, {"equal", c.equal},
+                        {"ok", c.ok()}, {"first_diff", c.first_diff}, {"expected", c.expected}, {"actual", c.actual},
+                        {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
+                        {"cycles", c.stats.cycles}, {"macs", c.stats.macs}, {"mac_utilization", c.mac_utilization}});
+    }
+    const nlohmann::json doc = {{"ok", first == nullptr}, {"engines", engines}, {"layers", layers}};
+    const std::string dir = (*vm)["out"].as<std::string>();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw Error("cannot create output directory '" + dir + "': " + ec.message());
+    write_file_atomically(dir + "/signoff.json", doc.dump(1) + "\n", "sign-off report");
+  }
+  if (first != nullptr) {
+    std::cout << "sign-off: FAIL: first difference in layer '" << first->layer << "' on " << first->engine
+              << " at element " << first->first_diff << " (expected " << first->expected << ", got " << first->actual
+              << ")\n";
+    return 1;
+  }
+  std::cout << "sign-off: PASS: " << checks.size() / engines.size() << " layers equal on ";
+  for (std::size_t i = 0; i < engines.size(); ++i) std::cout << (i ? ", " : "") << engines[i];
+  std::cout << "\n";
+  return 0;
+}
+
+}  // namespace dla::cli

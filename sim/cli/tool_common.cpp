@@ -1,0 +1,113 @@
+// Pieces the subcommands share (tool_common.hpp).
+#include "tool_common.hpp"
+
+#include "dla/compiler/graph_io.hpp"
+#include "dla/compiler/models.hpp"
+#include "dla/compiler/qat_export.hpp"
+#include "dla/cycle.hpp"
+#include "dla/error.hpp"
+#include "dla/npy.hpp"
+
+namespace po = boost::program_options;
+
+namespace dla::cli {
+namespace {
+
+std::unique_ptr<sim::Device> make_cycle(const HwConfig& config) { return sim::make_cycle_model(config); }
+constexpr Engine kEngines[] = {
+    {"emu", sim::make_emulator, false},
+    {"cycle", make_cycle, true},
+};
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string inputs_of(const Program& p) {
+  std::string s;
+  for (const auto& t : p.tensors) {
+    if (t.role == TensorRole::kInput) s += (s.empty() ? "" : ", ") + t.name;
+  }
+  return s.empty() ? "none" : s;
+}
+
+}  // namespace
+
+const Engine& find_engine(const std::string& name) {
+  for (const auto& e : kEngines) {
+    if (name == e.name) return e;
+  }
+  throw Error("unknown engine '" + name + "' (available: " + engine_names() + ")");
+}
+
+std::string engine_names() {
+  std::string s;
+  for (const auto& e : kEngines) s += (s.empty() ? "" : ", ") + std::string(e.name);
+  return s;
+}
+
+std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> files;
+  for (const auto& spec : specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      throw Error("--input takes NAME=FILE.npy, got '" + spec + "'");
+    }
+    const std::string name = spec.substr(0, eq);
+    const TensorDesc* desc = program.find_tensor(name);
+    if (desc == nullptr || desc->role != TensorRole::kInput) {
+      throw Error("unknown input '" + name + "' (the program's inputs: " + inputs_of(program) + ")");
+    }
+    if (!files.emplace(name, spec.substr(eq + 1)).second) throw Error("input '" + name + "' is given twice");
+  }
+  for (const auto& t : program.tensors) {
+    if (t.role == TensorRole::kInput && files.count(t.name) == 0) {
+      throw Error("missing input '" + t.name + "' (" + std::string(dtype_info(t.dtype).name) + " " +
+                  shape_text(t.shape) + "): give --input " + t.name + "=FILE.npy");
+    }
+  }
+  std::map<std::string, HostTensor> inputs;
+  for (const auto& [name, file] : files) inputs[name] = npy::read_tensor(file, *program.find_tensor(name));
+  return inputs;
+}
+
+void add_model_options(po::options_description& options) {
+  options.add_options()
+      ("graph", po::value<std::string>(),
+       "the model: a QAT export (.dla.pt, from dlasim.export) or a graph file (.json, weights file beside it)")
+      ("builtin", po::value<std::string>(), "a built-in network instead: resnet18")
+      ("size", po::value<std::int64_t>()->default_value(224), "input height and width of a built-in network")
+      ("preset", po::value<std::string>(), "hardware config preset: small, default (the default) or large")
+      ("config", po::value<std::string>(), "hardware config file (JSON)");
+}
+
+Model load_model(const po::variables_map& vm) {
+  if (vm.count("graph") == vm.count("builtin")) throw Error("give a model file or --builtin, not both or neither");
+  if (vm.count("preset") && vm.count("config")) throw Error("give --preset or --config, not both");
+  const bool requested = vm.count("preset") || vm.count("config");
+  Model m{{}, vm.count("config") ? HwConfig::load_file(vm["config"].as<std::string>())
+                                 : HwConfig::preset(vm.count("preset") ? vm["preset"].as<std::string>() : "default")};
+  if (vm.count("builtin")) {
+    const std::string name = vm["builtin"].as<std::string>();
+    if (name != "resnet18") throw Error("unknown built-in network '" + name + "' (resnet18)");
+    const std::int64_t size = vm["size"].as<std::int64_t>();
+    if (size < 32 || size > 1024) throw Error("--size " + std::to_string(size) + " is out of range [32, 1024]");
+    m.graph = compiler::resnet18(size);
+    return m;
+  }
+  const std::string path = vm["graph"].as<std::string>();
+  if (!compiler::looks_like_torchscript(path)) {
+    m.graph = compiler::load_graph(path);
+    return m;
+  }
+  compiler::QatExport model = compiler::import_qat_export(path);
+  const std::string requested_name = vm.count("config") ? "--config " + vm["config"].as<std::string>()
+                                                        : "--preset " + (requested ? vm["preset"].as<std::string>() : "");
+  m.hw = compiler::config_for_export(model, path, requested ? &m.hw : nullptr, requested_name);
+  m.graph = std::move(model.graph);
+  return m;
+}
+
+}  // namespace dla::cli
