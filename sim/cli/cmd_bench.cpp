@@ -30,19 +30,25 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// Best wall-clock seconds of `repeat` calls of `fn`.
+template <typename Fn>
+double best_of(int repeat, Fn&& fn) {
+  double best = 0;
+  for (int r = 0; r < repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double s = seconds_since(t0);
+    best = r == 0 ? s : std::min(best, s);
+  }
+  return best;
+}
+
 /// Best wall-clock seconds of `repeat` runs of `device` (loaded, inputs bound) on `threads`
 /// host threads.
 double best_run(sim::Device& device, int repeat, unsigned threads) {
   sim::RunOptions options;
   options.threads = threads;
-  double best = 0;
-  for (int r = 0; r < repeat; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    device.run(options);
-    const double s = seconds_since(t0);
-    best = r == 0 ? s : std::min(best, s);
-  }
-  return best;
+  return best_of(repeat, [&] { device.run(options); });
 }
 
 /// `dla bench cycle`: simulated cycles per second and the slowdown against the emulator on
@@ -90,13 +96,7 @@ void bench_batch(const Program& program, const HostTensor& image, const HwConfig
                  int batch, int repeat, unsigned threads) {
   sim::BatchRunner runner(program, hw, [](const HwConfig& c) { return sim::make_emulator(c); }, threads);
   const std::vector<sim::TensorMap> inputs(static_cast<std::size_t>(batch), sim::TensorMap{{"image", image}});
-  double best = 0;
-  for (int r = 0; r < repeat; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    runner.run(inputs);
-    const double s = seconds_since(t0);
-    best = r == 0 ? s : std::min(best, s);
-  }
+  const double best = best_of(repeat, [&] { runner.run(inputs); });
   std::printf("  batch:     %d images, %u threads (emulator and libtorch alike)\n", batch, threads);
   std::printf("    emulator:  %.3f s, %.1f images/s (%u emulators, one image each at a time)\n", best, batch / best,
               runner.threads());
