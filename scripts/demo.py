@@ -4,6 +4,7 @@
 1. Trains a small CNN in float on Fashion-MNIST (Debian's dataset-fashion-mnist).
 2. Fine-tunes it with bit-exact QAT (dlasim.prepare_qat) twice: int8, and int4 with int8
    first and last layers; the input is the image's u8 pixels themselves (frac 8).
+   The QAT fine-tuning starts from the trained float model and sees --qat-images images.
 3. Exports each model, compiles it with `dla compile net.dla.pt` (for the hardware it was
    trained for), and runs the whole test set on the emulator through dlasim.Device.
 4. Prints the accuracy of the float model, of the QAT model's eval forward and of the
@@ -111,6 +112,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a smaller run (subsets, one short epoch each), under 2 minutes")
     ap.add_argument("--out", default=str(ROOT / "build" / "demo"), help="where exports, programs and reports go")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    ap.add_argument("--qat-images", type=int, default=15000,
+                    help="training images of each QAT fine-tuning (from the trained float model, a part of an "
+                         "epoch is enough)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     torch.manual_seed(0)
@@ -137,7 +141,8 @@ def main():
     for name, label in CONFIGS:
         plan = dlasim.PrecisionPlan.preset(name, input=INPUT)
         prepared = dlasim.prepare_qat(copy.deepcopy(float_model), (example,), plan=plan)
-        train(prepared, xtr, ytr, qat_epochs, 5e-4, 128, "QAT %s" % name)
+        n = min(args.qat_images, xtr.shape[0])
+        train(prepared, xtr[:n], ytr[:n], qat_epochs, 5e-4, 128, "QAT %s" % name)
         prepared.eval()
         export = dlasim.export(prepared, (example,), out / ("%s.dla.pt" % name))
         program = out / ("%s.dlab" % name)
