@@ -1,4 +1,4 @@
-// hw_config.cpp — the hardware config (ARCHITECTURE.md section 3).
+// hw_config.cpp — the hardware config (isa/README.md section 2).
 //
 // Every per-field operation below is an expansion of DLA_HW_CONFIG_FIELDS; the only
 // field names written by hand are the overrides of the "small" and "large" presets.

@@ -121,7 +121,7 @@ void emit_hw_config(SvPackage& pkg, const dla::HwConfig& cfg) {
 }
 
 void emit_dtypes(SvPackage& pkg) {
-  pkg.section("Storage types (dla::DType, ARCHITECTURE.md section 2)");
+  pkg.section("Storage types (dla::DType, isa/README.md section 1)");
   std::vector<SvPackage::EnumEntry> entries;
   for (int i = 0; i < dla::kNumDTypes; ++i)
     entries.push_back({"DTYPE_" + upper(dla::dtype_info(static_cast<dla::DType>(i)).name), i});

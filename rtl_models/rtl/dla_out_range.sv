@@ -1,4 +1,4 @@
-// dla_out_range — the output range of a requantizing operation (ARCHITECTURE.md 2,
+// dla_out_range — the output range of a requantizing operation (isa/README.md section 1,
 // dla::OutputSpec): lo = max(T.min, clip_lo), hi = min(T.max, clip_hi). Computed once
 // per instruction and shared by every lane.
 module dla_out_range

@@ -253,7 +253,7 @@ inline std::vector<ConvVariant> conv_variants(dla::HwConfig large = dla::HwConfi
 }
 
 /// The convolution in NCHW, naive int64 loops; acc_bits / overflow policy / rounding of
-/// `cfg` applied as ARCHITECTURE.md section 2 says.
+/// `cfg` applied as isa/README.md section 1 says.
 inline dla::HostTensor reference_conv(const ConvCase& c, const dla::HostTensor& image, const dla::HwConfig& cfg,
                                      std::uint64_t* overflows = nullptr, std::uint64_t* saturations = nullptr) {
   if (overflows != nullptr) *overflows = 0;

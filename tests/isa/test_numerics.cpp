@@ -1,5 +1,5 @@
-// tests/isa/test_numerics.cpp — GoogleTest suite for dla/numerics.hpp (ARCHITECTURE.md
-// section 2, the normative numerics contract).
+// tests/isa/test_numerics.cpp — GoogleTest suite for dla/numerics.hpp (isa/README.md
+// section 1, the normative numerics contract).
 //
 // Every expected value here comes from either a literal table written from the contract,
 // or a reference written in this file with a different method from the header's:
@@ -46,7 +46,7 @@ constexpr std::array<RoundMode, 4> kModes = {RoundMode::HALF_UP, RoundMode::HALF
 constexpr std::array<DType, 6> kTypes = {DType::I4, DType::U4,  DType::I8,
                                          DType::U8, DType::I16, DType::I32};
 
-// Literal type ranges of ARCHITECTURE.md section 2 (i32 is the accumulator storage type).
+// Literal type ranges of isa/README.md section 1 (i32 is the accumulator storage type).
 struct Range {
   std::int64_t min, max;
 };

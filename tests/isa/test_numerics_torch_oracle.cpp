@@ -1,5 +1,5 @@
 // tests/isa/test_numerics_torch_oracle.cpp — PyTorch's quantizer as an external oracle for
-// dla::requantize in HALF_EVEN mode (ARCHITECTURE.md section 2: "HALF_EVEN (ties to even;
+// dla::requantize in HALF_EVEN mode (isa/README.md section 1: "HALF_EVEN (ties to even;
 // equals PyTorch/ONNX)").
 //
 // at::quantize_per_tensor(x, scale, zero_point = 0, dtype) computes

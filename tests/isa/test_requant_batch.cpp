@@ -5,7 +5,7 @@
 //   * rounding: floor division of rationals (HALF_UP = floor((2v + d) / 2d), HALF_AWAY
 //     by symmetry, HALF_EVEN by comparing twice the remainder with d), and v * 2^-s for
 //     s <= 0, exact in __int128;
-//   * output range: the literal type ranges of ARCHITECTURE.md section 2 with the clips.
+//   * output range: the literal type ranges of isa/README.md section 1 with the clips.
 // Every value the batch writes (and every count and flag it returns) is compared with
 // the reference; bytes the batch must not write are checked unchanged. The blocks are
 // laid out so that every path of the header runs: shifts uniform (contiguous and

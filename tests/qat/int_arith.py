@@ -1,5 +1,5 @@
 """Reference integer arithmetic shared by test_ops.py and workflow/int_reference.py: numpy
-int64 straight from ARCHITECTURE.md section 2, never through the library (dlasim, the dla
+int64 straight from isa/README.md section 1, never through the library (dlasim, the dla
 ops, dla/numerics.hpp).
 """
 

@@ -1,5 +1,5 @@
 // dla/hw_config.hpp — the hardware config: the single source of every accelerator
-// parameter (ARCHITECTURE.md section 3).
+// parameter (isa/README.md section 2).
 //
 // The fields are declared once, in DLA_HW_CONFIG_FIELDS below, with default, range,
 // unit and a one-sentence doc. The struct, the JSON reader and writer, validation, the

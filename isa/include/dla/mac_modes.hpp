@@ -1,5 +1,5 @@
-// dla/mac_modes.hpp — the MAC array's precisions, declared once (ARCHITECTURE.md
-// sections 3 and 4).
+// dla/mac_modes.hpp — the MAC array's precisions, declared once (isa/README.md
+// sections 2 and 3).
 //
 // One row per MacMode (row i is mode i): the activation types it reads, its weight
 // type, the hardware-config flag that permits it and the config fields of its

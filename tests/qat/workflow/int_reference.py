@@ -1,5 +1,5 @@
-"""An independent reference for exported graphs: numpy int64, straight from ARCHITECTURE.md
-section 2 (not through dla/numerics.hpp or the dla ops), so that a bug shared by the ops
+"""An independent reference for exported graphs: numpy int64, straight from isa/README.md
+section 1 (not through dla/numerics.hpp or the dla ops), so that a bug shared by the ops
 and the exporter cannot hide.
 
 It runs the device nodes of an export (input, conv2d, linear, add, concat, max_pool,

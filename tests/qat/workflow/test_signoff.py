@@ -1,4 +1,4 @@
-"""Sign-off (ARCHITECTURE.md section 6): export -> compiler graph file -> `dla compile` ->
+"""Sign-off (README.md main job): export -> compiler graph file -> `dla compile` ->
 `dla run --engine emu`; the emulator's outputs equal the export's integer replay, which
 equals the prepared model's eval forward, bit for bit. The dla tool comes from $DLA_TOOL
 (set by ctest) or build/{ci,dev}/sim/dla; a missing tool fails the test."""

@@ -2,7 +2,7 @@
 //
 // The torch ops (ops.hpp) validate their arguments, recover the integers of their
 // inputs and call these kernels; the kernels compute exactly the integers of
-// ARCHITECTURE.md section 2 by calling dla/numerics.hpp for every rounding, clamp,
+// isa/README.md section 1 by calling dla/numerics.hpp for every rounding, clamp,
 // wrap and saturation. Nothing here rounds, clamps or wraps by itself.
 //
 // Conventions:

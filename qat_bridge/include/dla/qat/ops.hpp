@@ -9,7 +9,7 @@
 // q * 2^-frac of a quantized tensor; an op that consumes one recovers q exactly and
 // refuses (with an error naming the argument and the element) a value that is not such a
 // real of the declared type. Forward computes the hardware's integers with dla numerics
-// (ARCHITECTURE.md section 2); backward is the straight-through estimator: the gradient
+// (isa/README.md section 1); backward is the straight-through estimator: the gradient
 // of the float op, multiplied by the op's clamp mask.
 //
 // Requantizing ops return QResult: y (the output reals), mask (bool, true where the
