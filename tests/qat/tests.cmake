@@ -24,6 +24,13 @@ if(TARGET dla_qat)
       TIMEOUT 300)
   endforeach()
 
+  # dla::lut (activation tables) from Python: forward, derivative backward, training.
+  add_test(NAME qat_pytest_lut
+    COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/qat/test_lut.py)
+  set_tests_properties(qat_pytest_lut PROPERTIES
+    ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 300)
+
   # The PyTorch workflow (prepare_qat, plans, observers, export and its integer replay,
   # DDP with two gloo processes, Fashion-MNIST): one ctest test per file of qat/workflow.
   # Fashion-MNIST comes from Debian's dataset-fashion-mnist (scripts/setup installs it).
