@@ -1,10 +1,10 @@
 # Installation: headers, the libraries as an exported CMake package (find_package(dlasim)
-# gives dla::isa, dla::sim, dla::cycle, dla::compiler, dla::npy), the dla tool, and the
+# gives dla::isa, dla::sim, dla::cycle, dla::lut, dla::compiler, dla::npy), the dla tool, and the
 # dlasim Python package with its op library next to it.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(_dla_exported dla_isa dla_sim dla_cycle dla_npy dla_compiler)
+set(_dla_exported dla_isa dla_sim dla_cycle dla_npy dla_lut dla_compiler)
 foreach(target ${_dla_exported})
   string(REGEX REPLACE "^dla_" "" export_name ${target})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})

@@ -129,7 +129,7 @@ std::vector<Step> add_steps(const Lowering& L, int id) {
   const Node& n = L.node(id);
   const View A = L.view(n.inputs[0]), B = L.view(n.inputs[1]), Y = L.view(id);
   const i64 total = Y.elements();
-  const i64 chunk = add_chunk(L, n, A, B, Y);
+  const i64 chunk = elementwise_chunk(L, n, {A, B}, Y);
   const i64 a_bytes = align4(nbytes(A.dtype, chunk));
   const auto [in, out] = act_slots(a_bytes + align4(nbytes(B.dtype, chunk)), nbytes(Y.dtype, chunk));
   Slots par;
@@ -151,6 +151,36 @@ std::vector<Step> add_steps(const Lowering& L, int id) {
     v.b_type = static_cast<i64>(B.dtype);
     v.y_type = static_cast<i64>(Y.dtype);
     v.param_addr = par[k];
+    s.finish.push_back(v);
+    copy_contiguous(s.stores, true, Buffer::ACT, out[k], Y.dram + nbytes(Y.dtype, e0), nbytes(Y.dtype, cnt));
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+std::vector<Step> lut_steps(const Lowering& L, int id) {
+  const Node& n = L.node(id);
+  const View X = L.view(n.inputs[0]), Y = L.view(id);
+  const i64 table_bytes = static_cast<i64>(isa::LutRecord::size(X.dtype));
+  const i64 total = Y.elements();
+  const i64 chunk = elementwise_chunk(L, n, {X}, Y, table_bytes);
+  const auto [in, out] = act_slots(align4(nbytes(X.dtype, chunk)), nbytes(Y.dtype, chunk));
+  std::vector<Step> steps;
+  std::size_t k = 0;
+  for (i64 e0 = 0; e0 < total; e0 += chunk, ++k) {
+    const i64 cnt = std::min(chunk, total - e0);
+    Step s;
+    // The table is the same for every step: loaded once, at PARAM 0, by the first step
+    // (the load queue runs in order, so it is there before any later step's VLUT).
+    if (k == 0) copy_contiguous(s.loads, false, Buffer::PARAM, 0, L.plan_of(id).param, table_bytes);
+    copy_contiguous(s.loads, false, Buffer::ACT, in[k], X.dram + nbytes(X.dtype, e0), nbytes(X.dtype, cnt));
+    isa::VLut v;
+    v.in_addr = in[k];
+    v.out_addr = out[k];
+    v.count = cnt;
+    v.in_type = static_cast<i64>(X.dtype);
+    v.out_type = static_cast<i64>(Y.dtype);
+    v.param_addr = 0;
     s.finish.push_back(v);
     copy_contiguous(s.stores, true, Buffer::ACT, out[k], Y.dram + nbytes(Y.dtype, e0), nbytes(Y.dtype, cnt));
     steps.push_back(std::move(s));

@@ -48,6 +48,7 @@ std::string_view op_kind_name(OpKind k) {
     case OpKind::kGlobalAvgPool: return "global_avg_pool";
     case OpKind::kUpsample2x: return "upsample2x";
     case OpKind::kFlatten: return "flatten";
+    case OpKind::kLut: return "lut";
   }
   return "?";
 }
@@ -296,6 +297,36 @@ int Graph::flatten(const std::string& name, int input_id) {
   n.frac = x.frac;
   n.shape = {x.shape[0], x.shape[1] * x.shape[2] * x.shape[3]};
   return push(std::move(n));
+}
+
+int Graph::lut(const std::string& name, int input_id, const lut::Activation& activation,
+               std::vector<std::int64_t> user_table, const QuantSpec& out) {
+  check_quant(name, out);
+  const Node& x = checked(name, input_id);
+  if (activation.function != lut::Function::kTable && !user_table.empty()) {
+    fail(name, "a table is given for " + std::string(lut::function_name(activation.function)) +
+                   ", which computes its own (only function \"table\" takes one)");
+  }
+  Node n;
+  n.kind = OpKind::kLut;
+  n.name = name;
+  n.inputs = {input_id};
+  n.dtype = out.dtype;
+  n.frac = out.frac;
+  n.shape = x.shape;
+  n.lut_activation = activation;
+  n.lut_table = std::move(user_table);
+  lut_table_of(n, x, RoundMode::HALF_UP);  // refuses an unrepresentable table here, naming the node
+  return push(std::move(n));
+}
+
+std::vector<std::int16_t> lut_table_of(const Node& n, const Node& x, RoundMode mode) {
+  try {
+    if (n.lut_activation.function == lut::Function::kTable) return lut::user_table(n.lut_table, x.dtype, n.dtype);
+    return lut::build_table(n.lut_activation, {x.dtype, x.frac, n.dtype, n.frac, mode});
+  } catch (const lut::LutError& e) {
+    fail(n.name, e.what());
+  }
 }
 
 void Graph::mark_output(int value) {

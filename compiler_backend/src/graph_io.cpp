@@ -44,6 +44,8 @@ std::vector<std::string_view> node_fields(const std::string& op) {
     add({"inputs", "kernel", "stride", "padding", "out"});
   } else if (op == "concat" || op == "upsample2x" || op == "flatten") {
     add({"inputs"});
+  } else if (op == "lut") {
+    add({"inputs", "function", "alpha", "table", "out"});
   } else {
     return {};
   }
@@ -53,7 +55,7 @@ std::vector<std::string_view> node_fields(const std::string& op) {
 /// Whether some op has the field `key` (then a node of another op that has it is told
 /// which fields its op takes, not offered a spelling).
 bool some_op_has(const std::string& key) {
-  for (const char* op : {"input", "conv2d", "linear", "add", "global_avg_pool", "max_pool", "avg_pool"}) {
+  for (const char* op : {"input", "conv2d", "linear", "add", "global_avg_pool", "max_pool", "avg_pool", "lut"}) {
     const auto f = node_fields(op);
     if (std::find(f.begin(), f.end(), key) != f.end()) return true;
   }
@@ -251,7 +253,7 @@ Graph parse_graph(std::string_view text, const std::string& json_path, const Wei
     const std::vector<std::string_view> fields = node_fields(op);
     if (fields.empty()) {
       r.fail(where, "unsupported op " + quote_for_message(op) + " (input, conv2d, linear, add, concat, max_pool, "
-                    "avg_pool, global_avg_pool, upsample2x, flatten)");
+                    "avg_pool, global_avg_pool, upsample2x, flatten, lut)");
     }
     for (const auto& item : n.items()) {
       if (std::find(fields.begin(), fields.end(), item.key()) == fields.end() && some_op_has(item.key())) {
@@ -311,9 +313,28 @@ Graph parse_graph(std::string_view text, const std::string& json_path, const Wei
       } else if (op == "upsample2x") {
         need_inputs(1);
         g.upsample2x(name, ins[0]);
-      } else {
+      } else if (op == "flatten") {
         need_inputs(1);
         g.flatten(name, ins[0]);
+      } else {  // lut: node_fields() knows no other op
+        need_inputs(1);
+        const json& fj = r.field(n, where, "function");
+        if (!fj.is_string()) r.fail(where, "\"function\" must be a string");
+        const auto fn = lut::parse_function(fj.get<std::string>());
+        if (!fn) {
+          r.fail(where, "unknown function \"" + fj.get<std::string>() +
+                            "\" (silu, sigmoid, tanh, hardswish, hardsigmoid, gelu_tanh, leaky_relu, elu, table)");
+        }
+        lut::Activation a{*fn, 0.0};
+        if (n.contains("alpha")) {
+          if (!n["alpha"].is_number()) r.fail(where, "\"alpha\" must be a number");
+          a.alpha = n["alpha"].get<double>();
+        } else if (*fn == lut::Function::kLeakyRelu || *fn == lut::Function::kElu) {
+          r.fail(where, std::string(lut::function_name(*fn)) + " needs \"alpha\"");
+        }
+        std::vector<std::int64_t> table;
+        if (*fn == lut::Function::kTable) table = r.ints(r.field(n, where, "table"), where, "table");
+        g.lut(name, ins[0], a, std::move(table), r.quant(n, where));
       }
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -348,7 +369,7 @@ void save_graph(const Graph& graph, const std::string& json_path) {
     for (int i : n.inputs) ins.push_back(graph.node(i).name);
     if (n.kind != OpKind::kInput) j["inputs"] = ins;
     const bool requantizes = n.kind == OpKind::kConv2d || n.kind == OpKind::kLinear || n.kind == OpKind::kAdd ||
-                             n.kind == OpKind::kAvgPool || n.kind == OpKind::kGlobalAvgPool;
+                             n.kind == OpKind::kAvgPool || n.kind == OpKind::kGlobalAvgPool || n.kind == OpKind::kLut;
     if (requantizes) {
       json clip = json::array({nullptr, nullptr});
       if (n.clip_lo != std::numeric_limits<std::int64_t>::min()) clip[0] = n.clip_lo;
@@ -385,6 +406,13 @@ void save_graph(const Graph& graph, const std::string& json_path) {
         j["kernel"] = {a.kernel_h, a.kernel_w};
         j["stride"] = {a.stride_h, a.stride_w};
         j["padding"] = {a.pad_top, a.pad_left, a.pad_bottom, a.pad_right};
+        break;
+      case OpKind::kLut:
+        j["function"] = std::string(lut::function_name(n.lut_activation.function));
+        if (n.lut_activation.function == lut::Function::kLeakyRelu || n.lut_activation.function == lut::Function::kElu) {
+          j["alpha"] = n.lut_activation.alpha;
+        }
+        if (n.lut_activation.function == lut::Function::kTable) j["table"] = n.lut_table;
         break;
       default: break;
     }

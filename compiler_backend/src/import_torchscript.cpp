@@ -106,7 +106,7 @@ std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch:
     }
     if (n.contains("inputs")) out["inputs"] = n["inputs"];
     for (const char* k : {"out_channels", "out_features", "kernel", "stride", "padding", "dilation", "groups",
-                          "weight_dtype", "weight_frac", "out"}) {
+                          "weight_dtype", "weight_frac", "out", "function", "alpha", "table"}) {
       if (n.contains(k)) out[k] = n[k];
     }
     if (op == "conv2d" || op == "linear") {

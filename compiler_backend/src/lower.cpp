@@ -179,6 +179,12 @@ void plan(Lowering& L, int id) {
       for (int in : n.inputs) check_even_channels(n, n.dtype, L.node(in).shape[1], "an input");
       return;
     case OpKind::kUpsample2x: check_even_channels(n, n.dtype, n.shape[1], "the tensor"); return;
+    case OpKind::kLut: {
+      const Node& x = L.node(n.inputs[0]);
+      if (n.shape.size() == 4 || n.shape.size() == 2) check_even_channels(n, n.dtype, n.shape[1], "the tensor");
+      L.plan_of(id).param = add_lut_record(L, n, x);
+      return;
+    }
   }
 }
 
@@ -220,6 +226,7 @@ void emit(Lowering& L, int id) {
     case OpKind::kGlobalAvgPool: steps = pool_steps(L, id); break;
     case OpKind::kUpsample2x: steps = upsample_steps(L, id); break;
     case OpKind::kConcat: steps = concat_steps(L, id); break;
+    case OpKind::kLut: steps = lut_steps(L, id); break;
     case OpKind::kInput:
     case OpKind::kFlatten: break;
   }

@@ -103,6 +103,12 @@ i64 add_add_record(Lowering& L, const Node& n) {
   return add_constant(L, rec.encode());
 }
 
+i64 add_lut_record(Lowering& L, const Node& n, const Node& x) {
+  isa::LutRecord rec;
+  rec.entry = lut_table_of(n, x, L.hw.rounding_mode);
+  return add_constant(L, rec.encode());
+}
+
 i64 add_avgpool_record(Lowering& L, const Node& n, const Node& x) {
   auto rec = clipped_record<isa::AvgPoolRecord>(n);
   rec.shift = record_shift(n, avgpool_requant_shift(static_cast<int>(L.hw.avgpool_shift), x.frac, n.frac));

@@ -234,12 +234,20 @@ PoolTile upsample_tile(const Lowering& L, const Node& n, const View& X) {
   return {th, tw, tc};
 }
 
-i64 add_chunk(const Lowering& L, const Node& n, const View& A, const View& B, const View& Y) {
+i64 elementwise_chunk(const Lowering& L, const Node& n, const std::vector<View>& inputs, const View& Y,
+                      i64 param_bytes) {
+  if (param_bytes > L.hw.param_sram_bytes()) {
+    refuse(n, "its " + std::to_string(param_bytes) + "-byte parameter record does not fit the " +
+                  std::to_string(L.hw.param_sram_bytes()) + "-byte parameter SRAM");
+  }
   const i64 total = Y.elements();
-  const i64 step_align = is4(A.dtype) || is4(B.dtype) || is4(Y.dtype) ? 2 : 1;
+  bool any4 = is4(Y.dtype);
+  for (const View& X : inputs) any4 = any4 || is4(X.dtype);
+  const i64 step_align = any4 ? 2 : 1;
   i64 chunk = std::min(total, kMaxVectorCount / 2 * 2);
   for (;;) {
-    const i64 need = 2 * (align4(nbytes(A.dtype, chunk)) + align4(nbytes(B.dtype, chunk))) + 2 * align4(nbytes(Y.dtype, chunk));
+    i64 need = 2 * align4(nbytes(Y.dtype, chunk));
+    for (const View& X : inputs) need += 2 * align4(nbytes(X.dtype, chunk));
     if (need <= L.hw.act_sram_bytes() - 64) return chunk;
     if (chunk <= step_align) refuse(n, "the activation SRAM cannot hold one element of each operand");
     chunk = std::max(step_align, chunk / 2 / step_align * step_align);

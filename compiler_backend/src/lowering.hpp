@@ -6,7 +6,7 @@
 //   lower_constants.cpp  constants: weight blocks, biases and parameter records
 //   lower_pipeline.cpp   DMA instructions, SRAM slots and the token pipeline
 //   emit_conv.cpp        the steps of a convolution (MAC + REQUANT)
-//   emit_vector.cpp      the steps of the vector ops (pools, add, upsample, concat)
+//   emit_vector.cpp      the steps of the vector ops (pools, add, upsample, concat, lut)
 // Adding an op means a planning case in lower.cpp, its tiling, and one emit function.
 #pragma once
 
@@ -89,7 +89,7 @@ struct ConvPlan {
 
 struct LayerPlan {
   ConvPlan conv;
-  i64 param = 0;  ///< constant offset of the record of add / avg pool
+  i64 param = 0;  ///< constant offset of the record of add / avg pool / lut
 };
 
 /// The state every phase reads: the graph, the config, the program being built, the
@@ -160,8 +160,10 @@ struct PoolTile {
 PoolTile pool_tile(const Lowering& L, const Node& n, const View& X, const View& Y);
 /// Input rows, columns and channels of an upsampling tile.
 PoolTile upsample_tile(const Lowering& L, const Node& n, const View& X);
-/// Elements per step of an add.
-i64 add_chunk(const Lowering& L, const Node& n, const View& A, const View& B, const View& Y);
+/// Elements per step of an elementwise op (add, lut) reading `inputs` and writing Y; a
+/// record of `param_bytes` must fit PARAM.
+i64 elementwise_chunk(const Lowering& L, const Node& n, const std::vector<View>& inputs, const View& Y,
+                      i64 param_bytes = 0);
 /// Pixels per step of a concat whose widest input has `widest` channels.
 i64 concat_chunk(const Lowering& L, const Node& n, const View& Y, i64 widest);
 
@@ -174,6 +176,8 @@ void add_conv_constants(Lowering& L, const Node& n, const Node& x, ConvPlan& p);
 /// Adds the parameter record of an add / average pool; returns its constant offset.
 i64 add_add_record(Lowering& L, const Node& n);
 i64 add_avgpool_record(Lowering& L, const Node& n, const Node& x);
+/// Adds the VLUT table of a lut node (its input `x`); returns its constant offset.
+i64 add_lut_record(Lowering& L, const Node& n, const Node& x);
 
 // --- emission (emit_conv.cpp, emit_vector.cpp) ---------------------------------------------
 
@@ -182,5 +186,6 @@ std::vector<Step> pool_steps(const Lowering& L, int id);
 std::vector<Step> upsample_steps(const Lowering& L, int id);
 std::vector<Step> add_steps(const Lowering& L, int id);
 std::vector<Step> concat_steps(const Lowering& L, int id);
+std::vector<Step> lut_steps(const Lowering& L, int id);
 
 }  // namespace dla::compiler::lowering

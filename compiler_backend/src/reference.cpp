@@ -129,6 +129,15 @@ Tensor upsample(const Node& node, const Tensor& x) {
   return y;
 }
 
+Tensor lut(const Node& node, const Node& x_node, const Tensor& x, const HwConfig& hw) {
+  Tensor y = make(node);
+  const std::vector<std::int16_t> table = lut_table_of(node, x_node, hw.rounding_mode);
+  for (std::size_t i = 0; i < y.values.size(); ++i) {
+    y.values[i] = static_cast<std::int32_t>(lut_lookup(table, x.values[i], x_node.dtype, node.dtype, hw.rounding_mode));
+  }
+  return y;
+}
+
 }  // namespace
 
 std::vector<HostTensor> evaluate(const Graph& graph, const HwConfig& hw, const std::map<std::string, HostTensor>& inputs) {
@@ -170,6 +179,7 @@ std::vector<HostTensor> evaluate(const Graph& graph, const HwConfig& hw, const s
       case OpKind::kAvgPool:
       case OpKind::kGlobalAvgPool: values[id] = pool(node, in(0), hw); break;
       case OpKind::kUpsample2x: values[id] = upsample(node, in(0)); break;
+      case OpKind::kLut: values[id] = lut(node, graph.node(node.inputs[0]), in(0), hw); break;
       case OpKind::kFlatten:
         values[id] = in(0);
         values[id].shape = ushape(node.shape);

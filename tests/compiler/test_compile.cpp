@@ -167,4 +167,43 @@ TEST(GraphFiles, MalformedFilesNameTheFileNodeAndField) {
   expect_error(head + x + R"(], "outputs": ["nope"]})", {"unknown output \"nope\""});
   expect_error(head + R"({"name": "x", "op": "input", "dtype": "f32", "frac": 0, "shape": [1, 2]}], "outputs": ["x"]})",
                {"node 'x'", "unknown dtype \"f32\""});
+  // Activation tables: a user table of the wrong length or range, an unknown function,
+  // a missing slope and a table no output frac can hold are refused naming the node.
+  const std::string lut_head = head + x + R"(, {"name": "act", "op": "lut", "inputs": ["x"], )";
+  expect_error(lut_head + R"("function": "table", "table": [1, 2, 3], "out": {"dtype": "i8", "frac": 0}}], "outputs": ["act"]})",
+               {"node 'act'", "a table for i8 inputs has 256 entries, this one has 3"});
+  std::string big = "[";
+  for (int i = 0; i < 256; ++i) big += std::string(i ? ", " : "") + (i == 9 ? "300" : "0");
+  expect_error(lut_head + R"("function": "table", "table": )" + big + R"(], "out": {"dtype": "i8", "frac": 0}}], "outputs": ["act"]})",
+               {"node 'act'", "table entry 9 = 300 is outside i8 [-128, 127]"});
+  expect_error(lut_head + R"("function": "swish", "out": {"dtype": "i8", "frac": 0}}], "outputs": ["act"]})",
+               {"node 'act'", "unknown function \"swish\""});
+  expect_error(lut_head + R"("function": "leaky_relu", "out": {"dtype": "i8", "frac": 0}}], "outputs": ["act"]})",
+               {"node 'act'", "leaky_relu needs \"alpha\""});
+  expect_error(lut_head + R"("function": "sigmoid", "out": {"dtype": "i8", "frac": -8}}], "outputs": ["act"]})",
+               {"node 'act'", "cannot represent it: every entry is 0"});
+}
+
+TEST(GraphFiles, ActivationTablesRoundTripAndCompileToVlut) {
+  const std::string dir = ::testing::TempDir() + "/graph_lut";
+  std::filesystem::create_directories(dir);
+  Graph g;
+  const int x = g.input("x", DType::I8, 4, {1, 4, 6, 6});
+  QuantSpec q;
+  q.dtype = DType::I8;
+  q.frac = 5;
+  const int a = g.lut("silu", x, {lut::Function::kSiLU, 0.0}, {}, q);
+  const int b = g.lut("leaky", a, {lut::Function::kLeakyRelu, 0.1}, {}, q);
+  std::vector<std::int64_t> table(256);
+  for (std::size_t i = 0; i < table.size(); ++i) table[i] = static_cast<std::int64_t>(i) / 2 - 64;
+  const int c = g.lut("user", b, {lut::Function::kTable, 0.0}, table, q);
+  g.mark_output(c);
+  save_graph(g, dir + "/g.json");
+  const Graph back = load_graph(dir + "/g.json");
+  const HwConfig hw = HwConfig::preset("default");
+  const Program p = compile(g, hw);
+  EXPECT_EQ(serialize_program(compile(back, hw)), serialize_program(p));
+  int vluts = 0;
+  for (const auto& insn : p.instructions) vluts += std::holds_alternative<isa::VLut>(insn);
+  EXPECT_EQ(vluts, 3);
 }

@@ -120,6 +120,9 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             c.compute += cdiv(4 * u(x.in_h) * u(x.in_w) * u(x.channels), u(hw.vector_lanes));
           } else if constexpr (std::is_same_v<T, isa::VCopy>) {
             c.compute += cdiv(u(x.bytes), u(hw.vector_lanes));
+          } else if constexpr (std::is_same_v<T, isa::VLut>) {
+            const std::uint64_t per_element = x.in_type == static_cast<std::int64_t>(dla::DType::I16) ? 2 : 1;
+            c.compute += cdiv(per_element * u(x.count), u(hw.vector_lanes));
           }
         },
         p.instructions[i]);

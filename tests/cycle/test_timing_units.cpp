@@ -161,5 +161,11 @@ TEST(TimingFormulas, RequantAndVectorLanes) {
   isa::VCopy cp;
   cp.bytes = 17;
   EXPECT_EQ(cyc::vector_cycles(cp, hw), 2u);
+  isa::VLut lut;
+  lut.count = 33;
+  lut.in_type = static_cast<std::int64_t>(dla::DType::I8);
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 3u);  // one lookup per element
+  lut.in_type = static_cast<std::int64_t>(dla::DType::I16);
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 5u);  // two knots per element: 66 / 16
   EXPECT_EQ(cyc::fill_cycles(65, hw), 3u);  // 32 bytes a cycle
 }

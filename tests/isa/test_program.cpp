@@ -276,7 +276,7 @@ TEST(ProgramDescribe, ListsSectionsTensorsAndInstructions) {
   const auto f = serialize_program(sample_program());
   const std::string text = describe_program(parse_program(f.data(), f.size()));
   for (const char* needle : {"dlab version 1", "instructions", "constants", "input  image  u8 frac 0  shape [1,3,8,8] nhwc",
-                             "output logits  i8 frac 4", "insns [0, 13)", "mac +pop_prev", "    12  end"}) {
+                             "output logits  i8 frac 4", "insns [0, 14)", "mac +pop_prev", "    13  end"}) {
     EXPECT_NE(text.find(needle), std::string::npos) << needle << "\n" << text;
   }
 }

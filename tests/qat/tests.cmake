@@ -24,6 +24,13 @@ if(TARGET dla_qat)
       TIMEOUT 300)
   endforeach()
 
+  # dla::lut (activation tables) from Python: forward, derivative backward, training.
+  add_test(NAME qat_pytest_lut
+    COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/qat/test_lut.py)
+  set_tests_properties(qat_pytest_lut PROPERTIES
+    ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 300)
+
   # The PyTorch workflow (prepare_qat, plans, observers, export and its integer replay,
   # DDP with two gloo processes, Fashion-MNIST): one ctest test per file of qat/workflow.
   # Fashion-MNIST comes from Debian's dataset-fashion-mnist (scripts/setup installs it).
@@ -39,6 +46,13 @@ if(TARGET dla_qat)
       ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1;OMP_NUM_THREADS=1${_qat_dla_tool}"
       TIMEOUT 300)
   endforeach()
+  # Stock activations (SiLU, hardswish, ...) on the table unit: prepare, export, compile,
+  # sign-off on emu and cycle.
+  add_test(NAME qat_workflow_lut_models
+    COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/qat/workflow/test_lut_models.py)
+  set_tests_properties(qat_workflow_lut_models PROPERTIES
+    ENVIRONMENT "DLASIM_QAT_LIBRARY=$<TARGET_FILE:dla_qat>;PYTHONPATH=${PROJECT_SOURCE_DIR}/qat_bridge/python;PYTHONDONTWRITEBYTECODE=1;OMP_NUM_THREADS=1${_qat_dla_tool}"
+    TIMEOUT 300)
 endif()
 
 # The README's main job, quick: train, QAT, export, compile, the test subset on the

@@ -70,6 +70,7 @@ inline Program sample_program_with(ProgramBuilder b) {
   b.add(isa::VAvgPool{});
   b.add(isa::VUpsample{});
   b.add(isa::VCopy{});
+  b.add(isa::VLut{});
   isa::Store st;
   st.tokens.pop_prev = true;
   st.sram_addr = 0x400;

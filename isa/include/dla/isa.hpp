@@ -39,7 +39,8 @@
 // address of a 4-bit tensor is the byte address of its element 0.
 //
 // Parameter records (little endian, in PARAM) are read by the requantizing instructions
-// (REQUANT, VADD, VAVGPOOL); their layouts are declared once in dla/param_records.hpp.
+// (REQUANT, VADD, VAVGPOOL) and by VLUT (its table); their layouts are declared once in
+// dla/param_records.hpp.
 // The output range is lo = max(T.min, clip_lo), hi = min(T.max, clip_hi); the rounding
 // mode is the hardware config's. The MAC precisions (mode -> operand types -> config
 // flag) are declared once in dla/mac_modes.hpp.
@@ -233,6 +234,27 @@ struct FieldInfo {
   FIELD(dst_addr, 32, 20, 0, 1048575, FieldKind::kAddr, "First destination byte.")              \
   FIELD(bytes, 52, 20, 1, 1048575, FieldKind::kNum, "Bytes to copy.")
 
+// VLUT (VECTOR funct 5): a nonlinear function (SiLU, sigmoid, tanh, hardswish, GELU, ...)
+// as a lookup table, applied after the op that produced x (dla::lut_apply in numerics.hpp).
+//   rec = PARAM[param_addr] (int16 entry[lut_entries(in_type)]: 2^bits entries for 4- and
+//         8-bit inputs, 257 interpolation knots for i16)
+//   for i in [0, count):
+//     y[i] = clamp(lut_apply(rec.entry, x[i], in_type, rounding_mode), out_type.min, out_type.max)
+//   with x = ACT[in_addr] of in_type, y to ACT[out_addr] of out_type (regions may coincide:
+//   every element is read before it is written).
+// A vector instruction rather than a mode of REQUANT: the function follows a convolution,
+// a residual add or a pool alike (YOLOv5 and MobileNetV3 apply it after each), so one
+// instruction serves every producer, and REQUANT, VADD and VAVGPOOL keep their records
+// and datapaths. The price is a second pass over the tile, count / vector_lanes cycles
+// (twice that for i16, which reads two knots per element), which the cycle model charges.
+#define DLA_FIELDS_VLUT(FIELD)                                                                  \
+  FIELD(in_addr, 12, 20, 0, 1048575, FieldKind::kAddr, "First ACT byte of the input.")          \
+  FIELD(out_addr, 32, 20, 0, 1048575, FieldKind::kAddr, "First ACT byte of the output.")        \
+  FIELD(count, 52, 20, 1, 1048575, FieldKind::kNum, "Elements.")                                \
+  FIELD(in_type, 72, 3, 0, 4, FieldKind::kDType, "Input element type (selects the table size).") \
+  FIELD(out_type, 75, 3, 0, 4, FieldKind::kDType, "Output element type.")                       \
+  FIELD(param_addr, 78, 16, 0, 65535, FieldKind::kAddr, "PARAM byte of the table record.")
+
 // SYNC: barrier; waits until every queue has finished the instructions before it.
 #define DLA_FIELDS_SYNC(FIELD)
 // END: waits like SYNC, then stops the program.
@@ -251,6 +273,7 @@ inline constexpr int kNoFunct = -1;
   INSN(VAvgPool, "vavgpool", 5, 2, Queue::kCompute, DLA_FIELDS_VAVGPOOL)    \
   INSN(VUpsample, "vupsample", 5, 3, Queue::kCompute, DLA_FIELDS_VUPSAMPLE) \
   INSN(VCopy, "vcopy", 5, 4, Queue::kCompute, DLA_FIELDS_VCOPY)             \
+  INSN(VLut, "vlut", 5, 5, Queue::kCompute, DLA_FIELDS_VLUT)                \
   INSN(Sync, "sync", 6, kNoFunct, Queue::kAll, DLA_FIELDS_SYNC)             \
   INSN(End, "end", 7, kNoFunct, Queue::kAll, DLA_FIELDS_END)
 

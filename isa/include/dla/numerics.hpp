@@ -292,6 +292,74 @@ constexpr std::int64_t avgpool(std::int64_t sum, std::int64_t multiplier, int sh
 }
 
 // ---------------------------------------------------------------------------
+// Lookup table (VLUT): nonlinear activations
+// ---------------------------------------------------------------------------
+//
+// A table maps an input integer x of type T_in (frac f_x) to an output integer of type
+// T_out (frac f_y). Entries are signed 16-bit. For the table of a function g, entry e[j]
+// holds round(g(x_j * 2^-f_x) * 2^f_y, mode) saturated to T_out, where x_j is the input
+// integer of position j below (the compiler and the QAT bridge compute it with one
+// function, dla::lut::build_table; the hardware only reads it).
+//
+//   4- and 8-bit inputs (direct):  2^bits entries, j = x - T_in.min, y = e[j].
+//   i16 inputs (interpolated):     257 knots, one every 2^8 inputs: knot j is at input
+//                                  x_j = j * 2^8 - 32768 (x_256 = 32768 lies one past the
+//                                  type and closes the last segment). For x:
+//     u = x + 32768                     in [0, 65535]
+//     j = u >> 8                        in [0, 255]   (segment)
+//     t = u & 255                       in [0, 255]   (position inside it, in 1/256)
+//     y = e[j] + round_shift((e[j+1] - e[j]) * t, 8, mode)
+//   Knots equal the function wherever x is a multiple of 2^8 (t = 0); between knots y is
+//   the linear interpolation rounded once with the hardware rounding mode.
+// The result is then clamped to T_out (the engines count a clamp that changed the value
+// as a saturation; tables built by build_table never need it).
+
+inline constexpr int kLutInterpBits = 8;                           ///< i16: 2^8 inputs per segment
+inline constexpr std::int64_t kLutInterpKnots = (std::int64_t{1} << (16 - kLutInterpBits)) + 1;  ///< 257
+
+/// Entries of the table for inputs of type `in`: 16 (i4/u4), 256 (i8/u8), 257 (i16);
+/// 0 for I32, which a table does not cover.
+constexpr std::int64_t lut_entries(DType in) {
+  const int bits = dtype_info(in).bits;
+  if (bits <= 8) return std::int64_t{1} << bits;
+  return bits == 16 ? kLutInterpKnots : 0;
+}
+
+/// True when inputs of type `in` are interpolated between knots (i16) rather than
+/// looked up directly.
+constexpr bool lut_interpolates(DType in) { return dtype_info(in).bits == 16; }
+
+/// The input integer the table's position j stands for: T_in.min + j for direct tables,
+/// j * 2^8 - 32768 for the knots of an i16 table (j in [0, lut_entries(in))).
+constexpr std::int64_t lut_position_input(DType in, std::int64_t j) {
+  return lut_interpolates(in) ? j * (std::int64_t{1} << kLutInterpBits) + dtype_info(in).min
+                              : dtype_info(in).min + j;
+}
+
+/// The table value at x, before the output clamp (see the maths above). `entry` has
+/// lut_entries(in) values; x lies in T_in's range.
+template <typename Entries>
+constexpr std::int64_t lut_apply(const Entries& entry, std::int64_t x, DType in, RoundMode mode) {
+  const std::int64_t u = x - dtype_info(in).min;
+  if (!lut_interpolates(in)) return entry[static_cast<std::size_t>(u)];
+  const auto j = static_cast<std::size_t>(u >> kLutInterpBits);
+  const std::int64_t t = u & ((std::int64_t{1} << kLutInterpBits) - 1);
+  const std::int64_t lo = entry[j];
+  const std::int64_t hi = entry[j + 1];
+  return lo + round_shift((hi - lo) * t, kLutInterpBits, mode);
+}
+
+/// lut_apply clamped to T_out. `saturated` (optional) is set when the clamp changed the
+/// value.
+template <typename Entries>
+constexpr std::int64_t lut_lookup(const Entries& entry, std::int64_t x, DType in, DType out, RoundMode mode,
+                                  bool* saturated = nullptr) {
+  const std::int64_t v = lut_apply(entry, x, in, mode);
+  if (saturated != nullptr) *saturated = is_clamped(v, dtype_info(out).min, dtype_info(out).max);
+  return saturate(v, out);
+}
+
+// ---------------------------------------------------------------------------
 // 4-bit packing
 // ---------------------------------------------------------------------------
 

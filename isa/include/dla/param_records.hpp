@@ -5,6 +5,7 @@
 //   REQUANT:  int32 clip_lo, int32 clip_hi, int8 shift[channels]
 //   VADD:     int32 clip_lo, int32 clip_hi, int8 shift_a, int8 shift_b, int8 shift_y
 //   VAVGPOOL: int32 clip_lo, int32 clip_hi, int8 shift
+//   VLUT:     int16 entry[lut_entries(in_type)]
 // Each record type carries its layout as a table (kLayout: field, byte offset, bytes),
 // which its encode and decode follow and a generator of hardware sources iterates. The
 // compiler encodes the records; the engines decode them.
@@ -16,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dla/numerics.hpp"
+
 namespace dla::isa {
 
 /// One field of a parameter record. A per-channel field repeats for every channel.
@@ -23,7 +26,7 @@ struct RecordField {
   std::string_view name;
   std::size_t offset;  ///< byte offset in the record
   std::size_t bytes;   ///< bytes of one value (signed, little endian)
-  bool per_channel;
+  bool per_channel;  ///< repeats for every channel (for VLUT: every table entry)
 };
 
 namespace detail {
@@ -114,6 +117,32 @@ struct AvgPoolRecord {
   static AvgPoolRecord decode(const std::uint8_t* p) {
     return {detail::get_le_i32(p + kLayout[0].offset), detail::get_le_i32(p + kLayout[1].offset),
             detail::get_i8(p + kLayout[2].offset)};
+  }
+};
+
+/// VLUT: the table of dla::lut_apply, one signed 16-bit entry per position.
+struct LutRecord {
+  static constexpr std::array<RecordField, 1> kLayout{{{"entry", 0, 2, true}}};
+  /// Bytes of the record for inputs of type `in` (0 for a type no table covers).
+  static constexpr std::size_t size(DType in) {
+    return static_cast<std::size_t>(lut_entries(in)) * kLayout[0].bytes;
+  }
+
+  std::vector<std::int16_t> entry;
+
+  std::vector<std::uint8_t> encode() const {
+    std::vector<std::uint8_t> out(entry.size() * kLayout[0].bytes);
+    for (std::size_t j = 0; j < entry.size(); ++j) detail::put_le(out.data() + j * kLayout[0].bytes, entry[j], kLayout[0].bytes);
+    return out;
+  }
+  static LutRecord decode(const std::uint8_t* p, DType in) {
+    LutRecord r;
+    r.entry.resize(static_cast<std::size_t>(lut_entries(in)));
+    for (std::size_t j = 0; j < r.entry.size(); ++j) {
+      const std::uint8_t* e = p + j * kLayout[0].bytes;
+      r.entry[j] = static_cast<std::int16_t>(static_cast<std::uint16_t>(e[0] | (e[1] << 8)));
+    }
+    return r;
   }
 };
 

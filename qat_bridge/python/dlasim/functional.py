@@ -93,3 +93,15 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, dtype, frac):
 
 def concat(xs, dim=1, *, dtype, fracs):
     return torch.ops.dla.concat(list(xs), int(dim), dtype_code(dtype), [int(f) for f in fracs])
+
+
+def lut(x, function, *, x_dtype, x_frac, y_dtype, y_frac, alpha=0.0, table=None, hw=None):
+    """A nonlinear activation as the DLA's lookup table (VLUT): the forward is the table
+    the compiler emits for the same layer, bit for bit; the backward is the function's
+    derivative (for function "table", the table's central difference), zero where the
+    output clamp cut the function off. `function` is one of silu, sigmoid, tanh,
+    hardswish, hardsigmoid, gelu_tanh, leaky_relu (alpha = negative slope), elu (alpha),
+    table (`table`: the output integers for every input, 2^bits entries, 257 knots for i16)."""
+    return QResult(*torch.ops.dla.lut(x, dtype_code(x_dtype), int(x_frac), dtype_code(y_dtype), int(y_frac),
+                                      str(function), float(alpha), [int(v) for v in (table or [])],
+                                      as_hw_list(hw)))

@@ -516,11 +516,74 @@ IDENTITY = OpKind("identity", summary="dropout, identity",
 
 
 # ---------------------------------------------------------------------------------------
+# Nonlinear activations: the lookup-table unit (VLUT), after the op that produced x
+# ---------------------------------------------------------------------------------------
+
+
+def _lut(function, alpha=0.0):
+    return "lut", dict(function=function, alpha=float(alpha))
+
+
+def _gelu(approximate):
+    if approximate != "tanh":
+        raise Unsupported("GELU with approximate=%r (the DLA's table holds the tanh form: "
+                          "nn.GELU(approximate='tanh'); supported: %s)" % (approximate, SUPPORTED))
+    return _lut("gelu_tanh")
+
+
+def _build_lut(q, b):
+    from .activations import LutLayer  # dlasim.activations imports dlasim.layers
+    if q.clip is not None:
+        raise Unsupported("a clip/ReLU after %s '%s' (the table unit has no clip; clip before it)"
+                          % (q.attrs["function"], q.name))
+    layer = LutLayer(q.name, q.source, b.hw_list, q.inputs[0].act_id, q.act_id, q.attrs["function"],
+                     q.attrs["alpha"])
+    return layer, dict(function=q.attrs["function"], alpha=q.attrs["alpha"]), [i.name for i in q.inputs]
+
+
+def _export_lut(x):
+    j = dict(op="lut", inputs=x.ins, function=x.info["function"], out=x.out)
+    if x.info["function"] in ("leaky_relu", "elu"):
+        j["alpha"] = x.info["alpha"]
+    return j
+
+
+def _replay_lut(n, r):
+    ins, out = n["inputs"], n["out"]
+    x_dtype, x_frac = r.fmt[ins[0]]
+    y = F.lut(r.real(ins[0]), n["function"], x_dtype=x_dtype, x_frac=x_frac, y_dtype=out["dtype"],
+              y_frac=out["frac"], alpha=n.get("alpha", 0.0), table=n.get("table"), hw=r.hw).y
+    return to_integers(y, out["frac"])
+
+
+LUT = OpKind(
+    "lut", summary="silu/sigmoid/tanh/hardswish/hardsigmoid/gelu(tanh)/leaky_relu/elu (lookup table)",
+    export_op="lut", requantizes=True,
+    modules={nn.SiLU: lambda n, m: _lut("silu"), nn.Sigmoid: lambda n, m: _lut("sigmoid"),
+             nn.Tanh: lambda n, m: _lut("tanh"), nn.Hardswish: lambda n, m: _lut("hardswish"),
+             nn.Hardsigmoid: lambda n, m: _lut("hardsigmoid"),
+             nn.LeakyReLU: lambda n, m: _lut("leaky_relu", m.negative_slope),
+             nn.GELU: lambda n, m: _gelu(getattr(m, "approximate", "none")),
+             nn.ELU: lambda n, m: _lut("elu", m.alpha)},
+    functions={TF.silu: lambda n: _lut("silu"), torch.sigmoid: lambda n: _lut("sigmoid"),
+               getattr(TF, "sigmoid", None): lambda n: _lut("sigmoid"), torch.tanh: lambda n: _lut("tanh"),
+               getattr(TF, "tanh", None): lambda n: _lut("tanh"), TF.hardswish: lambda n: _lut("hardswish"),
+               TF.hardsigmoid: lambda n: _lut("hardsigmoid"),
+               TF.leaky_relu: lambda n: _lut("leaky_relu", arg(n, 1, "negative_slope", 0.01)),
+               TF.gelu: lambda n: _gelu(n.kwargs.get("approximate", "none")),
+               TF.elu: lambda n: _lut("elu", arg(n, 1, "alpha", 1.0))},
+    methods={"sigmoid": lambda n: _lut("sigmoid"), "tanh": lambda n: _lut("tanh")},
+    nonneg=lambda q, known: q.attrs["function"] in ("sigmoid", "hardsigmoid"),
+    build=_build_lut, export=_export_lut, replay=_replay_lut)
+
+
+# ---------------------------------------------------------------------------------------
 # The registry
 # ---------------------------------------------------------------------------------------
 
 OPS = [INPUT, QUANT_IN, CONV2D, LINEAR, BATCH_NORM, CLIP, ADD, CONCAT, MAX_POOL, AVG_POOL, GLOBAL_AVG_POOL, UPSAMPLE,
        FLATTEN, VIEW, IDENTITY]
+OPS.append(LUT)  # activation tables, matched like the rest
 BY_NAME = {op.name: op for op in OPS}
 BY_EXPORT_OP = {op.export_op: op for op in OPS if op.export_op}
 _FUNCTIONS = {f: (op, h) for op in OPS for f, h in op.functions.items() if f is not None}
@@ -570,4 +633,4 @@ def operands(op, n, attrs):
 
 __all__ = ["OpKind", "OPS", "BY_NAME", "BY_EXPORT_OP", "SUPPORTED", "Unsupported", "match", "operands", "INPUT",
            "QUANT_IN", "CONV2D", "LINEAR", "BATCH_NORM", "BN_OF_MAC", "CLIP", "ADD", "CONCAT", "MAX_POOL", "AVG_POOL",
-           "GLOBAL_AVG_POOL", "UPSAMPLE", "FLATTEN", "VIEW", "IDENTITY"]
+           "GLOBAL_AVG_POOL", "UPSAMPLE", "FLATTEN", "VIEW", "IDENTITY", "LUT"]

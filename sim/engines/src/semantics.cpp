@@ -665,6 +665,37 @@ Effects perform(const isa::VCopy& insn, MachineState& m, std::uint32_t /*index*/
   return fx;
 }
 
+Effects describe(const isa::VLut& insn, const MachineState& m, std::uint32_t index) {
+  check_fields(insn, index);
+  const DType in = dtype(insn.in_type);
+  const std::uint64_t n = u(insn.count);
+  Effects fx;
+  fx.add(Space::kAct, AccessKind::kRead, u(insn.in_addr), storage_bytes(in, n));
+  fx.add(Space::kParam, AccessKind::kRead, u(insn.param_addr), isa::LutRecord::size(in));
+  fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(dtype(insn.out_type), n));
+  fx.elements = n;
+  check_bounds<isa::VLut>(fx, m, index);
+  return fx;
+}
+
+Effects perform(const isa::VLut& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+  const DType in = dtype(insn.in_type);
+  const DType out = dtype(insn.out_type);
+  const isa::LutRecord rec = isa::LutRecord::decode(record_at(m, insn.param_addr), in);
+  const auto n = static_cast<std::size_t>(insn.count);
+  std::vector<std::int32_t> x(n);
+  unpack(m.act.data() + insn.in_addr, in, n, x.data());
+  std::uint64_t saturations = 0;
+  for (std::int32_t& v : x) {
+    bool sat = false;
+    v = static_cast<std::int32_t>(lut_lookup(rec.entry, v, in, out, m.config.rounding_mode, &sat));
+    saturations += sat;
+  }
+  pack(m.act.data() + insn.out_addr, out, n, x.data());
+  fx.saturations = saturations;
+  return fx;
+}
+
 // ---------------------------------------------------------------------------
 // SYNC / END: the scheduler waits; nothing happens to data.
 // ---------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 3)
-        self.act = nn.SiLU()
+        self.act = nn.Softplus()
 
     def forward(self, x):
         return self.act(self.conv(x))
@@ -160,7 +160,7 @@ class Scaled(nn.Module):
 
 
 def test_unsupported_op_names_the_node_and_suggests_float():
-    with pytest.raises(PrepareError, match="node 'act' \\(module SiLU 'act'\\).*leave it in float.*"
+    with pytest.raises(PrepareError, match="node 'act' \\(module Softplus 'act'\\).*leave it in float.*"
                                            "float_layers=\\['act'\\]"):
         dlasim.prepare_qat(Unsupported(), (X28,))
     with pytest.raises(PrepareError, match="node 'mul' \\(function mul\\).*float_layers=\\['mul'\\]"):

@@ -4,7 +4,8 @@
 // NCHW (or [N, K] for linear layers) with one dtype and one frac; weights are integers
 // with one frac per output channel; biases are integers at f_x + f_w[oc].
 // Requantizing ops (conv, linear, add, avg pools) carry an output dtype, frac and clip;
-// max pool, concat, upsample and flatten keep their input's dtype and frac.
+// max pool, concat, upsample and flatten keep their input's dtype and frac; a lut
+// (nonlinear activation as a VLUT table) has an output dtype and frac but no clip.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dla/compiler/lut_tables.hpp"
 #include "dla/numerics.hpp"
 
 namespace dla::compiler {
@@ -27,6 +29,7 @@ enum class OpKind : std::uint8_t {
   kGlobalAvgPool,
   kUpsample2x,
   kFlatten,
+  kLut,
 };
 std::string_view op_kind_name(OpKind k);
 
@@ -72,6 +75,10 @@ struct Node {
   std::vector<std::int32_t> weights;   ///< conv: [OC][C/groups][KH][KW]; linear: [OC][K]
   std::vector<std::int64_t> bias;      ///< one per output channel (may be empty: zeros)
 
+  // Lut: the function, or the user's table (lut_activation.function == kTable).
+  lut::Activation lut_activation;
+  std::vector<std::int64_t> lut_table;
+
   std::int64_t out_channels() const { return shape.size() >= 2 ? shape[1] : 0; }
   /// Output quantization of a requantizing op.
   OutputSpec output_spec(RoundMode mode) const { return {dtype, mode, clip_lo, clip_hi}; }
@@ -96,6 +103,10 @@ class Graph {
   int avg_pool(const std::string& name, int input, const PoolAttrs& attrs, const QuantSpec& out);
   int global_avg_pool(const std::string& name, int input, const QuantSpec& out);
   int upsample2x(const std::string& name, int input);
+  /// A nonlinear activation y = g(x) as a VLUT table (dla/compiler/lut_tables.hpp);
+  /// `user_table` only for Function::kTable. The output's clip is not used.
+  int lut(const std::string& name, int input, const lut::Activation& activation, std::vector<std::int64_t> user_table,
+          const QuantSpec& out);
   /// [N, C, H, W] -> [N, C*H*W] in PyTorch's (c, h, w) order.
   int flatten(const std::string& name, int input);
   void mark_output(int value);
@@ -112,5 +123,10 @@ class Graph {
   std::vector<Node> nodes_;
   std::vector<int> outputs_;
 };
+
+/// The VLUT table of lut node `n` whose input is `x`, for the hardware rounding mode:
+/// built by dla::lut::build_table, or the node's user table. Throws dla::Error naming
+/// the node when the table cannot represent the function.
+std::vector<std::int16_t> lut_table_of(const Node& n, const Node& x, RoundMode mode);
 
 }  // namespace dla::compiler

@@ -17,7 +17,8 @@
 //      {"name": "ap", "op": "avg_pool", ... , "out": {...}},
 //      {"name": "gap", "op": "global_avg_pool", "inputs": [...], "out": {...}},
 //      {"name": "up", "op": "upsample2x", "inputs": [...]},
-//      {"name": "flat", "op": "flatten", "inputs": [...]}],
+//      {"name": "flat", "op": "flatten", "inputs": [...]},
+//      {"name": "act", "op": "lut", "inputs": ["c1"], "function": "silu", "out": {"dtype": "i8", "frac": 5}}],
 //    "outputs": ["fc"]}
 // Weights in the side file are one signed byte per value (i8 and i4 alike), at
 // "offset" bytes; every byte of the file belongs to some node. Nodes are listed in
@@ -34,6 +35,10 @@
 // Every other field listed above is required where it appears, and only there: "out"
 // belongs to the requantizing ops (conv2d, linear, add, avg_pool, global_avg_pool),
 // "inputs" to every op but input. Every output must be a computed node, not an input.
+// A lut node's "function" is one of silu, sigmoid, tanh, hardswish, hardsigmoid, gelu_tanh,
+// leaky_relu and elu (both with "alpha": the negative slope, ELU's alpha) or table (with
+// "table": the output integers for every input, 2^bits of them, 257 knots for i16 inputs);
+// its "out" has no clip.
 #pragma once
 
 #include <functional>

@@ -29,7 +29,9 @@
 //                  ceil(out_c / mac_cols) * p + mac_pipeline_depth.
 //   REQUANT        ceil(pixels * channels / requant_lanes) cycles.
 //   vector unit    ceil(work / vector_lanes) cycles, work = count (VADD), output elements
-//                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY).
+//                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
+//                  count (VLUT of 4- and 8-bit inputs) or 2 * count (VLUT of i16 inputs,
+//                  two knots read per element).
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
 // SRAM capacities are enforced by the semantic bodies; SRAM banks are not modelled (every
 // buffer serves its units at full rate).

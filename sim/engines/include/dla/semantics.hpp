@@ -21,6 +21,9 @@
 //   * VAVGPOOL: the multiplier M = round(2^S / N) fits in 16 bits;
 //   * VMAXPOOL: kernel sides <= max_kernel;
 //   * VCOPY: source and destination do not overlap;
+//   * VLUT: every element read before any is written, so in place (in_addr == out_addr)
+//     is well defined; a table entry outside out_type is clamped and counted as a
+//     saturation;
 //   * REQUANT, VADD, VAVGPOOL (when performed): the parameter record's clips leave a
 //     non-empty output range, max(T.min, clip_lo) <= min(T.max, clip_hi).
 // Choices where isa.hpp is silent (a hardware engineer's reading, written down here):

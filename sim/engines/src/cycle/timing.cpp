@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "dla/mac_modes.hpp"
+#include "dla/numerics.hpp"
 
 namespace dla::sim::cycle {
 namespace {
@@ -57,6 +58,9 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
           return 4 * u(i.in_h) * u(i.in_w) * u(i.channels);
         } else if constexpr (std::is_same_v<T, isa::VCopy>) {
           return u(i.bytes);
+        } else if constexpr (std::is_same_v<T, isa::VLut>) {
+          // An i16 input reads two knots and interpolates: two lane-cycles per element.
+          return lut_interpolates(static_cast<DType>(i.in_type)) ? 2 * u(i.count) : u(i.count);
         } else {
           return 0;
         }
