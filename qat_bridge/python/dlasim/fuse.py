@@ -135,7 +135,7 @@ class Analyzer:
                 is_float[n] = True  # as if the plan had left it in float: what that implies is found now
                 self.float_nodes.append(n)
                 continue
-            if op in (ops.BATCH_NORM, ops.CLIP, ops.VIEW) and self.reads_only_float(n):
+            if op in (ops.BATCH_NORM, ops.CLIP, ops.VIEW, ops.LUT) and self.reads_only_float(n):
                 self.join_float(n)
                 continue
             ins = self.quant_inputs(n, op, attrs, value)

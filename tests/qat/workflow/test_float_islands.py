@@ -221,14 +221,15 @@ def test_tuple_unpacking_of_shapes_traces():
 def test_one_error_lists_every_unsupported_node_with_a_glob():
     x = det_inputs(torch.Generator().manual_seed(0))
     with pytest.raises(PrepareError) as e:
-        dlasim.prepare_qat(M.TinyYolo(act=True), x, leaf_modules=["detect"])
+        dlasim.prepare_qat(M.TinyYolo(act=True, act_cls=nn.Mish), x, leaf_modules=["detect"])
     msg = str(e.value)
     assert "6 nodes are not supported" in msg and "\n" not in msg
     for m in ("b1.act", "b2.act", "b3.act", "b4.act", "lat.act", "c3.act"):
-        assert "module SiLU '%s'" % m in msg
+        assert "module Mish '%s'" % m in msg
     assert "float_layers=['*.act']" in msg
-    # the suggestion works in one more try, and the SiLUs stay the only float parts
-    p = dlasim.prepare_qat(M.TinyYolo(act=True), x, leaf_modules=["detect"], plan=dict(float_layers=["*.act"]))
+    # the suggestion works in one more try, and the Mish activations stay the only float parts
+    p = dlasim.prepare_qat(M.TinyYolo(act=True, act_cls=nn.Mish), x, leaf_modules=["detect"],
+                           plan=dict(float_layers=["*.act"]))
     assert sum(n["kind"] == "float" for n in p.nodes) == 7
     # inside a module: the nodes, or the module as a whole
     with pytest.raises(PrepareError, match="'permute'.*'permute_1'.*float_layers=\\['view\\*', 'permute\\*'\\]\\) "
@@ -239,7 +240,8 @@ def test_one_error_lists_every_unsupported_node_with_a_glob():
 
 def test_a_glob_is_suggested_only_where_it_names_nothing_else():
     """'*.act' would also name a ReLU that runs quantized: the names are suggested instead."""
-    model = nn.Sequential(M.YoloConv(1, 4, 3), M.YoloConv(4, 4, 3, act=False), M.YoloConv(4, 4, 3))
+    model = nn.Sequential(M.YoloConv(1, 4, 3, act_cls=nn.Mish), M.YoloConv(4, 4, 3, act=False),
+                          M.YoloConv(4, 4, 3, act_cls=nn.Mish))
     with pytest.raises(PrepareError, match="2 nodes.*float_layers=\\['0.act', '2.act'\\]"):
         dlasim.prepare_qat(model, (torch.rand(1, 1, 8, 8),))
 

@@ -245,13 +245,14 @@ class FloatMiddle(nn.Module):
 
 
 class YoloConv(nn.Module):
-    """YOLOv5's Conv: conv, BatchNorm, SiLU."""
+    """YOLOv5's Conv: conv, BatchNorm, SiLU (or `act_cls`, e.g. an activation the DLA has no
+    table for)."""
 
-    def __init__(self, c1, c2, k=1, s=1, act=True):
+    def __init__(self, c1, c2, k=1, s=1, act=True, act_cls=nn.SiLU):
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, k // 2, bias=False)
         self.bn = nn.BatchNorm2d(c2)
-        self.act = nn.SiLU() if act else nn.ReLU()
+        self.act = act_cls() if act else nn.ReLU()
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -293,16 +294,16 @@ class TinyYolo(nn.Module):
     """A YOLOv5-style detector: Conv (conv, BN, act) backbone, a neck with upsampling and a
     concat, and the Detect head on two levels."""
 
-    def __init__(self, width=8, act=True):
+    def __init__(self, width=8, act=True, act_cls=nn.SiLU):
         super().__init__()
         w = width
-        self.b1 = YoloConv(3, w, 3, 2, act)
-        self.b2 = YoloConv(w, 2 * w, 3, 2, act)
-        self.b3 = YoloConv(2 * w, 2 * w, 3, 2, act)
-        self.b4 = YoloConv(2 * w, 4 * w, 3, 2, act)
-        self.lat = YoloConv(4 * w, 2 * w, 1, 1, act)
+        self.b1 = YoloConv(3, w, 3, 2, act, act_cls)
+        self.b2 = YoloConv(w, 2 * w, 3, 2, act, act_cls)
+        self.b3 = YoloConv(2 * w, 2 * w, 3, 2, act, act_cls)
+        self.b4 = YoloConv(2 * w, 4 * w, 3, 2, act, act_cls)
+        self.lat = YoloConv(4 * w, 2 * w, 1, 1, act, act_cls)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.c3 = YoloConv(4 * w, 2 * w, 3, 1, act)
+        self.c3 = YoloConv(4 * w, 2 * w, 3, 1, act, act_cls)
         self.detect = Detect(ch=(2 * w, 4 * w))
 
     def forward(self, x):
