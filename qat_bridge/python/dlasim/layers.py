@@ -87,9 +87,32 @@ class ActFormat(nn.Module):
     def observing(self, ctx):
         return ctx.observe and self.observer is not None and bool(self.observer_enabled)
 
-    def observe(self, x, ctx):
+    def observe(self, x, ctx, clip=None):
+        """Observes x clamped to the real clip (lo, hi) (None: no clamp)."""
         if self.observing(ctx):
-            self.observer.observe(x.detach())
+            self.observer.observe_clipped(x.detach(), clip)
+
+    @torch.no_grad()
+    def observe_affine(self, y, scale, shift, channel_dim, clip, ctx):
+        """observe(y * scale + shift, clip), scale and shift per channel of `channel_dim`.
+
+        A range observer gets the range from each channel's min and max of y (float
+        rounding and clamp are monotone, so it is the range of the values themselves)
+        instead of a computed tensor: two reads instead of three full passes and a copy.
+        """
+        if not self.observing(ctx):
+            return
+        shape = [1] * y.dim()
+        shape[channel_dim] = -1
+        if not self.observer.range_only or y.numel() == 0:
+            self.observer.observe_clipped(y.detach() * scale.reshape(shape) + shift.reshape(shape), clip)
+            return
+        dims = [d for d in range(y.dim()) if d != channel_dim % y.dim()]
+        ymin, ymax = torch.amin(y, dims), torch.amax(y, dims)
+        up = scale >= 0
+        lo = (torch.where(up, ymin, ymax) * scale + shift).min()
+        hi = (torch.where(up, ymax, ymin) * scale + shift).max()
+        self.observer.observe_range(lo, hi, clip)
 
     @torch.no_grad()
     def update(self):
@@ -154,7 +177,7 @@ class QatLayer(QModule):
         if fout.observing(ctx) or (fout.learnable and self.training):
             with torch.no_grad():
                 pre = real_op()
-            fout.observe(clamp_real(pre, self.clip), ctx)
+            fout.observe(pre, ctx, self.clip)
         yf = fout.frac()
         r = int_op(fout.dtype, yf, clip_ints(self.clip, yf))
         self._count(r.counts, r.y.numel())
@@ -182,8 +205,7 @@ class QuantizeLayer(QatLayer):
             y = clamp_real(x, self.clip)
             act.observe(y, ctx)
             return y
-        if act.observing(ctx):
-            act.observe(clamp_real(x, self.clip), ctx)
+        act.observe(x, ctx, self.clip)
         f = act.frac()
         clip = clip_ints(self.clip, f)
         if act.learnable and self.training:
@@ -268,12 +290,13 @@ class MacLayer(QatLayer):
         bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
 
     def folded(self, x, batch_stats, update_running):
-        """(w', b', y_float or None): y_float is the float conv of x with unfolded weights,
-        normalized with the batch statistics (only when they are used)."""
+        """(w', b', y, inv): y is the float conv of x with the unfolded weights (only when
+        the batch statistics are used; else None), and y * inv + (b' per channel) is the
+        folded layer's float output; inv is None without BatchNorm."""
         w, b = self.module.weight, self.module.bias
         bn = self.bn
         if bn is None:
-            return w, b, None
+            return w, b, None, None
         y = None
         if batch_stats:
             if self.bn_stats_grad == "weight":
@@ -293,12 +316,12 @@ class MacLayer(QatLayer):
         inv = gamma / torch.sqrt(var + bn.eps)
         w_f = w * self._shape(inv)
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
-        if y is not None:
-            if self.is_conv:
-                y = y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1)
-            else:
-                y = y * inv + b_f
-        return w_f, b_f, y
+        return w_f, b_f, y, inv
+
+    def _normalized(self, y, inv, b_f):
+        """The folded layer's float output from folded()'s y (no gradient: for observers)."""
+        with torch.no_grad():
+            return y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1) if self.is_conv else y * inv + b_f
 
     # -- weights -------------------------------------------------------------------------
 
@@ -330,7 +353,7 @@ class MacLayer(QatLayer):
 
     def eval_weights(self):
         """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
-        w, b, _ = self.folded(None, batch_stats=False, update_running=False)
+        w, b, _, _ = self.folded(None, batch_stats=False, update_running=False)
         wq, fr, _ = self.quantized_weight(w)
         return wq, fr, b
 
@@ -341,20 +364,25 @@ class MacLayer(QatLayer):
         batch_stats = self.training and self.bn is not None and not bool(self.bn_frozen)
         if ctx.float_mode:
             with torch.no_grad():
-                w, b, y = self.folded(x, batch_stats, update_running=False)
-                if y is None:
-                    y = self._float_op(x, w, b)
+                w, b, y, inv = self.folded(x, batch_stats, update_running=False)
+                y = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
                 y = clamp_real(y, self.clip)
             fout.observe(y, ctx)
             return y
-        w, b, pre = self.folded(x, batch_stats, update_running=batch_stats)
+        w, b, y, inv = self.folded(x, batch_stats, update_running=batch_stats)
         wq, wfr, wcounts = self.quantized_weight(w)
-        need_pre = fout.observing(ctx) or (fout.learnable and self.training)
-        if need_pre and pre is None:
+        pre = None
+        if fout.learnable and self.training:
             with torch.no_grad():
-                pre = self._float_op(x, w, b)
+                pre = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
         if fout.observing(ctx):
-            fout.observe(clamp_real(pre.detach(), self.clip), ctx)
+            if pre is not None:
+                fout.observe(pre, ctx, self.clip)
+            elif y is not None:  # the batch-statistics pass already ran: its range suffices
+                fout.observe_affine(y.detach(), inv.detach(), b.detach(), 1 if self.is_conv else -1, self.clip, ctx)
+            else:
+                with torch.no_grad():
+                    fout.observe(self._float_op(x, w, b), ctx, self.clip)
         yf = fout.frac()
         clip = clip_ints(self.clip, yf)
         common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
