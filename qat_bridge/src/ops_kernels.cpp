@@ -4,6 +4,7 @@
 //              backward is the STE gradient (float op gradient times the clamp mask);
 //   CompositeImplicitAutograd: dla::concat (checks, then at::cat).
 // No CUDA kernels yet: a CUDA tensor reaches no kernel and the dispatcher says so.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -500,6 +501,46 @@ std::tuple<Tensor, Tensor> bias_integers_cpu(const Tensor& bias, std::int64_t x_
   return {at::tensor(q, at::kLong), counts_tensor(counts)};
 }
 
+/// Per-channel mean and biased variance (E[y^2] - mean^2, at least 0) of y along
+/// `channel_dim`: one read of y, double accumulators, channels split across threads.
+std::tuple<Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t channel_dim) {
+  const char* op = "dla::channel_moments";
+  check_real_tensor(op, y, "y");
+  TORCH_CHECK(y.dim() >= 1, op, ": y must have at least one dimension");
+  const std::int64_t ax = normalize_axis(op, channel_dim, y.dim());
+  const Tensor c = y.contiguous();
+  const std::int64_t channels = c.size(ax);
+  std::int64_t outer = 1;
+  for (std::int64_t d = 0; d < ax; ++d) outer *= c.size(d);
+  const std::int64_t inner = channels == 0 ? 0 : c.numel() / (outer * channels);
+  const std::int64_t count = outer * inner;
+  TORCH_CHECK(count > 0, op, ": y has no elements per channel (shape ", y.sizes(), ")");
+  Tensor mean = at::empty({channels}, c.options());
+  Tensor var = at::empty({channels}, c.options());
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "dla_channel_moments", [&] {
+    const scalar_t* p = c.data_ptr<scalar_t>();
+    scalar_t* pm = mean.data_ptr<scalar_t>();
+    scalar_t* pv = var.data_ptr<scalar_t>();
+    at::parallel_for(0, channels, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t ch = begin; ch < end; ++ch) {
+        double sum = 0, sumsq = 0;
+        for (std::int64_t o = 0; o < outer; ++o) {
+          const scalar_t* row = p + (o * channels + ch) * inner;
+          for (std::int64_t i = 0; i < inner; ++i) {
+            const double v = static_cast<double>(row[i]);
+            sum += v;
+            sumsq += v * v;
+          }
+        }
+        const double m = sum / static_cast<double>(count);
+        pm[ch] = static_cast<scalar_t>(m);
+        pv[ch] = static_cast<scalar_t>(std::max(sumsq / static_cast<double>(count) - m * m, 0.0));
+      }
+    });
+  });
+  return {mean, var};
+}
+
 // ---------------------------------------------------------------------------
 // CompositeImplicitAutograd: concat
 // ---------------------------------------------------------------------------
@@ -773,6 +814,38 @@ struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
   }
 };
 
+/// d mean / d y = 1 / M, d var / d y = 2 (y - mean) / M: one fused pass (addcmul).
+struct ChannelMomentsFn : torch::autograd::Function<ChannelMomentsFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& y, std::int64_t channel_dim) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::ChannelMoments>("dla::channel_moments");
+    auto [mean, var] = op.call(y, channel_dim);
+    ctx->save_for_backward({y, mean});
+    ctx->saved_data["channel_dim"] = channel_dim;
+    return {mean, var};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &y = saved[0], &mean = saved[1];
+    if (!grads[0].defined() && !grads[1].defined()) return {Tensor(), Tensor()};
+    std::int64_t ax = ctx->saved_data["channel_dim"].toInt();
+    if (ax < 0) ax += y.dim();
+    const double count = static_cast<double>(y.numel() / std::max<std::int64_t>(y.size(ax), 1));
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(y.dim()), 1);
+    shape[static_cast<std::size_t>(ax)] = -1;
+    const Tensor gm = grads[0].defined() ? grads[0] : at::zeros_like(mean);
+    if (!grads[1].defined()) return {(gm / count).reshape(shape).expand(y.sizes()).contiguous(), Tensor()};
+    const Tensor slope = grads[1] * (2.0 / count);      // per channel: gy = gm / M + slope (y - mean)
+    const Tensor offset = gm / count - slope * mean;
+    return {at::addcmul(offset.reshape(shape), y, slope.reshape(shape)), Tensor()};
+  }
+};
+
+std::tuple<Tensor, Tensor> channel_moments_autograd(const Tensor& y, std::int64_t channel_dim) {
+  const variable_list out = ChannelMomentsFn::apply(y, channel_dim);
+  return {out[0], out[1]};
+}
+
 Triple quantize_autograd(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptInt clip_lo,
                          OptInt clip_hi, IntList hw) {
   return to_triple(QuantizeFn::apply(x, dtype, frac, clip_lo, clip_hi, hw));
@@ -842,7 +915,8 @@ std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& x, std::int64_t dty
   OP(linear)                           \
   OP(add)                              \
   OP(avg_pool2d)                       \
-  OP(max_pool2d)
+  OP(max_pool2d)                       \
+  OP(channel_moments)
 
 TORCH_LIBRARY_IMPL(dla, CPU, m) {
 #define DLA_QAT_IMPL_CPU(op) m.impl(#op, &dla::qat::op##_cpu);

@@ -273,9 +273,8 @@ class MacLayer(QatLayer):
             mean = s[0] / n
             var = (s[1] / n - mean.square()).clamp_min(0)
             return mean, var, float(n)
-        # mean and E[y^2] - mean^2: several times faster than var_mean over (0, 2, 3) on CPU
-        mean = y.mean(dims)
-        var = (y.square().mean(dims) - mean.square()).clamp_min(0)
+        # mean and E[y^2] - mean^2 per channel in one pass (double sums), gradient in one
+        mean, var = torch.ops.dla.channel_moments(y, 1)
         return mean, var, float(y.numel() // y.shape[1])
 
     @torch.no_grad()
