@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -189,10 +190,29 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
     for (std::int64_t d = 0; d < axis; ++d) outer *= xc.size(d);
     inner = channels == 0 ? 0 : xc.numel() / (outer * channels);
   }
+  // Split into rows of one frac (per channel) or, with one frac, into blocks, across threads.
+  const std::int64_t rows = fracs.size() > 1 ? outer * channels : 1;
+  const std::int64_t row_len = fracs.size() > 1 ? inner : xc.numel();
+  const std::int64_t block = fracs.size() > 1 ? row_len : std::int64_t{1} << 15;
+  const std::int64_t blocks_per_row = row_len == 0 ? 0 : (row_len + block - 1) / block;
   Counts counts;
+  std::mutex mu;
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "dla_quantize", [&] {
-    counts = quantize_forward<scalar_t>(xc.data_ptr<scalar_t>(), outer, channels, inner,
-                                        fracs.data(), out, y.data_ptr<scalar_t>(), mask_ptr(mask));
+    const scalar_t* px = xc.data_ptr<scalar_t>();
+    scalar_t* py = y.data_ptr<scalar_t>();
+    bool* pm = mask_ptr(mask);
+    const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(block, 1));
+    at::parallel_for(0, rows * blocks_per_row, grain, [&](std::int64_t begin, std::int64_t end) {
+      Counts c;
+      for (std::int64_t i = begin; i < end; ++i) {
+        const std::int64_t row = i / blocks_per_row, start = row * row_len + (i % blocks_per_row) * block;
+        const std::int64_t len = std::min(block, (row + 1) * row_len - start);
+        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + (rows > 1 ? row % channels : 0),
+                                        out, py + start, pm + start);
+      }
+      const std::lock_guard<std::mutex> lock(mu);
+      counts += c;
+    });
   });
   return {y, mask, counts_tensor(counts)};
 }
@@ -501,9 +521,9 @@ std::tuple<Tensor, Tensor> bias_integers_cpu(const Tensor& bias, std::int64_t x_
   return {at::tensor(q, at::kLong), counts_tensor(counts)};
 }
 
-/// Per-channel mean and biased variance (E[y^2] - mean^2, at least 0) of y along
+/// Per-channel mean, biased variance (E[y^2] - mean^2, at least 0), min and max of y along
 /// `channel_dim`: one read of y, double accumulators, channels split across threads.
-std::tuple<Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t channel_dim) {
+std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t channel_dim) {
   const char* op = "dla::channel_moments";
   check_real_tensor(op, y, "y");
   TORCH_CHECK(y.dim() >= 1, op, ": y must have at least one dimension");
@@ -517,28 +537,39 @@ std::tuple<Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t cha
   TORCH_CHECK(count > 0, op, ": y has no elements per channel (shape ", y.sizes(), ")");
   Tensor mean = at::empty({channels}, c.options());
   Tensor var = at::empty({channels}, c.options());
+  Tensor lo = at::empty({channels}, c.options());
+  Tensor hi = at::empty({channels}, c.options());
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "dla_channel_moments", [&] {
     const scalar_t* p = c.data_ptr<scalar_t>();
     scalar_t* pm = mean.data_ptr<scalar_t>();
     scalar_t* pv = var.data_ptr<scalar_t>();
+    scalar_t* plo = lo.data_ptr<scalar_t>();
+    scalar_t* phi = hi.data_ptr<scalar_t>();
     at::parallel_for(0, channels, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t ch = begin; ch < end; ++ch) {
         double sum = 0, sumsq = 0;
+        scalar_t vmin = p[ch * inner], vmax = vmin;
+        bool nan = false;
         for (std::int64_t o = 0; o < outer; ++o) {
           const scalar_t* row = p + (o * channels + ch) * inner;
           for (std::int64_t i = 0; i < inner; ++i) {
-            const double v = static_cast<double>(row[i]);
-            sum += v;
-            sumsq += v * v;
+            const scalar_t v = row[i];
+            sum += static_cast<double>(v);
+            sumsq += static_cast<double>(v) * static_cast<double>(v);
+            vmin = std::min(vmin, v);
+            vmax = std::max(vmax, v);
+            nan |= v != v;
           }
         }
         const double m = sum / static_cast<double>(count);
         pm[ch] = static_cast<scalar_t>(m);
         pv[ch] = static_cast<scalar_t>(std::max(sumsq / static_cast<double>(count) - m * m, 0.0));
+        plo[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmin;  // as torch.amin / amax
+        phi[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmax;
       }
     });
   });
-  return {mean, var};
+  return {mean, var, lo, hi};
 }
 
 // ---------------------------------------------------------------------------
@@ -587,6 +618,7 @@ struct QuantizeFn : torch::autograd::Function<QuantizeFn> {
     static const auto op = sig::handle<sig::Quantize>("dla::quantize");
     variable_list out = to_list(op.call(x, dtype, frac, clip_lo, clip_hi, hw));
     ctx->save_for_backward({out[1]});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -604,6 +636,7 @@ struct QuantizePerChannelFn : torch::autograd::Function<QuantizePerChannelFn> {
     static const auto op = sig::handle<sig::QuantizePerChannel>("dla::quantize_per_channel");
     variable_list out = to_list(op.call(x, fracs, axis, dtype, clip_lo, clip_hi, hw));
     ctx->save_for_backward({out[1]});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -624,6 +657,7 @@ struct QuantizeLearnableFn : torch::autograd::Function<QuantizeLearnableFn> {
     variable_list out = to_list(op.call(x, log2_scale, axis, dtype, clip_lo, clip_hi, hw, smooth));
     ctx->save_for_backward({x, out[0], out[1], log2_scale});
     ctx->saved_data["axis"] = axis;
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -672,6 +706,7 @@ struct Conv2dFn : torch::autograd::Function<Conv2dFn> {
     ctx->saved_data["dilation"] = dilation.vec();
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -710,6 +745,7 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
                                         y_frac, clip_lo, clip_hi, hw));
     ctx->save_for_backward({x, weight, out[1]});
     ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -737,6 +773,7 @@ struct AddFn : torch::autograd::Function<AddFn> {
     variable_list out = to_list(
         op.call(a, b, a_dtype, a_frac, b_dtype, b_frac, y_dtype, y_frac, clip_lo, clip_hi, hw));
     ctx->save_for_backward({out[1]});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -768,6 +805,7 @@ struct AvgPool2dFn : torch::autograd::Function<AvgPool2dFn> {
     const int s = static_cast<int>(hw[3]);
     ctx->saved_data["gain"] = static_cast<double>(avgpool_multiplier(n, s).value_or(0)) *
                               static_cast<double>(n) / std::ldexp(1.0, s);
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -794,6 +832,7 @@ struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
     auto [y, indices] = op.call(x, dtype, frac, kernel_size, stride, padding);
     ctx->save_for_backward({indices});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({indices});
     return {y, indices};
   }
@@ -814,15 +853,18 @@ struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
   }
 };
 
-/// d mean / d y = 1 / M, d var / d y = 2 (y - mean) / M: one fused pass (addcmul).
+/// d mean / d y = 1 / M, d var / d y = 2 (y - mean) / M: one fused pass (addcmul); min and
+/// max are not differentiable.
 struct ChannelMomentsFn : torch::autograd::Function<ChannelMomentsFn> {
   static variable_list forward(AutogradContext* ctx, const Tensor& y, std::int64_t channel_dim) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static const auto op = sig::handle<sig::ChannelMoments>("dla::channel_moments");
-    auto [mean, var] = op.call(y, channel_dim);
+    auto [mean, var, lo, hi] = op.call(y, channel_dim);
     ctx->save_for_backward({y, mean});
     ctx->saved_data["channel_dim"] = channel_dim;
-    return {mean, var};
+    ctx->set_materialize_grads(false);
+    ctx->mark_non_differentiable({lo, hi});
+    return {mean, var, lo, hi};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
@@ -841,9 +883,9 @@ struct ChannelMomentsFn : torch::autograd::Function<ChannelMomentsFn> {
   }
 };
 
-std::tuple<Tensor, Tensor> channel_moments_autograd(const Tensor& y, std::int64_t channel_dim) {
+std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_autograd(const Tensor& y, std::int64_t channel_dim) {
   const variable_list out = ChannelMomentsFn::apply(y, channel_dim);
-  return {out[0], out[1]};
+  return {out[0], out[1], out[2], out[3]};
 }
 
 Triple quantize_autograd(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptInt clip_lo,

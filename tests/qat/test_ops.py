@@ -632,12 +632,13 @@ def test_channel_moments_are_batchnorms_statistics_with_their_gradient(shape):
     plain formula (gradcheck in double)."""
     torch.manual_seed(0)
     y = torch.randn(*shape, dtype=torch.float64) * 3 + 1
-    mean, var = torch.ops.dla.channel_moments(y, 1)
+    mean, var, lo, hi = torch.ops.dla.channel_moments(y, 1)
     yn = np.moveaxis(y.numpy(), 1, 0).reshape(shape[1], -1)
     np.testing.assert_allclose(mean.numpy(), yn.mean(axis=1), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(var.numpy(), yn.var(axis=1), rtol=1e-10, atol=1e-12)
+    assert np.array_equal(lo.numpy(), yn.min(axis=1)) and np.array_equal(hi.numpy(), yn.max(axis=1))
     y32 = y.float()
-    m32, v32 = torch.ops.dla.channel_moments(y32, 1)
+    m32, v32 = torch.ops.dla.channel_moments(y32, 1)[:2]
     assert m32.dtype == torch.float32 and v32.shape == (shape[1],)
     ref = nn.BatchNorm2d(shape[1], momentum=1.0) if len(shape) == 4 else nn.BatchNorm1d(shape[1], momentum=1.0)
     ref.train()(y32)
@@ -645,10 +646,12 @@ def test_channel_moments_are_batchnorms_statistics_with_their_gradient(shape):
     n = y.numel() // shape[1]
     torch.testing.assert_close(v32 * (n / max(n - 1, 1)), ref.running_var)
     yg = y.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: torch.ops.dla.channel_moments(t, 1), (yg,))
+    assert torch.autograd.gradcheck(lambda t: torch.ops.dla.channel_moments(t, 1)[:2], (yg,))
     w = torch.randn(shape[1], dtype=torch.float64)
-    m, v = torch.ops.dla.channel_moments(yg, 1)
+    m = torch.ops.dla.channel_moments(yg, 1)[0]
     (m * w).sum().backward()      # the mean alone
     torch.testing.assert_close(yg.grad, (w / n).reshape([-1 if d == 1 else 1 for d in range(len(shape))]).expand(shape))
+    y[0, 0] = float("nan")
+    assert torch.isnan(torch.ops.dla.channel_moments(y, 1)[2][0])
     with pytest.raises(RuntimeError, match="channel_moments: y must be a float32 or float64"):
         torch.ops.dla.channel_moments(torch.ones(2, 3, dtype=torch.int64), 1)

@@ -15,6 +15,7 @@ the add of a prepared graph, with formats from the graph).
 """
 
 import math
+from collections import namedtuple
 
 import torch
 import torch.nn.functional as TF
@@ -25,6 +26,8 @@ from .nn import QModule
 from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
 
 _LN2 = math.log(2.0)
+
+Folded = namedtuple("Folded", ["weight", "bias", "y", "inv", "y_range"])
 
 
 class RunContext:
@@ -93,12 +96,12 @@ class ActFormat(nn.Module):
             self.observer.observe_clipped(x.detach(), clip)
 
     @torch.no_grad()
-    def observe_affine(self, y, scale, shift, channel_dim, clip, ctx):
+    def observe_affine(self, y, scale, shift, channel_dim, clip, ctx, y_range=None):
         """observe(y * scale + shift, clip), scale and shift per channel of `channel_dim`.
 
-        A range observer gets the range from each channel's min and max of y (float
-        rounding and clamp are monotone, so it is the range of the values themselves)
-        instead of a computed tensor: two reads instead of three full passes and a copy.
+        A range observer gets the range from each channel's min and max of y (`y_range`
+        when the caller has them; float rounding and clamp are monotone, so it is the range
+        of the values themselves) instead of a computed tensor.
         """
         if not self.observing(ctx):
             return
@@ -107,8 +110,10 @@ class ActFormat(nn.Module):
         if not self.observer.range_only or y.numel() == 0:
             self.observer.observe_clipped(y.detach() * scale.reshape(shape) + shift.reshape(shape), clip)
             return
-        dims = [d for d in range(y.dim()) if d != channel_dim % y.dim()]
-        ymin, ymax = torch.amin(y, dims), torch.amax(y, dims)
+        if y_range is None:
+            dims = [d for d in range(y.dim()) if d != channel_dim % y.dim()]
+            y_range = torch.amin(y, dims), torch.amax(y, dims)
+        ymin, ymax = y_range
         up = scale >= 0
         lo = (torch.where(up, ymin, ymax) * scale + shift).min()
         hi = (torch.where(up, ymax, ymin) * scale + shift).max()
@@ -272,10 +277,11 @@ class MacLayer(QatLayer):
             n = all_reduce_(n.clone(), "sum")
             mean = s[0] / n
             var = (s[1] / n - mean.square()).clamp_min(0)
-            return mean, var, float(n)
-        # mean and E[y^2] - mean^2 per channel in one pass (double sums), gradient in one
-        mean, var = torch.ops.dla.channel_moments(y, 1)
-        return mean, var, float(y.numel() // y.shape[1])
+            return mean, var, float(n), None
+        # mean and E[y^2] - mean^2 per channel in one pass (double sums), gradient in one;
+        # with each channel's min and max for the output observer
+        mean, var, lo, hi = torch.ops.dla.channel_moments(y, 1)
+        return mean, var, float(y.numel() // y.shape[1]), (lo, hi)
 
     @torch.no_grad()
     def _update_running(self, mean, var, n):
@@ -289,14 +295,15 @@ class MacLayer(QatLayer):
         bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
 
     def folded(self, x, batch_stats, update_running):
-        """(w', b', y, inv): y is the float conv of x with the unfolded weights (only when
-        the batch statistics are used; else None), and y * inv + (b' per channel) is the
-        folded layer's float output; inv is None without BatchNorm."""
+        """Folded(w', b', y, inv, y_range): y is the float conv of x with the unfolded weights
+        (only when the batch statistics are used; else None), y * inv + (b' per channel) is
+        the folded layer's float output, y_range each channel's (min, max) of y or None;
+        inv is None without BatchNorm."""
         w, b = self.module.weight, self.module.bias
         bn = self.bn
         if bn is None:
-            return w, b, None, None
-        y = None
+            return Folded(w, b, None, None, None)
+        y = y_range = None
         if batch_stats:
             if self.bn_stats_grad == "weight":
                 y = self._float_op(x.detach(), w, None)
@@ -305,7 +312,7 @@ class MacLayer(QatLayer):
             else:
                 with torch.no_grad():
                     y = self._float_op(x, w, None)
-            mean, var, n = self._batch_stats(y)
+            mean, var, n, y_range = self._batch_stats(y)
             if update_running:
                 self._update_running(mean, var, n)
         else:
@@ -315,7 +322,7 @@ class MacLayer(QatLayer):
         inv = gamma / torch.sqrt(var + bn.eps)
         w_f = w * self._shape(inv)
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
-        return w_f, b_f, y, inv
+        return Folded(w_f, b_f, y, inv, y_range)
 
     def _normalized(self, y, inv, b_f):
         """The folded layer's float output from folded()'s y (no gradient: for observers)."""
@@ -352,7 +359,7 @@ class MacLayer(QatLayer):
 
     def eval_weights(self):
         """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
-        w, b, _, _ = self.folded(None, batch_stats=False, update_running=False)
+        w, b = self.folded(None, batch_stats=False, update_running=False)[:2]
         wq, fr, _ = self.quantized_weight(w)
         return wq, fr, b
 
@@ -363,12 +370,12 @@ class MacLayer(QatLayer):
         batch_stats = self.training and self.bn is not None and not bool(self.bn_frozen)
         if ctx.float_mode:
             with torch.no_grad():
-                w, b, y, inv = self.folded(x, batch_stats, update_running=False)
+                w, b, y, inv, _ = self.folded(x, batch_stats, update_running=False)
                 y = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
                 y = clamp_real(y, self.clip)
             fout.observe(y, ctx)
             return y
-        w, b, y, inv = self.folded(x, batch_stats, update_running=batch_stats)
+        w, b, y, inv, y_range = self.folded(x, batch_stats, update_running=batch_stats)
         wq, wfr, wcounts = self.quantized_weight(w)
         pre = None
         if fout.learnable and self.training:
@@ -378,7 +385,7 @@ class MacLayer(QatLayer):
             if pre is not None:
                 fout.observe(pre, ctx, self.clip)
             elif y is not None:  # the batch-statistics pass already ran: its range suffices
-                fout.observe_affine(y.detach(), inv.detach(), b.detach(), 1 if self.is_conv else -1, self.clip, ctx)
+                fout.observe_affine(y.detach(), inv.detach(), b.detach(), 1, self.clip, ctx, y_range)
             else:
                 with torch.no_grad():
                     fout.observe(self._float_op(x, w, b), ctx, self.clip)

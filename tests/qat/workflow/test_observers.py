@@ -31,16 +31,18 @@ def test_observing_an_affine_map_by_its_range_is_observing_the_values(clip):
     torch.manual_seed(3)
     for kind in obs.OBSERVERS:
         cfg = QatConfig(observer=kind)
-        ref, fast = ActFormat("ref", "i8", cfg, None), ActFormat("fast", "i8", cfg, None)
-        ctx = RunContext([ref, fast], observe=True)
+        ref, fast, fused = (ActFormat(n, "i8", cfg, None) for n in ("ref", "fast", "fused"))
+        ctx = RunContext([ref, fast, fused], observe=True)
         for _ in range(3):
             c = 6
             y = torch.randn(2, c, 5, 7) * float(torch.rand(()) * 10)
             scale, shift = torch.randn(c) * 2, torch.randn(c)
             ref.observer.observe(clamp_real(y * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1), clip))
             fast.observe_affine(y, scale, shift, 1, clip, ctx)
-        assert fast.observer.range() == ref.observer.range(), kind
-        assert fast.observer.frac() == ref.observer.frac(), kind
+            fused.observe_affine(y, scale, shift, 1, clip, ctx, torch.ops.dla.channel_moments(y, 1)[2:])
+        for got in (fast, fused):
+            assert got.observer.range() == ref.observer.range(), kind
+            assert got.observer.frac() == ref.observer.frac(), kind
 
 
 def test_frac_for_range_is_the_largest_frac_that_holds_the_range():
