@@ -603,8 +603,18 @@ Tensor concat_composite(at::TensorList xs, std::int64_t dim, std::int64_t dtype,
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// The STE gradient: grad where the output clamp kept the value, else 0; an undefined mask
+/// (see ste_mask) passes grad through.
 Tensor masked(const Tensor& grad, const Tensor& mask) {
+  if (!mask.defined()) return grad;
   return at::where(mask, grad, at::zeros({}, grad.options()));
+}
+
+/// The mask of a requantizing op's (y, mask, counts) to save for the backward, or an undefined
+/// tensor when no element saturated (every clamp, and every ReLU clip, counts as a
+/// saturation): the mask is then all true, and the backward skips a pass and keeps no mask.
+Tensor ste_mask(const torch::autograd::variable_list& out) {
+  return out[2].data_ptr<std::int64_t>()[1] == 0 ? Tensor() : out[1];
 }
 
 variable_list to_list(const Triple& t) { return {std::get<0>(t), std::get<1>(t), std::get<2>(t)}; }
@@ -617,7 +627,7 @@ struct QuantizeFn : torch::autograd::Function<QuantizeFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     static const auto op = sig::handle<sig::Quantize>("dla::quantize");
     variable_list out = to_list(op.call(x, dtype, frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
     ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
@@ -635,7 +645,7 @@ struct QuantizePerChannelFn : torch::autograd::Function<QuantizePerChannelFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     static const auto op = sig::handle<sig::QuantizePerChannel>("dla::quantize_per_channel");
     variable_list out = to_list(op.call(x, fracs, axis, dtype, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
     ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
@@ -700,7 +710,7 @@ struct Conv2dFn : torch::autograd::Function<Conv2dFn> {
     variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
                                         y_frac, stride, padding, dilation, groups, clip_lo,
                                         clip_hi, hw));
-    ctx->save_for_backward({x, weight, out[1]});
+    ctx->save_for_backward({x, weight, ste_mask(out)});
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
@@ -743,7 +753,7 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     static const auto op = sig::handle<sig::Linear>("dla::linear");
     variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
                                         y_frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({x, weight, out[1]});
+    ctx->save_for_backward({x, weight, ste_mask(out)});
     ctx->saved_data["bias"] = bias.has_value() && bias->defined();
     ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
@@ -772,7 +782,7 @@ struct AddFn : torch::autograd::Function<AddFn> {
     static const auto op = sig::handle<sig::Add>("dla::add");
     variable_list out = to_list(
         op.call(a, b, a_dtype, a_frac, b_dtype, b_frac, y_dtype, y_frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
     ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
@@ -796,7 +806,7 @@ struct AvgPool2dFn : torch::autograd::Function<AvgPool2dFn> {
     static const auto op = sig::handle<sig::AvgPool2d>("dla::avg_pool2d");
     variable_list out = to_list(op.call(x, x_dtype, x_frac, y_dtype, y_frac, kernel_size, stride,
                                         padding, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({x, out[1]});
+    ctx->save_for_backward({x, ste_mask(out)});
     ctx->saved_data["kernel_size"] = kernel_size.vec();
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();

@@ -474,6 +474,34 @@ def test_quantize_ste_mask_is_zero_exactly_outside_the_clip():
     assert torch.equal(x.grad[inside], g[inside])
 
 
+def test_ste_gradient_without_saturation_is_the_upstream_gradient():
+    """No element saturates (counts[1] == 0): the backward keeps no mask and passes the
+    gradient through; one saturated element and it is masked again."""
+    x = (torch.randint(-100, 100, (4, 9)).double() / 8).requires_grad_()
+    r = F.quantize(x, "i8", 3)
+    assert int(r.counts[1]) == 0 and bool(r.mask.all())
+    g = torch.randn_like(x)
+    r.y.backward(g)
+    assert torch.equal(x.grad, g)
+    w = (torch.randint(-128, 128, (5, 4, 3, 3)).double() / 128).requires_grad_()
+    xs = (torch.randint(0, 4, (1, 4, 5, 5)).double() / 16).requires_grad_()
+    r = F.conv2d(xs, w, None, x_dtype="u8", x_frac=4, w_dtype="i8", w_fracs=[7], y_dtype="i16", y_frac=11,
+                 padding=1)
+    assert int(r.counts[1]) == 0
+    gy = torch.randn_like(r.y)
+    r.y.backward(gy)
+    x2, w2 = xs.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    torch.nn.functional.conv2d(x2, w2, padding=1).backward(gy)
+    assert torch.allclose(xs.grad, x2.grad) and torch.allclose(w.grad, w2.grad)
+    x = x.detach().clone().requires_grad_()
+    with torch.no_grad():
+        x[0, 0] = 100.0
+    r = F.quantize(x, "i8", 3)
+    assert int(r.counts[1]) == 1
+    r.y.backward(g)
+    assert float(x.grad[0, 0]) == 0.0 and torch.equal(x.grad.flatten()[1:], g.flatten()[1:])
+
+
 def test_conv_add_pool_gradients_are_masked_float_gradients():
     torch.manual_seed(3)
     x = (torch.randint(0, 256, (2, 4, 6, 6)).double() / 16).requires_grad_()
