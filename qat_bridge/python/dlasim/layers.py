@@ -228,7 +228,10 @@ class MacLayer(QatLayer):
     training, until the BN is frozen, mu and sigma are the batch's (all-reduced across
     processes) from a float conv of the same input, their gradient flows as in BatchNorm,
     and the running statistics are updated; frozen, and in eval, they are the running
-    statistics. The folded weights are quantized per output channel (observer or learnable
+    statistics. The batch statistics are nn.BatchNorm2d's: per channel, the mean and the
+    biased variance over (N, H, W) (dla.channel_moments, double sums), sigma = sqrt(var +
+    eps), the running variance updated with the unbiased one. The same pass gives each
+    channel's min and max, from which a range observer gets the output's range. The folded weights are quantized per output channel (observer or learnable
     log2 scales), the folded bias by the op at x_frac + w_frac.
     """
 
