@@ -5,6 +5,7 @@
 //   CompositeImplicitAutograd: dla::concat (checks, then at::cat).
 // No CUDA kernels yet: a CUDA tensor reaches no kernel and the dispatcher says so.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -121,12 +122,34 @@ void recover(const char* op, const T* x, std::int64_t n, std::int64_t offset, DT
               "] (pass the output of a dla op of that type and frac)");
 }
 
+/// `rows` rows of `len` reals, row r at frac fracs[r] (or fracs[0]), recovered across threads;
+/// if any element is not such a real, a serial pass finds the first and reports it.
+template <typename T>
+bool recover_rows(const T* x, std::int64_t rows, std::int64_t len, DType dtype, const int* fracs,
+                  bool per_row, std::int16_t* out) {
+  const DTypeInfo info = dtype_info(dtype);
+  std::atomic<bool> ok{true};
+  const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 16) / std::max<std::int64_t>(len, 1));
+  at::parallel_for(0, rows, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const int f = fracs[per_row ? r : 0];
+      if (recover_ints<T>(x + r * len, len, f, info.min, info.max, out + r * len) >= 0) ok = false;
+    }
+  });
+  return ok;
+}
+
 template <typename T>
 std::vector<std::int16_t> recover_tensor(const char* op, const Tensor& t, DType dtype, int frac,
                                          const char* name) {
   const Tensor c = t.contiguous();
   std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
-  recover<T>(op, c.data_ptr<T>(), c.numel(), 0, dtype, frac, name, q.data());
+  const std::int64_t block = std::int64_t{1} << 16, n = c.numel();
+  const std::int64_t full = n / block;  // full blocks across threads, the tail here
+  bool ok = recover_rows<T>(c.data_ptr<T>(), full, block, dtype, &frac, false, q.data());
+  if (ok) ok = recover_rows<T>(c.data_ptr<T>() + full * block, 1, n - full * block, dtype, &frac, false,
+                               q.data() + full * block);
+  if (!ok) recover<T>(op, c.data_ptr<T>(), n, 0, dtype, frac, name, q.data());
   return q;
 }
 
@@ -138,6 +161,7 @@ std::vector<std::int16_t> recover_weights(const char* op, const Tensor& w, DType
   const std::int64_t oc = c.size(0), per = oc == 0 ? 0 : c.numel() / oc;
   std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
   const T* p = c.data_ptr<T>();
+  if (recover_rows<T>(p, oc, per, dtype, fracs.data(), true, q.data())) return q;
   for (std::int64_t o = 0; o < oc; ++o) {
     recover<T>(op, p + o * per, per, o * per, dtype, fracs[static_cast<std::size_t>(o)],
                "weight (output channel " + std::to_string(o) + ")", q.data() + o * per);
