@@ -46,6 +46,7 @@ using AvgPool2d = Triple(const Tensor& x, std::int64_t x_dtype, std::int64_t x_f
 using MaxPool2d = std::tuple<Tensor, Tensor>(const Tensor& x, std::int64_t dtype,
                                              std::int64_t frac, IntList kernel_size,
                                              IntList stride, IntList padding);
+using ChannelMoments = std::tuple<Tensor, Tensor, Tensor, Tensor>(const Tensor& y, std::int64_t channel_dim);
 using Concat = Tensor(at::TensorList xs, std::int64_t dim, std::int64_t dtype, IntList fracs);
 
 /// Typed dispatcher handle of dla::<name>.

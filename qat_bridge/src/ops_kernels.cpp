@@ -4,8 +4,11 @@
 //              backward is the STE gradient (float op gradient times the clamp mask);
 //   CompositeImplicitAutograd: dla::concat (checks, then at::cat).
 // No CUDA kernels yet: a CUDA tensor reaches no kernel and the dispatcher says so.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -119,12 +122,34 @@ void recover(const char* op, const T* x, std::int64_t n, std::int64_t offset, DT
               "] (pass the output of a dla op of that type and frac)");
 }
 
+/// `rows` rows of `len` reals, row r at frac fracs[r] (or fracs[0]), recovered across threads;
+/// if any element is not such a real, a serial pass finds the first and reports it.
+template <typename T>
+bool recover_rows(const T* x, std::int64_t rows, std::int64_t len, DType dtype, const int* fracs,
+                  bool per_row, std::int16_t* out) {
+  const DTypeInfo info = dtype_info(dtype);
+  std::atomic<bool> ok{true};
+  const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 16) / std::max<std::int64_t>(len, 1));
+  at::parallel_for(0, rows, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const int f = fracs[per_row ? r : 0];
+      if (recover_ints<T>(x + r * len, len, f, info.min, info.max, out + r * len) >= 0) ok = false;
+    }
+  });
+  return ok;
+}
+
 template <typename T>
 std::vector<std::int16_t> recover_tensor(const char* op, const Tensor& t, DType dtype, int frac,
                                          const char* name) {
   const Tensor c = t.contiguous();
   std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
-  recover<T>(op, c.data_ptr<T>(), c.numel(), 0, dtype, frac, name, q.data());
+  const std::int64_t block = std::int64_t{1} << 16, n = c.numel();
+  const std::int64_t full = n / block;  // full blocks across threads, the tail here
+  bool ok = recover_rows<T>(c.data_ptr<T>(), full, block, dtype, &frac, false, q.data());
+  if (ok) ok = recover_rows<T>(c.data_ptr<T>() + full * block, 1, n - full * block, dtype, &frac, false,
+                               q.data() + full * block);
+  if (!ok) recover<T>(op, c.data_ptr<T>(), n, 0, dtype, frac, name, q.data());
   return q;
 }
 
@@ -136,6 +161,7 @@ std::vector<std::int16_t> recover_weights(const char* op, const Tensor& w, DType
   const std::int64_t oc = c.size(0), per = oc == 0 ? 0 : c.numel() / oc;
   std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
   const T* p = c.data_ptr<T>();
+  if (recover_rows<T>(p, oc, per, dtype, fracs.data(), true, q.data())) return q;
   for (std::int64_t o = 0; o < oc; ++o) {
     recover<T>(op, p + o * per, per, o * per, dtype, fracs[static_cast<std::size_t>(o)],
                "weight (output channel " + std::to_string(o) + ")", q.data() + o * per);
@@ -188,10 +214,29 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
     for (std::int64_t d = 0; d < axis; ++d) outer *= xc.size(d);
     inner = channels == 0 ? 0 : xc.numel() / (outer * channels);
   }
+  // Split into rows of one frac (per channel) or, with one frac, into blocks, across threads.
+  const std::int64_t rows = fracs.size() > 1 ? outer * channels : 1;
+  const std::int64_t row_len = fracs.size() > 1 ? inner : xc.numel();
+  const std::int64_t block = fracs.size() > 1 ? row_len : std::int64_t{1} << 15;
+  const std::int64_t blocks_per_row = row_len == 0 ? 0 : (row_len + block - 1) / block;
   Counts counts;
+  std::mutex mu;
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "dla_quantize", [&] {
-    counts = quantize_forward<scalar_t>(xc.data_ptr<scalar_t>(), outer, channels, inner,
-                                        fracs.data(), out, y.data_ptr<scalar_t>(), mask_ptr(mask));
+    const scalar_t* px = xc.data_ptr<scalar_t>();
+    scalar_t* py = y.data_ptr<scalar_t>();
+    bool* pm = mask_ptr(mask);
+    const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(block, 1));
+    at::parallel_for(0, rows * blocks_per_row, grain, [&](std::int64_t begin, std::int64_t end) {
+      Counts c;
+      for (std::int64_t i = begin; i < end; ++i) {
+        const std::int64_t row = i / blocks_per_row, start = row * row_len + (i % blocks_per_row) * block;
+        const std::int64_t len = std::min(block, (row + 1) * row_len - start);
+        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + (rows > 1 ? row % channels : 0),
+                                        out, py + start, pm + start);
+      }
+      const std::lock_guard<std::mutex> lock(mu);
+      counts += c;
+    });
   });
   return {y, mask, counts_tensor(counts)};
 }
@@ -500,6 +545,57 @@ std::tuple<Tensor, Tensor> bias_integers_cpu(const Tensor& bias, std::int64_t x_
   return {at::tensor(q, at::kLong), counts_tensor(counts)};
 }
 
+/// Per-channel mean, biased variance (E[y^2] - mean^2, at least 0), min and max of y along
+/// `channel_dim`: one read of y, double accumulators, channels split across threads.
+std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t channel_dim) {
+  const char* op = "dla::channel_moments";
+  check_real_tensor(op, y, "y");
+  TORCH_CHECK(y.dim() >= 1, op, ": y must have at least one dimension");
+  const std::int64_t ax = normalize_axis(op, channel_dim, y.dim());
+  const Tensor c = y.contiguous();
+  const std::int64_t channels = c.size(ax);
+  std::int64_t outer = 1;
+  for (std::int64_t d = 0; d < ax; ++d) outer *= c.size(d);
+  const std::int64_t inner = channels == 0 ? 0 : c.numel() / (outer * channels);
+  const std::int64_t count = outer * inner;
+  TORCH_CHECK(count > 0, op, ": y has no elements per channel (shape ", y.sizes(), ")");
+  Tensor mean = at::empty({channels}, c.options());
+  Tensor var = at::empty({channels}, c.options());
+  Tensor lo = at::empty({channels}, c.options());
+  Tensor hi = at::empty({channels}, c.options());
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "dla_channel_moments", [&] {
+    const scalar_t* p = c.data_ptr<scalar_t>();
+    scalar_t* pm = mean.data_ptr<scalar_t>();
+    scalar_t* pv = var.data_ptr<scalar_t>();
+    scalar_t* plo = lo.data_ptr<scalar_t>();
+    scalar_t* phi = hi.data_ptr<scalar_t>();
+    at::parallel_for(0, channels, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t ch = begin; ch < end; ++ch) {
+        double sum = 0, sumsq = 0;
+        scalar_t vmin = p[ch * inner], vmax = vmin;
+        bool nan = false;
+        for (std::int64_t o = 0; o < outer; ++o) {
+          const scalar_t* row = p + (o * channels + ch) * inner;
+          for (std::int64_t i = 0; i < inner; ++i) {
+            const scalar_t v = row[i];
+            sum += static_cast<double>(v);
+            sumsq += static_cast<double>(v) * static_cast<double>(v);
+            vmin = std::min(vmin, v);
+            vmax = std::max(vmax, v);
+            nan |= v != v;
+          }
+        }
+        const double m = sum / static_cast<double>(count);
+        pm[ch] = static_cast<scalar_t>(m);
+        pv[ch] = static_cast<scalar_t>(std::max(sumsq / static_cast<double>(count) - m * m, 0.0));
+        plo[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmin;  // as torch.amin / amax
+        phi[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmax;
+      }
+    });
+  });
+  return {mean, var, lo, hi};
+}
+
 // ---------------------------------------------------------------------------
 // CompositeImplicitAutograd: concat
 // ---------------------------------------------------------------------------
@@ -531,8 +627,18 @@ Tensor concat_composite(at::TensorList xs, std::int64_t dim, std::int64_t dtype,
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// The STE gradient: grad where the output clamp kept the value, else 0; an undefined mask
+/// (see ste_mask) passes grad through.
 Tensor masked(const Tensor& grad, const Tensor& mask) {
+  if (!mask.defined()) return grad;
   return at::where(mask, grad, at::zeros({}, grad.options()));
+}
+
+/// The mask of a requantizing op's (y, mask, counts) to save for the backward, or an undefined
+/// tensor when no element saturated (every clamp, and every ReLU clip, counts as a
+/// saturation): the mask is then all true, and the backward skips a pass and keeps no mask.
+Tensor ste_mask(const torch::autograd::variable_list& out) {
+  return out[2].data_ptr<std::int64_t>()[1] == 0 ? Tensor() : out[1];
 }
 
 variable_list to_list(const Triple& t) { return {std::get<0>(t), std::get<1>(t), std::get<2>(t)}; }
@@ -545,7 +651,8 @@ struct QuantizeFn : torch::autograd::Function<QuantizeFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     static const auto op = sig::handle<sig::Quantize>("dla::quantize");
     variable_list out = to_list(op.call(x, dtype, frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -562,7 +669,8 @@ struct QuantizePerChannelFn : torch::autograd::Function<QuantizePerChannelFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     static const auto op = sig::handle<sig::QuantizePerChannel>("dla::quantize_per_channel");
     variable_list out = to_list(op.call(x, fracs, axis, dtype, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -583,6 +691,7 @@ struct QuantizeLearnableFn : torch::autograd::Function<QuantizeLearnableFn> {
     variable_list out = to_list(op.call(x, log2_scale, axis, dtype, clip_lo, clip_hi, hw, smooth));
     ctx->save_for_backward({x, out[0], out[1], log2_scale});
     ctx->saved_data["axis"] = axis;
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -625,12 +734,13 @@ struct Conv2dFn : torch::autograd::Function<Conv2dFn> {
     variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
                                         y_frac, stride, padding, dilation, groups, clip_lo,
                                         clip_hi, hw));
-    ctx->save_for_backward({x, weight, out[1]});
+    ctx->save_for_backward({x, weight, ste_mask(out)});
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -667,8 +777,9 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     static const auto op = sig::handle<sig::Linear>("dla::linear");
     variable_list out = to_list(op.call(x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype,
                                         y_frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({x, weight, out[1]});
+    ctx->save_for_backward({x, weight, ste_mask(out)});
     ctx->saved_data["bias"] = bias.has_value() && bias->defined();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -695,7 +806,8 @@ struct AddFn : torch::autograd::Function<AddFn> {
     static const auto op = sig::handle<sig::Add>("dla::add");
     variable_list out = to_list(
         op.call(a, b, a_dtype, a_frac, b_dtype, b_frac, y_dtype, y_frac, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({out[1]});
+    ctx->save_for_backward({ste_mask(out)});
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -718,7 +830,7 @@ struct AvgPool2dFn : torch::autograd::Function<AvgPool2dFn> {
     static const auto op = sig::handle<sig::AvgPool2d>("dla::avg_pool2d");
     variable_list out = to_list(op.call(x, x_dtype, x_frac, y_dtype, y_frac, kernel_size, stride,
                                         padding, clip_lo, clip_hi, hw));
-    ctx->save_for_backward({x, out[1]});
+    ctx->save_for_backward({x, ste_mask(out)});
     ctx->saved_data["kernel_size"] = kernel_size.vec();
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
@@ -727,6 +839,7 @@ struct AvgPool2dFn : torch::autograd::Function<AvgPool2dFn> {
     const int s = static_cast<int>(hw[3]);
     ctx->saved_data["gain"] = static_cast<double>(avgpool_multiplier(n, s).value_or(0)) *
                               static_cast<double>(n) / std::ldexp(1.0, s);
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({out[1], out[2]});
     return out;
   }
@@ -753,6 +866,7 @@ struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
     auto [y, indices] = op.call(x, dtype, frac, kernel_size, stride, padding);
     ctx->save_for_backward({indices});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
+    ctx->set_materialize_grads(false);  // no zero tensors for the mask / counts gradients
     ctx->mark_non_differentiable({indices});
     return {y, indices};
   }
@@ -772,6 +886,41 @@ struct MaxPool2dFn : torch::autograd::Function<MaxPool2dFn> {
     return result;
   }
 };
+
+/// d mean / d y = 1 / M, d var / d y = 2 (y - mean) / M: one fused pass (addcmul); min and
+/// max are not differentiable.
+struct ChannelMomentsFn : torch::autograd::Function<ChannelMomentsFn> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& y, std::int64_t channel_dim) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static const auto op = sig::handle<sig::ChannelMoments>("dla::channel_moments");
+    auto [mean, var, lo, hi] = op.call(y, channel_dim);
+    ctx->save_for_backward({y, mean});
+    ctx->saved_data["channel_dim"] = channel_dim;
+    ctx->set_materialize_grads(false);
+    ctx->mark_non_differentiable({lo, hi});
+    return {mean, var, lo, hi};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const Tensor &y = saved[0], &mean = saved[1];
+    if (!grads[0].defined() && !grads[1].defined()) return {Tensor(), Tensor()};
+    std::int64_t ax = ctx->saved_data["channel_dim"].toInt();
+    if (ax < 0) ax += y.dim();
+    const double count = static_cast<double>(y.numel() / std::max<std::int64_t>(y.size(ax), 1));
+    std::vector<std::int64_t> shape(static_cast<std::size_t>(y.dim()), 1);
+    shape[static_cast<std::size_t>(ax)] = -1;
+    const Tensor gm = grads[0].defined() ? grads[0] : at::zeros_like(mean);
+    if (!grads[1].defined()) return {(gm / count).reshape(shape).expand(y.sizes()).contiguous(), Tensor()};
+    const Tensor slope = grads[1] * (2.0 / count);      // per channel: gy = gm / M + slope (y - mean)
+    const Tensor offset = gm / count - slope * mean;
+    return {at::addcmul(offset.reshape(shape), y, slope.reshape(shape)), Tensor()};
+  }
+};
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_autograd(const Tensor& y, std::int64_t channel_dim) {
+  const variable_list out = ChannelMomentsFn::apply(y, channel_dim);
+  return {out[0], out[1], out[2], out[3]};
+}
 
 Triple quantize_autograd(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptInt clip_lo,
                          OptInt clip_hi, IntList hw) {
@@ -842,7 +991,8 @@ std::tuple<Tensor, Tensor> max_pool2d_autograd(const Tensor& x, std::int64_t dty
   OP(linear)                           \
   OP(add)                              \
   OP(avg_pool2d)                       \
-  OP(max_pool2d)
+  OP(max_pool2d)                       \
+  OP(channel_moments)
 
 TORCH_LIBRARY_IMPL(dla, CPU, m) {
 #define DLA_QAT_IMPL_CPU(op) m.impl(#op, &dla::qat::op##_cpu);

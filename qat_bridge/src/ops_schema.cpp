@@ -104,6 +104,10 @@ TORCH_LIBRARY(dla, m) {
   // The integer biases the MAC ops add (acc_bits wide, at x_frac + w_fracs[oc]): what the
   // exporter writes for the compiler. Returns (int64 q, counts [0, saturations]).
   m.def("bias_integers(Tensor bias, int x_frac, int[] w_fracs, int[] hw) -> (Tensor q, Tensor counts)");
+  // Training glue, not DLA numerics: per-channel batch mean, biased variance, min and max of a
+  // float tensor in one pass (double sums): a folded BatchNorm's statistics and the range
+  // its output observer needs.
+  m.def("channel_moments(Tensor y, int channel_dim) -> (Tensor mean, Tensor var, Tensor min, Tensor max)");
   // Utilities without tensors (their one kernel serves every dispatch key).
   m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import dlasim
 from dlasim import functional as F
@@ -473,6 +474,34 @@ def test_quantize_ste_mask_is_zero_exactly_outside_the_clip():
     assert torch.equal(x.grad[inside], g[inside])
 
 
+def test_ste_gradient_without_saturation_is_the_upstream_gradient():
+    """No element saturates (counts[1] == 0): the backward keeps no mask and passes the
+    gradient through; one saturated element and it is masked again."""
+    x = (torch.randint(-100, 100, (4, 9)).double() / 8).requires_grad_()
+    r = F.quantize(x, "i8", 3)
+    assert int(r.counts[1]) == 0 and bool(r.mask.all())
+    g = torch.randn_like(x)
+    r.y.backward(g)
+    assert torch.equal(x.grad, g)
+    w = (torch.randint(-128, 128, (5, 4, 3, 3)).double() / 128).requires_grad_()
+    xs = (torch.randint(0, 4, (1, 4, 5, 5)).double() / 16).requires_grad_()
+    r = F.conv2d(xs, w, None, x_dtype="u8", x_frac=4, w_dtype="i8", w_fracs=[7], y_dtype="i16", y_frac=11,
+                 padding=1)
+    assert int(r.counts[1]) == 0
+    gy = torch.randn_like(r.y)
+    r.y.backward(gy)
+    x2, w2 = xs.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    torch.nn.functional.conv2d(x2, w2, padding=1).backward(gy)
+    assert torch.allclose(xs.grad, x2.grad) and torch.allclose(w.grad, w2.grad)
+    x = x.detach().clone().requires_grad_()
+    with torch.no_grad():
+        x[0, 0] = 100.0
+    r = F.quantize(x, "i8", 3)
+    assert int(r.counts[1]) == 1
+    r.y.backward(g)
+    assert float(x.grad[0, 0]) == 0.0 and torch.equal(x.grad.flatten()[1:], g.flatten()[1:])
+
+
 def test_conv_add_pool_gradients_are_masked_float_gradients():
     torch.manual_seed(3)
     x = (torch.randint(0, 256, (2, 4, 6, 6)).double() / 16).requires_grad_()
@@ -622,3 +651,35 @@ def test_traced_graph_holds_dla_ops():
     x = torch.randn(1, 3, 4, 4)
     assert torch.equal(traced(x), M()(x))
     assert dlasim.HwOptions.preset("default").to_list() == [32, 0, 0, 15, 1, 1, 1]
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 4, 6), (7, 4), (1, 2, 1, 3)])
+def test_channel_moments_are_batchnorms_statistics_with_their_gradient(shape):
+    """dla.channel_moments (the folded BatchNorm's batch statistics): numpy float64 mean and
+    biased variance per channel (dimension 1); its gradient matches autograd through the
+    plain formula (gradcheck in double)."""
+    torch.manual_seed(0)
+    y = torch.randn(*shape, dtype=torch.float64) * 3 + 1
+    mean, var, lo, hi = torch.ops.dla.channel_moments(y, 1)
+    yn = np.moveaxis(y.numpy(), 1, 0).reshape(shape[1], -1)
+    np.testing.assert_allclose(mean.numpy(), yn.mean(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var.numpy(), yn.var(axis=1), rtol=1e-10, atol=1e-12)
+    assert np.array_equal(lo.numpy(), yn.min(axis=1)) and np.array_equal(hi.numpy(), yn.max(axis=1))
+    y32 = y.float()
+    m32, v32 = torch.ops.dla.channel_moments(y32, 1)[:2]
+    assert m32.dtype == torch.float32 and v32.shape == (shape[1],)
+    ref = nn.BatchNorm2d(shape[1], momentum=1.0) if len(shape) == 4 else nn.BatchNorm1d(shape[1], momentum=1.0)
+    ref.train()(y32)
+    torch.testing.assert_close(m32, ref.running_mean)
+    n = y.numel() // shape[1]
+    torch.testing.assert_close(v32 * (n / max(n - 1, 1)), ref.running_var)
+    yg = y.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: torch.ops.dla.channel_moments(t, 1)[:2], (yg,))
+    w = torch.randn(shape[1], dtype=torch.float64)
+    m = torch.ops.dla.channel_moments(yg, 1)[0]
+    (m * w).sum().backward()      # the mean alone
+    torch.testing.assert_close(yg.grad, (w / n).reshape([-1 if d == 1 else 1 for d in range(len(shape))]).expand(shape))
+    y[0, 0] = float("nan")
+    assert torch.isnan(torch.ops.dla.channel_moments(y, 1)[2][0])
+    with pytest.raises(RuntimeError, match="channel_moments: y must be a float32 or float64"):
+        torch.ops.dla.channel_moments(torch.ones(2, 3, dtype=torch.int64), 1)

@@ -15,6 +15,7 @@ the add of a prepared graph, with formats from the graph).
 """
 
 import math
+from collections import namedtuple
 
 import torch
 import torch.nn.functional as TF
@@ -33,6 +34,9 @@ NONFINITE_POLICIES = ("error", "count")
 
 class NonFiniteError(ValueError):
     """A tensor to quantize holds NaN or inf (QatConfig.nonfinite="error")."""
+
+
+Folded = namedtuple("Folded", ["weight", "bias", "y", "inv", "y_range"])
 
 
 class RunContext:
@@ -96,13 +100,39 @@ class ActFormat(nn.Module):
     def observing(self, ctx):
         return ctx.observe and self.observer is not None and bool(self.observer_enabled)
 
-    def observe(self, x, ctx):
+    def observe(self, x, ctx, clip=None):
+        """Observes x clamped to the real clip (lo, hi) (None: no clamp)."""
         if self.observing(ctx):
             x = x.detach()
             if self.count_nonfinite:  # counted NaN / inf set no frac (else they stopped the quantizer)
                 x = _finite_part(x)
             if x.numel():
-                self.observer.observe(x)
+                self.observer.observe_clipped(x, clip)
+
+    @torch.no_grad()
+    def observe_affine(self, y, scale, shift, channel_dim, clip, ctx, y_range=None):
+        """observe(y * scale + shift, clip), scale and shift per channel of `channel_dim`.
+
+        A range observer gets the range from each channel's min and max of y (`y_range`
+        when the caller has them; float rounding and clamp are monotone, so it is the range
+        of the values themselves) instead of a computed tensor.
+        """
+        if not self.observing(ctx):
+            return
+        shape = [1] * y.dim()
+        shape[channel_dim] = -1
+        if self.count_nonfinite or not self.observer.range_only or y.numel() == 0:
+            # NaN / inf counted rather than refused: observe() drops them from the tensor.
+            self.observe(y.detach() * scale.reshape(shape) + shift.reshape(shape), ctx, clip)
+            return
+        if y_range is None:
+            dims = [d for d in range(y.dim()) if d != channel_dim % y.dim()]
+            y_range = torch.amin(y, dims), torch.amax(y, dims)
+        ymin, ymax = y_range
+        up = scale >= 0
+        lo = (torch.where(up, ymin, ymax) * scale + shift).min()
+        hi = (torch.where(up, ymax, ymin) * scale + shift).max()
+        self.observer.observe_range(lo, hi, clip)
 
     @torch.no_grad()
     def update(self):
@@ -184,7 +214,7 @@ class QatLayer(QModule):
         if fout.observing(ctx) or (fout.learnable and self.training):
             with torch.no_grad():
                 pre = real_op()
-            fout.observe(clamp_real(pre, self.clip), ctx)
+            fout.observe(pre, ctx, self.clip)
         yf = fout.frac()
         r = int_op(fout.dtype, yf, clip_ints(self.clip, yf))
         self._count(r.counts, r.y.numel())
@@ -228,8 +258,7 @@ class QuantizeLayer(QatLayer):
             y = clamp_real(x, self.clip)
             act.observe(y, ctx)
             return y
-        if act.observing(ctx):
-            act.observe(clamp_real(x, self.clip), ctx)
+        act.observe(x, ctx, self.clip)
         f = act.frac()
         clip = clip_ints(self.clip, f)
         if act.learnable and self.training:
@@ -253,7 +282,10 @@ class MacLayer(QatLayer):
     training, until the BN is frozen, mu and sigma are the batch's (all-reduced across
     processes) from a float conv of the same input, their gradient flows as in BatchNorm,
     and the running statistics are updated; frozen, and in eval, they are the running
-    statistics. The folded weights are quantized per output channel (observer or learnable
+    statistics. The batch statistics are nn.BatchNorm2d's: per channel, the mean and the
+    biased variance over (N, H, W) (dla.channel_moments, double sums), sigma = sqrt(var +
+    eps), the running variance updated with the unbiased one. The same pass gives each
+    channel's min and max, from which a range observer gets the output's range. The folded weights are quantized per output channel (observer or learnable
     log2 scales), the folded bias by the op at x_frac + w_frac.
     """
 
@@ -303,11 +335,11 @@ class MacLayer(QatLayer):
             n = all_reduce_(n.clone(), "sum")
             mean = s[0] / n
             var = (s[1] / n - mean.square()).clamp_min(0)
-            return mean, var, float(n)
-        # mean and E[y^2] - mean^2: several times faster than var_mean over (0, 2, 3) on CPU
-        mean = y.mean(dims)
-        var = (y.square().mean(dims) - mean.square()).clamp_min(0)
-        return mean, var, float(y.numel() // y.shape[1])
+            return mean, var, float(n), None
+        # mean and E[y^2] - mean^2 per channel in one pass (double sums), gradient in one;
+        # with each channel's min and max for the output observer
+        mean, var, lo, hi = torch.ops.dla.channel_moments(y, 1)
+        return mean, var, float(y.numel() // y.shape[1]), (lo, hi)
 
     @torch.no_grad()
     def _update_running(self, mean, var, n):
@@ -321,13 +353,15 @@ class MacLayer(QatLayer):
         bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
 
     def folded(self, x, batch_stats, update_running):
-        """(w', b', y_float or None): y_float is the float conv of x with unfolded weights,
-        normalized with the batch statistics (only when they are used)."""
+        """Folded(w', b', y, inv, y_range): y is the float conv of x with the unfolded weights
+        (only when the batch statistics are used; else None), y * inv + (b' per channel) is
+        the folded layer's float output, y_range each channel's (min, max) of y or None;
+        inv is None without BatchNorm."""
         w, b = self.module.weight, self.module.bias
         bn = self.bn
         if bn is None:
-            return w, b, None
-        y = None
+            return Folded(w, b, None, None, None)
+        y = y_range = None
         if batch_stats:
             if self.bn_stats_grad == "weight":
                 y = self._float_op(x.detach(), w, None)
@@ -336,7 +370,7 @@ class MacLayer(QatLayer):
             else:
                 with torch.no_grad():
                     y = self._float_op(x, w, None)
-            mean, var, n = self._batch_stats(y)
+            mean, var, n, y_range = self._batch_stats(y)
             if update_running:
                 self._update_running(mean, var, n)
         else:
@@ -346,12 +380,12 @@ class MacLayer(QatLayer):
         inv = gamma / torch.sqrt(var + bn.eps)
         w_f = w * self._shape(inv)
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
-        if y is not None:
-            if self.is_conv:
-                y = y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1)
-            else:
-                y = y * inv + b_f
-        return w_f, b_f, y
+        return Folded(w_f, b_f, y, inv, y_range)
+
+    def _normalized(self, y, inv, b_f):
+        """The folded layer's float output from folded()'s y (no gradient: for observers)."""
+        with torch.no_grad():
+            return y * inv.reshape(1, -1, 1, 1) + b_f.reshape(1, -1, 1, 1) if self.is_conv else y * inv + b_f
 
     # -- weights -------------------------------------------------------------------------
 
@@ -384,7 +418,7 @@ class MacLayer(QatLayer):
 
     def eval_weights(self):
         """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
-        w, b, _ = self.folded(None, batch_stats=False, update_running=False)
+        w, b = self.folded(None, batch_stats=False, update_running=False)[:2]
         wq, fr, _ = self.quantized_weight(w)
         return wq, fr, b
 
@@ -395,20 +429,25 @@ class MacLayer(QatLayer):
         batch_stats = self.training and self.bn is not None and not bool(self.bn_frozen)
         if ctx.float_mode:
             with torch.no_grad():
-                w, b, y = self.folded(x, batch_stats, update_running=False)
-                if y is None:
-                    y = self._float_op(x, w, b)
+                w, b, y, inv, _ = self.folded(x, batch_stats, update_running=False)
+                y = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
                 y = clamp_real(y, self.clip)
             fout.observe(y, ctx)
             return y
-        w, b, pre = self.folded(x, batch_stats, update_running=batch_stats)
+        w, b, y, inv, y_range = self.folded(x, batch_stats, update_running=batch_stats)
         wq, wfr, wcounts = self.quantized_weight(w)
-        need_pre = fout.observing(ctx) or (fout.learnable and self.training)
-        if need_pre and pre is None:
+        pre = None
+        if fout.learnable and self.training:
             with torch.no_grad():
-                pre = self._float_op(x, w, b)
+                pre = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
         if fout.observing(ctx):
-            fout.observe(clamp_real(pre.detach(), self.clip), ctx)
+            if pre is not None:
+                fout.observe(pre, ctx, self.clip)
+            elif y is not None:  # the batch-statistics pass already ran: its range suffices
+                fout.observe_affine(y.detach(), inv.detach(), b.detach(), 1, self.clip, ctx, y_range)
+            else:
+                with torch.no_grad():
+                    fout.observe(self._float_op(x, w, b), ctx, self.clip)
         yf = fout.frac()
         clip = clip_ints(self.clip, yf)
         common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,

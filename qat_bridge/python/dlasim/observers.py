@@ -34,6 +34,10 @@ def _flag(value):
     return torch.tensor(int(bool(value)), dtype=torch.int64)
 
 
+def _clamps(clip):
+    return clip is not None and (clip[0] is not None or clip[1] is not None)
+
+
 def world_size():
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
@@ -70,7 +74,8 @@ def frac_for_max(max_abs, dtype):
 
 def weight_fracs_for(weight, dtype):
     """frac_for_max of each output channel (dimension 0) of a weight tensor."""
-    m = weight.detach().abs().reshape(weight.shape[0], -1).amax(dim=1).double()
+    lo, hi = torch.aminmax(weight.detach().reshape(weight.shape[0], -1), dim=1)  # one pass, no |w| copy
+    m = torch.maximum(-lo, hi).double()
     return fracs_for_bound(m, float(dtype_range(dtype)[1])).tolist()
 
 
@@ -103,6 +108,16 @@ class Observer(nn.Module):
     def observe(self, x):
         raise NotImplementedError
 
+    # Observers whose statistic is the batch's range accept it directly (observe_range),
+    # so a layer can pass the range of an affine map of its values without computing them.
+    range_only = False
+
+    def observe_clipped(self, x, clip):
+        """observe(x clamped to the real clip (lo, hi), either None)."""
+        if _clamps(clip):
+            x = torch.clamp(x, min=clip[0], max=clip[1])
+        self.observe(x)
+
     def frac(self):
         raise NotImplementedError
 
@@ -122,12 +137,21 @@ class MinMaxObserver(Observer):
         self.register_buffer("min_val", torch.zeros((), dtype=torch.float64))
         self.register_buffer("max_val", torch.zeros((), dtype=torch.float64))
 
+    range_only = True
+
     @staticmethod
-    def _batch_range(x):
+    def _batch_range(x, clip=None):
         x = x.detach()
         if x.numel() == 0:
             return torch.zeros(2, dtype=torch.float64)
         lo, hi = torch.aminmax(x)
+        return MinMaxObserver._reduce_range(lo, hi, clip)
+
+    @staticmethod
+    def _reduce_range(lo, hi, clip):
+        # clamp is monotone: the range of clamp(x) is the clamp (in x's dtype) of x's range
+        if _clamps(clip):
+            lo, hi = torch.clamp(lo, min=clip[0], max=clip[1]), torch.clamp(hi, min=clip[0], max=clip[1])
         r = torch.stack([-lo.double(), hi.double()])
         return all_reduce_(r, "max")
 
@@ -142,7 +166,22 @@ class MinMaxObserver(Observer):
 
     @torch.no_grad()
     def observe(self, x):
-        r = self._batch_range(x)
+        self._observe_range_of(x, None)
+
+    @torch.no_grad()
+    def observe_clipped(self, x, clip):
+        if not self.range_only:
+            return Observer.observe_clipped(self, x, clip)
+        self._observe_range_of(x, clip)
+
+    def _observe_range_of(self, x, clip):
+        r = self._batch_range(x, clip)
+        self._update(-float(r[0]), float(r[1]))
+
+    @torch.no_grad()
+    def observe_range(self, lo, hi, clip=None):
+        """observe() of a batch whose smallest and largest values are the 0-d tensors lo, hi."""
+        r = self._reduce_range(lo, hi, clip)
         self._update(-float(r[0]), float(r[1]))
 
     def frac(self):
@@ -165,6 +204,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 
 class PercentileObserver(MovingAverageMinMaxObserver):
     """Moving average of the p-th / (100-p)-th percentiles of each batch (all ranks' mean)."""
+
+    range_only = False
 
     def __init__(self, dtype, percentile=99.99, averaging_constant=0.01):
         super().__init__(dtype, averaging_constant)
@@ -189,6 +230,7 @@ class MSEObserver(MovingAverageMinMaxObserver):
     hardware's rounding and saturation, through dla.quantize) has the least squared error,
     accumulated over batches (moving average)."""
 
+    range_only = False
     CANDIDATES = 4
     SAMPLE = 1 << 16  # elements of each batch the errors are measured on
 
@@ -201,7 +243,7 @@ class MSEObserver(MovingAverageMinMaxObserver):
 
     @torch.no_grad()
     def observe(self, x):
-        super().observe(x)
+        self._observe_range_of(x, None)
         base = super().frac()
         fracs = [f for f in range(base, base + self.CANDIDATES) if f <= FRAC_MAX]
         xd = x.detach().reshape(-1)

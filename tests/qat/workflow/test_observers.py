@@ -20,6 +20,31 @@ def brute_frac(lo, hi, dtype):
     return max(ok) if ok else -32
 
 
+@pytest.mark.parametrize("clip", [None, (0.0, None), (None, 0.1), (0.0, 6.0), (-0.3, 0.7)])
+def test_observing_an_affine_map_by_its_range_is_observing_the_values(clip):
+    """ActFormat.observe_affine (a range observer gets per-channel min/max of y, not the
+    tensor y * scale + shift) leaves the observer exactly where observing the clamped
+    values does, negative scales included; percentile and mse observers see the values."""
+    from dlasim.layers import ActFormat, RunContext, clamp_real
+    from dlasim.prepare import QatConfig
+
+    torch.manual_seed(3)
+    for kind in obs.OBSERVERS:
+        cfg = QatConfig(observer=kind)
+        ref, fast, fused = (ActFormat(n, "i8", cfg, None) for n in ("ref", "fast", "fused"))
+        ctx = RunContext([ref, fast, fused], observe=True)
+        for _ in range(3):
+            c = 6
+            y = torch.randn(2, c, 5, 7) * float(torch.rand(()) * 10)
+            scale, shift = torch.randn(c) * 2, torch.randn(c)
+            ref.observer.observe(clamp_real(y * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1), clip))
+            fast.observe_affine(y, scale, shift, 1, clip, ctx)
+            fused.observe_affine(y, scale, shift, 1, clip, ctx, torch.ops.dla.channel_moments(y, 1)[2:])
+        for got in (fast, fused):
+            assert got.observer.range() == ref.observer.range(), kind
+            assert got.observer.frac() == ref.observer.frac(), kind
+
+
 def test_frac_for_range_is_the_largest_frac_that_holds_the_range():
     rng = np.random.default_rng(0)
     for _ in range(300):
