@@ -3,7 +3,7 @@ gradients, and their errors.
 
 The references do not use the library: rounding, wrapping, clamping, the convolution and
 the average-pool multiplier are computed here (the type ranges and the convolution in
-int_arith.py, shared with the export replay) from ARCHITECTURE.md section 2.
+int_arith.py, shared with the export replay) from isa/README.md section 1.
 """
 
 import math

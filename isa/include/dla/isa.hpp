@@ -1,4 +1,4 @@
-// dla/isa.hpp — the DLA instruction set, declared once (ARCHITECTURE.md section 4).
+// dla/isa.hpp — the DLA instruction set, declared once (isa/README.md section 3).
 //
 // Every instruction is 128 bits. This file is the single table of instruction classes
 // and their fields; the instruction structs, the field metadata, the encoder, the

@@ -1,4 +1,4 @@
-// dla/numerics.hpp — the integer arithmetic of the DLA (ARCHITECTURE.md section 2).
+// dla/numerics.hpp — the integer arithmetic of the DLA (isa/README.md section 1).
 //
 // This header is the single definition of every number the accelerator computes.
 // The emulator, the cycle model, the RTL co-simulation reference, the compiler's
@@ -33,7 +33,7 @@ struct DTypeInfo {
   std::int64_t max;  ///< largest representable value
 };
 
-/// Properties of a storage type. Ranges are exactly those of ARCHITECTURE.md section 2.
+/// Properties of a storage type. Ranges are exactly those of isa/README.md section 1.
 constexpr DTypeInfo dtype_info(DType t) {
   switch (t) {
     case DType::I4: return {"i4", 4, true, -8, 7};

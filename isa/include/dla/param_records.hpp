@@ -1,5 +1,5 @@
 // dla/param_records.hpp — the parameter records of the requantizing instructions,
-// declared once (ARCHITECTURE.md section 4).
+// declared once (isa/README.md section 3).
 //
 // A record lies in PARAM, little endian, at the instruction's param_addr:
 //   REQUANT:  int32 clip_lo, int32 clip_hi, int8 shift[channels]

@@ -1,4 +1,4 @@
-// dla/cycle.hpp — the SystemC cycle model behind the device API (ARCHITECTURE.md section 5),
+// dla/cycle.hpp — the SystemC cycle model behind the device API (README.md, layout),
 // its timing report and its VCD trace.
 //
 // The cycle model computes exactly what the emulator computes: every instruction's data
