@@ -3,6 +3,7 @@ dla_add_gtest(test_emu_semantics SOURCES emu/test_semantics.cpp LIBS dla::sim)
 dla_add_gtest(test_emu_device SOURCES emu/test_device.cpp emu/bench_emu.cpp LIBS dla::sim)
 dla_add_gtest(test_npy SOURCES emu/test_npy.cpp LIBS dla::sim dla::npy)
 dla_add_gtest(test_emu_cli SOURCES emu/test_run_cli.cpp LIBS dla::sim dla::npy)
-target_compile_definitions(test_emu_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
+target_compile_definitions(test_emu_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>"
+  DLA_TEST_WITH_TORCH=$<BOOL:${DLA_WITH_TORCH}>)
 add_dependencies(test_emu_cli dla)
 dla_add_gtest(test_emu_batch SOURCES emu/test_batch.cpp LIBS dla::sim dla::compiler)
