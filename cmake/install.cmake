@@ -47,4 +47,8 @@ if(DLA_WITH_TORCH)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/qat_bridge/python/dlasim DESTINATION ${DLA_PYTHON_INSTALL_DIR}
     PATTERN __pycache__ EXCLUDE)
   install(TARGETS dla_qat LIBRARY DESTINATION ${DLA_PYTHON_INSTALL_DIR}/dlasim)
+  # The tool runs the host steps of segmented programs through the op library: it finds it
+  # where the Python package has it.
+  file(RELATIVE_PATH _dla_bin_to_qat /${CMAKE_INSTALL_BINDIR} /${DLA_PYTHON_INSTALL_DIR}/dlasim)
+  set_target_properties(dla PROPERTIES INSTALL_RPATH "$ORIGIN/${_dla_bin_to_qat}")
 endif()

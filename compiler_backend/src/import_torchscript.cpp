@@ -9,6 +9,7 @@
 
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/qat_export.hpp"
+#include "segments.hpp"
 #include "dla/error.hpp"
 #include "dla/program.hpp"
 
@@ -77,55 +78,63 @@ at::Tensor buffer(const torch::jit::Module& m, const json& ref, const std::strin
   return v.toTensor();
 }
 
-/// The export's graph as a graph-file document (graph_io.hpp) plus its weights bytes.
-std::pair<json, std::vector<char>> to_graph_document(const json& g, const torch::jit::Module& m, const std::string& path,
-                                                     const Digest& digest) {
-  if (!g.is_object() || !g.contains("nodes") || !g["nodes"].is_array() || !g.contains("outputs")) {
-    throw Error(path + ": the export's graph has no \"nodes\" array or no \"outputs\"");
-  }
+/// A device node of the export as a graph-file node, with its weights bytes (the graph
+/// file's weights file holds them; offsets are assigned when a document is assembled).
+struct DeviceNode {
+  json node;
   std::vector<char> weights;
-  json nodes = json::array();
-  for (const json& n : g["nodes"]) {
-    if (!n.is_object() || !n.contains("name") || !n["name"].is_string() || !n.contains("op") || !n["op"].is_string()) {
-      throw Error(path + ": an export node needs a string \"name\" and \"op\"");
-    }
-    const std::string name = n["name"].get<std::string>();
-    const std::string op = n["op"].get<std::string>();
-    const std::string where = "node '" + name + "'";
-    if (op == "host" || op == "quantize" || op == "float_input") {
-      throw Error(path + ": " + where + " (" + op + ") is a float part of the model, run on the host; dla compile "
-                  "lowers models that are quantized end to end (host segments are not supported yet)");
-    }
-    json out = {{"name", name}, {"op", op}};
-    if (op == "input") {
-      for (const char* k : {"dtype", "frac", "shape"}) {
-        if (n.contains(k)) out[k] = n[k];
-      }
-      nodes.push_back(out);
-      continue;
-    }
-    if (n.contains("inputs")) out["inputs"] = n["inputs"];
-    for (const char* k : {"out_channels", "out_features", "kernel", "stride", "padding", "dilation", "groups",
-                          "weight_dtype", "weight_frac", "out", "function", "alpha", "table"}) {
+};
+
+bool is_host_op(const std::string& op) { return op == "host" || op == "quantize" || op == "float_input"; }
+
+DeviceNode translate_node(const json& n, const torch::jit::Module& m, const std::string& path, const Digest& digest) {
+  const std::string name = n["name"].get<std::string>();
+  const std::string op = n["op"].get<std::string>();
+  const std::string where = "node '" + name + "'";
+  DeviceNode d{{{"name", name}, {"op", op}}, {}};
+  json& out = d.node;
+  if (op == "input") {
+    for (const char* k : {"dtype", "frac", "shape"}) {
       if (n.contains(k)) out[k] = n[k];
     }
-    if (op == "conv2d" || op == "linear") {
-      if (!n.contains("weights")) throw Error(path + ": " + where + ": missing \"weights\"");
-      const at::Tensor w = buffer(m, n["weights"], where + " weights", path, digest).to(at::kChar).contiguous().reshape(-1);
-      out["weights"] = {{"offset", weights.size()}, {"count", w.numel()}};
-      const auto* bytes = reinterpret_cast<const char*>(w.data_ptr<std::int8_t>());
-      weights.insert(weights.end(), bytes, bytes + w.numel());
-      if (n.contains("bias")) {
-        const at::Tensor b = buffer(m, n["bias"], where + " bias", path, digest).to(at::kLong).contiguous();
-        out["bias"] = std::vector<std::int64_t>(b.data_ptr<std::int64_t>(), b.data_ptr<std::int64_t>() + b.numel());
-      }
+    return d;
+  }
+  if (n.contains("inputs")) out["inputs"] = n["inputs"];
+  for (const char* k : {"out_channels", "out_features", "kernel", "stride", "padding", "dilation", "groups",
+                        "weight_dtype", "weight_frac", "out", "function", "alpha", "table"}) {
+    if (n.contains(k)) out[k] = n[k];
+  }
+  if (op == "conv2d" || op == "linear") {
+    if (!n.contains("weights")) throw Error(path + ": " + where + ": missing \"weights\"");
+    const at::Tensor w = buffer(m, n["weights"], where + " weights", path, digest).to(at::kChar).contiguous().reshape(-1);
+    const auto* bytes = reinterpret_cast<const char*>(w.data_ptr<std::int8_t>());
+    d.weights.assign(bytes, bytes + w.numel());
+    out["weights"] = {{"offset", 0}, {"count", w.numel()}};
+    if (n.contains("bias")) {
+      const at::Tensor b = buffer(m, n["bias"], where + " bias", path, digest).to(at::kLong).contiguous();
+      out["bias"] = std::vector<std::int64_t>(b.data_ptr<std::int64_t>(), b.data_ptr<std::int64_t>() + b.numel());
     }
-    nodes.push_back(out);
+  }
+  return d;
+}
+
+/// A graph-file document of `nodes` (in order) and its weights bytes, parsed by the one
+/// graph reader. `path` names the export in errors.
+Graph parse_document(const std::vector<const DeviceNode*>& nodes, const json& outputs, const std::string& path) {
+  std::vector<char> weights;
+  json list = json::array();
+  for (const DeviceNode* d : nodes) {
+    json n = d->node;
+    if (n.contains("weights")) {
+      n["weights"]["offset"] = weights.size();
+      weights.insert(weights.end(), d->weights.begin(), d->weights.end());
+    }
+    list.push_back(std::move(n));
   }
   // The weights travel as the graph file's weights file, read from memory.
-  json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"weights_file", "weights"}, {"nodes", nodes},
-              {"outputs", g["outputs"]}};
-  return {doc, std::move(weights)};
+  const json doc = {{"format", "dlasim-graph"}, {"version", 1}, {"weights_file", "weights"}, {"nodes", list},
+                    {"outputs", outputs}};
+  return parse_graph(doc.dump(), path, [&](const std::string&) { return std::make_pair(path, std::move(weights)); });
 }
 
 }  // namespace
@@ -158,10 +167,44 @@ QatExport import_qat_export(const std::string& path) {
       throw Error(path + ": not a dlasim QAT export (\"format\": \"dlasim-qat-export\" missing)");
     }
     if (g.value("version", 0) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
-    auto [doc, weights] = to_graph_document(g, m, path, digest);
+    if (!g.contains("nodes") || !g["nodes"].is_array() || !g.contains("outputs")) {
+      throw Error(path + ": the export's graph has no \"nodes\" array or no \"outputs\"");
+    }
+    std::vector<DeviceNode> translated;
+    translated.reserve(g["nodes"].size());
+    bool host_parts = false;
+    for (const json& n : g["nodes"]) {
+      if (!n.is_object() || !n.contains("name") || !n["name"].is_string() || !n.contains("op") ||
+          !n["op"].is_string()) {
+        throw Error(path + ": an export node needs a string \"name\" and \"op\"");
+      }
+      if (is_host_op(n["op"].get<std::string>())) {
+        host_parts = true;
+        translated.push_back({n, {}});  // kept as the export has it: the host plan reads it
+        continue;
+      }
+      translated.push_back(translate_node(n, m, path, digest));
+    }
     QatExport result;
-    const std::string text = doc.dump();
-    result.graph = parse_graph(text, path, [&](const std::string&) { return std::make_pair(path, std::move(weights)); });
+    if (host_parts) {
+      const Segmentation split = split_at_host_nodes(g, path);
+      for (const auto& seg : split.segments) {
+        std::vector<const DeviceNode*> nodes;
+        for (std::size_t i : seg.nodes) nodes.push_back(&translated[i]);
+        std::vector<DeviceNode> inputs;
+        inputs.reserve(seg.inputs.size());
+        for (const json& in : seg.inputs) inputs.push_back({in, {}});
+        std::vector<const DeviceNode*> all;
+        for (const auto& in : inputs) all.push_back(&in);
+        all.insert(all.end(), nodes.begin(), nodes.end());
+        result.segments.push_back(parse_document(all, seg.outputs, path));
+      }
+      result.host_plan = split.plan.dump(1);
+    } else {
+      std::vector<const DeviceNode*> all;
+      for (const auto& d : translated) all.push_back(&d);
+      result.graph = parse_document(all, g["outputs"], path);
+    }
     result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
     result.plan = g.value("plan", "");
     return result;

@@ -8,6 +8,7 @@
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "dla/device.hpp"
 #include "dla/error.hpp"
 #include "dla/program.hpp"
+#include "dla/qat/host_segments.hpp"
 #include "dla/qat/hw_options.hpp"
 
 namespace dla::qat {
@@ -223,6 +225,136 @@ class SimDevice : public torch::CustomClassHolder {
   const sim::Device* last_ = nullptr;  ///< the device of the last run() (run_layers: device_)
 };
 
+
+/// A segmented program (a model with float parts, dla/qat/host_segments.hpp) on an engine:
+/// its device segments on one device each, its host steps here. Runs batches in chunks of
+/// the program's own batch like SimDevice; float inputs are quantized by the host plan as
+/// the model does; float outputs come back as float32.
+class SegmentedSimDevice : public torch::CustomClassHolder {
+ public:
+  SegmentedSimDevice(const std::string& path, const std::string& engine) : engine_(engine) {
+    checked("load", [&] {
+      program_ = read_segmented_program(path);
+      TORCH_CHECK(!program_.segments.empty() && program_.segments[0].hw_config.has_value(), "dla.SegmentedDevice: ",
+                  path, " has no device segment with an embedded hardware config");
+      plan_ = std::make_unique<HostPlan>(program_);
+      for (const auto& segment : program_.segments) {
+        devices_.push_back(make_engine(engine, *program_.segments[0].hw_config));
+        devices_.back()->load(segment);
+      }
+      return 0;
+    });
+  }
+
+  std::string engine() const { return engine_; }
+  std::vector<std::string> input_names() const { return names(plan_->inputs()); }
+  std::vector<std::string> output_names() const { return names(plan_->outputs()); }
+  /// (dtype name or "float32", frac, shape) of an input or output.
+  std::tuple<std::string, std::int64_t, std::vector<std::int64_t>> tensor_info(const std::string& name) const {
+    for (const auto* list : {&plan_->inputs(), &plan_->outputs()}) {
+      for (const auto& v : *list) {
+        if (v.name != name) continue;
+        return {v.is_float ? std::string("float32") : std::string(dtype_info(v.dtype).name), v.frac,
+                std::vector<std::int64_t>(v.shape.begin(), v.shape.end())};
+      }
+    }
+    TORCH_CHECK(false, "dla.SegmentedDevice: the model has no input or output '", name, "'");
+  }
+
+  c10::Dict<std::string, at::Tensor> run(const c10::Dict<std::string, at::Tensor>& inputs) {
+    const auto in_names = input_names();
+    TORCH_CHECK(inputs.size() == in_names.size(), "dla.SegmentedDevice.run: the model takes ", in_names.size(),
+                " input(s) (", c10::Join(", ", in_names), "), got ", inputs.size());
+    std::int64_t batch = -1;
+    for (const auto& v : plan_->inputs()) {
+      TORCH_CHECK(inputs.contains(v.name), "dla.SegmentedDevice.run: missing input '", v.name, "'");
+      const at::Tensor x = inputs.at(v.name);
+      TORCH_CHECK(x.dim() == static_cast<std::int64_t>(v.shape.size()) && x.dim() >= 1,
+                  "dla.SegmentedDevice.run: input '", v.name, "' has shape ", x.sizes(), "; the model takes [N, ...] of ",
+                  shape_string(v.shape));
+      for (std::int64_t i = 1; i < x.dim(); ++i) {
+        TORCH_CHECK(x.size(i) == static_cast<std::int64_t>(v.shape[static_cast<std::size_t>(i)]),
+                    "dla.SegmentedDevice.run: input '", v.name, "' has shape ", x.sizes(), "; the model takes [N, ...] of ",
+                    shape_string(v.shape));
+      }
+      TORCH_CHECK(batch < 0 || x.size(0) == batch, "dla.SegmentedDevice.run: inputs disagree on the batch size");
+      batch = x.size(0);
+    }
+    const auto own = static_cast<std::int64_t>(plan_->inputs().at(0).shape.at(0));
+    std::map<std::string, std::vector<at::Tensor>> outs;
+    for (std::int64_t first = 0; first < batch; first += own) {
+      const std::int64_t n = std::min(own, batch - first);
+      std::map<std::string, Value> feed;
+      for (const auto& v : plan_->inputs()) {
+        at::Tensor x = inputs.at(v.name).narrow(0, first, n);
+        if (n < own) {  // the last chunk, padded with zeros (its padding dropped below)
+          std::vector<std::int64_t> pad(v.shape.begin(), v.shape.end());
+          pad[0] = own - n;
+          x = at::cat({x, at::zeros(pad, x.options())}, 0);
+        }
+        feed[v.name] = value_of(x, v);
+      }
+      const auto values = checked("run", [&] {
+        return plan_->run(feed, [&](std::size_t k, const std::map<std::string, HostTensor>& ins) {
+          sim::Device& d = *devices_.at(k);
+          for (const auto& [name, t] : ins) d.set_input(name, t);
+          d.run();
+          std::map<std::string, HostTensor> o;
+          for (const auto& t : program_.segments[k].tensors) {
+            if (t.role == TensorRole::kOutput) o[t.name] = d.output(t.name);
+          }
+          return o;
+        });
+      });
+      for (const auto& v : plan_->outputs()) outs[v.name].push_back(tensor_of(values.at(v.name)).narrow(0, 0, n));
+    }
+    c10::Dict<std::string, at::Tensor> result;
+    for (const auto& v : plan_->outputs()) {
+      result.insert(v.name, batch == 0 ? at::empty({0}) : at::cat(outs[v.name], 0));
+    }
+    return result;
+  }
+
+ private:
+  static std::vector<std::string> names(const std::vector<PlanValue>& values) {
+    std::vector<std::string> out;
+    for (const auto& v : values) out.push_back(v.name);
+    return out;
+  }
+  static Value value_of(const at::Tensor& x, const PlanValue& v) {
+    Value out;
+    std::vector<std::uint64_t> shape(x.sizes().begin(), x.sizes().end());
+    if (x.is_floating_point()) {
+      const at::Tensor f = x.to(at::kFloat).contiguous();
+      out.is_float = true;
+      out.reals = {shape, std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel())};
+      return out;
+    }
+    TORCH_CHECK(!v.is_float, "dla.SegmentedDevice.run: input '", v.name, "' is a float input; give floats");
+    const at::Tensor q = x.to(at::kInt).contiguous();
+    out.ints.dtype = v.dtype;
+    out.ints.frac = v.frac;
+    out.ints.shape = shape;
+    out.ints.values.assign(q.data_ptr<std::int32_t>(), q.data_ptr<std::int32_t>() + q.numel());
+    return out;
+  }
+  static at::Tensor tensor_of(const Value& v) {
+    if (v.is_float) {
+      at::Tensor t = at::empty(std::vector<std::int64_t>(v.reals.shape.begin(), v.reals.shape.end()), at::kFloat);
+      std::copy(v.reals.values.begin(), v.reals.values.end(), t.data_ptr<float>());
+      return t;
+    }
+    at::Tensor t = at::empty(std::vector<std::int64_t>(v.ints.shape.begin(), v.ints.shape.end()), at::kLong);
+    std::copy(v.ints.values.begin(), v.ints.values.end(), t.data_ptr<std::int64_t>());
+    return t;
+  }
+
+  std::string engine_;
+  SegmentedProgram program_;
+  std::unique_ptr<HostPlan> plan_;
+  std::vector<std::unique_ptr<sim::Device>> devices_;
+};
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(dla, m) {
@@ -236,6 +368,13 @@ TORCH_LIBRARY_FRAGMENT(dla, m) {
       .def("run", &SimDevice::run)
       .def("last_stats", &SimDevice::last_stats)
       .def("run_layers", &SimDevice::run_layers);
+  m.class_<SegmentedSimDevice>("SegmentedDevice")
+      .def(torch::init<std::string, std::string>())
+      .def("engine", &SegmentedSimDevice::engine)
+      .def("input_names", &SegmentedSimDevice::input_names)
+      .def("output_names", &SegmentedSimDevice::output_names)
+      .def("tensor_info", &SegmentedSimDevice::tensor_info)
+      .def("run", &SegmentedSimDevice::run);
 }
 
 }  // namespace dla::qat

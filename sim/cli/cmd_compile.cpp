@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "segmented.hpp"
 #include "tool_common.hpp"
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/lower.hpp"
@@ -35,27 +36,15 @@ int cmd_compile(const Args& args) {
   if (!vm) return 0;
   const Model model = load_model(*vm);
   const HwConfig& hw = model.hw;
-  const compiler::Graph& graph = model.graph;
-  compiler::CompileOptions copts;
-  copts.embed_config = !vm->count("no-embed-config");
-  const Program program = compiler::compile(graph, hw, copts);
-  if (std::none_of(program.tensors.begin(), program.tensors.end(),
-                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
-    throw Error("compile: the graph computes no output (every output is a graph input)");
-  }
-  // The engines' load checks (DRAM, instruction count, field ranges), and every
-  // instruction's accesses against the SRAM and DRAM capacities: a program that compiles
-  // is a program that loads and runs on this hardware config.
-  try {
-    sim::make_emulator(hw)->load(program);
-    const sim::MachineState machine(hw, program.dram_size);  // DRAM is not touched: no cost
-    for (std::size_t i = 0; i < program.instructions.size(); ++i) {
-      sim::describe(program.instructions[i], machine, static_cast<std::uint32_t>(i));
-    }
-  } catch (const Error& e) {
-    throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
-  }
+  const bool embed = !vm->count("no-embed-config");
   const std::string out = (*vm)["output"].as<std::string>();
+  if (model.segmented()) {
+    std::vector<Program> programs;
+    for (const auto& segment : model.segments) programs.push_back(compile_checked(segment, hw, embed));
+    write_segmented(out, model, programs);
+    return 0;
+  }
+  const Program program = compile_checked(model.graph, hw, embed);
   write_program_file(out, program);
   std::cout << out << ": " << program.instructions.size() << " instructions, " << program.debug.size() << " layers, "
             << program.constants.size() << " bytes of constants, " << program.dram_size << " bytes of DRAM, hw config "

@@ -19,6 +19,7 @@
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
 #include "output_set.hpp"
+#include "segmented.hpp"
 #include "tool_common.hpp"
 
 namespace po = boost::program_options;
@@ -101,7 +102,9 @@ int cmd_run(const Args& args) {
       "dla run [--engine emu|cycle] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
       "[--config FILE | --preset NAME] [--stats json|text] [--report table|json|none] [--trace FILE.vcd "
       "[--trace-window START:END | --trace-layer NAME]]",
-      "Runs a program. The hardware config is the one embedded in the program unless --config or --preset "
+      "Runs a program (a .dlab, or the segmented program of a model with float parts: its device segments on "
+      "the engine, its host steps with libtorch; float inputs and outputs are float32 .npy files, and an "
+      "integer input may be given as float32, quantized as the model does). The hardware config is the one embedded in the program unless --config or --preset "
       "names one (it must be the config the program was compiled for). Writes DIR/<output>.npy for every "
       "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record, as one set: the files "
       "replace the previous run's only once all are written, then DIR/manifest.json lists them with their "
@@ -151,6 +154,18 @@ int cmd_run(const Args& args) {
   std::optional<HwConfig> hw;
   if (vm->count("preset")) hw = HwConfig::preset((*vm)["preset"].as<std::string>());
   if (vm->count("config")) hw = HwConfig::load_file((*vm)["config"].as<std::string>());
+  if (is_segmented(path)) {  // a model with float parts: device segments and host steps
+    if (!trace.path.empty()) throw Error("--trace records one program; " + path + " is a segmented program");
+    SegmentedRun run{path,
+                     engine_name,
+                     hw,
+                     vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>() : std::vector<std::string>{},
+                     (*vm)["output-dir"].as<std::string>(),
+                     (*vm)["dump-layers"].as<bool>(),
+                     report_format,
+                     json};
+    return run_segmented(run);
+  }
   ReadOptions read;
   if (hw) read.expected_config_hash = hw->identity_hash();
   const Program program = read_program_file(path, read);

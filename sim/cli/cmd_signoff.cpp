@@ -14,25 +14,14 @@
 #include "dla/cycle.hpp"
 #include "dla/error.hpp"
 #include "dla/file_io.hpp"
+#include "segmented.hpp"
+#include "signoff_checks.hpp"
 #include "tool_common.hpp"
 
 namespace po = boost::program_options;
 
 namespace dla::cli {
 namespace {
-
-struct LayerCheck {
-  std::string engine;
-  std::string layer;
-  std::uint64_t elements = 0;
-  std::uint64_t equal = 0;
-  std::int64_t first_diff = -1;  ///< flat element index, -1: none
-  std::int64_t expected = 0;
-  std::int64_t actual = 0;
-  sim::LayerStats stats;
-  double mac_utilization = 0;
-  bool ok() const { return equal == elements && first_diff < 0; }
-};
 
 std::vector<std::string> split_engines(const std::string& text) {
   std::vector<std::string> out;
@@ -45,27 +34,43 @@ std::vector<std::string> split_engines(const std::string& text) {
   return out;
 }
 
-LayerCheck compare(const std::string& engine, const std::string& layer, const HostTensor& want, const HostTensor& got) {
-  LayerCheck c;
-  c.engine = engine;
-  c.layer = layer;
-  c.elements = want.values.size();
-  if (got.values.size() != want.values.size()) {
-    c.first_diff = 0;
-    c.expected = static_cast<std::int64_t>(want.values.size());
-    c.actual = static_cast<std::int64_t>(got.values.size());
-    return c;
+/// The sign-off checks of a model quantized end to end: every layer of every engine
+/// against the compiler's reference evaluator.
+std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<std::string>& program_path,
+                                       const std::vector<std::string>& engines, const std::vector<std::string>& specs) {
+  Program program;
+  if (program_path) {
+    ReadOptions read;
+    read.expected_config_hash = model.hw.identity_hash();
+    program = read_program_file(*program_path, read);
+  } else {
+    program = compiler::compile(model.graph, model.hw);
   }
-  for (std::size_t i = 0; i < want.values.size(); ++i) {
-    if (want.values[i] == got.values[i]) {
-      ++c.equal;
-    } else if (c.first_diff < 0) {
-      c.first_diff = static_cast<std::int64_t>(i);
-      c.expected = want.values[i];
-      c.actual = got.values[i];
+  const auto inputs = read_inputs(program, specs);
+  const std::vector<HostTensor> reference = compiler::evaluate(model.graph, model.hw, inputs);
+
+  std::vector<LayerCheck> checks;
+  for (const auto& name : engines) {
+    auto device = find_engine(name).make(model.hw);
+    device->load(program);
+    for (const auto& [input, tensor] : inputs) device->set_input(input, tensor);
+    sim::RunOptions run;
+    run.dump_layers = true;
+    device->run(run);
+    const sim::RunStats stats = device->stats();
+    const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
+    const auto dumps = device->layer_dumps();
+    for (std::size_t i = 0; i < dumps.size(); ++i) {
+      const int node = model.graph.find(dumps[i].name);
+      if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
+      LayerCheck c = compare(name, dumps[i].name, reference[static_cast<std::size_t>(node)], dumps[i].tensor);
+      if (i < stats.layers.size()) c.stats = stats.layers[i];
+      if (cycle != nullptr && i < cycle->report().layers.size()) c.mac_utilization = cycle->report().layers[i].mac_utilization;
+      checks.push_back(c);
     }
   }
-  return c;
+
+  return checks;
 }
 
 }  // namespace
@@ -91,37 +96,15 @@ int cmd_signoff(const Args& args) {
   if (!vm) return 0;
   const std::vector<std::string> engines = split_engines((*vm)["engines"].as<std::string>());
   const Model model = load_model(*vm);
-  Program program;
-  if (vm->count("program")) {
-    ReadOptions read;
-    read.expected_config_hash = model.hw.identity_hash();
-    program = read_program_file((*vm)["program"].as<std::string>(), read);
-  } else {
-    program = compiler::compile(model.graph, model.hw);
-  }
-  const auto inputs = read_inputs(program, vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>()
-                                                             : std::vector<std::string>{});
-  const std::vector<HostTensor> reference = compiler::evaluate(model.graph, model.hw, inputs);
-
+  const std::vector<std::string> input_specs =
+      vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>() : std::vector<std::string>{};
   std::vector<LayerCheck> checks;
-  for (const auto& name : engines) {
-    auto device = find_engine(name).make(model.hw);
-    device->load(program);
-    for (const auto& [input, tensor] : inputs) device->set_input(input, tensor);
-    sim::RunOptions run;
-    run.dump_layers = true;
-    device->run(run);
-    const sim::RunStats stats = device->stats();
-    const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
-    const auto dumps = device->layer_dumps();
-    for (std::size_t i = 0; i < dumps.size(); ++i) {
-      const int node = model.graph.find(dumps[i].name);
-      if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
-      LayerCheck c = compare(name, dumps[i].name, reference[static_cast<std::size_t>(node)], dumps[i].tensor);
-      if (i < stats.layers.size()) c.stats = stats.layers[i];
-      if (cycle != nullptr && i < cycle->report().layers.size()) c.mac_utilization = cycle->report().layers[i].mac_utilization;
-      checks.push_back(c);
-    }
+  if (model.segmented()) {
+    checks = signoff_segmented(model, vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt,
+                               engines, input_specs);
+  } else {
+    checks = signoff_checks(model, vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt,
+                            engines, input_specs);
   }
 
   std::size_t width = 5;
@@ -139,7 +122,7 @@ int cmd_signoff(const Args& args) {
               << c.elements << std::setw(10) << c.equal << std::setw(12) << c.stats.saturations << std::setw(10)
               << c.stats.acc_overflows << std::setw(11) << (c.stats.cycles ? std::to_string(c.stats.cycles) : "-")
               << std::setw(9) << (util.str().empty() ? "-" : util.str());
-    if (!c.ok()) std::cout << "  element " << c.first_diff << ": expected " << c.expected << ", got " << c.actual;
+    if (!c.ok()) std::cout << "  " << difference_text(c);
     std::cout << "\n";
   }
   if (vm->count("out")) {
@@ -158,9 +141,8 @@ int cmd_signoff(const Args& args) {
     write_file_atomically(dir + "/signoff.json", doc.dump(1) + "\n", "sign-off report");
   }
   if (first != nullptr) {
-    std::cout << "sign-off: FAIL: first difference in layer '" << first->layer << "' on " << first->engine
-              << " at element " << first->first_diff << " (expected " << first->expected << ", got " << first->actual
-              << ")\n";
+    std::cout << "sign-off: FAIL: first difference in layer '" << first->layer << "' on " << first->engine << " at "
+              << difference_text(*first) << "\n";
     return 1;
   }
   std::cout << "sign-off: PASS: " << checks.size() / engines.size() << " layers equal on ";

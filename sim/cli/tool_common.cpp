@@ -1,7 +1,11 @@
 // Pieces the subcommands share (tool_common.hpp).
 #include "tool_common.hpp"
 
+#include <algorithm>
+
 #include "dla/compiler/graph_io.hpp"
+#include "dla/compiler/lower.hpp"
+#include "dla/semantics.hpp"
 #include "dla/compiler/models.hpp"
 #include "dla/compiler/qat_export.hpp"
 #include "dla/cycle.hpp"
@@ -87,8 +91,9 @@ Model load_model(const po::variables_map& vm) {
   if (vm.count("graph") == vm.count("builtin")) throw Error("give a model file or --builtin, not both or neither");
   if (vm.count("preset") && vm.count("config")) throw Error("give --preset or --config, not both");
   const bool requested = vm.count("preset") || vm.count("config");
-  Model m{{}, vm.count("config") ? HwConfig::load_file(vm["config"].as<std::string>())
-                                 : HwConfig::preset(vm.count("preset") ? vm["preset"].as<std::string>() : "default")};
+  Model m;
+  m.hw = vm.count("config") ? HwConfig::load_file(vm["config"].as<std::string>())
+                            : HwConfig::preset(vm.count("preset") ? vm["preset"].as<std::string>() : "default");
   if (vm.count("builtin")) {
     const std::string name = vm["builtin"].as<std::string>();
     if (name != "resnet18") throw Error("unknown built-in network '" + name + "' (resnet18)");
@@ -107,7 +112,32 @@ Model load_model(const po::variables_map& vm) {
                                                         : "--preset " + (requested ? vm["preset"].as<std::string>() : "");
   m.hw = compiler::config_for_export(model, path, requested ? &m.hw : nullptr, requested_name);
   m.graph = std::move(model.graph);
+  m.segments = std::move(model.segments);
+  m.host_plan = std::move(model.host_plan);
+  m.path = path;
   return m;
+}
+
+Program compile_checked(const compiler::Graph& graph, const HwConfig& hw, bool embed_config) {
+  compiler::CompileOptions copts;
+  copts.embed_config = embed_config;
+  const Program program = compiler::compile(graph, hw, copts);
+  if (std::none_of(program.tensors.begin(), program.tensors.end(),
+                   [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
+    throw Error("compile: the graph computes no output (every output is a graph input)");
+  }
+  // The engines' load checks (DRAM, instruction count, field ranges), and every
+  // instruction's accesses against the SRAM and DRAM capacities.
+  try {
+    sim::make_emulator(hw)->load(program);
+    const sim::MachineState machine(hw, program.dram_size);  // DRAM is not touched: no cost
+    for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+      sim::describe(program.instructions[i], machine, static_cast<std::uint32_t>(i));
+    }
+  } catch (const Error& e) {
+    throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
+  }
+  return program;
 }
 
 }  // namespace dla::cli

@@ -34,12 +34,23 @@ std::map<std::string, HostTensor> read_inputs(const Program& program, const std:
 void add_model_options(boost::program_options::options_description& options);
 
 struct Model {
-  compiler::Graph graph;
+  compiler::Graph graph;  ///< a model quantized end to end
   HwConfig hw;
+  /// A QAT export with float parts: its device segments and host plan
+  /// (dla/qat/host_segments.hpp), and the export's path (its host modules).
+  std::vector<compiler::Graph> segments;
+  std::string host_plan;
+  std::string path;
+  bool segmented() const { return !host_plan.empty(); }
 };
 /// The graph and hardware config the model options name. A QAT export carries the
 /// hardware it was trained for: it is used when no --preset/--config is given, and a
 /// given one must agree with it in every field that changes the integers.
 Model load_model(const boost::program_options::variables_map& vm);
+
+/// Compiles `graph` for `hw` and checks that the program loads and that every
+/// instruction's accesses fit the hardware config (a program that compiles is a program
+/// that runs).
+Program compile_checked(const compiler::Graph& graph, const HwConfig& hw, bool embed_config = true);
 
 }  // namespace dla::cli

@@ -5,7 +5,10 @@
     reals = dlasim.to_reals(logits, dev.frac("fc"))
 
 `engine` is "emu" (the functional emulator) or "cycle" (the SystemC cycle model; same
-integers, plus cycles). Inputs are given positionally in the program's input order or by
+integers, plus cycles). A segmented program (a model with float parts, from `dla compile`)
+runs its device segments on the engine and its float parts on the host, in the op library;
+its float inputs are given as floats, its float outputs come back as float32 tensors, and
+floats for an integer input are quantized by the host plan exactly as the model does. Inputs are given positionally in the program's input order or by
 name. Integer tensors are taken as the integers; float tensors are quantized to the
 input's type and frac with the hardware's rounding, and, when the export the program was
 compiled from is given, with the input's clip too, exactly as the prepared model and
@@ -13,6 +16,7 @@ compiled from is given, with the input's clip too, exactly as the prepared model
 one tensor, or a tuple in the program's output order.
 """
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -26,10 +30,12 @@ class Device:
     def __init__(self, program, engine="emu", export=None):
         load_library()
         self.program = str(program)
-        self._dev = torch.classes.dla.Device(self.program, str(engine))
+        self.segmented = is_segmented_program(self.program)
+        cls = torch.classes.dla.SegmentedDevice if self.segmented else torch.classes.dla.Device
+        self._dev = cls(self.program, str(engine))
         self.inputs = list(self._dev.input_names())
         self.outputs = list(self._dev.output_names())
-        self._hw = list(self._dev.hw_list())
+        self._hw = None if self.segmented else list(self._dev.hw_list())
         self._clips = {}
         if export is not None:
             from .export import Exported, load_export
@@ -53,7 +59,7 @@ class Device:
 
     def _integers(self, name, x):
         x = torch.as_tensor(x)
-        if not x.is_floating_point():
+        if not x.is_floating_point() or self.segmented:  # the host plan quantizes floats itself
             return x
         dtype, frac, _ = self.info(name)
         return to_integers(F.quantize(x, dtype, frac, self._clips.get(name), self._hw).y, frac)
@@ -75,10 +81,22 @@ class Device:
 
     def last_cycles(self):
         """Simulated cycles of the last image (the cycle engine; 0 on emu)."""
+        if self.segmented:
+            raise NotImplementedError("Device.last_cycles: a segmented program has several device segments; "
+                                      "dla run --engine cycle reports each")
         return int(self._dev.last_stats()[0])
 
     def __repr__(self):
         return "dlasim.Device(%r, engine=%r)" % (Path(self.program).name, self.engine)
 
 
-__all__ = ["Device"]
+def is_segmented_program(path):
+    """Whether `path` is a segmented program (a zip with the host plan) rather than a .dlab."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n == "plan.json" or n.endswith("/plan.json") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+__all__ = ["Device", "is_segmented_program"]

@@ -177,7 +177,7 @@ std::uint64_t read_le(const std::uint8_t* p, int n) {
 
 }  // namespace
 
-Array parse(const std::uint8_t* data, std::size_t size, const std::string& source) {
+Array parse(const std::uint8_t* data, std::size_t size, const std::string& source, bool allow_float32) {
   if (size < kMagicLen + 2 || std::memcmp(data, kMagic, kMagicLen) != 0) {
     fail(source, "not a .npy file (bad magic; expected \\x93NUMPY)");
   }
@@ -205,7 +205,8 @@ Array parse(const std::uint8_t* data, std::size_t size, const std::string& sourc
   HeaderParser(text, source).parse(a);
 
   std::string descr = a.descr;
-  const std::size_t item = accepted_itemsize(descr);
+  const bool float32 = allow_float32 && a.descr == "<f4";
+  const std::size_t item = float32 ? 4 : accepted_itemsize(descr);
   if (item == 0) {
     std::string why = "unsupported dtype " + describe_descr(a.descr);
     if (!a.descr.empty() && a.descr[0] == '>') {
@@ -236,8 +237,13 @@ Array parse(const std::uint8_t* data, std::size_t size, const std::string& sourc
     fail(source, std::to_string(have - need) + " bytes of unexpected data after the array");
   }
 
-  a.values.resize(static_cast<std::size_t>(count));
   const std::uint8_t* p = data + data_at;
+  if (float32) {
+    a.reals.resize(static_cast<std::size_t>(count));
+    if (count != 0) std::memcpy(a.reals.data(), p, static_cast<std::size_t>(need));  // little-endian host
+    return a;
+  }
+  a.values.resize(static_cast<std::size_t>(count));
   for (std::size_t i = 0; i < a.values.size(); ++i, p += item) {
     std::int64_t v = 0;
     if (a.descr == "|i1") {
@@ -260,21 +266,17 @@ Array parse(const std::uint8_t* data, std::size_t size, const std::string& sourc
   return a;
 }
 
-Array read(const std::string& path) {
+Array read(const std::string& path, bool allow_float32) {
   const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxFileBytes, ".npy file");
-  return parse(bytes.data(), bytes.size(), path);
+  return parse(bytes.data(), bytes.size(), path, allow_float32);
 }
 
-std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<std::uint64_t>& shape,
-                                    const std::vector<std::int32_t>& values) {
-  std::string d = descr;
-  const std::size_t item = accepted_itemsize(d);
-  if (item == 0) throw Error("cannot write .npy dtype " + describe_descr(descr));
-  std::uint64_t count = 1;
-  for (auto s : shape) count *= s;
-  if (count != values.size()) {
-    throw Error("cannot write .npy: " + std::to_string(values.size()) + " values for shape " + shape_string(shape));
-  }
+namespace {
+
+/// Magic, version, header and padding of a .npy file of `descr` and `shape`, with room
+/// for `data_bytes` after them (zeroed); returns the bytes and the data offset.
+std::pair<std::vector<std::uint8_t>, std::size_t> npy_frame(const std::string& d, const std::vector<std::uint64_t>& shape,
+                                                            std::size_t data_bytes) {
   std::ostringstream h;
   h << "{'descr': '" << d << "', 'fortran_order': False, 'shape': (";
   for (std::size_t i = 0; i < shape.size(); ++i) h << (i ? ", " : "") << shape[i];
@@ -290,7 +292,7 @@ std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<
   header.append(total - prefix - header.size() - 1, ' ');
   header.push_back('\n');
 
-  std::vector<std::uint8_t> out(total + values.size() * item, 0);
+  std::vector<std::uint8_t> out(total + data_bytes, 0);
   std::memcpy(out.data(), kMagic, kMagicLen);
   out[kMagicLen] = prefix == kMagicLen + 4 ? 1 : 2;
   out[kMagicLen + 1] = 0;
@@ -298,6 +300,26 @@ std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<
     out[kMagicLen + 2 + i] = static_cast<std::uint8_t>(header.size() >> (8 * i));
   }
   std::memcpy(out.data() + prefix, header.data(), header.size());
+  return {std::move(out), total};
+}
+
+std::uint64_t element_count(const std::vector<std::uint64_t>& shape) {
+  std::uint64_t count = 1;
+  for (auto s : shape) count *= s;
+  return count;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<std::uint64_t>& shape,
+                                    const std::vector<std::int32_t>& values) {
+  std::string d = descr;
+  const std::size_t item = accepted_itemsize(d);
+  if (item == 0) throw Error("cannot write .npy dtype " + describe_descr(descr));
+  if (element_count(shape) != values.size()) {
+    throw Error("cannot write .npy: " + std::to_string(values.size()) + " values for shape " + shape_string(shape));
+  }
+  auto [out, total] = npy_frame(d, shape, values.size() * item);
   const bool is_unsigned = d == "|u1";
   const int bits = 8 * static_cast<int>(std::min<std::size_t>(item, 4));
   const std::int64_t lo = is_unsigned ? 0 : -(std::int64_t{1} << (bits - 1));
@@ -312,6 +334,15 @@ std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<
     const auto u = static_cast<std::uint64_t>(v);
     for (std::size_t b = 0; b < item; ++b) *p++ = static_cast<std::uint8_t>(u >> (8 * b));
   }
+  return out;
+}
+
+std::vector<std::uint8_t> serialize_float32(const std::vector<std::uint64_t>& shape, const std::vector<float>& values) {
+  if (element_count(shape) != values.size()) {
+    throw Error("cannot write .npy: " + std::to_string(values.size()) + " values for shape " + shape_string(shape));
+  }
+  auto [out, total] = npy_frame("<f4", shape, values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(out.data() + total, values.data(), values.size() * sizeof(float));  // little-endian host
   return out;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "dla/compiler/graph.hpp"
 #include "dla/hw_config.hpp"
@@ -16,7 +17,13 @@
 namespace dla::compiler {
 
 struct QatExport {
+  /// The device graph of a model quantized end to end (empty when segmented()).
   Graph graph;
+  /// A model with float parts: its device segments, in run order, and the host plan that
+  /// runs them with its float parts between (JSON, dla/qat/host_segments.hpp).
+  std::vector<Graph> segments;
+  std::string host_plan;
+  bool segmented() const { return !host_plan.empty(); }
   /// The hardware fields the model was trained for (the export's "hw" object, JSON text):
   /// the ones that change the integers.
   std::string hw_json;
@@ -28,8 +35,8 @@ struct QatExport {
 bool looks_like_torchscript(const std::string& path);
 
 /// Reads a `.dla.pt` export. Throws dla::Error naming the file (and the node) for a file
-/// that is not a dlasim export, a malformed graph, or a model with float parts (host
-/// nodes), which this compiler cannot lower yet.
+/// that is not a dlasim export or a malformed graph. A model with float parts (host
+/// nodes) is split into device segments and a host plan.
 QatExport import_qat_export(const std::string& path);
 
 /// The hardware config to compile `model` for. With no `requested` config it is the

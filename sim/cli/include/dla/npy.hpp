@@ -7,7 +7,8 @@
 // newline so that the data starts at a multiple of 64, then the elements in C order.
 //
 // Element types: '|i1' '|u1' '<i2' '<i4' (and '<i1' '<u1', the same bytes); '<i8' is read
-// too, each value must fit in 32 bits. Everything else (floats, big endian, structured
+// too, each value must fit in 32 bits; '<f4' only where a caller asks for floats. Everything
+// else (other floats, big endian, structured
 // dtypes, fortran_order True) is refused. Reading never allocates from an unchecked
 // header: the header is capped at 64 KiB and the data must be exactly
 // product(shape) * itemsize bytes of the file.
@@ -29,18 +30,25 @@ inline constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 struct Array {
   std::string descr;  ///< normalized: "|i1", "|u1", "<i2", "<i4" or "<i8"
   std::vector<std::uint64_t> shape;
-  std::vector<std::int32_t> values;  ///< C order
+  std::vector<std::int32_t> values;  ///< C order (integer arrays)
+  std::vector<float> reals;          ///< C order ('<f4' arrays, where the caller allows them)
+  bool is_float32() const { return descr == "<f4"; }
 };
 
 /// Parses the bytes of a .npy file. `source` names it in messages. Throws dla::Error.
-Array parse(const std::uint8_t* data, std::size_t size, const std::string& source);
+/// With allow_float32, '<f4' arrays are read too (into `reals`): the float inputs of
+/// segmented programs (dla/qat/host_segments.hpp).
+Array parse(const std::uint8_t* data, std::size_t size, const std::string& source, bool allow_float32 = false);
 /// Reads a .npy file. Throws dla::Error naming the file and the problem.
-Array read(const std::string& path);
+Array read(const std::string& path, bool allow_float32 = false);
 
 /// The bytes of a .npy file holding `values` (C order over `shape`) as `descr` ("|i1",
 /// "|u1", "<i2", "<i4" or "<i8"); every value must fit the type.
 std::vector<std::uint8_t> serialize(const std::string& descr, const std::vector<std::uint64_t>& shape,
                                     const std::vector<std::int32_t>& values);
+
+/// The bytes of a '<f4' .npy file (the float outputs of segmented programs).
+std::vector<std::uint8_t> serialize_float32(const std::vector<std::uint64_t>& shape, const std::vector<float>& values);
 
 /// The file type of a tensor dtype: "|i1" for i8 and i4, "|u1" for u8 and u4, "<i2" for
 /// i16, "<i4" for i32.
