@@ -25,6 +25,7 @@ using nlohmann::json;
 constexpr const char* kPlanRecord = "plan.json";
 constexpr const char* kModelRecord = "model.dla.pt";
 constexpr const char* kPlanFormat = "dlasim-host-plan";
+constexpr const char* kDigestRecord = "digest.json";
 
 std::string segment_record(std::size_t k) { return "segment" + std::to_string(k) + ".dlab"; }
 
@@ -198,7 +199,7 @@ bool is_segmented_program(const std::string& path) {
   try {
     caffe2::serialize::PyTorchStreamReader zip(std::make_shared<MemoryReader>(bytes));
     return zip.hasRecord(kPlanRecord);
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {
     return false;
   }
 }
@@ -208,18 +209,40 @@ SegmentedProgram read_segmented_program(const std::string& path, const ReadOptio
   SegmentedProgram p;
   try {
     caffe2::serialize::PyTorchStreamReader zip(std::make_shared<MemoryReader>(bytes));
-    const auto plan = record(zip, kPlanRecord, path);
+    // Every record's CRC-32 (the container's own are not checked when reading).
+    const auto digest_bytes = record(zip, kDigestRecord, path);
+    json digest;
+    try {
+      digest = json::parse(digest_bytes.begin(), digest_bytes.end());
+    } catch (const json::exception&) {
+      throw Error(path + ": damaged segmented program: " + kDigestRecord + " is not valid JSON");
+    }
+    auto checked_record = [&](const std::string& name) {
+      auto data = record(zip, name, path);
+      if (!digest.is_object() || !digest.contains(name) || !digest[name].is_number_unsigned() ||
+          digest[name].get<std::uint32_t>() != crc32(data.data(), data.size())) {
+        throw Error(path + ": damaged segmented program: " + name + " does not match its CRC-32");
+      }
+      return data;
+    };
+    if (!digest.is_object()) throw Error(path + ": damaged segmented program: " + kDigestRecord + " is not an object");
+    for (const auto& [name, crc] : digest.items()) {
+      if (!zip.hasRecord(name)) throw Error(path + ": damaged segmented program: " + name + " is missing");
+    }
+    const auto plan = checked_record(kPlanRecord);
     p.plan_json.assign(plan.begin(), plan.end());
-    p.model = record(zip, kModelRecord, path);
+    p.model = checked_record(kModelRecord);
     for (std::size_t k = 0; zip.hasRecord(segment_record(k)); ++k) {
-      const auto seg = record(zip, segment_record(k), path);
+      const auto seg = checked_record(segment_record(k));
       try {
         p.segments.push_back(parse_program(seg.data(), seg.size(), options));
       } catch (const Error& e) {
         throw Error(path + ": " + segment_record(k) + ": " + e.what());
       }
     }
-  } catch (const c10::Error& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // c10::Error and the others libtorch's reader throws
     throw Error(path + ": not a readable segmented program: " + first_line(e.what()));
   }
   return p;
@@ -232,12 +255,19 @@ void write_segmented_program(const std::string& path, const SegmentedProgram& p)
       bytes.append(static_cast<const char*>(data), n);
       return n;
     });
-    zip.writeRecord(kPlanRecord, p.plan_json.data(), p.plan_json.size());
+    json digest = json::object();
+    auto write = [&](const std::string& name, const void* data, std::size_t n) {
+      zip.writeRecord(name, data, n);
+      digest[name] = crc32(static_cast<const std::uint8_t*>(data), n);
+    };
+    write(kPlanRecord, p.plan_json.data(), p.plan_json.size());
     for (std::size_t k = 0; k < p.segments.size(); ++k) {
       const auto seg = serialize_program(p.segments[k]);
-      zip.writeRecord(segment_record(k), seg.data(), seg.size());
+      write(segment_record(k), seg.data(), seg.size());
     }
-    zip.writeRecord(kModelRecord, p.model.data(), p.model.size());
+    write(kModelRecord, p.model.data(), p.model.size());
+    const std::string digest_text = digest.dump(1);
+    zip.writeRecord(kDigestRecord, digest_text.data(), digest_text.size());
     zip.writeEndOfFile();
   }
   write_file_atomically(path, bytes, "segmented program");
@@ -281,7 +311,7 @@ HostPlan::HostPlan(const SegmentedProgram& program) : impl_(std::make_unique<Imp
   try {
     std::istringstream in(std::string(program.model.begin(), program.model.end()));
     m.model = torch::jit::load(in);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {  // c10::Error, torch::jit::ErrorReport, ...
     throw Error(std::string("model.dla.pt: cannot read the export the host modules come from: ") + first_line(e.what()));
   }
 
@@ -421,7 +451,7 @@ std::map<std::string, Value> HostPlan::run(const std::map<std::string, Value>& g
       c10::IValue out;
       try {
         out = m.modules.at(s.module).forward(args);
-      } catch (const c10::Error& e) {
+      } catch (const std::exception& e) {  // c10::Error and the script interpreter's errors
         throw Error("host step '" + s.name + "' (" + s.module + "): " + first_line(e.what()));
       }
       if (!out.isTensor()) throw Error("host step '" + s.name + "' returned no tensor");

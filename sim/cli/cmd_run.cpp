@@ -198,7 +198,11 @@ int cmd_run(const Args& args) {
   const fs::path layers_dir = dir / "layers";
   OutputSet out_set(dir);
 
-  device->run(run_options);
+  {
+    const Phase phase("run " + path + " on " + device->name() + " (" + std::to_string(program.instructions.size()) +
+                      " instructions)");
+    device->run(run_options);
+  }
 
   FileNamer out_names;
   nlohmann::json outputs = nlohmann::json::array();

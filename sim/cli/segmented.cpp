@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 #include "dla/compiler/reference.hpp"
@@ -105,6 +106,7 @@ class SegmentDevices {
 
   HostPlan::RunSegment runner() {
     return [this](std::size_t k, const std::map<std::string, HostTensor>& inputs) {
+      const Phase phase("device segment " + std::to_string(k) + " on " + devices_.at(k)->name());
       sim::Device& d = *devices_.at(k);
       for (const auto& [name, t] : inputs) d.set_input(name, t);
       sim::RunOptions options;
@@ -222,6 +224,10 @@ int run_segmented(const SegmentedRun& r) {
   OutputSet out_set(r.output_dir);
   std::vector<double> seconds;
   const auto values = plan.run(inputs, devices.runner(), &seconds);
+  for (std::size_t i = 0; i < seconds.size(); ++i) {
+    const PlanStep& s = plan.steps()[i];
+    if (s.kind != PlanStep::Kind::kDevice) spdlog::info("host step '{}': {:.1f} ms", s.name, 1e3 * seconds[i]);
+  }
 
   nlohmann::json outputs = nlohmann::json::array();
   std::ostringstream text;

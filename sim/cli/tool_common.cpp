@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "dla/compiler/graph_io.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/semantics.hpp"
@@ -107,6 +109,7 @@ Model load_model(const po::variables_map& vm) {
     m.graph = compiler::load_graph(path);
     return m;
   }
+  const Phase phase("read the QAT export " + path);
   compiler::QatExport model = compiler::import_qat_export(path);
   const std::string requested_name = vm.count("config") ? "--config " + vm["config"].as<std::string>()
                                                         : "--preset " + (requested ? vm["preset"].as<std::string>() : "");
@@ -121,7 +124,13 @@ Model load_model(const po::variables_map& vm) {
 Program compile_checked(const compiler::Graph& graph, const HwConfig& hw, bool embed_config) {
   compiler::CompileOptions copts;
   copts.embed_config = embed_config;
-  const Program program = compiler::compile(graph, hw, copts);
+  Program program;
+  {
+    const Phase phase("compile: lower " + std::to_string(graph.nodes().size()) + " nodes");
+    program = compiler::compile(graph, hw, copts);
+  }
+  const Phase phase("compile: check " + std::to_string(program.instructions.size()) +
+                    " instructions against the hardware config");
   if (std::none_of(program.tensors.begin(), program.tensors.end(),
                    [](const TensorDesc& t) { return t.role == TensorRole::kOutput; })) {
     throw Error("compile: the graph computes no output (every output is a graph input)");
@@ -138,6 +147,15 @@ Program compile_checked(const compiler::Graph& graph, const HwConfig& hw, bool e
     throw Error(std::string("compile: the program does not fit the hardware config: ") + e.what());
   }
   return program;
+}
+
+Phase::Phase(std::string what) : what_(std::move(what)), start_(std::chrono::steady_clock::now()) {
+  spdlog::debug("{} ...", what_);
+}
+
+Phase::~Phase() {
+  spdlog::info("{}: {:.1f} ms", what_,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count());
 }
 
 }  // namespace dla::cli

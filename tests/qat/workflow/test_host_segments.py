@@ -99,8 +99,11 @@ def test_float_parts_run_on_the_engines_bit_for_bit(case, tmp_path):
     for engine in ("emu", "cycle"):
         specs = save_inputs(ex, inputs, tmp_path, as_float=False)
         out = tmp_path / ("out_" + engine)
-        r = dla("run", tmp_path / "net.dlab", "--engine", engine, *specs, "--output-dir", out, "--dump-layers")
+        r = dla("--log-level", "info", "run", tmp_path / "net.dlab", "--engine", engine, *specs, "--output-dir", out,
+                "--dump-layers")
         assert r.returncode == 0, r.stderr
+        # progress through spdlog: every device segment and host step, with its time
+        assert "[info] device segment 0 on %s:" % engine in r.stderr and "[info] host step '" in r.stderr, r.stderr
         assert "host" in r.stdout and "device" in r.stdout, r.stdout
         check_outputs(ex, prepared, inputs, out)
         # every host value is dumped with the device layers
@@ -179,3 +182,31 @@ def test_python_device_runs_a_segmented_program_in_batches(case, tmp_path):
         want = list(want) if isinstance(want, tuple) else [want]
         for name, y, w in zip(dev.outputs, got, want):
             assert torch.equal(y[k:k + 1], w[:1]), (name, k)
+
+
+def test_damaged_segmented_programs_are_refused_never_crash(tmp_path):
+    """Random byte flips and truncations of a segmented program: `dla disasm` (which reads
+    the plan, every segment and the export's host modules) exits 0 (the damage hit bytes
+    nothing reads) or 1 with one line naming the file, never a signal or a hang."""
+    prepared, example, g, make_inputs = float_middle(tmp_path)
+    path = dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt")
+    prog = tmp_path / "net.dlab"
+    assert dla("compile", path, "-o", prog).returncode == 0
+    data = prog.read_bytes()
+    rng = np.random.default_rng(0)
+    refused = 0
+    for k in range(40):
+        bad = bytearray(data)
+        if k % 4 == 3:
+            bad = bad[: int(rng.integers(0, len(bad)))]
+        else:
+            for i in rng.integers(0, len(bad), size=1 + k % 3):
+                bad[i] ^= int(rng.integers(1, 256))
+        f = tmp_path / "bad.dlab"
+        f.write_bytes(bytes(bad))
+        r = dla("disasm", f)
+        assert r.returncode in (0, 1), (k, r.returncode, r.stderr[-2000:])
+        if r.returncode == 1:
+            refused += 1
+            assert len(r.stderr.strip().splitlines()) == 1 and "bad.dlab" in r.stderr, (k, r.stderr)
+    assert refused >= 20  # most damage is caught (zip CRCs, .dlab CRCs, the plan's checks)

@@ -7,6 +7,7 @@
 //   plan.json          the host plan, below
 //   segment<K>.dlab    device segment K, a complete program for the model's hardware config
 //   model.dla.pt       the export the host modules come from (dlasim.export, unchanged)
+//   digest.json        {"<record>": CRC-32} of every record above, checked when reading
 //
 // plan.json:
 //   {"format": "dlasim-host-plan", "version": 1,
