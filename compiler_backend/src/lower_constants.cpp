@@ -26,7 +26,9 @@ std::int8_t record_shift(const Node& n, i64 s) {
 }
 
 i64 add_constant(Lowering& L, const std::vector<std::uint8_t>& bytes) {
-  return static_cast<i64>(L.b.add_constant(bytes, 4));
+  const auto [it, placed] = L.constant_at.try_emplace(bytes, 0);
+  if (placed) it->second = static_cast<i64>(L.b.add_constant(bytes, 4));
+  return it->second;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,9 @@ struct Lowering {
   ProgramBuilder b;
   std::vector<LayerPlan> plans;
   std::vector<i64> dram;
+  /// Constants already placed, by content: identical blocks (the weights of a module
+  /// called twice, equal parameter records) share one DRAM address; constants are read-only.
+  std::map<std::vector<std::uint8_t>, i64> constant_at;
 
   const Node& node(int id) const { return g.node(id); }
   LayerPlan& plan_of(int id) { return plans[static_cast<std::size_t>(id)]; }

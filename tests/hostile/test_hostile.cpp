@@ -174,7 +174,7 @@ TEST_F(Hostile, WeightsFileWithExtraBytesIsRefused) {
 TEST_F(Hostile, CompileChecksDramCapacity) {
   write("c.json", R"({"dram_size_mib": 1})");
   expect_user_error(run_dla("compile --builtin resnet18 --size 64 --config " + path("c.json") + " -o " + path("r.dlab")),
-                    "compile: the program does not fit the hardware config: program needs 12003600 bytes of DRAM, "
+                    "compile: the program does not fit the hardware config: program needs 12002256 bytes of DRAM, "
                     "more than the 1048576 bytes of the hardware config (dram_size_mib = 1)");
   EXPECT_FALSE(fs::exists(path("r.dlab")));
 }
