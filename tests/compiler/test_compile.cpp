@@ -207,3 +207,30 @@ TEST(GraphFiles, ActivationTablesRoundTripAndCompileToVlut) {
   for (const auto& insn : p.instructions) vluts += std::holds_alternative<isa::VLut>(insn);
   EXPECT_EQ(vluts, 3);
 }
+
+TEST(CompiledPrograms, IdenticalConstantsAreStoredOnce) {
+  // Two convs with the same weights, bias and formats (a module called twice): their
+  // weight blocks and parameter records share DRAM, so the constants are those of one.
+  // Changing one weight of the second gives it blocks of its own.
+  auto graph = [](int convs, std::int32_t second_first_weight) {
+    Graph g;
+    const int x = g.input("x", DType::I8, 0, {1, 8, 8, 8});
+    ConvAttrs a;
+    a.kernel_h = a.kernel_w = 3;
+    a.pad_top = a.pad_left = a.pad_bottom = a.pad_right = 1;
+    QuantSpec q;
+    q.dtype = DType::I8;
+    std::vector<std::int32_t> w(16 * 8 * 9);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::int32_t>(i % 15) - 7;
+    for (int k = 0; k < convs; ++k) {
+      if (k == 1) w[0] = second_first_weight;
+      g.mark_output(g.conv2d("conv" + std::to_string(k), x, 16, a, DType::I8, w, std::vector<int>(16, 3),
+                             std::vector<std::int64_t>(16, 5), q));
+    }
+    return g;
+  };
+  const HwConfig hw = HwConfig::preset("default");
+  const auto one = compile(graph(1, -7), hw).constants.size();
+  EXPECT_EQ(compile(graph(2, -7), hw).constants.size(), one);
+  EXPECT_GT(compile(graph(2, 6), hw).constants.size(), one);
+}
