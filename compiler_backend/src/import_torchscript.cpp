@@ -145,7 +145,7 @@ QatExport import_qat_export(const std::string& path) {
   torch::jit::Module m;
   try {
     m = torch::jit::load(path);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {  // c10::Error, torch::jit::ErrorReport (damaged code), ...
     throw Error(path + ": cannot read it as a TorchScript file: " + first_line(e.what()));
   }
   try {
@@ -208,7 +208,9 @@ QatExport import_qat_export(const std::string& path) {
     result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
     result.plan = g.value("plan", "");
     return result;
-  } catch (const c10::Error& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // whatever libtorch throws on a damaged container
     throw Error(path + ": malformed export: " + first_line(e.what()));
   }
 }

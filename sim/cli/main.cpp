@@ -116,6 +116,26 @@ class CheckedStdout : public std::streambuf {
   int error_ = 0;
 };
 
+/// An error message as one line of printable ASCII: a message may quote bytes of a damaged
+/// file (libtorch's parser does), which are written as \xNN; a line break becomes "; ".
+std::string one_line(const std::string& what) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < what.size(); ++i) {
+    const auto c = static_cast<unsigned char>(what[i]);
+    if (c == '\n') {
+      if (i + 1 < what.size()) s += "; ";
+    } else if (c < 0x20 || c > 0x7e) {
+      s += "\\x";
+      s += kHex[c >> 4];
+      s += kHex[c & 15];
+    } else {
+      s += static_cast<char>(c);
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,13 +151,13 @@ int main(int argc, char** argv) {
     return code;
   } catch (const dla::Error& e) {
     out.pubsync();  // what the command printed before it failed, then the error
-    std::cerr << "dla: error: " << e.what() << "\n";
+    std::cerr << "dla: error: " << one_line(e.what()) << "\n";
   } catch (const po::error& e) {
     out.pubsync();
-    std::cerr << "dla: error: " << e.what() << "\n";
+    std::cerr << "dla: error: " << one_line(e.what()) << "\n";
   } catch (const std::exception& e) {
     out.pubsync();
-    std::cerr << "dla: internal error: " << e.what() << "\n";
+    std::cerr << "dla: internal error: " << one_line(e.what()) << "\n";
     return 2;
   }
   return 1;

@@ -183,30 +183,3 @@ def test_python_device_runs_a_segmented_program_in_batches(case, tmp_path):
         for name, y, w in zip(dev.outputs, got, want):
             assert torch.equal(y[k:k + 1], w[:1]), (name, k)
 
-
-def test_damaged_segmented_programs_are_refused_never_crash(tmp_path):
-    """Random byte flips and truncations of a segmented program: `dla disasm` (which reads
-    the plan, every segment and the export's host modules) exits 0 (the damage hit bytes
-    nothing reads) or 1 with one line naming the file, never a signal or a hang."""
-    prepared, example, g, make_inputs = float_middle(tmp_path)
-    path = dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt")
-    prog = tmp_path / "net.dlab"
-    assert dla("compile", path, "-o", prog).returncode == 0
-    data = prog.read_bytes()
-    rng = np.random.default_rng(0)
-    refused = 0
-    for k in range(40):
-        bad = bytearray(data)
-        if k % 4 == 3:
-            bad = bad[: int(rng.integers(0, len(bad)))]
-        else:
-            for i in rng.integers(0, len(bad), size=1 + k % 3):
-                bad[i] ^= int(rng.integers(1, 256))
-        f = tmp_path / "bad.dlab"
-        f.write_bytes(bytes(bad))
-        r = dla("disasm", f)
-        assert r.returncode in (0, 1), (k, r.returncode, r.stderr[-2000:])
-        if r.returncode == 1:
-            refused += 1
-            assert len(r.stderr.strip().splitlines()) == 1 and "bad.dlab" in r.stderr, (k, r.stderr)
-    assert refused >= 20  # most damage is caught (zip CRCs, .dlab CRCs, the plan's checks)
