@@ -14,6 +14,7 @@
 #include "dla/cycle.hpp"
 #include "dla/error.hpp"
 #include "dla/file_io.hpp"
+#include "signoff_out.hpp"
 #include "tool_common.hpp"
 
 namespace po = boost::program_options;
@@ -78,7 +79,9 @@ int cmd_signoff(const Args& args) {
       ("engines", po::value<std::string>()->default_value("emu,cycle"), "comma-separated engines to sign off")
       ("program", po::value<std::string>(),
        "sign off this compiled program (.dlab, for the model's hardware config) instead of compiling the model")
-      ("out", po::value<std::string>(), "write the per-layer results to DIR/signoff.json");
+      ("out", po::value<std::string>(),
+       "write the report to DIR: signoff.json (per-layer results), index.html (the page) and trace.json (the "
+       "cycle run's Chrome/Perfetto trace)");
   po::positional_options_description positional;
   positional.add("graph", 1);
   const auto vm = parse_command(
@@ -104,6 +107,7 @@ int cmd_signoff(const Args& args) {
   const std::vector<HostTensor> reference = compiler::evaluate(model.graph, model.hw, inputs);
 
   std::vector<LayerCheck> checks;
+  std::string trace_json;  // the cycle run's Chrome trace, for --out
   for (const auto& name : engines) {
     auto device = find_engine(name).make(model.hw);
     device->load(program);
@@ -114,6 +118,7 @@ int cmd_signoff(const Args& args) {
     const sim::RunStats stats = device->stats();
     const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
     const auto dumps = device->layer_dumps();
+    if (cycle != nullptr && vm->count("out")) trace_json = sim::chrome_trace(cycle->report(), program);
     for (std::size_t i = 0; i < dumps.size(); ++i) {
       const int node = model.graph.find(dumps[i].name);
       if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
@@ -145,17 +150,20 @@ int cmd_signoff(const Args& args) {
   if (vm->count("out")) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& c : checks) {
+      const nlohmann::json diff = c.ok() ? nlohmann::json()
+                                         : nlohmann::json{{"index", c.first_diff}, {"expected", c.expected},
+                                                          {"actual", c.actual}};
       layers.push_back({{"engine", c.engine}, {"layer", c.layer}, {"elements", c.elements}, {"equal", c.equal},
-                        {"ok", c.ok()}, {"first_diff", c.first_diff}, {"expected", c.expected}, {"actual", c.actual},
-                        {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
+                        {"ok", c.ok()}, {"first_diff", diff}, {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
                         {"cycles", c.stats.cycles}, {"macs", c.stats.macs}, {"mac_utilization", c.mac_utilization}});
     }
-    const nlohmann::json doc = {{"ok", first == nullptr}, {"engines", engines}, {"layers", layers}};
-    const std::string dir = (*vm)["out"].as<std::string>();
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw Error("cannot create output directory '" + dir + "': " + ec.message());
-    write_file_atomically(dir + "/signoff.json", doc.dump(1) + "\n", "sign-off report");
+    const std::string model_name =
+        vm->count("builtin") ? "--builtin " + (*vm)["builtin"].as<std::string>() : (*vm)["graph"].as<std::string>();
+    const nlohmann::json doc = {
+        {"ok", first == nullptr}, {"engines", engines}, {"layers", layers}, {"model", model_name},
+        {"program", vm->count("program") ? (*vm)["program"].as<std::string>() : "(compiled from the model)"},
+        {"reference", "the compiler's reference evaluator"}};
+    write_signoff_dir((*vm)["out"].as<std::string>(), doc, trace_json);
   }
   if (first != nullptr) {
     std::cout << "sign-off: FAIL: first difference in layer '" << first->layer << "' on " << first->engine
