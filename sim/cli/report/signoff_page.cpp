@@ -81,7 +81,8 @@ Row read_row(const json& j, std::size_t i) {
 
 std::string diff_text(const json& d) {
   if (d.is_null()) return "";
-  std::string s = "at " + (d.contains("index") ? d.at("index").dump() : std::string("?"));
+  const json index = d.contains("index") ? d.at("index") : json("?");
+  std::string s = (index.is_number() ? "element " : "at ") + index.dump();  // a flat index or one per dimension
   if (d.contains("expected") && d.contains("actual")) {
     s += ": expected " + d.at("expected").dump() + ", got " + d.at("actual").dump();
   }
