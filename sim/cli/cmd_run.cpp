@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch_run.hpp"
 #include "commands.hpp"
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
@@ -18,7 +19,6 @@
 #include "dla/hw_config.hpp"
 #include "dla/npy.hpp"
 #include "dla/program.hpp"
-#include "batch_run.hpp"
 #include "output_set.hpp"
 #include "trace_file.hpp"
 #include "tool_common.hpp"
@@ -222,12 +222,11 @@ int cmd_run(const Args& args) {
   std::ostringstream text;
   for (const auto& t : program.tensors) {
     if (t.role != TensorRole::kOutput) continue;
-    const std::string file = out_set.add(out_names(t.name),
-                                         npy_bytes(batched ? batched->outputs.at(t.name) : device->output(t.name)),
-                                         ".npy file");
+    const HostTensor y = batched ? batched->outputs.at(t.name) : device->output(t.name);
+    const std::string file = out_set.add(out_names(t.name), npy_bytes(y), ".npy file");
     outputs.push_back({{"name", t.name}, {"file", file}, {"dtype", dtype_name(t.dtype)},
-                       {"shape", t.shape}, {"frac", t.frac}});
-    text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(t.shape) << " frac " << t.frac
+                       {"shape", y.shape}, {"frac", t.frac}});
+    text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(y.shape) << " frac " << t.frac
          << " -> " << file << "\n";
   }
   std::size_t dumped = 0;

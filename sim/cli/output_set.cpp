@@ -70,8 +70,12 @@ bool is_char_device(const fs::path& p) {
 DirLock::DirLock(const fs::path& dir, bool exclusive) {
   const fs::path path = dir / kLockFile;
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0 && !exclusive && errno == EACCES) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd_ < 0 && !exclusive && (errno == EACCES || errno == EROFS)) return;  // read-only: no writer can publish here
+  if (fd_ < 0 && !exclusive && (errno == EACCES || errno == EROFS)) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  }
+  // A directory we cannot write to: no run can publish into it either (ENOENT: no lock
+  // file, from the fallback open above).
+  if (fd_ < 0 && !exclusive && (errno == EACCES || errno == EROFS || errno == ENOENT)) return;
   if (fd_ < 0) throw Error("cannot open lock file '" + path.string() + "': " + std::strerror(errno));
   const int mode = exclusive ? LOCK_EX : LOCK_SH;
   if (::flock(fd_, mode | LOCK_NB) == 0) return;

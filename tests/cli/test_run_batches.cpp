@@ -56,6 +56,7 @@ TEST_F(RunBatches, StackedOutputsEqualTheReferenceAndTheImagesOneByOne) {
       ASSERT_EQ(r.code, 0) << r.out;
       const auto j = nlohmann::json::parse(r.out);
       EXPECT_EQ(j["batches"], batches);
+      EXPECT_EQ(j["outputs"][0]["shape"], nlohmann::json({6, 8, 6, 6}));
       const auto got = dla::npy::read(path(out + "/conv2.npy"));
       EXPECT_EQ(got.shape, (std::vector<std::uint64_t>{6, 8, 6, 6})) << engine;
       EXPECT_EQ(got.values, want.values) << engine << " with " << batches << " batches";
