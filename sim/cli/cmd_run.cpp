@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch_run.hpp"
 #include "commands.hpp"
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
@@ -20,6 +21,7 @@
 #include "dla/program.hpp"
 #include "output_set.hpp"
 #include "segmented.hpp"
+#include "trace_file.hpp"
 #include "tool_common.hpp"
 
 namespace po = boost::program_options;
@@ -92,23 +94,30 @@ int cmd_run(const Args& args) {
       ("report", po::value<std::string>(),
        "timing report of the cycle engine: 'table' (its default), 'json' (stdout is one JSON document, the "
        "statistics with a \"report\" member) or 'none'")
-      ("trace", po::value<std::string>(), "cycle engine: write unit activity to this VCD file")
-      ("trace-window", po::value<std::string>(), "START:END: trace only cycles [START, END)")
-      ("trace-layer", po::value<std::string>(), "trace only the span of this layer (a debug record's name)");
+      ("trace", po::value<std::string>(),
+       "cycle engine: write unit activity to this file: a VCD, or with a .json name a Chrome/Perfetto trace "
+       "(units as tracks, instructions and layers as slices; ts in cycles)")
+      ("trace-format", po::value<std::string>(), "'vcd' or 'chrome' (default: from the --trace file name)")
+      ("trace-window", po::value<std::string>(), "START:END: trace only cycles [START, END) (VCD)")
+      ("trace-layer", po::value<std::string>(), "trace only the span of this layer (a debug record's name; VCD)");
   po::positional_options_description positional;
   positional.add("program", 1);
   const auto vm = parse_command(
       args,
       "dla run [--engine emu|cycle] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
       "[--config FILE | --preset NAME] [--stats json|text] [--report table|json|none] [--trace FILE.vcd "
-      "[--trace-window START:END | --trace-layer NAME]]",
+      "[--trace-window START:END | --trace-layer NAME] | --trace FILE.json]",
       "Runs a program (a .dlab, or the segmented program of a model with float parts: its device segments on "
       "the engine, its host steps with libtorch; float inputs and outputs are float32 .npy files, and an "
-      "integer input may be given as float32, quantized as the model does). The hardware config is the one embedded in the program unless --config or --preset "
+      "integer input may be given as float32, quantized as the model does). The hardware config is the one "
+      "embedded in the program unless --config or --preset "
       "names one (it must be the config the program was compiled for). Writes DIR/<output>.npy for every "
       "output and, with --dump-layers, DIR/layers/<layer>.npy for every debug record, as one set: the files "
       "replace the previous run's only once all are written, then DIR/manifest.json lists them with their "
-      "sizes and CRC-32s, and files of the previous set that this run did not write are removed.",
+      "sizes and CRC-32s, and files of the previous set that this run did not write are removed (runs into one "
+      "directory publish one at a time: a run waits while another publishes; `dla verify DIR` checks a set). "
+      "Inputs whose leading dimension is k times the program's batch run as k batches (on every core on the "
+      "emulator) and each output holds the k results stacked along its leading dimension.",
       options, positional);
   if (!vm) return 0;
 
@@ -138,16 +147,25 @@ int cmd_run(const Args& args) {
   }
   const bool json = stats_format == "json" || report_format == "json";
   sim::TraceOptions trace;
+  std::string chrome_trace_path;  // --trace FILE.json: written from the report after the run
   if (vm->count("trace")) {
     if (!timed) throw Error("--trace needs a timing engine (--engine cycle); '" + engine_name + "' has no timing");
     trace.path = (*vm)["trace"].as<std::string>();
+    if (trace_format(trace.path, vm->count("trace-format") ? (*vm)["trace-format"].as<std::string>() : "") ==
+        TraceFormat::kChrome) {
+      if (vm->count("trace-window") || vm->count("trace-layer")) {
+        throw Error("--trace-window and --trace-layer apply to VCD traces; a Chrome trace holds the whole run");
+      }
+      chrome_trace_path = trace.path;
+      trace.path.clear();
+    }
     if (vm->count("trace-window") && vm->count("trace-layer")) {
       throw Error("give --trace-window or --trace-layer, not both");
     }
     if (vm->count("trace-window")) parse_window((*vm)["trace-window"].as<std::string>(), trace);
     if (vm->count("trace-layer")) trace.layer = (*vm)["trace-layer"].as<std::string>();
-  } else if (vm->count("trace-window") || vm->count("trace-layer")) {
-    throw Error("--trace-window and --trace-layer need --trace FILE.vcd");
+  } else if (vm->count("trace-window") || vm->count("trace-layer") || vm->count("trace-format")) {
+    throw Error("--trace-window, --trace-layer and --trace-format need --trace FILE");
   }
 
   const std::string path = (*vm)["program"].as<std::string>();
@@ -155,7 +173,7 @@ int cmd_run(const Args& args) {
   if (vm->count("preset")) hw = HwConfig::preset((*vm)["preset"].as<std::string>());
   if (vm->count("config")) hw = HwConfig::load_file((*vm)["config"].as<std::string>());
   if (is_segmented(path)) {  // a model with float parts: device segments and host steps
-    if (!trace.path.empty()) throw Error("--trace records one program; " + path + " is a segmented program");
+    if (vm->count("trace")) throw Error("--trace records one program; " + path + " is a segmented program");
     SegmentedRun run{path,
                      engine_name,
                      hw,
@@ -186,33 +204,49 @@ int cmd_run(const Args& args) {
   if (cycle_device != nullptr && !trace.path.empty()) cycle_device->set_trace(trace);
   device->load(program);
 
-  // Inputs: every input exactly once, no unknown names.
+  // Inputs: every input exactly once, no unknown names; several of the program's batches
+  // stacked run as a batch (batch_run.hpp).
   const auto inputs = read_inputs(program, vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>()
-                                                             : std::vector<std::string>{});
-  for (const auto& [name, tensor] : inputs) device->set_input(name, tensor);
-
+                                                             : std::vector<std::string>{}, true);
+  const std::size_t batches = batches_in(program, inputs);
   sim::RunOptions run_options;
   run_options.dump_layers = (*vm)["dump-layers"].as<bool>();
+  if (batches > 1 && (run_options.dump_layers || vm->count("trace"))) {
+    throw Error(std::string(run_options.dump_layers ? "--dump-layers" : "--trace") + " takes one batch of the program (" +
+                std::to_string(program.find_tensor(inputs.begin()->first)->shape[0]) + " in the leading dimension); " +
+                "the inputs hold " + std::to_string(batches));
+  }
+  if (batches == 1) {
+    for (const auto& [name, tensor] : inputs) device->set_input(name, tensor);
+  }
   // The output folders exist before the (possibly long) run.
   const fs::path dir = (*vm)["output-dir"].as<std::string>();
   const fs::path layers_dir = dir / "layers";
   OutputSet out_set(dir);
 
+  std::optional<BatchedRun> batched;
   {
-    const Phase phase("run " + path + " on " + device->name() + " (" + std::to_string(program.instructions.size()) +
-                      " instructions)");
-    device->run(run_options);
+    const Phase phase("run " + path + " on " + device->name() + " (" + std::to_string(batches) + " batch(es) of " +
+                      std::to_string(program.instructions.size()) + " instructions)");
+    if (batches > 1) {
+      batched = run_batches(program, *hw, *engine, inputs, batches);
+    } else {
+      device->run(run_options);
+    }
   }
+  const sim::Device& ran = batched ? batched->last() : *device;  // its report: the last batch's
+  if (!chrome_trace_path.empty()) write_chrome_trace(chrome_trace_path, *cycle_device, program);
 
   FileNamer out_names;
   nlohmann::json outputs = nlohmann::json::array();
   std::ostringstream text;
   for (const auto& t : program.tensors) {
     if (t.role != TensorRole::kOutput) continue;
-    const std::string file = out_set.add(out_names(t.name), npy_bytes(device->output(t.name)), ".npy file");
+    const HostTensor y = batched ? batched->outputs.at(t.name) : device->output(t.name);
+    const std::string file = out_set.add(out_names(t.name), npy_bytes(y), ".npy file");
     outputs.push_back({{"name", t.name}, {"file", file}, {"dtype", dtype_name(t.dtype)},
-                       {"shape", t.shape}, {"frac", t.frac}});
-    text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(t.shape) << " frac " << t.frac
+                       {"shape", y.shape}, {"frac", t.frac}});
+    text << "  output " << t.name << " " << dtype_name(t.dtype) << " " << shape_string(y.shape) << " frac " << t.frac
          << " -> " << file << "\n";
   }
   std::size_t dumped = 0;
@@ -226,8 +260,9 @@ int cmd_run(const Args& args) {
   out_set.commit({{"format", "dla-run-manifest"}, {"version", 1}, {"program", path}, {"engine", device->name()},
                   {"config_hash", hash_hex(hw->identity_hash())}});
 
-  const sim::RunStats s = device->stats();
-  const bool with_report = cycle_device != nullptr && report_format != "none";
+  const sim::RunStats s = batched ? batched->stats : device->stats();
+  const auto* timed_device = dynamic_cast<const sim::CycleDevice*>(&ran);
+  const bool with_report = timed_device != nullptr && report_format != "none";
   if (json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : s.layers) {
@@ -245,19 +280,25 @@ int cmd_run(const Args& args) {
                         {"dram_read_bytes", s.dram_read_bytes},
                         {"dram_write_bytes", s.dram_write_bytes},
                         {"cycles", s.cycles},
+                        {"batches", batches},
                         {"outputs", outputs},
                         {"layer_dumps", dumped},
                         {"layers", layers}};
-    if (with_report) j["report"] = cycle_device->report();
-    if (!trace.path.empty()) j["trace"] = trace.path;
+    if (with_report) j["report"] = timed_device->report();
+    if (vm->count("trace")) j["trace"] = (*vm)["trace"].as<std::string>();
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::cout << "ran " << path << " on " << device->name() << ": " << s.instructions << " instructions, " << s.macs
-            << " MACs, " << s.acc_overflows << " accumulator overflows, " << s.saturations << " saturations\n"
-            << text.str();
+            << " MACs, " << s.acc_overflows << " accumulator overflows, " << s.saturations << " saturations\n";
+  if (batches > 1) {
+    std::cout << "  " << batches << " batches of the program's, run one by one and stacked (statistics summed";
+    if (with_report) std::cout << "; the timing report is the last batch's";
+    std::cout << ")\n";
+  }
+  std::cout << text.str();
   if (run_options.dump_layers) std::cout << "  " << dumped << " layer dumps -> " << layers_dir.string() << "\n";
-  if (!trace.path.empty()) std::cout << "  trace -> " << trace.path << "\n";
+  if (vm->count("trace")) std::cout << "  trace -> " << (*vm)["trace"].as<std::string>() << "\n";
   if (stats_format == "text") {
     std::cout << "DRAM: " << s.dram_read_bytes << " bytes read, " << s.dram_write_bytes << " bytes written\n";
     std::size_t width = 5;
@@ -271,7 +312,7 @@ int cmd_run(const Args& args) {
                 << l.dram_read_bytes << std::setw(14) << l.dram_write_bytes << "\n";
     }
   }
-  if (with_report) std::cout << "\n" << sim::report_table(cycle_device->report());
+  if (with_report) std::cout << "\n" << sim::report_table(timed_device->report());
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "dla/file_io.hpp"
 #include "segmented.hpp"
 #include "signoff_checks.hpp"
+#include "signoff_out.hpp"
 #include "tool_common.hpp"
 
 namespace po = boost::program_options;
@@ -36,8 +37,10 @@ std::vector<std::string> split_engines(const std::string& text) {
 
 /// The sign-off checks of a model quantized end to end: every layer of every engine
 /// against the compiler's reference evaluator.
+/// `trace_json` (optional) receives the cycle run's Chrome trace.
 std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<std::string>& program_path,
-                                       const std::vector<std::string>& engines, const std::vector<std::string>& specs) {
+                                       const std::vector<std::string>& engines, const std::vector<std::string>& specs,
+                                       std::string* trace_json) {
   Program program;
   if (program_path) {
     ReadOptions read;
@@ -60,6 +63,7 @@ std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<s
     const sim::RunStats stats = device->stats();
     const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
     const auto dumps = device->layer_dumps();
+    if (cycle != nullptr && trace_json != nullptr) *trace_json = sim::chrome_trace(cycle->report(), program);
     for (std::size_t i = 0; i < dumps.size(); ++i) {
       const int node = model.graph.find(dumps[i].name);
       if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
@@ -83,7 +87,9 @@ int cmd_signoff(const Args& args) {
       ("engines", po::value<std::string>()->default_value("emu,cycle"), "comma-separated engines to sign off")
       ("program", po::value<std::string>(),
        "sign off this compiled program (.dlab, for the model's hardware config) instead of compiling the model")
-      ("out", po::value<std::string>(), "write the per-layer results to DIR/signoff.json");
+      ("out", po::value<std::string>(),
+       "write the report to DIR: signoff.json (per-layer results), index.html (the page) and trace.json (the "
+       "cycle run's Chrome/Perfetto trace)");
   po::positional_options_description positional;
   positional.add("graph", 1);
   const auto vm = parse_command(
@@ -99,12 +105,12 @@ int cmd_signoff(const Args& args) {
   const std::vector<std::string> input_specs =
       vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>() : std::vector<std::string>{};
   std::vector<LayerCheck> checks;
+  std::string trace_json;  // the cycle run's Chrome trace, for --out
+  const auto program_path = vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt;
   if (model.segmented()) {
-    checks = signoff_segmented(model, vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt,
-                               engines, input_specs);
+    checks = signoff_segmented(model, program_path, engines, input_specs);
   } else {
-    checks = signoff_checks(model, vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt,
-                            engines, input_specs);
+    checks = signoff_checks(model, program_path, engines, input_specs, vm->count("out") ? &trace_json : nullptr);
   }
 
   std::size_t width = 5;
@@ -128,17 +134,22 @@ int cmd_signoff(const Args& args) {
   if (vm->count("out")) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& c : checks) {
+      const nlohmann::json diff =
+          c.ok() ? nlohmann::json()
+          : c.reals
+              ? nlohmann::json{{"index", c.first_diff}, {"expected", c.expected_real}, {"actual", c.actual_real}}
+              : nlohmann::json{{"index", c.first_diff}, {"expected", c.expected}, {"actual", c.actual}};
       layers.push_back({{"engine", c.engine}, {"layer", c.layer}, {"elements", c.elements}, {"equal", c.equal},
-                        {"ok", c.ok()}, {"first_diff", c.first_diff}, {"expected", c.expected}, {"actual", c.actual},
-                        {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
+                        {"ok", c.ok()}, {"first_diff", diff}, {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
                         {"cycles", c.stats.cycles}, {"macs", c.stats.macs}, {"mac_utilization", c.mac_utilization}});
     }
-    const nlohmann::json doc = {{"ok", first == nullptr}, {"engines", engines}, {"layers", layers}};
-    const std::string dir = (*vm)["out"].as<std::string>();
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw Error("cannot create output directory '" + dir + "': " + ec.message());
-    write_file_atomically(dir + "/signoff.json", doc.dump(1) + "\n", "sign-off report");
+    const std::string model_name =
+        vm->count("builtin") ? "--builtin " + (*vm)["builtin"].as<std::string>() : (*vm)["graph"].as<std::string>();
+    const nlohmann::json doc = {
+        {"ok", first == nullptr}, {"engines", engines}, {"layers", layers}, {"model", model_name},
+        {"program", vm->count("program") ? (*vm)["program"].as<std::string>() : "(compiled from the model)"},
+        {"reference", "the compiler's reference evaluator"}};
+    write_signoff_dir((*vm)["out"].as<std::string>(), doc, trace_json);
   }
   if (first != nullptr) {
     std::cout << "sign-off: FAIL: first difference in layer '" << first->layer << "' on " << first->engine << " at "

@@ -19,6 +19,7 @@ int cmd_run(const Args& args);
 int cmd_compile(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_signoff(const Args& args);
+int cmd_verify(const Args& args);
 
 struct Command {
   const char* name;
@@ -33,6 +34,7 @@ inline constexpr Command kCommands[] = {
     {"compile", "compile a QAT export, a graph file or a built-in network to a .dlab program", cmd_compile},
     {"run", "run a program on an engine: .npy inputs, outputs, layer dumps, statistics", cmd_run},
     {"signoff", "compile a model and compare every layer on every engine with the reference evaluator", cmd_signoff},
+    {"verify", "check an output directory of dla run against its manifest (sizes and CRC-32s)", cmd_verify},
     {"bench", "measure an engine's throughput on ResNet-18 against libtorch", cmd_bench},
 };
 

@@ -6,6 +6,13 @@
 // a reader that checks the files against the manifest never mistakes a mix of two runs
 // for one. A destination that is a character device (a link to /dev/null) is written in
 // place.
+//
+// Concurrent runs into one directory: each stages into a directory of its own, and the
+// publishing (renames, stale-file removal, manifest) holds an exclusive lock on
+// DIR/.dla-run.lock (flock, released when the process ends however it ends). A run that
+// finds the lock held says so on stderr and waits for it, so the runs publish one after
+// the other and the directory holds the complete set of the last one, never a mix.
+// `dla verify DIR` takes the lock shared, so it never reads a set half published.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +23,27 @@
 #include <nlohmann/json.hpp>
 
 namespace dla::cli {
+
+/// An flock on DIR/.dla-run.lock (created if missing), held for the object's lifetime.
+/// Waits while another process holds it in a conflicting mode, after logging a warning
+/// naming the directory. Errors name the lock file and the errno text.
+class DirLock {
+ public:
+  DirLock(const std::filesystem::path& dir, bool exclusive);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+/// What is wrong with the set of files in `dir` against its manifest.json: files it lists
+/// that are missing, not regular files, or differ in size or CRC-32; regular files it does
+/// not list (the manifest, the lock file and staging directories of runs aside). Empty
+/// when the set is intact. Throws dla::Error when there is no readable manifest.
+/// `listed` receives the number of files the manifest lists.
+std::vector<std::string> verify_output_set(const std::filesystem::path& dir, std::size_t* listed);
 
 /// Creates `dir` and its parents unless it is a directory already; errors name `what`
 /// and the errno text.

@@ -54,7 +54,8 @@ std::string engine_names() {
   return s;
 }
 
-std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs) {
+std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs,
+                                              bool batches) {
   std::map<std::string, std::string> files;
   for (const auto& spec : specs) {
     const auto eq = spec.find('=');
@@ -75,7 +76,7 @@ std::map<std::string, HostTensor> read_inputs(const Program& program, const std:
     }
   }
   std::map<std::string, HostTensor> inputs;
-  for (const auto& [name, file] : files) inputs[name] = npy::read_tensor(file, *program.find_tensor(name));
+  for (const auto& [name, file] : files) inputs[name] = npy::read_tensor(file, *program.find_tensor(name), batches);
   return inputs;
 }
 

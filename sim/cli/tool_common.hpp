@@ -27,8 +27,10 @@ const Engine& find_engine(const std::string& name);
 std::string engine_names();
 
 /// Every input of `program` from `--input NAME=FILE.npy` specs: each exactly once, no
-/// unknown names, each file checked against the input's descriptor.
-std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs);
+/// unknown names, each file checked against the input's descriptor (with `batches`, its
+/// leading dimension may be a multiple of the program's: npy::read_tensor).
+std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs,
+                                              bool batches = false);
 
 /// The model options of compile and signoff: the positional MODEL, --builtin, --size,
 /// --preset and --config.

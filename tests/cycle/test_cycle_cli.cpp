@@ -97,7 +97,7 @@ TEST_F(DlaRunCycle, BadTimingOptionsAreOneLineErrors) {
   expect_user_error(run_dla(run_args("emu", "o") + " --report json"), "--report needs a timing engine");
   expect_user_error(run_dla(run_args("emu", "o") + " --trace " + path("t.vcd")), "--trace needs a timing engine");
   expect_user_error(run_dla(run_args("cycle", "o") + " --report xml"), "--report takes 'table', 'json' or 'none'");
-  expect_user_error(run_dla(run_args("cycle", "o") + " --trace-window 1:2"), "need --trace FILE.vcd");
+  expect_user_error(run_dla(run_args("cycle", "o") + " --trace-window 1:2"), "need --trace FILE");
   expect_user_error(run_dla(run_args("cycle", "o") + " --trace " + path("t.vcd") + " --trace-window 5"),
                     "--trace-window takes START:END");
   expect_user_error(run_dla(run_args("cycle", "o") + " --trace " + path("t.vcd") + " --trace-window 9:3"), "is empty");

@@ -13,3 +13,7 @@ add_dependencies(test_cycle_cli dla)
 dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler)
 # One suite over every engine: the same programs, one reference.
 dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler)
+# `dla run --trace FILE.json`: the Chrome/Perfetto trace against the program and the report.
+dla_add_gtest(test_chrome_trace SOURCES cycle/test_chrome_trace.cpp LIBS dla::isa dla::npy)
+target_compile_definitions(test_chrome_trace PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
+add_dependencies(test_chrome_trace dla)

@@ -149,7 +149,8 @@ TEST_F(DlaRun, BadInputsAreOneLineErrors) {
   wrong.shape = {1, 8, 9, 10};
   dla::npy::write_tensor(path("wrong_shape.npy"), wrong);
   expect_user_error(run_dla("run " + prog_ + o + " -i image=" + path("wrong_shape.npy")),
-                    "input 'image' (" + path("wrong_shape.npy") + "): expected shape [1,8,10,9], got [1,8,9,10]");
+                    "input 'image' (" + path("wrong_shape.npy") + "): expected shape [1,8,10,9] (or a multiple of the program's batch 1 "
+                        "in the leading dimension), got [1,8,9,10]");
   wrong = image_;
   wrong.dtype = dla::DType::I16;
   dla::npy::write_tensor(path("wrong_type.npy"), wrong);

@@ -13,7 +13,6 @@ order), element for element; a layer the program stores in another shape than th
 (a flatten) is compared in the export's shape. The first differing layer is named.
 """
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,6 +74,7 @@ class SignoffReport:
 
     def to_json(self):
         return {"program": self.program, "export": self.export, "engines": self.engines, "ok": self.ok,
+                "reference": "the export's integer replay",
                 "layers": [dict(asdict(r), ok=r.ok) for r in self.layers]}
 
     def write(self, directory):
@@ -124,66 +124,9 @@ def signoff(export, program, inputs, engines=("emu", "cycle")):
     return report
 
 
-def _bars(title, rows, value, unit):
-    """An inline SVG bar chart, one bar per layer."""
-    vals = [value(r) for r in rows]
-    top = max(vals + [1e-9])
-    w, bh = 640, 16
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="%s">'
-             % (w + 320, bh * len(rows) + 24, html.escape(title)),
-             '<text x="0" y="14" font-size="13" font-weight="bold">%s</text>' % html.escape(title)]
-    for i, (r, v) in enumerate(zip(rows, vals)):
-        y = 22 + i * bh
-        parts.append('<text x="0" y="%d" font-size="11">%s</text>' % (y + 11, html.escape(r.layer[:30])))
-        parts.append('<rect class="bar" x="200" y="%d" width="%.1f" height="%d" fill="#4a7fb5"/>'
-                     % (y + 2, w * v / top, bh - 4))
-        label = ("%d" % v) if float(v).is_integer() else ("%.1f" % v)
-        parts.append('<text x="%.1f" y="%d" font-size="10">%s %s</text>' % (205 + w * v / top, y + 11, label, unit))
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
 def _html(report):
-    status = "PASS" if report.ok else "FAIL"
-    first = report.first_difference()
-    rows = []
-    for r in report.layers:
-        diff = "" if r.first_diff is None else html.escape(json.dumps(r.first_diff))
-        rows.append("<tr class=\"%s\"><td>%s</td><td>%s</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</td>"
-                    "<td>%s</td><td>%s</td></tr>" % (
-                        "ok" if r.ok else "bad", html.escape(r.engine), html.escape(r.layer), r.elements, r.equal,
-                        r.saturations, r.overflows, r.cycles or "-",
-                        "%.1f%%" % (100 * r.mac_utilization) if r.cycles and r.macs else "-", diff))
-    cycle_rows = [r for r in report.layers if r.cycles]
-    charts = []
-    if cycle_rows:
-        charts.append(_bars("Cycles per layer (cycle model)", cycle_rows, lambda r: r.cycles, "cycles"))
-        charts.append(_bars("MAC utilization per layer (cycle model)", cycle_rows,
-                            lambda r: 100 * r.mac_utilization, "%"))
-    first_engine = [r for r in report.layers if r.engine == report.engines[0]]
-    charts.append(_bars("Saturations per layer", first_engine, lambda r: r.saturations, ""))
-    summary = ("every layer equal on %s" % ", ".join(report.engines) if first is None else
-               "first difference in layer %s on %s" % (first.layer, first.engine))
-    return """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>dlasim sign-off: %(status)s</title>
-<style>
-body { font-family: sans-serif; margin: 2em; }
-h1 .PASS { color: #1a7f37; } h1 .FAIL { color: #cf222e; }
-table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
-td:nth-child(2), td:nth-child(1), th:nth-child(2), th:nth-child(1) { text-align: left; } tr.bad { background: #ffebe9; }
-</style></head><body>
-<h1>dlasim sign-off: <span id="status" class="%(status)s">%(status)s</span></h1>
-<p id="summary">%(summary)s</p>
-<p>program <code>%(program)s</code>, export <code>%(export)s</code>; layers compared against the export's integer replay.</p>
-<table id="layers"><thead><tr><th>engine</th><th>layer</th><th>elements</th><th>equal</th><th>saturations</th>
-<th>overflows</th><th>cycles</th><th>MAC util</th><th>first difference</th></tr></thead>
-<tbody>
-%(rows)s
-</tbody></table>
-%(charts)s
-</body></html>
-""" % {"status": status, "summary": html.escape(summary), "program": html.escape(report.program),
-       "export": html.escape(report.export), "rows": "\n".join(rows), "charts": "\n".join(charts)}
+    """The report page: the one renderer `dla signoff --out` uses too (in the op library)."""
+    return torch.ops.dla.signoff_html(json.dumps(report.to_json()))
 
 
 __all__ = ["signoff", "SignoffReport", "LayerResult"]

@@ -362,7 +362,7 @@ void write_tensor(const std::string& path, const HostTensor& t) {
   write_file_atomically(path, serialize(descr_for(t.dtype), t.shape, t.values), ".npy file");
 }
 
-HostTensor read_tensor(const std::string& path, const TensorDesc& desc) {
+HostTensor read_tensor(const std::string& path, const TensorDesc& desc, bool batches) {
   const std::string who = "input '" + desc.name + "' (" + path + ")";
   Array a;
   try {
@@ -375,8 +375,15 @@ HostTensor read_tensor(const std::string& path, const TensorDesc& desc) {
     throw Error(who + ": expected dtype " + describe_descr(want) + " for a " +
                 std::string(dtype_info(desc.dtype).name) + " tensor, got " + describe_descr(a.descr));
   }
-  if (a.shape != desc.shape) {
-    throw Error(who + ": expected shape " + shape_string(desc.shape) + ", got " + shape_string(a.shape));
+  const bool stacked = batches && !desc.shape.empty() && desc.shape[0] > 0 && a.shape.size() == desc.shape.size() &&
+                       std::equal(a.shape.begin() + 1, a.shape.end(), desc.shape.begin() + 1) && a.shape[0] > 0 &&
+                       a.shape[0] % desc.shape[0] == 0;
+  if (a.shape != desc.shape && !stacked) {
+    std::string also;
+    if (batches && !desc.shape.empty()) {
+      also = " (or a multiple of the program's batch " + std::to_string(desc.shape[0]) + " in the leading dimension)";
+    }
+    throw Error(who + ": expected shape " + shape_string(desc.shape) + also + ", got " + shape_string(a.shape));
   }
   const auto info = dtype_info(desc.dtype);
   for (std::size_t i = 0; i < a.values.size(); ++i) {
@@ -389,7 +396,7 @@ HostTensor read_tensor(const std::string& path, const TensorDesc& desc) {
   HostTensor t;
   t.dtype = desc.dtype;
   t.frac = desc.frac;
-  t.shape = desc.shape;
+  t.shape = a.shape;
   t.values = std::move(a.values);
   return t;
 }

@@ -18,8 +18,9 @@ BatchRunner::BatchRunner(const Program& program, const HwConfig& hw, const Devic
   }
 }
 
-std::vector<TensorMap> BatchRunner::run(const std::vector<TensorMap>& batch) {
+std::vector<TensorMap> BatchRunner::run(const std::vector<TensorMap>& batch, std::vector<RunStats>* stats) {
   std::vector<TensorMap> results(batch.size());
+  if (stats != nullptr) stats->assign(batch.size(), RunStats{});
   std::vector<std::exception_ptr> errors(batch.size());
   const unsigned workers = std::min<std::size_t>(devices_.size(), batch.size()) > 0
                                ? static_cast<unsigned>(std::min<std::size_t>(devices_.size(), batch.size()))
@@ -36,6 +37,7 @@ std::vector<TensorMap> BatchRunner::run(const std::vector<TensorMap>& batch) {
         for (const auto& t : program_.tensors) {
           if (t.role == TensorRole::kOutput) results[i][t.name] = device.output(t.name);
         }
+        if (stats != nullptr) (*stats)[i] = device.stats();
       } catch (...) {
         errors[i] = std::current_exception();
       }

@@ -60,7 +60,9 @@ void write_tensor(const std::string& path, const HostTensor& t);
 /// Reads a file as the program tensor `desc`: the file's type must be descr_for(desc.dtype)
 /// (or '<i8'), its shape desc.shape and every value in the range of desc.dtype. The
 /// result has desc's dtype and frac. Errors name the tensor, the file, what was expected
-/// and what was found.
-HostTensor read_tensor(const std::string& path, const TensorDesc& desc);
+/// and what was found. With `batches`, the leading dimension may also be any positive
+/// multiple of desc's (several of the program's batches stacked); the result has the
+/// file's shape.
+HostTensor read_tensor(const std::string& path, const TensorDesc& desc, bool batches = false);
 
 }  // namespace dla::npy

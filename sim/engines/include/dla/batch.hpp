@@ -26,8 +26,9 @@ class BatchRunner {
   /// Runs the program once per input set and returns every output tensor, in batch order.
   /// With several threads each device runs its images on one host thread; with one, the
   /// device may split large instructions over every core. The first failing image (in
-  /// batch order) is reported as Error("image N: ...").
-  std::vector<TensorMap> run(const std::vector<TensorMap>& batch);
+  /// batch order) is reported as Error("image N: ..."). With `stats`, it receives each
+  /// image's statistics, in batch order.
+  std::vector<TensorMap> run(const std::vector<TensorMap>& batch, std::vector<RunStats>* stats = nullptr);
 
   unsigned threads() const { return static_cast<unsigned>(devices_.size()); }
   /// The device that ran the last image of the last run() on one thread (its stats).

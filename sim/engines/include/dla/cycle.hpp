@@ -78,6 +78,23 @@ struct UnitReport {
   std::uint64_t stalled() const;
 };
 
+/// The unit an instruction occupied while it executed (SYNC and END: the fetch unit's
+/// barrier, zero cycles long).
+enum class ExecUnit : std::uint8_t { kBarrier = 0, kLoad, kMac, kRequant, kVector, kStore };
+inline constexpr int kNumExecUnits = 6;
+/// "barrier", "load", "mac", "requant", "vector", "store".
+std::string_view exec_unit_name(ExecUnit u);
+
+/// When one instruction executed: [start, end) in cycles, after its tokens were popped and
+/// before its pushes (a DMA's span includes the cycles it lost to the other channel).
+/// Instructions on one queue never overlap.
+struct InsnTiming {
+  std::uint32_t index = 0;  ///< the instruction's index in the program
+  ExecUnit unit = ExecUnit::kBarrier;
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+};
+
 /// Timing of one layer (debug record): its instructions span [start, end).
 struct LayerReport {
   std::string name;
@@ -131,12 +148,24 @@ struct CycleReport {
   std::uint64_t acc_overflows = 0;
   std::uint64_t saturations = 0;
   std::vector<LayerReport> layers;  ///< one per debug record, in record order
+  /// Every instruction that executed, in program order (not part of to_json: the Chrome
+  /// trace below is its file form).
+  std::vector<InsnTiming> timeline;
 };
 
 /// JSON of a report (nlohmann's to_json hook).
 void to_json(nlohmann::json& j, const CycleReport& r);
 /// A readable table: summary, units with their stall reasons, layers.
 std::string report_table(const CycleReport& r);
+
+/// The run as a Chrome trace-event JSON document (loadable by ui.perfetto.dev and
+/// chrome://tracing): one track (thread) per unit of ExecUnit, each instruction a complete
+/// ("X") slice named by its disassembly with its index, layer and cycles in args, and the
+/// layers as slices on tracks of their own ("layers", plus "layers 2", ... where layer
+/// spans overlap, since slices on one track must nest). Timestamps and durations are in
+/// cycles: the viewer's "us" reads as cycles; otherData holds clock_mhz and the run's cycles.
+/// `program` is the program of the run the report describes.
+std::string chrome_trace(const CycleReport& report, const Program& program);
 
 /// What --trace records: value changes of every unit (state, instruction, DRAM activity)
 /// as a VCD file, limited to the cycles [window_begin, window_end) or, when `layer` is

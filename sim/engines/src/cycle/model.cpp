@@ -77,7 +77,7 @@ Sig state_sig(int q) { return q == 0 ? Sig::kLoadState : q == 1 ? Sig::kComputeS
 Sig insn_sig(int q) { return q == 0 ? Sig::kLoadInsn : q == 1 ? Sig::kComputeInsn : Sig::kStoreInsn; }
 
 /// The unit an instruction kept busy.
-enum class Unit : std::uint8_t { kNone, kLoad, kMac, kRequant, kVector, kStore };
+using Unit = ExecUnit;
 
 struct InsnRecord {
   std::uint64_t start = 0;  ///< execution start (SYNC / END: when the barrier passed)
@@ -85,7 +85,7 @@ struct InsnRecord {
   std::uint64_t busy = 0;   ///< the unit's cycles (DMA: without contention)
   double mac_ideal = 0;
   Counters c;
-  Unit unit = Unit::kNone;
+  Unit unit = Unit::kBarrier;
   bool ran = false;
 };
 
@@ -764,7 +764,9 @@ void CycleModel::summarize(const Run& run) {
   rep.dram_transfers = run.transfers;
   rep.dram_busy_cycles = run.dram_busy;
   rep.dram_latency_cycles = run.latency_cycles;
-  for (const InsnRecord& r : run.insns) {
+  for (std::size_t i = 0; i < run.insns.size(); ++i) {
+    const InsnRecord& r = run.insns[i];
+    if (r.ran) rep.timeline.push_back({static_cast<std::uint32_t>(i), r.unit, r.start, r.end});
     if (r.unit == Unit::kMac) rep.mac_busy += r.busy;
     if (r.unit == Unit::kRequant) rep.requant_busy += r.busy;
     if (r.unit == Unit::kVector) rep.vector_busy += r.busy;
@@ -797,7 +799,7 @@ void CycleModel::summarize(const Run& run) {
         case Unit::kVector: lr.vector_busy += r.busy; break;
         case Unit::kLoad: lr.load_busy += r.busy; break;
         case Unit::kStore: lr.store_busy += r.busy; break;
-        case Unit::kNone: break;
+        case Unit::kBarrier: break;
       }
     }
     if (start == kU64Max) start = end = 0;
