@@ -13,7 +13,9 @@ add_dependencies(test_cycle_cli dla)
 dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler)
 # One suite over every engine: the same programs, one reference.
 dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler)
+# The rtl engine, in builds with the RTL: a row of the suite above, and its own checks.
 if(TARGET dla_rtl)
   target_link_libraries(test_engines PRIVATE dla::rtl)
   target_compile_definitions(test_engines PRIVATE DLA_HAVE_RTL=1)
+  dla_add_gtest(test_rtl_engine SOURCES cycle/test_rtl_engine.cpp LIBS dla::rtl dla::compiler)
 endif()
