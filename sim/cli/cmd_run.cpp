@@ -98,7 +98,7 @@ int cmd_run(const Args& args) {
   positional.add("program", 1);
   const auto vm = parse_command(
       args,
-      "dla run [--engine emu|cycle] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
+      "dla run [--engine NAME] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
       "[--config FILE | --preset NAME] [--stats json|text] [--report table|json|none] [--trace FILE.vcd "
       "[--trace-window START:END | --trace-layer NAME]]",
       "Runs a program. The hardware config is the one embedded in the program unless --config or --preset "
