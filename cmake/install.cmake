@@ -22,7 +22,9 @@ install(DIRECTORY
     ${PROJECT_SOURCE_DIR}/sim/engines/include/
     ${PROJECT_SOURCE_DIR}/sim/cli/include/
     ${PROJECT_SOURCE_DIR}/compiler_backend/include/
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  # The rtl engine is in the installed dla tool, not in the exported libraries.
+  PATTERN "rtl.hpp" EXCLUDE)
 install(TARGETS dla RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 set(_dla_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/dlasim)

@@ -20,6 +20,9 @@
 #include "dla/program.hpp"
 #include "dla/qat/host_segments.hpp"
 #include "dla/qat/hw_options.hpp"
+#ifdef DLA_HAVE_RTL
+#include "dla/rtl.hpp"
+#endif
 
 namespace dla::qat {
 namespace {
@@ -27,7 +30,12 @@ namespace {
 std::unique_ptr<sim::Device> make_engine(const std::string& engine, const HwConfig& hw) {
   if (engine == "emu") return sim::make_emulator(hw);
   if (engine == "cycle") return sim::make_cycle_model(hw);
+#ifdef DLA_HAVE_RTL
+  if (engine == "rtl") return sim::make_rtl_engine(hw);
+  TORCH_CHECK(false, "dla.Device: unknown engine '", engine, "' (available: emu, cycle, rtl)");
+#else
   TORCH_CHECK(false, "dla.Device: unknown engine '", engine, "' (available: emu, cycle)");
+#endif
 }
 
 /// Runs `fn`, turning dlasim's user errors into Python RuntimeErrors with the same text.

@@ -110,6 +110,14 @@ void emit_hw_config(SvPackage& pkg, const dla::HwConfig& cfg) {
       pkg.param_bit(name, v.get<bool>(), text);
     } else if (doc.kind == "int") {
       pkg.param(name, v.get<std::int64_t>(), text);
+      // The field's range, for logic that serves every value a config may take (the
+      // requantizer's acc_bits input is ACC_BITS_MAX wide).
+      long long lo = 0, hi = 0;
+      if (std::sscanf(doc.range.c_str(), "[%lld, %lld]", &lo, &hi) != 2) {
+        throw dla::ConfigError("dla_sv_pkg: cannot read the range '" + doc.range + "' of field " + doc.name);
+      }
+      pkg.param(name + "_MIN", lo);
+      pkg.param(name + "_MAX", hi);
     } else if (doc.name == "rounding_mode") {
       pkg.param(name, static_cast<int>(cfg.rounding_mode), v.get<std::string>() + ": " + doc.doc);
     } else if (doc.name == "overflow_policy") {

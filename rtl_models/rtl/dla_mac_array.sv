@@ -25,8 +25,6 @@ module dla_mac_array
   output logic valid_o,
   output logic [COLS*dla_core_pkg::ACC_WORD_BITS-1:0] psum_o
 );
-  localparam int PROD_W = 24;
-
   // The PE implements these throughputs; a config asking for others is not this RTL.
   if (dla_pkg::A8W4_SPEEDUP != 2 || dla_pkg::A4W4_SPEEDUP != 4 || dla_pkg::A16W8_PASSES != 2) begin : g_unsupported_config
     $error("dla_mac_array implements a8w4_speedup 2, a4w4_speedup 4, a16w8_passes 2");
@@ -34,20 +32,17 @@ module dla_mac_array
 
   logic [COLS*dla_core_pkg::ACC_WORD_BITS-1:0] sum;
 
-  for (genvar c = 0; c < COLS; c++) begin : g_col
-    logic signed [PROD_W-1:0] prod [ROWS];
-    for (genvar r = 0; r < ROWS; r++) begin : g_row
-      dla_mac_pe #(.PROD_W(PROD_W)) u_pe (
-        .mode_i, .act_unsigned_i, .hi_pass_i,
-        .act_i(act_i[r*dla_core_pkg::PE_ACT_W +: dla_core_pkg::PE_ACT_W]),
-        .wgt_i(wgt_i[(r*COLS + c)*dla_core_pkg::PE_WGT_W +: dla_core_pkg::PE_WGT_W]),
-        .prod_o(prod[r])
-      );
-    end
-    always_comb begin
+  // Procedural loops over the PEs (not generate loops): see dla_mac_pe_pkg.
+  always_comb begin
+    for (int c = 0; c < COLS; c++) begin
       logic signed [dla_core_pkg::ACC_WORD_BITS-1:0] s;
       s = psum_i[c*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS];
-      for (int r = 0; r < ROWS; r++) s = s + dla_core_pkg::ACC_WORD_BITS'(prod[r]);
+      for (int r = 0; r < ROWS; r++) begin
+        s = s + dla_core_pkg::ACC_WORD_BITS'(dla_mac_pe_pkg::pe_prod(
+                  mode_i, act_unsigned_i, hi_pass_i,
+                  act_i[r*dla_core_pkg::PE_ACT_W +: dla_core_pkg::PE_ACT_W],
+                  wgt_i[(r*COLS + c)*dla_core_pkg::PE_WGT_W +: dla_core_pkg::PE_WGT_W]));
+      end
       sum[c*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS] = s;
     end
   end

@@ -5,11 +5,14 @@
 // One register stage: inputs of a beat with valid_i appear on the outputs the next cycle,
 // and the overflow and saturation counters add that beat's enabled lanes. The compute
 // controller feeds the shift of each lane's channel from the PARAM record and the
-// rounding mode and overflow policy from the hardware config.
+// accumulator width, rounding mode and overflow policy from the hardware config.
+// acc_bits is an input (a configuration register), not a parameter: one requantizer
+// serves every acc_bits up to ACC_W, the widest the hardware config allows, so a core
+// built once runs programs for any acc_bits.
 module dla_requant
 #(
   parameter int LANES = dla_pkg::REQUANT_LANES,
-  parameter int ACC_W = dla_pkg::ACC_BITS
+  parameter int ACC_W = dla_pkg::ACC_BITS_MAX  // the widest acc_bits a config may ask for
 ) (
   input  logic clk_i,
   input  logic rst_ni,
@@ -20,6 +23,7 @@ module dla_requant
   input  logic [dla_pkg::DTYPE_CODE_W-1:0] out_type_i,
   input  logic signed [dla_core_pkg::VALUE_W-1:0] clip_lo_i,
   input  logic signed [dla_core_pkg::VALUE_W-1:0] clip_hi_i,
+  input  logic [5:0] acc_bits_i,  // in [2, ACC_W] (6 bits: ACC_WORD_BITS - acc_bits below too)
   input  logic [dla_pkg::ROUND_MODE_CODE_W-1:0] mode_i,
   input  logic [dla_pkg::OVERFLOW_POLICY_CODE_W-1:0] policy_i,
   output logic valid_o,
@@ -43,16 +47,27 @@ module dla_requant
   logic [LANES*dla_core_pkg::VALUE_W-1:0] y;
   logic [LANES-1:0] sat, ovf;
 
+  // The acc_bits range as ACC_W-bit values, and the shift that sign-extends a word from
+  // acc_bits (WRAP): shared by every lane.
+  localparam int WORD_W = dla_core_pkg::ACC_WORD_BITS;
+  logic [5:0] ext_n;
+  logic signed [ACC_W-1:0] acc_max, acc_min;
+  assign ext_n = 6'(WORD_W) - acc_bits_i;
+  assign acc_max = ACC_W'((ACC_W + 1)'(1) << (acc_bits_i - 6'd1)) - ACC_W'(1);
+  assign acc_min = ~acc_max;
+
   for (genvar l = 0; l < LANES; l++) begin : g_lane
-    logic signed [dla_core_pkg::ACC_WORD_BITS-1:0] word;
+    logic signed [WORD_W-1:0] word, top;
     logic signed [ACC_W-1:0] fin;
     logic fits;
-    assign word = acc_i[l*dla_core_pkg::ACC_WORD_BITS +: dla_core_pkg::ACC_WORD_BITS];
+    assign word = acc_i[l*WORD_W +: WORD_W];
     // Inside the acc_bits range exactly when the bits above acc_bits - 1 all equal the sign.
-    assign fits = word[dla_core_pkg::ACC_WORD_BITS-1:ACC_W-1] == '0 || word[dla_core_pkg::ACC_WORD_BITS-1:ACC_W-1] == '1;
-    // WRAP keeps the low acc_bits (equal to the word when it fits); SATURATE_FINAL clamps.
-    assign fin = (fits || policy_i == dla_pkg::OVF_WRAP) ? word[ACC_W-1:0]
-               : (word[dla_core_pkg::ACC_WORD_BITS-1] ? {1'b1, {(ACC_W - 1){1'b0}}} : {1'b0, {(ACC_W - 1){1'b1}}});
+    assign top = word >>> (acc_bits_i - 6'd1);
+    assign fits = top == '0 || top == '1;
+    // WRAP keeps the low acc_bits, sign-extended (the word itself when it fits);
+    // SATURATE_FINAL clamps.
+    assign fin = (fits || policy_i == dla_pkg::OVF_WRAP) ? ACC_W'((word <<< ext_n) >>> ext_n)
+               : (word[WORD_W-1] ? acc_min : acc_max);
     assign ovf[l] = !fits;
 
     dla_round_clamp #(.IN_W(ACC_W)) u_round (

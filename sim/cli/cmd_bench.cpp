@@ -1,6 +1,7 @@
 // dla bench: engine throughput on a ResNet-18-shaped network, with a reference measured
 // in the same run: libtorch for the emulator, the emulator for the cycle model.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -14,6 +15,9 @@
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
 #include "dla/error.hpp"
+#ifdef DLA_HAVE_RTL
+#include "dla/rtl.hpp"
+#endif
 
 namespace po = boost::program_options;
 
@@ -90,6 +94,71 @@ int bench_cycle(const Program& program, const HostTensor& image, const HwConfig&
   return same ? 0 : 1;
 }
 
+#ifdef DLA_HAVE_RTL
+/// (a - b) / b in percent (0 when b is 0).
+double diff_percent(std::uint64_t a, std::uint64_t b) {
+  return b == 0 ? 0.0 : 100.0 * (static_cast<double>(a) - static_cast<double>(b)) / static_cast<double>(b);
+}
+
+/// `dla bench rtl`: the rtl engine's simulated cycles per second, the cycle model's speedup
+/// over it on the same program in the same process, and per layer the compute cycles the
+/// RTL took against the cycle model's formulas and the layer's cycles on both engines.
+int bench_rtl(const Program& program, const HostTensor& image, const HwConfig& hw, int repeat, unsigned threads) {
+  auto model = sim::make_cycle_model(hw);
+  model->load(program);
+  model->set_input("image", image);
+  const double cyc_s = best_run(*model, repeat, threads);
+  auto rtl = sim::make_rtl_engine(hw);
+  rtl->load(program);
+  rtl->set_input("image", image);
+  const double rtl_s = best_run(*rtl, repeat, threads);
+  const sim::CycleReport& c = model->report();
+  const sim::CycleReport& r = rtl->report();
+  const bool same = rtl->output("fc").values == model->output("fc").values;
+  std::printf("  rtl engine:  %.3f s per inference, %llu simulated cycles, core %s\n", rtl_s,
+              static_cast<unsigned long long>(r.cycles), r.rtl.core.c_str());
+  std::printf("  speed:       %.1f k simulated cycles per second (goal: 100 k); the cycle model (%.3f s, %llu cycles) "
+              "is %.1fx faster\n",
+              static_cast<double>(r.cycles) / rtl_s / 1e3, cyc_s, static_cast<unsigned long long>(c.cycles),
+              rtl_s / cyc_s);
+  std::printf("  outputs:     %s\n", same ? "identical to the cycle model's" : "DIFFER from the cycle model's");
+  std::printf("  on the RTL:  %llu compute instructions, %llu RTL cycles vs %llu by the formulas (%+.2f%%)\n",
+              static_cast<unsigned long long>(r.rtl.instructions), static_cast<unsigned long long>(r.rtl.rtl_cycles),
+              static_cast<unsigned long long>(r.rtl.rtl_model_cycles), diff_percent(r.rtl.rtl_cycles, r.rtl.rtl_model_cycles));
+  std::size_t width = 5;
+  for (const auto& l : r.layers) width = std::max(width, l.name.size());
+  const int w = static_cast<int>(width);
+  std::cout << "  " << std::left << std::setw(w) << "layer" << std::right << std::setw(12) << "RTL compute"
+            << std::setw(12) << "formulas" << std::setw(9) << "diff" << std::setw(12) << "rtl layer" << std::setw(12)
+            << "cycle layer" << std::setw(9) << "diff" << "\n";
+  double worst_compute = 0, worst_layer = 0;
+  std::string worst_compute_name = "-", worst_layer_name = "-";
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const auto& l = r.layers[i];
+    const auto& m = c.layers[i];
+    const double dc = diff_percent(l.rtl_cycles, l.rtl_model_cycles), dl = diff_percent(l.cycles, m.cycles);
+    if (std::abs(dc) > std::abs(worst_compute)) {
+      worst_compute = dc;
+      worst_compute_name = l.name;
+    }
+    if (std::abs(dl) > std::abs(worst_layer)) {
+      worst_layer = dl;
+      worst_layer_name = l.name;
+    }
+    char a[16], b[16];
+    std::snprintf(a, sizeof a, "%+.2f%%", dc);
+    std::snprintf(b, sizeof b, "%+.2f%%", dl);
+    std::cout << "  " << std::left << std::setw(w) << l.name << std::right << std::setw(12) << l.rtl_cycles
+              << std::setw(12) << l.rtl_model_cycles << std::setw(9) << a << std::setw(12) << l.cycles << std::setw(12)
+              << m.cycles << std::setw(9) << b << "\n";
+  }
+  std::cout.flush();
+  std::printf("  worst per-layer difference (goal: 2%%): compute %+.2f%% (%s), whole layer %+.2f%% (%s)\n",
+              worst_compute, worst_compute_name.c_str(), worst_layer, worst_layer_name.c_str());
+  return same ? 0 : 1;
+}
+#endif
+
 /// Images per second on a batch spread over `threads` emulators (dla/batch.hpp), against
 /// libtorch's convolutions on the same batch at the same thread count.
 void bench_batch(const Program& program, const HostTensor& image, const HwConfig& hw, std::vector<ConvShape> convs,
@@ -113,7 +182,7 @@ void bench_batch(const Program& program, const HostTensor& image, const HwConfig
 int cmd_bench(const Args& args) {
   po::options_description options("bench options");
   options.add_options()
-      ("engine", po::value<std::string>()->default_value("emu"), "engine to measure: emu or cycle")
+      ("engine", po::value<std::string>()->default_value("emu"), "engine to measure: emu, cycle or rtl")
       ("size", po::value<std::int64_t>()->default_value(224), "input height and width of the ResNet-18 graph")
       ("preset", po::value<std::string>()->default_value("default"), "hardware config preset")
       ("repeat", po::value<int>()->default_value(3), "runs per engine; the best is reported")
@@ -124,16 +193,23 @@ int cmd_bench(const Args& args) {
        "host threads for every side of the comparison (0: one per core); emu also reports 1 thread");
   po::positional_options_description positional;
   positional.add("engine", 1);
-  const auto vm = parse_command(args, "dla bench [emu|cycle] [--size N] [--preset NAME] [--repeat R] [--threads T] [--batch N]",
+  const auto vm = parse_command(args, "dla bench [emu|cycle|rtl] [--size N] [--preset NAME] [--repeat R] [--threads T] [--batch N]",
                                 "Compiles the ResNet-18-shaped int8 graph (20 convolutions and 8 adds), runs it on "
                                 "the engine and prints, measured in the same run: for emu its GMAC/s and the ratio "
                                 "to libtorch's own quantized convolutions on the same layers; for cycle its simulated "
                                 "cycles per second, its slowdown against the emulator and the MAC utilization of "
-                                "every layer.",
+                                "every layer; for rtl its simulated cycles per second, the cycle model's speedup over "
+                                "it and per layer the RTL's compute cycles against the cycle model's formulas.",
                                 options, positional);
   if (!vm) return 0;
   const std::string engine = (*vm)["engine"].as<std::string>();
+#ifdef DLA_HAVE_RTL
+  if (engine != "emu" && engine != "cycle" && engine != "rtl") {
+    throw Error("bench: unknown engine '" + engine + "' (emu, cycle, rtl)");
+  }
+#else
   if (engine != "emu" && engine != "cycle") throw Error("bench: unknown engine '" + engine + "' (emu, cycle)");
+#endif
   const std::int64_t size = (*vm)["size"].as<std::int64_t>();
   const int repeat = (*vm)["repeat"].as<int>();
   if (size < 32 || size > 1024) throw Error("--size must be in [32, 1024]");
@@ -159,6 +235,9 @@ int cmd_bench(const Args& args) {
   std::mt19937 rng(1);
   for (std::uint64_t i = 0; i < image.num_elements(); ++i) image.values.push_back(static_cast<std::int32_t>(rng() % 256));
   if (engine == "cycle") return bench_cycle(program, image, hw, repeat, threads);
+#ifdef DLA_HAVE_RTL
+  if (engine == "rtl") return bench_rtl(program, image, hw, repeat, threads);
+#endif
   auto device = sim::make_emulator(hw);
   device->load(program);
   device->set_input("image", image);

@@ -104,7 +104,7 @@ int cmd_run(const Args& args) {
   positional.add("program", 1);
   const auto vm = parse_command(
       args,
-      "dla run [--engine emu|cycle] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
+      "dla run [--engine NAME] PROGRAM.dlab --input NAME=FILE.npy ... --output-dir DIR [--dump-layers] "
       "[--config FILE | --preset NAME] [--stats json|text] [--report table|json|none] [--trace FILE.vcd "
       "[--trace-window START:END | --trace-layer NAME] | --trace FILE.json]",
       "Runs a program (a .dlab, or the segmented program of a model with float parts: its device segments on "

@@ -13,6 +13,9 @@
 #include "dla/cycle.hpp"
 #include "dla/error.hpp"
 #include "dla/npy.hpp"
+#ifdef DLA_HAVE_RTL
+#include "dla/rtl.hpp"
+#endif
 
 namespace po = boost::program_options;
 
@@ -20,9 +23,15 @@ namespace dla::cli {
 namespace {
 
 std::unique_ptr<sim::Device> make_cycle(const HwConfig& config) { return sim::make_cycle_model(config); }
+#ifdef DLA_HAVE_RTL
+std::unique_ptr<sim::Device> make_rtl(const HwConfig& config) { return sim::make_rtl_engine(config); }
+#endif
 constexpr Engine kEngines[] = {
     {"emu", sim::make_emulator, false},
     {"cycle", make_cycle, true},
+#ifdef DLA_HAVE_RTL
+    {"rtl", make_rtl, true},
+#endif
 };
 
 std::string shape_text(const std::vector<std::uint64_t>& shape) {

@@ -20,6 +20,12 @@ using dla::testing::slurp;
 
 namespace {
 
+#ifdef DLA_HAVE_RTL
+const std::string kRtlRow = ", rtl";
+#else
+const std::string kRtlRow;
+#endif
+
 class DlaRunCycle : public dla::testing::ScratchDirTest {
  protected:
   DlaRunCycle() : ScratchDirTest("cycle_cli") {}
@@ -104,7 +110,7 @@ TEST_F(DlaRunCycle, BadTimingOptionsAreOneLineErrors) {
   expect_user_error(run_dla(run_args("cycle", "o") + " --trace " + path("t.vcd") + " --trace-layer nope"),
                     "--trace layer 'nope' is not a layer of the program (layers: conv1)");
   expect_user_error(run_dla(run_args("cycle", "o") + " --report json --stats text"), "cannot share stdout");
-  expect_user_error(run_dla(run_args("warp", "o")), "unknown engine 'warp' (available: emu, cycle)");
+  expect_user_error(run_dla(run_args("warp", "o")), "unknown engine 'warp' (available: emu, cycle" + kRtlRow + ")");
 }
 
 TEST(DlaBenchCycle, PrintsCyclesPerSecondSlowdownAndUtilization) {
@@ -114,5 +120,46 @@ TEST(DlaBenchCycle, PrintsCyclesPerSecondSlowdownAndUtilization) {
                         "MAC util", "layer4.1.conv2", "fc"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   }
-  expect_user_error(run_dla("bench warp"), "bench: unknown engine 'warp' (emu, cycle)");
+  expect_user_error(run_dla("bench warp"), "bench: unknown engine 'warp' (emu, cycle" + kRtlRow + ")");
 }
+
+#ifdef DLA_HAVE_RTL
+TEST_F(DlaRunCycle, RtlWritesTheEmulatorsFilesAndReportsWhatRanOnTheRtl) {
+  const auto emu = run_dla(run_args("emu", "emu") + " --dump-layers");
+  ASSERT_EQ(emu.code, 0) << emu.out;
+  const auto rtl = run_dla(run_args("rtl", "rtl") + " --dump-layers");
+  ASSERT_EQ(rtl.code, 0) << rtl.out;
+  EXPECT_EQ(slurp(path("emu/out.npy")), slurp(path("rtl/out.npy")));
+  EXPECT_EQ(slurp(path("emu/layers/conv1.npy")), slurp(path("rtl/layers/conv1.npy")));
+  for (const char* s : {" on rtl", "RTL core default (MAC 16x16", "checked in lockstep against the shared semantics",
+                        "not on the RTL (shared semantics, formula timing): none", "RTL cycles", "conv1"}) {
+    EXPECT_NE(rtl.out.find(s), std::string::npos) << s << "\n" << rtl.out;
+  }
+  const auto json = run_dla(run_args("rtl", "json") + " --report json");
+  ASSERT_EQ(json.code, 0) << json.out;
+  const auto doc = nlohmann::json::parse(json.out);
+  EXPECT_GT(doc.at("report").at("rtl").at("instructions").get<int>(), 0) << json.out;
+  EXPECT_TRUE(doc.at("report").at("layers").at(0).contains("rtl_cycles")) << json.out;
+}
+
+TEST_F(DlaRunCycle, RtlRefusesAConfigNoCoreWasBuiltFor) {
+  HwConfig cfg = HwConfig::preset("default");
+  cfg.mac_cols = 8;
+  std::mt19937_64 g(5);
+  const emu_test::ConvCase c = emu_test::make_conv_program(cfg, emu_test::ConvSpec{}, g);
+  const std::string prog = path("narrow.dlab");
+  dla::write_program_file(prog, c.program);
+  expect_user_error(run_dla("run " + prog + " --engine rtl --input image=" + input_ + " --output-dir " + path("n")),
+                    "no RTL core for this hardware config (MAC 16x8");
+  EXPECT_EQ(run_dla("run " + prog + " --engine cycle --input image=" + input_ + " --output-dir " + path("c")).code, 0);
+}
+
+TEST(DlaBenchRtl, PrintsCyclesPerSecondSpeedupAndPerLayerDifferences) {
+  const auto r = run_dla("bench rtl --size 32 --repeat 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* s : {"k simulated cycles per second", "the cycle model", "identical to the cycle model's",
+                        "RTL compute", "worst per-layer difference", "layer4.1.conv2"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+}
+#endif

@@ -17,3 +17,10 @@ dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::c
 dla_add_gtest(test_chrome_trace SOURCES cycle/test_chrome_trace.cpp LIBS dla::isa dla::npy)
 target_compile_definitions(test_chrome_trace PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
 add_dependencies(test_chrome_trace dla)
+# The rtl engine, in builds with the RTL: a row of the suite above, and its own checks.
+if(TARGET dla_rtl)
+  target_link_libraries(test_engines PRIVATE dla::rtl)
+  target_compile_definitions(test_engines PRIVATE DLA_HAVE_RTL=1)
+  dla_add_gtest(test_rtl_engine SOURCES cycle/test_rtl_engine.cpp LIBS dla::rtl dla::compiler)
+  target_compile_definitions(test_cycle_cli PRIVATE DLA_HAVE_RTL=1)
+endif()

@@ -160,7 +160,7 @@ TEST_F(DlaRun, BadInputsAreOneLineErrors) {
 
 TEST_F(DlaRun, BadOptionsAndBrokenProgramsAreOneLineErrors) {
   const std::string ok = "run " + prog_ + " -i image=" + input_ + " -o " + path("out");
-  expect_user_error(run_dla(ok + " --engine warp"), "unknown engine 'warp' (available: emu, cycle)");
+  expect_user_error(run_dla(ok + " --engine warp"), "unknown engine 'warp' (available: emu, cycle");
   expect_user_error(run_dla(ok + " --stats xml"), "--stats takes 'json' or 'text', not 'xml'");
   expect_user_error(run_dla("run -i image=" + input_ + " -o " + path("out")), "program");
   expect_user_error(run_dla("run " + prog_ + " -i image=" + input_), "output-dir");

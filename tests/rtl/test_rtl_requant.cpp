@@ -35,8 +35,9 @@ struct Beat {
   std::vector<bool> enabled;
 };
 
-/// A requantizer model and the acc_bits it was built for: Vdla_requant with the preset's
-/// acc_bits, Vdla_requant_narrow with DLA_RTL_TB_NARROW_ACC_BITS (rtl_models/CMakeLists.txt).
+/// A requantizer model and the acc_bits it runs at (its acc_bits_i input): Vdla_requant is
+/// built for the widest acc_bits (ACC_BITS_MAX) and runs any; Vdla_requant_narrow is built
+/// with ACC_W = DLA_RTL_TB_NARROW_ACC_BITS (rtl_models/CMakeLists.txt).
 template <class Model>
 class RequantBench {
  public:
@@ -55,6 +56,7 @@ class RequantBench {
     dut_->out_type_i = static_cast<std::uint8_t>(b.type);
     dut_->mode_i = static_cast<std::uint8_t>(b.mode);
     dut_->policy_i = static_cast<std::uint8_t>(b.policy);
+    dut_->acc_bits_i = static_cast<std::uint8_t>(acc_bits_);
     dut_->clip_lo_i = static_cast<std::uint32_t>(b.clip_lo);
     dut_->clip_hi_i = static_cast<std::uint32_t>(b.clip_hi);
     for (int l = 0; l < lanes_; ++l) {
@@ -193,6 +195,15 @@ TEST(RtlRequant, SweepsTiesInEveryModeAndType) {
 TEST(RtlRequant, FinalizesAtTheAccumulatorBoundsUnderBothPolicies) {
   RequantBench<Vdla_requant> bench(preset_acc_bits());
   accumulator_bounds(bench);
+}
+TEST(RtlRequant, FinalizesAtEveryAccBitsOfTheConfigAtRunTime) {
+  // acc_bits is an input: the one model finalizes at 8 (the config's minimum), 16 and 24.
+  for (const int acc_bits : {8, 16, 24}) {
+    SCOPED_TRACE("acc_bits " + std::to_string(acc_bits));
+    RequantBench<Vdla_requant> bench(acc_bits);
+    accumulator_bounds(bench);
+    random_and_edge_inputs(bench);
+  }
 }
 TEST(RtlRequantNarrowAcc, MatchesTheContractOnRandomAndEdgeInputs) {
   RequantBench<Vdla_requant_narrow> bench(DLA_RTL_TB_NARROW_ACC_BITS);

@@ -4,11 +4,13 @@
     logits = dev.run(images)               # a batch [N, ...]: the program runs image by image
     reals = dlasim.to_reals(logits, dev.frac("fc"))
 
-`engine` is "emu" (the functional emulator) or "cycle" (the SystemC cycle model; same
-integers, plus cycles). A segmented program (a model with float parts, from `dla compile`)
-runs its device segments on the engine and its float parts on the host, in the op library;
-its float inputs are given as floats, its float outputs come back as float32 tensors, and
-floats for an integer input are quantized by the host plan exactly as the model does. Inputs are given positionally in the program's input order or by
+`engine` is "emu" (the functional emulator), "cycle" (the SystemC cycle model; same
+integers, plus cycles) or, in builds with the RTL, "rtl" (the cycle model with MAC,
+REQUANT and VADD on the Verilated RTL). A segmented program (a model with float parts, from
+`dla compile`) runs its device segments on the engine and its float parts on the host, in
+the op library; its float inputs are given as floats, its float outputs come back as
+float32 tensors, and floats for an integer input are quantized by the host plan exactly as
+the model does. Inputs are given positionally in the program's input order or by
 name. Integer tensors are taken as the integers; float tensors are quantized to the
 input's type and frac with the hardware's rounding, and, when the export the program was
 compiled from is given, with the input's clip too, exactly as the prepared model and

@@ -1,6 +1,6 @@
 """Sign-off (README.md main job): export -> compiler graph file -> `dla compile` ->
-`dla run --engine emu`; the emulator's outputs equal the export's integer replay, which
-equals the prepared model's eval forward, bit for bit. The dla tool comes from $DLA_TOOL
+`dla run --engine emu` (and `--engine rtl` in builds with the RTL); the outputs equal the
+export's integer replay, which equals the prepared model's eval forward, bit for bit. The dla tool comes from $DLA_TOOL
 (set by ctest) or build/{ci,dev}/sim/dla; a missing tool fails the test."""
 
 import os
@@ -30,6 +30,9 @@ def _tool():
 DLA = _tool()
 if DLA is None:
     raise RuntimeError("the dla tool is not built: set DLA_TOOL or build the ci/dev preset")
+# The rtl engine, in builds with the RTL (its name is in `dla run --help`'s engine list).
+ENGINES = ["emu"] + (["rtl"] if "emu, cycle, rtl" in subprocess.run([DLA, "run", "--help"], capture_output=True,
+                                                                       text=True).stdout else [])
 NP = {"u8": np.uint8, "i8": np.int8, "i16": np.int16, "u4": np.uint8, "i4": np.int8}
 
 CASES = {
@@ -63,13 +66,16 @@ def test_emulator_runs_the_export_bit_exactly(name, plan, tmp_path):
     ex = dlasim.load_export(path)
     replay = dlasim.integer_forward(ex, x, return_all=True)
     np.save(tmp_path / "x.npy", replay["x"].numpy().astype(NP[ex.node("x")["dtype"]]))
-    r = run("run", str(tmp_path / "net.dlab"), "--engine", "emu", "--input", "x=%s" % (tmp_path / "x.npy"),
-            "--output-dir", str(tmp_path / "out"))
-    assert r.returncode == 0, r.stderr
     with torch.no_grad():
         ys = prepared(x)
     ys = ys if isinstance(ys, tuple) else (ys,)
-    for o, y in zip(ex.graph["outputs"], ys):
-        got = np.load(tmp_path / "out" / ("%s.npy" % o)).astype(np.int64)
-        np.testing.assert_array_equal(got, replay[o].numpy(), err_msg=o)
-        np.testing.assert_array_equal(got, dlasim.to_integers(y, ex.node(o)["frac"]).numpy(), err_msg=o)
+    for engine in ENGINES:
+        out = tmp_path / ("out_" + engine)
+        r = run("run", str(tmp_path / "net.dlab"), "--engine", engine, "--input", "x=%s" % (tmp_path / "x.npy"),
+                "--output-dir", str(out))
+        assert r.returncode == 0, engine + ": " + r.stderr
+        for o, y in zip(ex.graph["outputs"], ys):
+            got = np.load(out / ("%s.npy" % o)).astype(np.int64)
+            np.testing.assert_array_equal(got, replay[o].numpy(), err_msg=engine + " " + o)
+            np.testing.assert_array_equal(got, dlasim.to_integers(y, ex.node(o)["frac"]).numpy(),
+                                          err_msg=engine + " " + o)

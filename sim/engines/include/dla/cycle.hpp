@@ -42,6 +42,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -116,6 +117,22 @@ struct LayerReport {
   std::uint64_t acc_overflows = 0;
   std::uint64_t saturations = 0;
   std::string bound;  ///< the unit with the most busy cycles: "compute", "load" or "store"
+  /// The rtl engine: cycles of the layer's compute instructions that ran on the RTL core,
+  /// as the core took them and as the cycle model's formulas (timing.cpp) give them.
+  std::uint64_t rtl_cycles = 0;
+  std::uint64_t rtl_model_cycles = 0;
+};
+
+/// The rtl engine's compute core in a run (empty core: the cycle model's formulas).
+struct RtlCoreReport {
+  std::string core;  ///< the RTL build that ran ("default": MAC 16x16, ...)
+  std::uint64_t instructions = 0;  ///< compute instructions that ran on the core
+  /// Compute instructions the core does not implement, by mnemonic: they ran through the
+  /// shared semantics (perform()) with the formulas' timing.
+  std::vector<std::pair<std::string, std::uint64_t>> fallbacks;
+  std::uint64_t rtl_cycles = 0;        ///< the core's cycles over those instructions
+  std::uint64_t rtl_model_cycles = 0;  ///< the formulas' cycles over the same instructions
+  std::uint64_t lockstep_checks = 0;   ///< instructions compared with perform() on a shadow state
 };
 
 /// What a cycle-model run reports (after run()).
@@ -151,6 +168,7 @@ struct CycleReport {
   /// Every instruction that executed, in program order (not part of to_json: the Chrome
   /// trace below is its file form).
   std::vector<InsnTiming> timeline;
+  RtlCoreReport rtl;  ///< the rtl engine only
 };
 
 /// JSON of a report (nlohmann's to_json hook).

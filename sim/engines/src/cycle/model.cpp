@@ -27,9 +27,11 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <systemc>
@@ -43,6 +45,7 @@
 #include "dla/cycle.hpp"
 #include "dla/semantics.hpp"
 #include "dla/tensor.hpp"
+#include "compute_unit.hpp"
 #include "sc_context.hpp"
 #include "timing.hpp"
 #include "vcd.hpp"
@@ -87,6 +90,8 @@ struct InsnRecord {
   Counters c;
   Unit unit = Unit::kBarrier;
   bool ran = false;
+  bool on_core = false;             ///< ran on the run's ComputeUnit (the rtl engine's core)
+  std::uint64_t model_cycles = 0;   ///< compute: the formulas' cycles (timing.hpp)
 };
 
 /// Everything one run needs and measures; outlives the SystemC modules.
@@ -99,6 +104,7 @@ struct Run {
   detail::RaceDetector* races = nullptr;
   std::array<std::vector<std::uint32_t>, kQueues>* insn_of_event = nullptr;
   std::uint64_t period_ps = 1000;
+  cycle::ComputeUnit* compute = nullptr;  ///< null: formulas and perform()
 
   cycle::VcdRecorder* trace = nullptr;
   std::uint32_t trace_begin = 0, trace_end = 0;  ///< the traced layer's instructions
@@ -440,7 +446,8 @@ void Core::run_queue(int q) {
       if (run_.host->may_race(a)) run_.races->access(a, q, self, clock, i);
     }
     if (!execute(q, i, described, rec)) return;
-    const Effects fx = perform(insn, *run_.state, i, described, run_.exec);
+    const Effects fx = rec.on_core ? run_.compute->commit(insn, i, described, run_.now())
+                                   : perform(insn, *run_.state, i, described, run_.exec);
     rec.c = {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes};
     rec.end = run_.now();
     rec.ran = true;
@@ -502,6 +509,13 @@ bool Core::execute(int q, std::uint32_t i, const Effects& fx, InsnRecord& rec) {
     rec.unit = Unit::kVector;
   }
   cycles = std::max<std::uint64_t>(cycles, 1);
+  rec.model_cycles = cycles;
+  if (run_.compute != nullptr) {
+    if (const auto core = run_.compute->start(insn, i, fx, run_.now())) {
+      rec.on_core = true;
+      cycles = std::max<std::uint64_t>(*core, 1);
+    }
+  }
   run_.set(Sig::kComputeState, UnitState::kBusy);
   run_.set(busy_sig, 1);
   run_.set(run_.now() + cycles, busy_sig, 0);
@@ -588,9 +602,12 @@ std::string Core::deadlock_message(std::uint32_t* first) const {
 
 class CycleModel final : public CycleDevice {
  public:
-  explicit CycleModel(const HwConfig& config) : config_(config), host_(config_) { config_.validate(); }
+  explicit CycleModel(const HwConfig& config, cycle::ComputeUnitFactory compute = {}, std::string name = "cycle")
+      : config_(config), host_(config_), compute_(std::move(compute)), name_(std::move(name)) {
+    config_.validate();
+  }
 
-  std::string name() const override { return "cycle"; }
+  std::string name() const override { return name_; }
   const HwConfig& config() const override { return config_; }
   void load(const Program& program) override;
   void set_input(const std::string& name, const HostTensor& tensor) override { host_.set_input(name, tensor); }
@@ -617,6 +634,9 @@ class CycleModel final : public CycleDevice {
   TraceOptions trace_;
   detail::RaceDetector races_;
   std::array<std::vector<std::uint32_t>, kQueues> insn_of_event_;
+  cycle::ComputeUnitFactory compute_;
+  std::string name_;
+  std::unique_ptr<cycle::ComputeUnit> unit_;  ///< the last run's
 };
 
 void CycleModel::load(const Program& p) {
@@ -679,6 +699,11 @@ void CycleModel::run(const RunOptions& options) {
   }
   for (auto& v : insn_of_event_) v.clear();
   races_.reset(host_.state(), &prog().instructions, &insn_of_event_);
+  unit_.reset();
+  if (compute_) {
+    unit_ = compute_(config_);
+    run.compute = unit_.get();
+  }
 
   try {
     simulate(run);
@@ -707,6 +732,7 @@ void CycleModel::simulate(Run& run) {
   std::thread kernel([&] {
     try {
       cycle::ScContext context;
+      if (run.compute != nullptr) run.compute->begin_run(*run.prog, *run.state);
       Core core("dla", run);
       sc_core::sc_start();
       if (!core.finished() && !core.error()) {
@@ -818,13 +844,32 @@ void CycleModel::summarize(const Run& run) {
                : lr.load_busy >= lr.store_busy                     ? "load"
                                                                    : "store";
     if (lr.cycles == 0) lr.bound = "-";
+    for (std::uint32_t i = d.insn_begin; i < d.insn_end; ++i) {
+      const InsnRecord& r = run.insns[i];
+      if (!r.on_core) continue;
+      lr.rtl_cycles += r.busy;
+      lr.rtl_model_cycles += r.model_cycles;
+    }
     s.layers.push_back(ls);
     rep.layers.push_back(lr);
+  }
+  if (unit_ != nullptr) {
+    for (const InsnRecord& r : run.insns) {
+      if (!r.on_core) continue;
+      rep.rtl.rtl_cycles += r.busy;
+      rep.rtl.rtl_model_cycles += r.model_cycles;
+    }
+    unit_->summarize(rep);
   }
 }
 
 }  // namespace
 
 std::unique_ptr<CycleDevice> make_cycle_model(const HwConfig& config) { return std::make_unique<CycleModel>(config); }
+
+std::unique_ptr<CycleDevice> cycle::make_cycle_model(const HwConfig& config, ComputeUnitFactory factory,
+                                                     std::string name) {
+  return std::make_unique<CycleModel>(config, std::move(factory), std::move(name));
+}
 
 }  // namespace dla::sim

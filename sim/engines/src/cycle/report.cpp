@@ -67,6 +67,10 @@ void to_json(nlohmann::json& j, const CycleReport& r) {
                       {"acc_overflows", l.acc_overflows},
                       {"saturations", l.saturations},
                       {"bound", l.bound}});
+    if (!r.rtl.core.empty()) {
+      layers.back()["rtl_cycles"] = l.rtl_cycles;
+      layers.back()["rtl_model_cycles"] = l.rtl_model_cycles;
+    }
   }
   j = {{"cycles", r.cycles},
        {"clock_mhz", r.clock_mhz},
@@ -91,6 +95,16 @@ void to_json(nlohmann::json& j, const CycleReport& r) {
        {"acc_overflows", r.acc_overflows},
        {"saturations", r.saturations},
        {"layers", layers}};
+  if (!r.rtl.core.empty()) {
+    nlohmann::json fallbacks = nlohmann::json::object();
+    for (const auto& [mnemonic, n] : r.rtl.fallbacks) fallbacks[mnemonic] = n;
+    j["rtl"] = {{"core", r.rtl.core},
+                {"instructions", r.rtl.instructions},
+                {"fallbacks", fallbacks},
+                {"rtl_cycles", r.rtl.rtl_cycles},
+                {"model_cycles", r.rtl.rtl_model_cycles},
+                {"lockstep_checks", r.rtl.lockstep_checks}};
+  }
 }
 
 namespace {
@@ -103,6 +117,14 @@ std::string percent(double x) {
 
 std::string share(std::uint64_t part, std::uint64_t whole) {
   return percent(whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole));
+}
+
+/// (a - b) / b as "+1.2%"; "-" when b is 0.
+std::string signed_percent(std::uint64_t a, std::uint64_t b) {
+  if (b == 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f%%", 100.0 * (static_cast<double>(a) - static_cast<double>(b)) / static_cast<double>(b));
+  return buf;
 }
 
 }  // namespace
@@ -120,7 +142,21 @@ std::string report_table(const CycleReport& r) {
     << r.dram_bus_read_bytes + r.dram_bus_write_bytes << " on the bus in whole bursts, " << r.dram_transfers
     << " transfers), bus busy " << r.dram_busy_cycles << " cycles, utilization " << percent(r.dram_utilization)
     << "\n";
-  o << "accumulator overflows: " << r.acc_overflows << ", saturations: " << r.saturations << "\n\n";
+  o << "accumulator overflows: " << r.acc_overflows << ", saturations: " << r.saturations << "\n";
+  if (!r.rtl.core.empty()) {
+    o << "RTL core " << r.rtl.core << ": " << r.rtl.instructions << " compute instructions ran on the RTL ("
+      << r.rtl.lockstep_checks << " checked in lockstep against the shared semantics), " << r.rtl.rtl_cycles
+      << " RTL cycles vs " << r.rtl.rtl_model_cycles << " by the cycle model's formulas ("
+      << signed_percent(r.rtl.rtl_cycles, r.rtl.rtl_model_cycles) << ")\n";
+    o << "not on the RTL (shared semantics, formula timing): ";
+    bool any = false;
+    for (const auto& [mnemonic, n] : r.rtl.fallbacks) {
+      o << (any ? ", " : "") << mnemonic << " x" << n;
+      any = true;
+    }
+    o << (any ? "" : "none") << "\n";
+  }
+  o << "\n";
 
   o << std::left << std::setw(9) << "unit" << std::right << std::setw(8) << "insns" << std::setw(12) << "busy"
     << std::setw(8) << "" << std::setw(12) << "stalled" << std::setw(8) << "" << std::setw(12) << "idle"
@@ -146,12 +182,21 @@ std::string report_table(const CycleReport& r) {
   o << std::left << std::setw(w) << "layer" << std::right << std::setw(12) << "cycles" << std::setw(13) << "MACs"
     << std::setw(9) << "MAC util" << std::setw(11) << "MAC busy" << std::setw(11) << "load busy" << std::setw(12)
     << "store busy" << std::setw(12) << "DRAM read" << std::setw(13) << "DRAM written" << std::setw(10) << "overflows"
-    << std::setw(12) << "saturations" << "  bound\n";
+    << std::setw(12) << "saturations" << "  bound";
+  if (!r.rtl.core.empty()) o << std::setw(14) << "RTL cycles" << std::setw(12) << "model" << std::setw(9) << "diff";
+  o << "\n";
   for (const auto& l : r.layers) {
     o << std::left << std::setw(w) << l.name << std::right << std::setw(12) << l.cycles << std::setw(13) << l.macs
       << std::setw(9) << percent(l.mac_utilization) << std::setw(11) << l.mac_busy << std::setw(11) << l.load_busy
       << std::setw(12) << l.store_busy << std::setw(12) << l.dram_read_bytes << std::setw(13) << l.dram_write_bytes
-      << std::setw(10) << l.acc_overflows << std::setw(12) << l.saturations << "  " << l.bound << "\n";
+      << std::setw(10) << l.acc_overflows << std::setw(12) << l.saturations << "  ";
+    if (r.rtl.core.empty()) {
+      o << l.bound;
+    } else {
+      o << std::left << std::setw(7) << l.bound << std::right << std::setw(12) << l.rtl_cycles << std::setw(12) << l.rtl_model_cycles << std::setw(9)
+        << signed_percent(l.rtl_cycles, l.rtl_model_cycles);
+    }
+    o << "\n";
   }
   return o.str();
 }

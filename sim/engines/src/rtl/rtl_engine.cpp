@@ -1,0 +1,618 @@
+// The rtl engine (dla/rtl.hpp): the cycle model with a ComputeUnit that runs MAC, REQUANT
+// and VADD on the Verilated cores of rtl_models/, checked in lockstep against perform().
+//
+// The sequencer (this file) walks an instruction's loops and drives the blocks one beat
+// per clock:
+//   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
+//            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
+//            PE lane), and each a16w8 pass, the weight lanes are set once and every output
+//            pixel is one beat; the partial sums of a pixel go through the array's psum_i
+//            and come back on psum_o (the accumulator SRAM's read-modify-write).
+//            Depthwise: channel c on row c, weights on the diagonal, a8w4 / a4w4 pack 2 / 4
+//            kernel positions per lane. Beats: the cycle model's formula without the
+//            pipeline fill (timing.hpp).
+//   REQUANT  requant_lanes consecutive accumulators per beat, each with its channel's shift.
+//   VADD     vector_lanes elements per beat.
+// The blocks have one register stage: a beat's result appears after its clock edge.
+#include <verilated.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../cycle/compute_unit.hpp"
+#include "../pack.hpp"
+#include "dla/mac_modes.hpp"
+#include "dla/param_records.hpp"
+#include "dla/rtl.hpp"
+#include "ports.hpp"
+
+// The Verilated cores, one set per preset of DLA_RTL_ENGINE_PRESETS (rtl_models/CMakeLists.txt).
+#include "dla_rtl_cores_headers.inc"
+
+namespace dla::sim {
+namespace {
+
+constexpr int kAccWordBits = 48;  // dla_core_pkg::ACC_WORD_BITS
+constexpr int kPeLaneBits = 16;   // dla_core_pkg::PE_ACT_W, PE_WGT_W
+constexpr int kValueBits = 32;    // dla_core_pkg::VALUE_W
+constexpr int kShiftBits = 8;     // dla_core_pkg::SHIFT_W
+constexpr int kVecInBits = 16;    // dla_core_pkg::VEC_IN_W
+/// Cycles a block may take beyond its one register stage before the engine calls it hung.
+constexpr std::uint64_t kHangMargin = 8;
+
+std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+
+/// A Verilated block with its clock and asynchronous reset.
+template <class M>
+class Clocked {
+ public:
+  explicit Clocked(VerilatedContext* ctx) : m_(std::make_unique<M>(ctx, "core")) {
+    m_->clk_i = 0;
+    m_->valid_i = 0;
+    m_->rst_ni = 1;
+    m_->eval();
+    m_->rst_ni = 0;
+    m_->eval();
+    m_->rst_ni = 1;
+    m_->eval();
+  }
+  M* operator->() { return m_.get(); }
+  /// One clock: the rising edge (registers take the beat), then the falling edge.
+  void tick() {
+    m_->clk_i = 1;
+    m_->eval();
+    m_->clk_i = 0;
+    m_->eval();
+    ++cycles_;
+  }
+  std::uint64_t cycles() const { return cycles_; }
+  /// Issues one beat (valid_i unless `drop`) and waits for its valid_o; false when none
+  /// came within kHangMargin cycles.
+  bool beat(bool drop) {
+    m_->valid_i = drop ? 0 : 1;
+    tick();
+    m_->valid_i = 0;
+    for (std::uint64_t waited = 0; !m_->valid_o; ++waited) {
+      if (waited == kHangMargin) return false;
+      tick();
+    }
+    return true;
+  }
+
+ private:
+  std::unique_ptr<M> m_;
+  std::uint64_t cycles_ = 0;
+};
+
+/// What a core run produced (held until commit).
+struct CoreResult {
+  bool completed = true;        ///< false: the core hung at beat `hung_beat`
+  std::uint64_t hung_beat = 0;
+  std::uint64_t beats = 0;      ///< beats the instruction needs
+  std::uint64_t cycles = 0;     ///< clocks the core took
+  std::vector<std::int64_t> acc;   ///< MAC: the ACC words of the tile
+  std::vector<std::int32_t> values;  ///< REQUANT / VADD: the output elements
+  std::uint64_t overflows = 0;
+  std::uint64_t saturations = 0;
+};
+
+/// The MAC operands, unpacked from the SRAM by the sequencer.
+struct MacJob {
+  const isa::Mac* insn = nullptr;
+  isa::MacMode mode = isa::MacMode::A8W8;
+  std::int64_t in_h = 0, in_w = 0;
+  int speedup = 1, passes = 1;
+  int act_bits = 8, wgt_bits = 8;  ///< width of one slot in a PE lane
+  std::vector<std::int32_t> act;   ///< [in_h][in_w][in_c]
+  std::vector<std::int32_t> wgt;   ///< [out_c][kh][kw][in_c] or [out_c][kh][kw]
+};
+
+struct RequantJob {
+  const isa::Requant* insn = nullptr;
+  const std::int64_t* acc = nullptr;
+  const std::int8_t* shifts = nullptr;
+  isa::RequantRecord clips;
+  HwConfig hw;
+};
+
+struct VAddJob {
+  const isa::VAdd* insn = nullptr;
+  std::vector<std::int32_t> a, b;
+  isa::AddRecord rec;
+  HwConfig hw;
+};
+
+/// The three blocks of one preset's core.
+class Core {
+ public:
+  virtual ~Core() = default;
+  virtual CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) = 0;
+  virtual CoreResult requant(const RequantJob& job, bool drop) = 0;
+  virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
+};
+
+template <class Mac, class Rq, class Va>
+class CoreOf final : public Core {
+ public:
+  explicit CoreOf(const HwConfig& hw)
+      : hw_(hw), ctx_(std::make_unique<VerilatedContext>()), mac_(ctx_.get()), rq_(ctx_.get()), va_(ctx_.get()) {}
+
+  CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) override {
+    const isa::Mac& in = *job.insn;
+    const auto rows = static_cast<int>(hw_.mac_rows), cols = static_cast<int>(hw_.mac_cols);
+    const std::int64_t pixels = in.out_h * in.out_w, oc_n = in.out_c, ic_n = in.in_c;
+    const std::int64_t kk = in.kernel_h * in.kernel_w;
+    const bool dw = in.depthwise != 0;
+    mac_->mode_i = static_cast<std::uint8_t>(job.mode);
+    mac_->act_unsigned_i = in.act_unsigned ? 1 : 0;
+    CoreResult r;
+    const std::uint64_t start = mac_.cycles();
+    // Per pixel: the activation offset of the kernel's top-left element.
+    std::vector<std::int64_t> origin(static_cast<std::size_t>(pixels));
+    for (std::int64_t p = 0; p < pixels; ++p) {
+      const std::int64_t oh = p / in.out_w, ow = p % in.out_w;
+      origin[static_cast<std::size_t>(p)] = (oh * in.stride_h * job.in_w + ow * in.stride_w) * ic_n;
+    }
+    auto act_at = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) -> std::int32_t {
+      const std::int64_t kh = kpos / in.kernel_w, kw = kpos % in.kernel_w;
+      const std::int64_t off = (kh * in.dilation * job.in_w + kw * in.dilation) * ic_n + ic;
+      return job.act[static_cast<std::size_t>(origin[static_cast<std::size_t>(p)] + off)];
+    };
+    // Runs every pixel through the array with the weight lanes as set; `lane_of` maps
+    // (row, slot) to the (kernel position, input channel) it carries, or kpos < 0.
+    const int s = job.speedup;
+    auto stream = [&](std::int64_t oc0, int out_cols, auto&& lane_of) -> bool {
+      for (int pass = 0; pass < job.passes; ++pass) {
+        mac_->hi_pass_i = pass != 0 ? 1 : 0;
+        for (std::int64_t p = 0; p < pixels; ++p) {
+          for (int row = 0; row < rows; ++row) {
+            std::uint64_t lane = 0;
+            for (int j = 0; j < s; ++j) {
+              std::int64_t kpos = -1, ic = 0;
+              lane_of(row, j, &kpos, &ic);
+              if (kpos < 0) continue;
+              const std::uint64_t mask = (std::uint64_t{1} << job.act_bits) - 1;
+              lane |= (static_cast<std::uint64_t>(act_at(p, kpos, ic)) & mask) << (j * job.act_bits);
+            }
+            rtl::put_field(mac_->act_i, row * kPeLaneBits, kPeLaneBits, lane);
+          }
+          std::int64_t* psum = acc.data() + p * oc_n + oc0;
+          for (int c = 0; c < cols; ++c) {
+            rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits,
+                           c < out_cols ? static_cast<std::uint64_t>(psum[c]) : 0);
+          }
+          const bool dropped = drop && r.beats == 0;
+          ++r.beats;
+          if (!mac_.beat(dropped)) return false;
+          for (int c = 0; c < out_cols; ++c) psum[c] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
+        }
+      }
+      return true;
+    };
+    auto set_wgt = [&](int row, int col, std::uint64_t lane) {
+      rtl::put_field(mac_->wgt_i, (row * cols + col) * kPeLaneBits, kPeLaneBits, lane);
+    };
+    const std::uint64_t wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
+    bool ok = true;
+    if (!dw) {
+      const std::int64_t chunk = static_cast<std::int64_t>(rows) * s;
+      for (std::int64_t oc0 = 0; ok && oc0 < oc_n; oc0 += cols) {
+        const int out_cols = static_cast<int>(std::min<std::int64_t>(cols, oc_n - oc0));
+        for (std::int64_t kpos = 0; ok && kpos < kk; ++kpos) {
+          for (std::int64_t ic0 = 0; ok && ic0 < ic_n; ic0 += chunk) {
+            for (int row = 0; row < rows; ++row)
+              for (int col = 0; col < cols; ++col) {
+                std::uint64_t lane = 0;
+                for (int j = 0; j < s; ++j) {
+                  const std::int64_t ic = ic0 + row * s + j, oc = oc0 + col;
+                  if (ic >= ic_n || col >= out_cols) continue;
+                  const auto w = job.wgt[static_cast<std::size_t>((oc * kk + kpos) * ic_n + ic)];
+                  lane |= (static_cast<std::uint64_t>(w) & wmask) << (j * job.wgt_bits);
+                }
+                set_wgt(row, col, lane);
+              }
+            ok = stream(oc0, out_cols, [&](int row, int j, std::int64_t* kp, std::int64_t* ic) {
+              const std::int64_t c = ic0 + row * s + j;
+              if (c < ic_n) {
+                *kp = kpos;
+                *ic = c;
+              }
+            });
+          }
+        }
+      }
+    } else {
+      // Channel c of a block on row c and column c: the diagonal.
+      const int block = std::min(rows, cols);
+      for (std::int64_t c0 = 0; ok && c0 < oc_n; c0 += block) {
+        const int n = static_cast<int>(std::min<std::int64_t>(block, oc_n - c0));
+        for (std::int64_t k0 = 0; ok && k0 < kk; k0 += s) {
+          for (int row = 0; row < rows; ++row)
+            for (int col = 0; col < cols; ++col) {
+              std::uint64_t lane = 0;
+              for (int j = 0; row == col && row < n && j < s; ++j) {
+                const std::int64_t kpos = k0 + j;
+                if (kpos >= kk) continue;
+                const auto w = job.wgt[static_cast<std::size_t>((c0 + row) * kk + kpos)];
+                lane |= (static_cast<std::uint64_t>(w) & wmask) << (j * job.wgt_bits);
+              }
+              set_wgt(row, col, lane);
+            }
+          ok = stream(c0, n, [&](int row, int j, std::int64_t* kp, std::int64_t* ic) {
+            if (row < n && k0 + j < kk) {
+              *kp = k0 + j;
+              *ic = c0 + row;
+            }
+          });
+        }
+      }
+    }
+    r.completed = ok;
+    r.hung_beat = r.beats;
+    r.cycles = mac_.cycles() - start;
+    r.acc = std::move(acc);
+    return r;
+  }
+
+  CoreResult requant(const RequantJob& job, bool drop) override {
+    const isa::Requant& in = *job.insn;
+    const auto lanes = static_cast<int>(hw_.requant_lanes);
+    const std::uint64_t n = u(in.pixels) * u(in.channels);
+    rq_->out_type_i = static_cast<std::uint8_t>(in.out_type);
+    rq_->clip_lo_i = static_cast<std::uint32_t>(job.clips.clip_lo);
+    rq_->clip_hi_i = static_cast<std::uint32_t>(job.clips.clip_hi);
+    rq_->mode_i = static_cast<std::uint8_t>(job.hw.rounding_mode);
+    rq_->policy_i = static_cast<std::uint8_t>(job.hw.overflow_policy);
+    rq_->acc_bits_i = static_cast<std::uint8_t>(job.hw.acc_bits);
+    const std::uint32_t sat0 = rq_->sat_count_o, ovf0 = rq_->ovf_count_o;
+    CoreResult r;
+    r.values.resize(n);
+    const std::uint64_t start = rq_.cycles();
+    for (std::uint64_t e0 = 0; e0 < n; e0 += u(lanes)) {
+      for (int l = 0; l < lanes; ++l) {
+        const std::uint64_t e = e0 + u(l);
+        const bool en = e < n;
+        rtl::put_field(rq_->acc_i, l * kAccWordBits, kAccWordBits, en ? static_cast<std::uint64_t>(job.acc[e]) : 0);
+        rtl::put_field(rq_->shift_i, l * kShiftBits, kShiftBits,
+                       en ? static_cast<std::uint64_t>(job.shifts[e % u(in.channels)]) : 0);
+        rtl::put_field(rq_->lane_en_i, l, 1, en ? 1 : 0);
+      }
+      ++r.beats;
+      if (!rq_.beat(drop && e0 == 0)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int l = 0; l < lanes && e0 + u(l) < n; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(rq_->y_o, l * kValueBits, kValueBits));
+      }
+    }
+    r.cycles = rq_.cycles() - start;
+    r.saturations = static_cast<std::uint32_t>(rq_->sat_count_o - sat0);
+    r.overflows = static_cast<std::uint32_t>(rq_->ovf_count_o - ovf0);
+    return r;
+  }
+
+  CoreResult vadd(const VAddJob& job, bool drop) override {
+    const isa::VAdd& in = *job.insn;
+    const auto lanes = static_cast<int>(hw_.vector_lanes);
+    const std::uint64_t n = u(in.count);
+    va_->shift_a_i = static_cast<std::uint8_t>(job.rec.shift_a);
+    va_->shift_b_i = static_cast<std::uint8_t>(job.rec.shift_b);
+    va_->shift_y_i = static_cast<std::uint8_t>(job.rec.shift_y);
+    va_->y_type_i = static_cast<std::uint8_t>(in.y_type);
+    va_->clip_lo_i = static_cast<std::uint32_t>(job.rec.clip_lo);
+    va_->clip_hi_i = static_cast<std::uint32_t>(job.rec.clip_hi);
+    va_->mode_i = static_cast<std::uint8_t>(job.hw.rounding_mode);
+    const std::uint32_t sat0 = va_->sat_count_o;
+    CoreResult r;
+    r.values.resize(n);
+    const std::uint64_t start = va_.cycles();
+    for (std::uint64_t e0 = 0; e0 < n; e0 += u(lanes)) {
+      for (int l = 0; l < lanes; ++l) {
+        const std::uint64_t e = e0 + u(l);
+        const bool en = e < n;
+        rtl::put_field(va_->a_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.a[e]) : 0);
+        rtl::put_field(va_->b_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.b[e]) : 0);
+        rtl::put_field(va_->lane_en_i, l, 1, en ? 1 : 0);
+      }
+      ++r.beats;
+      if (!va_.beat(drop && e0 == 0)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int l = 0; l < lanes && e0 + u(l) < n; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(va_->y_o, l * kValueBits, kValueBits));
+      }
+    }
+    r.cycles = va_.cycles() - start;
+    r.saturations = static_cast<std::uint32_t>(va_->sat_count_o - sat0);
+    return r;
+  }
+
+ private:
+  HwConfig hw_;
+  std::unique_ptr<VerilatedContext> ctx_;
+  Clocked<Mac> mac_;
+  Clocked<Rq> rq_;
+  Clocked<Va> va_;
+};
+
+// ---------------------------------------------------------------------------
+// The built cores
+// ---------------------------------------------------------------------------
+
+struct CoreEntry {
+  const char* preset;
+  std::unique_ptr<Core> (*make)(const HwConfig& hw);
+};
+
+template <class Mac, class Rq, class Va>
+std::unique_ptr<Core> make_core(const HwConfig& hw) {
+  return std::make_unique<CoreOf<Mac, Rq, Va>>(hw);
+}
+
+#define DLA_RTL_CORE(p) {#p, &make_core<Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd>},
+const CoreEntry kCores[] = {
+#include "dla_rtl_cores.inc"
+};
+#undef DLA_RTL_CORE
+
+/// The config fields the RTL is generated with (the rest are inputs of the core or the
+/// cycle model's).
+bool same_core(const HwConfig& a, const HwConfig& b) {
+  return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
+         a.vector_lanes == b.vector_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
+         a.a16w8_passes == b.a16w8_passes;
+}
+
+std::string core_text(const HwConfig& c) {
+  return "MAC " + std::to_string(c.mac_rows) + "x" + std::to_string(c.mac_cols) + ", " +
+         std::to_string(c.requant_lanes) + " requant lanes, " + std::to_string(c.vector_lanes) + " vector lanes, a4w4_speedup " +
+         std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
+         std::to_string(c.a16w8_passes);
+}
+
+const CoreEntry& core_for(const HwConfig& hw) {
+  for (const CoreEntry& e : kCores) {
+    if (same_core(HwConfig::preset(e.preset), hw)) return e;
+  }
+  std::string built;
+  for (const CoreEntry& e : kCores) {
+    built += std::string(built.empty() ? "" : "; ") + e.preset + " (" + core_text(HwConfig::preset(e.preset)) + ")";
+  }
+  throw Error("the rtl engine has no RTL core for this hardware config (" + core_text(hw) + "); cores built: " + built +
+              ". Build another by adding its preset to the CMake cache variable DLA_RTL_ENGINE_PRESETS "
+              "(cmake -DDLA_RTL_ENGINE_PRESETS='small;default;large' ...) and rebuilding");
+}
+
+// ---------------------------------------------------------------------------
+// The compute unit: sequencing, shadow state, lockstep
+// ---------------------------------------------------------------------------
+
+void copy_region(const MachineState& from, MachineState& to, const Region& r) {
+  for (std::uint64_t row = 0; row < r.rows; ++row) {
+    const std::uint64_t at = r.base + row * r.stride;
+    switch (r.space) {
+      case Space::kAct: std::copy_n(from.act.begin() + static_cast<std::ptrdiff_t>(at), r.row_len, to.act.begin() + static_cast<std::ptrdiff_t>(at)); break;
+      case Space::kWgt: std::copy_n(from.wgt.begin() + static_cast<std::ptrdiff_t>(at), r.row_len, to.wgt.begin() + static_cast<std::ptrdiff_t>(at)); break;
+      case Space::kParam: std::copy_n(from.param.begin() + static_cast<std::ptrdiff_t>(at), r.row_len, to.param.begin() + static_cast<std::ptrdiff_t>(at)); break;
+      case Space::kAcc: std::copy_n(from.acc.begin() + static_cast<std::ptrdiff_t>(at), r.row_len, to.acc.begin() + static_cast<std::ptrdiff_t>(at)); break;
+      case Space::kDram: break;  // compute instructions do not touch DRAM
+    }
+  }
+}
+
+class RtlUnit final : public cycle::ComputeUnit {
+ public:
+  RtlUnit(const HwConfig& hw, const RtlOptions& options)
+      : hw_(hw), options_(options), entry_(core_for(hw)) {}
+
+  void begin_run(const Program& program, MachineState& state) override {
+    prog_ = &program;
+    state_ = &state;
+    shadow_ = MachineState(hw_, 0);
+    core_ = entry_.make(hw_);  // on the simulation's thread, which drives it
+  }
+
+  std::optional<std::uint64_t> start(const isa::Instruction& insn, std::uint32_t index, const Effects& fx,
+                                     std::uint64_t now) override {
+    const bool mac = std::holds_alternative<isa::Mac>(insn);
+    const bool rq = std::holds_alternative<isa::Requant>(insn);
+    const bool vadd = std::holds_alternative<isa::VAdd>(insn);
+    if (!mac && !rq && !vadd) {
+      ++fallbacks_[std::string(isa::info_of(insn).mnemonic)];
+      return std::nullopt;
+    }
+    // The contract first, on the shadow: the same errors as every engine for bad records.
+    for (const Access& a : fx) copy_region(*state_, shadow_, a.region);
+    expected_ = perform(insn, shadow_, index, fx, ExecOptions{1, ExecOptions{}.parallel_min_macs});
+    const bool drop = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
+    if (mac) {
+      result_ = run_mac(std::get<isa::Mac>(insn), drop);
+    } else if (rq) {
+      result_ = run_requant(std::get<isa::Requant>(insn), drop);
+    } else {
+      result_ = run_vadd(std::get<isa::VAdd>(insn), drop);
+    }
+    if (!result_.completed) {
+      throw ExecutionError("rtl: the " + unit_name(insn) + " hung on " + isa::disassemble(insn) + layer_text(index) +
+                               ": beat " + std::to_string(result_.hung_beat) + " of " + std::to_string(result_.beats) +
+                               " got no valid result within " + std::to_string(kHangMargin) +
+                               " cycles (the block has one register stage), at cycle " +
+                               std::to_string(now + result_.cycles),
+                           index);
+    }
+    if (options_.fault.kind == RtlFault::Kind::kCorruptResult && options_.fault.instruction == index) {
+      if (!result_.acc.empty()) result_.acc[0] += 1;
+      if (!result_.values.empty()) result_.values[0] ^= 1;
+    }
+    ++on_rtl_;
+    return result_.cycles;
+  }
+
+  Effects commit(const isa::Instruction& insn, std::uint32_t index, const Effects& fx, std::uint64_t now) override {
+    MachineState& m = *state_;
+    if (const auto* mac = std::get_if<isa::Mac>(&insn)) {
+      std::copy(result_.acc.begin(), result_.acc.end(), m.acc.begin() + mac->acc_addr);
+    } else if (const auto* rq = std::get_if<isa::Requant>(&insn)) {
+      detail::pack(m.act.data() + rq->act_addr, static_cast<DType>(rq->out_type), result_.values.size(), result_.values.data());
+    } else {
+      const auto& va = std::get<isa::VAdd>(insn);
+      detail::pack(m.act.data() + va.y_addr, static_cast<DType>(va.y_type), result_.values.size(), result_.values.data());
+    }
+    ++checks_;
+    for (const Access& a : fx) {
+      if (a.kind == AccessKind::kWrite) compare(insn, index, a.region, now);
+    }
+    Effects out = fx;
+    out.acc_overflows = result_.overflows;
+    out.saturations = result_.saturations;
+    if (out.acc_overflows != expected_.acc_overflows || out.saturations != expected_.saturations) {
+      throw ExecutionError(mismatch_head(insn, index, now) + ": the RTL counted " + std::to_string(out.acc_overflows) +
+                               " accumulator overflows and " + std::to_string(out.saturations) +
+                               " saturations, the shared semantics " + std::to_string(expected_.acc_overflows) +
+                               " and " + std::to_string(expected_.saturations),
+                           index);
+    }
+    return out;
+  }
+
+  void summarize(CycleReport& report) const override {
+    report.rtl.core = std::string(entry_.preset) + " (" + core_text(hw_) + ")";
+    report.rtl.instructions = on_rtl_;
+    report.rtl.lockstep_checks = checks_;
+    report.rtl.fallbacks.assign(fallbacks_.begin(), fallbacks_.end());
+  }
+
+ private:
+  CoreResult run_mac(const isa::Mac& in, bool drop) {
+    MacJob job;
+    job.insn = &in;
+    job.mode = static_cast<isa::MacMode>(in.mode);
+    job.speedup = static_cast<int>(isa::mac_speedup(job.mode, hw_));
+    job.passes = static_cast<int>(isa::mac_passes(job.mode, hw_));
+    const DType at = isa::mac_act_type(job.mode, in.act_unsigned != 0), wt = isa::mac_wgt_type(job.mode);
+    job.act_bits = job.mode == isa::MacMode::A16W8 ? 16 : dtype_info(at).bits;
+    job.wgt_bits = dtype_info(wt).bits;
+    job.in_h = (in.out_h - 1) * in.stride_h + (in.kernel_h - 1) * in.dilation + 1;
+    job.in_w = (in.out_w - 1) * in.stride_w + (in.kernel_w - 1) * in.dilation + 1;
+    job.act.resize(u(job.in_h) * u(job.in_w) * u(in.in_c));
+    detail::unpack(state_->act.data() + in.act_addr, at, job.act.size(), job.act.data());
+    job.wgt.resize(u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c)));
+    detail::unpack(state_->wgt.data() + in.wgt_addr, wt, job.wgt.size(), job.wgt.data());
+    std::vector<std::int64_t> acc(u(in.out_h) * u(in.out_w) * u(in.out_c), 0);
+    if (in.accumulate) std::copy_n(state_->acc.begin() + in.acc_addr, acc.size(), acc.begin());
+    return core_->mac(job, std::move(acc), drop);
+  }
+
+  CoreResult run_requant(const isa::Requant& in, bool drop) {
+    RequantJob job;
+    job.insn = &in;
+    job.acc = state_->acc.data() + in.acc_addr;
+    const std::uint8_t* rec = state_->param.data() + in.param_addr;
+    job.clips = isa::RequantRecord::decode(rec, 0);
+    job.shifts = isa::RequantRecord::shifts_at(rec);
+    job.hw = hw_;
+    return core_->requant(job, drop);
+  }
+
+  CoreResult run_vadd(const isa::VAdd& in, bool drop) {
+    VAddJob job;
+    job.insn = &in;
+    job.rec = isa::AddRecord::decode(state_->param.data() + in.param_addr);
+    job.a.resize(u(in.count));
+    job.b.resize(u(in.count));
+    detail::unpack(state_->act.data() + in.a_addr, static_cast<DType>(in.a_type), job.a.size(), job.a.data());
+    detail::unpack(state_->act.data() + in.b_addr, static_cast<DType>(in.b_type), job.b.size(), job.b.data());
+    job.hw = hw_;
+    return core_->vadd(job, drop);
+  }
+
+  static std::string unit_name(const isa::Instruction& insn) {
+    if (std::holds_alternative<isa::Mac>(insn)) return "MAC array (dla_mac_array)";
+    if (std::holds_alternative<isa::Requant>(insn)) return "requantizer (dla_requant)";
+    return "vector unit (dla_vadd)";
+  }
+
+  std::string layer_text(std::uint32_t index) const {
+    for (const auto& d : prog_->debug) {
+      if (index >= d.insn_begin && index < d.insn_end) return " (layer '" + d.layer + "')";
+    }
+    return " (no layer)";
+  }
+
+  std::string mismatch_head(const isa::Instruction& insn, std::uint32_t index, std::uint64_t now) const {
+    return "rtl lockstep mismatch in the " + unit_name(insn) + " on " + isa::disassemble(insn) + layer_text(index) +
+           " at cycle " + std::to_string(now);
+  }
+
+  /// The first element of a written region where the RTL's state and the shadow differ.
+  void compare(const isa::Instruction& insn, std::uint32_t index, const Region& r, std::uint64_t now) const {
+    const MachineState& m = *state_;
+    for (std::uint64_t row = 0; row < r.rows; ++row) {
+      const std::uint64_t base = r.base + row * r.stride;
+      for (std::uint64_t k = 0; k < r.row_len; ++k) {
+        const std::uint64_t at = base + k;
+        if (r.space == Space::kAcc) {
+          if (m.acc[at] == shadow_.acc[at]) continue;
+          throw ExecutionError(mismatch_head(insn, index, now) + ": ACC word " + std::to_string(at) + " (element " +
+                                   std::to_string(at - r.base) + " of the tile): RTL " + std::to_string(m.acc[at]) +
+                                   ", expected " + std::to_string(shadow_.acc[at]),
+                               index);
+        }
+        if (r.space != Space::kAct || m.act[at] == shadow_.act[at]) continue;
+        // An ACT byte of the output: name the element and its value of the output type.
+        const auto type = static_cast<DType>(std::holds_alternative<isa::Requant>(insn)
+                                                 ? std::get<isa::Requant>(insn).out_type
+                                                 : std::get<isa::VAdd>(insn).y_type);
+        const std::uint64_t off = at - r.base;
+        std::uint64_t element = off;
+        if (dtype_info(type).bits == 4) element = 2 * off + (((m.act[at] ^ shadow_.act[at]) & 0x0f) != 0 ? 0 : 1);
+        const std::int64_t got = dla::load_element(m.act.data() + r.base, type, element);
+        const std::int64_t want = dla::load_element(shadow_.act.data() + r.base, type, element);
+        throw ExecutionError(mismatch_head(insn, index, now) + ": ACT byte " + std::to_string(at) + " (element " +
+                                 std::to_string(element) + " of the " + std::string(dtype_info(type).name) +
+                                 " output): RTL " + std::to_string(got) + ", expected " + std::to_string(want),
+                             index);
+      }
+    }
+  }
+
+  HwConfig hw_;
+  RtlOptions options_;
+  const CoreEntry& entry_;
+  const Program* prog_ = nullptr;
+  MachineState* state_ = nullptr;
+  MachineState shadow_;
+  std::unique_ptr<Core> core_;
+  CoreResult result_;
+  Effects expected_;
+  std::uint64_t on_rtl_ = 0;
+  std::uint64_t checks_ = 0;
+  std::map<std::string, std::uint64_t> fallbacks_;
+};
+
+}  // namespace
+
+std::vector<std::string> rtl_core_presets() {
+  std::vector<std::string> v;
+  for (const CoreEntry& e : kCores) v.emplace_back(e.preset);
+  return v;
+}
+
+std::unique_ptr<CycleDevice> make_rtl_engine(const HwConfig& config, const RtlOptions& options) {
+  config.validate();
+  core_for(config);  // refuses a config no core was built for, before any program is loaded
+  return cycle::make_cycle_model(
+      config, [options](const HwConfig& hw) { return std::make_unique<RtlUnit>(hw, options); }, "rtl");
+}
+
+}  // namespace dla::sim

@@ -1,0 +1,223 @@
+// The rtl engine's own checks (dla/rtl.hpp): its lockstep comparison and hang detection
+// through the test-only fault hook, the refusal of a config no core was built for, every
+// MAC mode on the RTL, and ResNet-18 bit-identical to the emulator. The suite over every
+// engine (test_engines.cpp) runs its rows on rtl as well.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <tuple>
+
+#include "../compiler/random_graphs.hpp"
+#include "../emu/conv_program.hpp"
+#include "dla/compiler/lower.hpp"
+#include "dla/compiler/models.hpp"
+#include "dla/mac_modes.hpp"
+#include "dla/rtl.hpp"
+
+using dla::HostTensor;
+using dla::HwConfig;
+using dla::Program;
+namespace isa = dla::isa;
+namespace sim = dla::sim;
+
+namespace {
+
+using Inputs = std::map<std::string, HostTensor>;
+
+/// Runs `p` on the rtl engine; the ExecutionError's instruction and text, or "" on success.
+std::string rtl_error(const HwConfig& hw, const Program& p, const Inputs& inputs, const sim::RtlOptions& options,
+                      std::uint32_t* at = nullptr) {
+  auto dev = sim::make_rtl_engine(hw, options);
+  dev->load(p);
+  for (const auto& [name, t] : inputs) dev->set_input(name, t);
+  try {
+    dev->run();
+  } catch (const sim::ExecutionError& e) {
+    if (at != nullptr) *at = e.instruction();
+    return e.what();
+  }
+  return "";
+}
+
+std::uint32_t first_of(const Program& p, int opclass, int funct = isa::kNoFunct) {
+  for (std::uint32_t i = 0; i < p.instructions.size(); ++i) {
+    const isa::InsnInfo& info = isa::info_of(p.instructions[i]);
+    if (info.opclass == opclass && info.funct == funct) return i;
+  }
+  ADD_FAILURE() << "no instruction of opclass " << opclass;
+  return 0;
+}
+
+struct ResNet {
+  HwConfig hw = HwConfig::preset("default");
+  Program program;
+  Inputs inputs;
+  ResNet() {
+    program = dla::compiler::compile(dla::compiler::resnet18(32), hw);
+    std::mt19937_64 rng(18);
+    inputs["image"] = emu_test::random_u8({1, 3, 32, 32}, rng, 4);
+  }
+};
+
+const ResNet& resnet() {
+  static const ResNet r;
+  return r;
+}
+
+}  // namespace
+
+TEST(RtlEngine, ResNet18IsBitIdenticalToTheEmulatorAndReportsWhatRanOnTheRtl) {
+  const ResNet& r = resnet();
+  sim::RunOptions opts;
+  opts.dump_layers = true;
+  auto emu = sim::make_emulator(r.hw);
+  auto rtl = sim::make_rtl_engine(r.hw);
+  for (sim::Device* d : {static_cast<sim::Device*>(emu.get()), static_cast<sim::Device*>(rtl.get())}) {
+    d->load(r.program);
+    d->set_input("image", r.inputs.at("image"));
+    d->run(opts);
+  }
+  EXPECT_EQ(rtl->name(), "rtl");
+  const auto a = emu->layer_dumps(), b = rtl->layer_dumps();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].tensor, b[i].tensor) << "layer " << a[i].name;
+  EXPECT_EQ(emu->stats().saturations, rtl->stats().saturations);
+
+  const sim::CycleReport& rep = rtl->report();
+  EXPECT_EQ(rep.rtl.core.rfind("default (MAC 16x16", 0), 0u) << rep.rtl.core;
+  std::uint64_t compute = 0, fallbacks = 0;
+  for (const auto& insn : r.program.instructions) compute += isa::queue_of(insn) == isa::Queue::kCompute;
+  for (const auto& [mnemonic, n] : rep.rtl.fallbacks) {
+    EXPECT_TRUE(mnemonic == "vmaxpool" || mnemonic == "vavgpool") << mnemonic;
+    fallbacks += n;
+  }
+  EXPECT_GT(rep.rtl.instructions, 0u);
+  EXPECT_EQ(rep.rtl.instructions + fallbacks, compute);
+  EXPECT_EQ(rep.rtl.lockstep_checks, rep.rtl.instructions);
+  EXPECT_GT(rep.rtl.rtl_cycles, 0u);
+  // Timing: the RTL issues the beats the cycle model's formulas count, one per clock; its
+  // blocks have one register stage where the formula adds mac_pipeline_depth per MAC. So
+  // per layer the RTL takes exactly mac_pipeline_depth fewer cycles per MAC instruction,
+  // which is within 2% of the formulas on every layer of ResNet-18 at 32x32.
+  std::uint64_t layer_rtl = 0;
+  for (std::size_t i = 0; i < rep.layers.size(); ++i) {
+    const auto& l = rep.layers[i];
+    const auto& d = r.program.debug[i];
+    std::uint64_t macs = 0;
+    for (std::uint32_t k = d.insn_begin; k < d.insn_end; ++k) macs += std::holds_alternative<isa::Mac>(r.program.instructions[k]);
+    EXPECT_EQ(l.rtl_cycles + macs * static_cast<std::uint64_t>(r.hw.mac_pipeline_depth), l.rtl_model_cycles) << l.name;
+    EXPECT_LE(static_cast<double>(l.rtl_model_cycles - l.rtl_cycles), 0.02 * static_cast<double>(l.rtl_model_cycles))
+        << l.name;
+    layer_rtl += l.rtl_cycles;
+  }
+  EXPECT_EQ(layer_rtl, rep.rtl.rtl_cycles);
+  const std::string table = sim::report_table(rep);
+  EXPECT_NE(table.find("not on the RTL (shared semantics, formula timing): vavgpool x1, vmaxpool x1"), std::string::npos)
+      << table;
+}
+
+TEST(RtlEngine, EveryMacModeRunsOnTheRtl) {
+  // Random graphs (every precision, depthwise, grouped, strided, dilated) on each preset's
+  // core: the lockstep check compares every MAC with perform(); the modes that ran are
+  // collected from the programs.
+  std::set<std::tuple<int, bool, bool>> seen;
+  for (const char* preset : {"small", "default", "large"}) {
+    for (int i = 0; i < 100; ++i) {
+      const std::uint64_t seed = 7000 + static_cast<std::uint64_t>(i) * 131;
+      dla::testing::RandomGraphBuilder gen(seed);
+      Inputs inputs;
+      const dla::compiler::Graph g = gen.graph(inputs);
+      const HwConfig hw = HwConfig::preset(preset);
+      const Program p = dla::compiler::compile(g, hw);
+      ASSERT_EQ(rtl_error(hw, p, inputs, {}), "") << preset << " seed " << seed;
+      for (const auto& insn : p.instructions) {
+        if (const auto* m = std::get_if<isa::Mac>(&insn)) seen.emplace(static_cast<int>(m->mode), m->act_unsigned != 0, m->depthwise != 0);
+      }
+    }
+  }
+  for (const isa::MacModeInfo& row : isa::kMacModes) {
+    for (const bool act_unsigned : {false, true}) {
+      if (act_unsigned && !row.has_unsigned) continue;
+      EXPECT_TRUE(seen.count({static_cast<int>(row.mode), act_unsigned, false}))
+          << row.name << (act_unsigned ? " unsigned" : " signed") << " did not run";
+    }
+    EXPECT_TRUE(seen.count({static_cast<int>(row.mode), false, true}) || seen.count({static_cast<int>(row.mode), true, true}))
+        << row.name << " depthwise did not run";
+  }
+}
+
+TEST(RtlEngine, ALockstepMismatchStopsTheRunWithOneMessage) {
+  std::mt19937_64 g(3);
+  const HwConfig hw = HwConfig::preset("default");
+  const emu_test::ConvCase c = emu_test::make_conv_program(hw, emu_test::ConvSpec{}, g);
+  const Inputs inputs{{"image", emu_test::random_image(c, g)}};
+  EXPECT_EQ(rtl_error(hw, c.program, inputs, {}), "") << "no fault: the run passes";
+
+  sim::RtlOptions mac;
+  mac.fault = {sim::RtlFault::Kind::kCorruptResult, c.first_mac};
+  std::uint32_t at = 0;
+  const std::string e = rtl_error(hw, c.program, inputs, mac, &at);
+  EXPECT_EQ(at, c.first_mac);
+  for (const std::string& part : {"instruction " + std::to_string(c.first_mac) + ": rtl lockstep mismatch in the MAC array",
+                                 std::string(" on mac "), std::string("(layer 'conv1') at cycle "),
+                                 std::string(": ACC word "), std::string("(element 0 of the tile): RTL "),
+                                 std::string(", expected ")}) {
+    EXPECT_NE(e.find(part), std::string::npos) << "'" << part << "' missing from: " << e;
+  }
+
+  sim::RtlOptions rq;
+  rq.fault = {sim::RtlFault::Kind::kCorruptResult, c.first_requant};
+  const std::string r = rtl_error(hw, c.program, inputs, rq, &at);
+  EXPECT_EQ(at, c.first_requant);
+  EXPECT_NE(r.find("rtl lockstep mismatch in the requantizer (dla_requant) on requant "), std::string::npos) << r;
+  EXPECT_NE(r.find("(element 0 of the i8 output): RTL "), std::string::npos) << r;
+
+  const ResNet& net = resnet();
+  const std::uint32_t vadd = first_of(net.program, 5, 0);
+  sim::RtlOptions va;
+  va.fault = {sim::RtlFault::Kind::kCorruptResult, vadd};
+  const std::string v = rtl_error(net.hw, net.program, net.inputs, va, &at);
+  EXPECT_EQ(at, vadd);
+  EXPECT_NE(v.find("in the vector unit (dla_vadd) on vadd "), std::string::npos) << v;
+  EXPECT_NE(v.find("(layer 'layer1.0.add')"), std::string::npos) << v;
+}
+
+TEST(RtlEngine, AHungCoreIsAnErrorNamingTheInstruction) {
+  std::mt19937_64 g(4);
+  const HwConfig hw = HwConfig::preset("small");
+  const emu_test::ConvCase c = emu_test::make_conv_program(hw, emu_test::ConvSpec{}, g);
+  const Inputs inputs{{"image", emu_test::random_image(c, g)}};
+  for (const std::uint32_t i : {c.first_mac, c.first_requant}) {
+    sim::RtlOptions o;
+    o.fault = {sim::RtlFault::Kind::kDropBeat, i};
+    std::uint32_t at = 0;
+    const std::string e = rtl_error(hw, c.program, inputs, o, &at);
+    EXPECT_EQ(at, i);
+    EXPECT_NE(e.find("instruction " + std::to_string(i) + ": rtl: the "), std::string::npos) << e;
+    EXPECT_NE(e.find(" hung on " + isa::disassemble(c.program.instructions[i]) + " (layer 'conv1'): beat 1 of "),
+              std::string::npos)
+        << e;
+    EXPECT_NE(e.find("got no valid result within 8 cycles"), std::string::npos) << e;
+  }
+}
+
+TEST(RtlEngine, AConfigNoCoreWasBuiltForIsRefusedNamingTheBuiltCores) {
+  HwConfig hw = HwConfig::preset("default");
+  hw.mac_rows = 8;
+  try {
+    sim::make_rtl_engine(hw);
+    FAIL() << "an 8x16 array has no core";
+  } catch (const dla::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("no RTL core for this hardware config (MAC 8x16"), std::string::npos) << m;
+    for (const std::string& p : sim::rtl_core_presets()) EXPECT_NE(m.find(p + " (MAC "), std::string::npos) << m;
+    EXPECT_NE(m.find("DLA_RTL_ENGINE_PRESETS"), std::string::npos) << m;
+  }
+  // Fields that are inputs of the core (or the cycle model's) do not need another core.
+  HwConfig other = HwConfig::preset("default");
+  other.acc_bits = 20;
+  other.rounding_mode = dla::RoundMode::HALF_EVEN;
+  other.dram_latency_cycles = 7;
+  EXPECT_NO_THROW(sim::make_rtl_engine(other));
+}
