@@ -9,8 +9,9 @@
    trained for), and runs the whole test set on the emulator through dlasim.Device.
 4. Prints the accuracy of the float model, of the QAT model's eval forward and of the
    emulator, and checks that the last two agree on every image, integer for integer.
-5. Signs off a batch on the emulator and the cycle model, layer by layer against the
-   export's integer replay (dlasim.signoff), and writes the report pages.
+5. Signs off an image on the emulator, the cycle model and (in builds with it) the RTL
+   engine, layer by layer against the export's integer replay, with each layer's SQNR
+   against the float model (dlasim.signoff), and writes the report pages.
 
 Usage: scripts/demo [--quick] [--out DIR] [--threads N]
 """
@@ -107,6 +108,15 @@ def dla(*args):
     return r.stdout
 
 
+def engines_for(program):
+    """emu and cycle, and rtl in builds with the RTL engine (the op library says)."""
+    try:
+        dlasim.Device(program, engine="rtl")
+        return ("emu", "cycle", "rtl")
+    except RuntimeError:
+        return ("emu", "cycle")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a smaller run (subsets, one short epoch each), under 2 minutes")
@@ -157,7 +167,7 @@ def main():
         qat_acc, emu_acc = accuracy(eval_q, yte), accuracy(emu_q, yte)
         print("%s %s: QAT eval forward %.2f%%, emulator %.2f%%; %d of %d images integer-identical"
               % (stamp(), label, qat_acc, emu_acc, same, xte.shape[0]))
-        report = dlasim.signoff(export, program, (xte[:1],), engines=("emu", "cycle"))
+        report = dlasim.signoff(export, program, (xte[:1],), engines=engines_for(program), model=prepared)
         print(report.table())
         page = report.write(out / "report" / name)
         results.append((label, qat_acc, emu_acc, same, report.ok, page))

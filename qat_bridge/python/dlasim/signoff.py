@@ -1,8 +1,9 @@
 """signoff: every layer of a compiled program, on every engine, against the export's integer replay.
 
-    report = dlasim.signoff("net.dla.pt", "net.dlab", (x,), engines=("emu", "cycle"))
+    report = dlasim.signoff("net.dla.pt", "net.dlab", (x,), engines=("emu", "cycle"), model=prepared)
     print(report.table())          # per layer: elements equal, first difference, saturations,
-                                   # overflows, cycles and MAC utilization (cycle engine)
+                                   # overflows, cycles and MAC utilization (cycle engine), and
+                                   # with model= the SQNR of the layer against the float model
     report.write("signoff/")       # report.json and a self-contained index.html
     assert report.ok
 
@@ -14,13 +15,17 @@ order), element for element; a layer the program stores in another shape than th
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .device import Device
+from .diagnostics import sqnr_db
 from .export import Exported, integer_forward, load_export
+from .integers import to_reals
+from .runtime import evaluating
 
 
 @dataclass
@@ -35,6 +40,7 @@ class LayerResult:
     saturations: int = 0
     cycles: int = 0
     mac_utilization: float = 0.0
+    sqnr_db: float = None          # against the float model (signoff(..., model=)); inf: equal
 
     @property
     def ok(self):
@@ -57,16 +63,17 @@ class SignoffReport:
         return next((r for r in self.layers if not r.ok), None)
 
     def table(self):
-        head = "%-8s %-28s %10s %9s %11s %9s %10s %8s  %s" % ("engine", "layer", "elements", "equal", "saturations",
-                                                            "overflows", "cycles", "MAC util", "first difference")
+        head = "%-8s %-28s %10s %9s %11s %9s %10s %8s %8s  %s" % (
+            "engine", "layer", "elements", "equal", "saturations", "overflows", "cycles", "MAC util", "SQNR dB",
+            "first difference")
         lines = [head, "-" * len(head)]
         for r in self.layers:
             diff = "" if r.first_diff is None else "at %s: expected %d, got %d" % (
                 r.first_diff["index"], r.first_diff["expected"], r.first_diff["actual"])
-            lines.append("%-8s %-28s %10d %8.2f%% %11d %9d %10s %8s  %s" % (
+            lines.append("%-8s %-28s %10d %8.2f%% %11d %9d %10s %8s %8s  %s" % (
                 r.engine, r.layer[:28], r.elements, 100.0 * r.equal / max(r.elements, 1), r.saturations, r.overflows,
                 r.cycles if r.cycles else "-", "%.1f%%" % (100 * r.mac_utilization) if r.cycles and r.macs else "-",
-                diff))
+                "-" if r.sqnr_db is None else "%.1f" % r.sqnr_db, diff))
         first = self.first_difference()
         lines.append("sign-off: %s" % ("PASS: every layer equal on %s" % ", ".join(self.engines) if first is None else
                                        "FAIL: first difference in layer '%s' on %s" % (first.layer, first.engine)))
@@ -75,7 +82,7 @@ class SignoffReport:
     def to_json(self):
         return {"program": self.program, "export": self.export, "engines": self.engines, "ok": self.ok,
                 "reference": "the export's integer replay",
-                "layers": [dict(asdict(r), ok=r.ok) for r in self.layers]}
+                "layers": [_layer_json(r) for r in self.layers]}
 
     def write(self, directory):
         """Writes report.json and index.html into `directory`; returns the page's path."""
@@ -87,6 +94,15 @@ class SignoffReport:
         return page
 
 
+def _layer_json(r):
+    j = dict(asdict(r), ok=r.ok)
+    if r.sqnr_db is None:
+        del j["sqnr_db"]
+    elif math.isinf(r.sqnr_db):  # JSON has no infinity: null is "equal to the float model", and
+        j["sqnr_db"] = None if r.sqnr_db > 0 else -1000.0  # -1000 a float layer of zeros
+    return j
+
+
 def _first_diff(expected, actual):
     bad = (expected != actual).nonzero()
     if bad.shape[0] == 0:
@@ -95,14 +111,21 @@ def _first_diff(expected, actual):
     return {"index": idx, "expected": int(expected[tuple(idx)]), "actual": int(actual[tuple(idx)])}
 
 
-def signoff(export, program, inputs, engines=("emu", "cycle")):
+def signoff(export, program, inputs, engines=("emu", "cycle"), model=None):
     """Runs `program` (a .dlab compiled from `export`) on each engine with every layer dumped
     and compares each layer with the export's integer replay on `inputs` (a tensor or a
-    tuple, in the model's call order; the program's batch). Returns a SignoffReport."""
+    tuple, in the model's call order; the program's batch). With `model` (the prepared
+    model the export came from), each layer also gets its SQNR against the float model (the
+    prepared graph run with floats: BN folded, no quantization; dlasim.report's sqnr_db).
+    Returns a SignoffReport."""
     ex = export if isinstance(export, Exported) else load_export(export)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     replay = integer_forward(ex, *inputs, return_all=True)
+    floats = {}
+    if model is not None:
+        with evaluating(model) as m, torch.no_grad():
+            m.run(*inputs, float_mode=True, record=floats)
     report = SignoffReport(str(program), str(export) if isinstance(export, (str, Path)) else "(a loaded export)",
                            list(engines))
     for engine in engines:
@@ -119,8 +142,12 @@ def signoff(export, program, inputs, engines=("emu", "cycle")):
             else:
                 equal, diff = int((got == want).sum()), _first_diff(want, got)
             macs, overflows, saturations, cycles, util = stats[layer]
+            sqnr = None
+            ref = floats.get(layer)
+            if isinstance(ref, torch.Tensor) and ref.numel() == want.numel() and ex.node(layer).get("value") == "int":
+                sqnr = sqnr_db(floats[layer].reshape(want.shape), to_reals(want, ex.node(layer)["frac"]))
             report.layers.append(LayerResult(engine, layer, int(want.numel()), equal, diff, macs, overflows,
-                                             saturations, cycles, util / 1e6))
+                                             saturations, cycles, util / 1e6, sqnr))
     return report
 
 

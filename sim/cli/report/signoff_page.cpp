@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct Row {
   std::string engine, layer;
   std::uint64_t elements = 0, equal = 0, saturations = 0, overflows = 0, cycles = 0, macs = 0;
   double mac_utilization = 0;
+  std::optional<double> sqnr_db;  ///< against the float model, where the report has one (null: equal)
+  bool sqnr_equal = false;        ///< the layer equals the float model's (infinite SQNR)
   json first_diff;  // null when none
   bool ok() const { return equal == elements && first_diff.is_null(); }
 };
@@ -72,6 +75,13 @@ Row read_row(const json& j, std::size_t i) {
   r.cycles = member<std::uint64_t>(j, "cycles", where);
   r.macs = member<std::uint64_t>(j, "macs", where);
   r.mac_utilization = member<double>(j, "mac_utilization", where);
+  if (j.contains("sqnr_db")) {  // a number, or null for "equal to the float model" (JSON has no inf)
+    if (j.at("sqnr_db").is_null()) {
+      r.sqnr_equal = true;
+    } else {
+      r.sqnr_db = member<double>(j, "sqnr_db", where);
+    }
+  }
   r.first_diff = j.contains("first_diff") ? j.at("first_diff") : json();
   if (!r.first_diff.is_null() && !r.first_diff.is_object()) {
     throw Error("sign-off report: " + where + ": \"first_diff\" is neither null nor an object");
@@ -168,14 +178,16 @@ std::string signoff_html(const json& report) {
             "</a> (Chrome trace-event JSON: open it in ui.perfetto.dev or chrome://tracing; times are cycles).</p>";
   }
 
+  const bool with_sqnr = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.sqnr_db || r.sqnr_equal; });
   std::string table;
   for (const Row& r : rows) {
+    const std::string sqnr = r.sqnr_equal ? "inf" : r.sqnr_db ? fixed1(*r.sqnr_db) : "-";
     table += "<tr class=\"" + std::string(r.ok() ? "ok" : "bad") + "\"><td>" + escape(r.engine) + "</td><td>" +
              escape(r.layer) + "</td><td>" + std::to_string(r.elements) + "</td><td>" + std::to_string(r.equal) +
              "</td><td>" + std::to_string(r.saturations) + "</td><td>" + std::to_string(r.overflows) + "</td><td>" +
              (r.cycles ? std::to_string(r.cycles) : "-") + "</td><td>" +
              (r.cycles && r.macs ? fixed1(100 * r.mac_utilization) + "%" : "-") + "</td><td>" +
-             escape(diff_text(r.first_diff)) + "</td></tr>\n";
+             (with_sqnr ? sqnr + "</td><td>" : "") + escape(diff_text(r.first_diff)) + "</td></tr>\n";
   }
 
   std::vector<const Row*> timed, first_engine;
@@ -191,6 +203,14 @@ std::string signoff_html(const json& report) {
                    "%") + "\n";
   }
   charts += bars("Saturations per layer", first_engine, [](const Row& r) { return static_cast<double>(r.saturations); }, "");
+  if (with_sqnr) {
+    std::vector<const Row*> finite;  // a layer equal to the float model has no finite bar
+    for (const Row* r : first_engine) {
+      if (r->sqnr_db) finite.push_back(r);
+    }
+    charts += "\n" + bars("SQNR against the float model per layer", finite,
+                          [](const Row& r) { return std::max(0.0, *r.sqnr_db); }, "dB");
+  }
 
   std::string page = detail::kSignoffPageTemplate;
   fill(page, "status", status);
@@ -198,6 +218,7 @@ std::string signoff_html(const json& report) {
   fill(page, "sources", sources);
   fill(page, "reference", escape(reference));
   fill(page, "trace", trace);
+  fill(page, "sqnr_head", with_sqnr ? "<th>SQNR dB</th>" : "");
   fill(page, "rows", table);
   fill(page, "charts", charts);
   return page;

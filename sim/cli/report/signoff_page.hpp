@@ -8,13 +8,15 @@
 //    Chrome trace file beside the page),
 //    "layers": [{"engine", "layer", "elements", "equal", "saturations", "overflows",
 //                "cycles", "macs", "mac_utilization" (0..1),
+//                "sqnr_db": number | null (optional: SQNR against the float model; null: equal),
 //                "first_diff": null | {"index": any, "expected": int, "actual": int}}, ...]}
 //
 // The page: a PASS/FAIL heading (FAIL when "ok" is false or any layer differs), a summary
 // naming the first differing layer, one table row per layer result (class "ok" or "bad"),
 // and three inline SVG bar charts (class "bar" per bar): cycles and MAC utilization per
-// layer of the timed results, saturations per layer of the first engine. No scripts, no
-// external resources.
+// layer of the timed results, saturations per layer of the first engine; when the rows
+// carry "sqnr_db", an SQNR column and a fourth chart (SQNR per layer of the first engine).
+// No scripts, no external resources.
 #pragma once
 
 #include <string>

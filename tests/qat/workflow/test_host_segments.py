@@ -1,8 +1,8 @@
 """Models with float parts on the simulator (issue 12): `dla compile net.dla.pt` splits the
 export into device segments and host steps (one segmented program), `dla run` runs the
 segments on an engine and the float parts with libtorch, and its outputs equal the
-export's integer replay (and so the prepared model's eval forward) bit for bit, on emu and
-cycle; `dla signoff` compares every layer of every segment with the compiler's reference
+export's integer replay (and so the prepared model's eval forward) bit for bit, on emu,
+cycle and rtl; `dla signoff` compares every layer of every segment with the compiler's reference
 evaluator and every host value bit for bit.
 
 The three cases of issue 12: a siamese tracker whose correlation head stays float, an int4
@@ -52,6 +52,9 @@ def detector(tmp_path):
     return prepared, det_inputs(g), g, det_inputs
 
 
+# every engine the tool has (rtl in builds with the RTL engine)
+ENGINES = tuple(e for e in ("emu", "cycle", "rtl")
+                if e != "rtl" or "rtl" in subprocess.run([DLA, "run", "--help"], capture_output=True, text=True).stdout)
 CASES = {"siamese_float_head": tracker, "int4_float_middle": float_middle, "yolo_float_detect": detector}
 
 
@@ -96,7 +99,7 @@ def test_float_parts_run_on_the_engines_bit_for_bit(case, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "segmented program" in r.stdout and "host step" in r.stdout, r.stdout
     inputs = make_inputs(g)  # unseen inputs
-    for engine in ("emu", "cycle"):
+    for engine in ENGINES:
         specs = save_inputs(ex, inputs, tmp_path, as_float=False)
         out = tmp_path / ("out_" + engine)
         r = dla("--log-level", "info", "run", tmp_path / "net.dlab", "--engine", engine, *specs, "--output-dir", out,
@@ -112,12 +115,12 @@ def test_float_parts_run_on_the_engines_bit_for_bit(case, tmp_path):
     # the sign-off of every layer on both engines, from the export and from the program
     specs = save_inputs(ex, inputs, tmp_path, as_float=False)
     for extra in ([], ["--program", tmp_path / "net.dlab"]):
-        r = dla("signoff", path, *specs, "--engines", "emu,cycle", *extra)
+        r = dla("signoff", path, *specs, "--engines", ",".join(ENGINES), *extra)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "sign-off: PASS" in r.stdout, r.stdout
-        rows = [l for l in r.stdout.splitlines()[1:] if l.startswith(("emu", "cycle"))]
+        rows = [l for l in r.stdout.splitlines()[1:] if l.startswith(ENGINES)]
         ints = [n for n in ex.nodes if n["value"] == "int" and n["op"] not in ("input", "quantize")]
-        assert len(rows) >= 2 * len(ints)  # every device layer of every segment, on both engines
+        assert len(rows) >= len(ENGINES) * len(ints)  # every device layer of every segment, on every engine
 
 
 def test_float_inputs_are_quantized_by_the_host_as_by_the_model(tmp_path):

@@ -89,3 +89,29 @@ def test_dla_signoff_compares_every_layer_with_the_reference_evaluator(tmp_path)
     assert "sign-off: FAIL: first difference in layer 'stem_0' on emu at element" in r.stdout, r.stdout
     r = run("signoff", path_a, "-i", "x=%s" % (tmp_path / "x.npy"), "--engines", "emu,warp")
     assert r.returncode == 1 and "unknown engine 'warp'" in r.stderr, r.stderr
+
+
+def test_sqnr_against_the_float_model_per_layer(tmp_path):
+    """With model=, every layer gets its SQNR against the float model: the same figure
+    dlasim.report computes from the eval forward (the replay's integers are the eval
+    forward's), shown as a table column and a fourth chart on the page."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 3, 16, 16)
+    prepared, path = trained_export(M.ResidualCNN(), x, tmp_path / "net.dla.pt", plan="int8")
+    assert run("compile", path, "-o", tmp_path / "net.dlab").returncode == 0
+    report = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu", "cycle"), model=prepared)
+    want = {r["name"]: r["sqnr_db"] for r in dlasim.report(prepared, (x,)).layers}
+    rows = [r for r in report.layers if r.layer in want]
+    assert len(rows) == len(report.layers) and all(r.sqnr_db is not None for r in rows)
+    for r in rows:
+        assert r.sqnr_db == want[r.layer], r.layer
+    assert sum(r.sqnr_db > 10 for r in rows) >= len(rows) // 2  # int8 layers are close to float
+    assert "SQNR dB" in report.table()
+    html = report.write(tmp_path / "report").read_text()
+    page = Page()
+    page.feed(html)
+    assert page.svgs == 4 and "<th>SQNR dB</th>" in html and "SQNR against the float model" in html
+    # without model=, no SQNR: the column and the chart are absent
+    plain = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu",))
+    assert all(r.sqnr_db is None for r in plain.layers)
+    assert "<th>SQNR dB</th>" not in plain.write(tmp_path / "plain").read_text()
