@@ -37,10 +37,11 @@ std::vector<std::string> split_engines(const std::string& text) {
 
 /// The sign-off checks of a model quantized end to end: every layer of every engine
 /// against the compiler's reference evaluator.
-/// `trace_json` (optional) receives the cycle run's Chrome trace.
+/// `trace_json` and `timeline` (optional) receive the cycle run's Chrome trace and the
+/// page's unit timeline.
 std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<std::string>& program_path,
                                        const std::vector<std::string>& engines, const std::vector<std::string>& specs,
-                                       std::string* trace_json) {
+                                       std::string* trace_json, nlohmann::json* timeline) {
   Program program;
   if (program_path) {
     ReadOptions read;
@@ -64,6 +65,7 @@ std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<s
     const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
     const auto dumps = device->layer_dumps();
     if (cycle != nullptr && trace_json != nullptr) *trace_json = sim::chrome_trace(cycle->report(), program);
+    if (cycle != nullptr && timeline != nullptr) *timeline = unit_timeline(cycle->report());
     for (std::size_t i = 0; i < dumps.size(); ++i) {
       const int node = model.graph.find(dumps[i].name);
       if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
@@ -105,12 +107,14 @@ int cmd_signoff(const Args& args) {
   const std::vector<std::string> input_specs =
       vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>() : std::vector<std::string>{};
   std::vector<LayerCheck> checks;
-  std::string trace_json;  // the cycle run's Chrome trace, for --out
+  std::string trace_json;  // the cycle run's Chrome trace and unit timeline, for --out
+  nlohmann::json timeline;
   const auto program_path = vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt;
   if (model.segmented()) {
     checks = signoff_segmented(model, program_path, engines, input_specs);
   } else {
-    checks = signoff_checks(model, program_path, engines, input_specs, vm->count("out") ? &trace_json : nullptr);
+    checks = signoff_checks(model, program_path, engines, input_specs, vm->count("out") ? &trace_json : nullptr,
+                            vm->count("out") ? &timeline : nullptr);
   }
 
   std::size_t width = 5;
@@ -145,10 +149,11 @@ int cmd_signoff(const Args& args) {
     }
     const std::string model_name =
         vm->count("builtin") ? "--builtin " + (*vm)["builtin"].as<std::string>() : (*vm)["graph"].as<std::string>();
-    const nlohmann::json doc = {
+    nlohmann::json doc = {
         {"ok", first == nullptr}, {"engines", engines}, {"layers", layers}, {"model", model_name},
         {"program", vm->count("program") ? (*vm)["program"].as<std::string>() : "(compiled from the model)"},
         {"reference", "the compiler's reference evaluator"}};
+    if (!timeline.is_null()) doc["timeline"] = timeline;
     write_signoff_dir((*vm)["out"].as<std::string>(), doc, trace_json);
   }
   if (first != nullptr) {

@@ -97,12 +97,42 @@ TEST_F(SignoffPage, APassingSignoffShowsEveryLayerItsNumbersChartsAndTrace) {
       EXPECT_EQ(row.cycles, "-");
     }
   }
-  EXPECT_EQ(page.svgs, 3u);
+  EXPECT_EQ(page.svgs, 4u);  // cycles, MAC utilization, saturations, the unit timeline
   EXPECT_EQ(page.bars, 2 * timed + 3);  // cycles and MAC utilization of the timed rows, saturations of emu's
   EXPECT_NE(html.find("<a href=\"trace.json\">"), std::string::npos);
   EXPECT_EQ(html.find("{{"), std::string::npos) << "a template mark was left";
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_TRUE(json::parse(slurp(path("so/trace.json"))).contains("traceEvents"));
+}
+
+TEST_F(SignoffPage, TheUnitTimelineAddsUpToTheCycleReportsBusyCycles) {
+  // The page's timeline (busy fraction per span, per unit) against the unit busy cycles an
+  // independent `dla run --report json` reports: load and store DMA, and the compute
+  // queue as the sum of its MAC array, requantizer and vector unit.
+  ASSERT_EQ(run_dla("signoff " + path("a.json") + " -i x=" + path("x.npy") + " --out " + path("so")).code, 0);
+  const json timeline = json::parse(slurp(path("so/signoff.json"))).at("timeline");
+  ASSERT_EQ(run_dla("compile " + path("a.json") + " -o " + path("a.dlab")).code, 0);
+  const auto run = run_dla("run " + path("a.dlab") + " --engine cycle -i x=" + path("x.npy") + " -o " + path("o") +
+                           " --report json");
+  ASSERT_EQ(run.code, 0) << run.out;
+  const json report = json::parse(run.out).at("report");
+  ASSERT_EQ(timeline.at("cycles"), report.at("cycles"));
+  std::map<std::string, double> busy;  // cycles, from the fractions
+  for (const auto& u : timeline.at("units")) {
+    const auto fractions = u.at("busy").get<std::vector<double>>();
+    ASSERT_FALSE(fractions.empty());
+    for (double f : fractions) EXPECT_TRUE(f >= 0 && f <= 1) << f;
+    double sum = 0;
+    for (double f : fractions) sum += f;
+    busy[u.at("name").get<std::string>()] = sum * report.at("cycles").get<double>() / static_cast<double>(fractions.size());
+  }
+  std::map<std::string, double> want;
+  for (const auto& u : report.at("units")) want[u.at("name").get<std::string>()] = u.at("busy").get<double>();
+  const double compute = busy["mac"] + busy["requant"] + busy["vector"];
+  EXPECT_NEAR(busy["load"], want["load"], 0.01 * want["load"] + 2);
+  EXPECT_NEAR(busy["store"], want["store"], 0.01 * want["store"] + 2);
+  EXPECT_NEAR(compute, want["compute"], 0.01 * want["compute"] + 2);
+  EXPECT_NE(slurp(path("so/index.html")).find("<svg id=\"timeline\""), std::string::npos);
 }
 
 TEST_F(SignoffPage, AFailingSignoffReadsFailAndNamesTheFirstLayer) {

@@ -125,6 +125,47 @@ std::string bars(const std::string& title, const std::vector<const Row*>& rows, 
   return s + "</svg>";
 }
 
+/// A busy fraction as a fill opacity: "0.05".."1.00" (a cell with any work stays visible).
+std::string opacity(double busy) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.2f", std::min(1.0, std::max(0.05, busy)));
+  return buf;
+}
+
+/// The unit timeline of the cycle run: one strip per unit, one cell per span of the run,
+/// darker where the unit was busier (the "timeline" member; see the header).
+std::string timeline_chart(const json& t) {
+  const auto cycles = member<std::uint64_t>(t, "cycles", "the timeline");
+  if (!t.contains("units") || !t.at("units").is_array()) throw Error("sign-off report: the timeline has no \"units\"");
+  const int w = 720, rh = 18, left = 200;
+  const auto rows = static_cast<int>(t.at("units").size());
+  std::string s = "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(left + w + 20) +
+                  "\" height=\"" + std::to_string(rows * rh + 44) +
+                  "\" role=\"img\" aria-label=\"Unit timeline\">\n<text x=\"0\" y=\"14\" font-size=\"13\" "
+                  "font-weight=\"bold\">Unit timeline of the cycle run (busy fraction over " +
+                  std::to_string(cycles) + " cycles)</text>\n";
+  int row = 0;
+  for (const auto& u : t.at("units")) {
+    const std::string where = "timeline unit " + std::to_string(row);
+    const auto name = member<std::string>(u, "name", where);
+    const auto busy = member<std::vector<double>>(u, "busy", where);
+    const int y = 22 + row * rh;
+    s += "<text x=\"0\" y=\"" + std::to_string(y + 12) + "\" font-size=\"11\">" + escape(name) + "</text>\n";
+    const double cell = busy.empty() ? 0 : static_cast<double>(w) / static_cast<double>(busy.size());
+    for (std::size_t i = 0; i < busy.size(); ++i) {
+      if (busy[i] <= 0) continue;
+      s += "<rect class=\"busy\" x=\"" + fixed1(left + cell * static_cast<double>(i)) + "\" y=\"" + std::to_string(y + 2) +
+           "\" width=\"" + fixed1(cell) + "\" height=\"" + std::to_string(rh - 4) + "\" fill=\"#4a7fb5\" fill-opacity=\"" +
+           opacity(busy[i]) + "\"/>\n";
+    }
+    ++row;
+  }
+  s += "<text x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(rows * rh + 38) +
+       "\" font-size=\"10\">cycle 0</text><text x=\"" + std::to_string(left + w - 60) + "\" y=\"" +
+       std::to_string(rows * rh + 38) + "\" font-size=\"10\">cycle " + std::to_string(cycles) + "</text>\n";
+  return s + "</svg>";
+}
+
 void fill(std::string& page, const std::string& key, const std::string& text) {
   const std::string mark = "{{" + key + "}}";
   for (auto at = page.find(mark); at != std::string::npos; at = page.find(mark, at + text.size())) {
@@ -203,6 +244,7 @@ std::string signoff_html(const json& report) {
                    "%") + "\n";
   }
   charts += bars("Saturations per layer", first_engine, [](const Row& r) { return static_cast<double>(r.saturations); }, "");
+  if (report.contains("timeline")) charts += "\n" + timeline_chart(report.at("timeline"));
   if (with_sqnr) {
     std::vector<const Row*> finite;  // a layer equal to the float model has no finite bar
     for (const Row* r : first_engine) {

@@ -9,13 +9,15 @@
 //    "layers": [{"engine", "layer", "elements", "equal", "saturations", "overflows",
 //                "cycles", "macs", "mac_utilization" (0..1),
 //                "sqnr_db": number | null (optional: SQNR against the float model; null: equal),
-//                "first_diff": null | {"index": any, "expected": int, "actual": int}}, ...]}
+//                "first_diff": null | {"index": any, "expected": int, "actual": int}}, ...],
+//    "timeline": {"cycles": N, "units": [{"name", "busy": [0..1 per equal span]}]} (optional)}
 //
 // The page: a PASS/FAIL heading (FAIL when "ok" is false or any layer differs), a summary
 // naming the first differing layer, one table row per layer result (class "ok" or "bad"),
 // and three inline SVG bar charts (class "bar" per bar): cycles and MAC utilization per
 // layer of the timed results, saturations per layer of the first engine; when the rows
-// carry "sqnr_db", an SQNR column and a fourth chart (SQNR per layer of the first engine).
+// carry "sqnr_db", an SQNR column and a chart of SQNR per layer of the first engine; with a
+// "timeline", the unit timeline of the cycle run (svg#timeline, a strip per unit).
 // No scripts, no external resources.
 #pragma once
 
