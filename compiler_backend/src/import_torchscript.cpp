@@ -206,6 +206,7 @@ QatExport import_qat_export(const std::string& path) {
       result.graph = parse_document(all, g["outputs"], path);
     }
     result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
+    result.hw_identity = g.contains("hw_identity") && g["hw_identity"].is_string() ? g["hw_identity"].get<std::string>() : "";
     result.plan = g.value("plan", "");
     return result;
   } catch (const Error&) {

@@ -31,7 +31,14 @@ HwConfig config_for_export(const QatExport& model, const std::string& path, cons
   if (requested == nullptr) {
     nlohmann::json j = trained;
     j["preset"] = "default";
-    return HwConfig::from_json(j, path + " (the hardware the model was trained for)");
+    HwConfig cfg = HwConfig::from_json(j, path + " (the hardware the model was trained for)");
+    // The export names the config it was trained for by its identity hash too: a compiler
+    // that derives another config from the same fields would compile other integers.
+    if (!model.hw_identity.empty() && hash_hex(cfg.identity_hash()) != model.hw_identity) {
+      throw Error(path + ": the model was trained for hardware config " + model.hw_identity + ", but this dla derives " +
+                  hash_hex(cfg.identity_hash()) + " from its fields; give the config it was trained for with --config");
+    }
+    return cfg;
   }
   const nlohmann::json have = requested->to_json();
   for (const auto& [field, value] : trained.items()) {

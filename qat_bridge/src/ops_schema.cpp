@@ -39,6 +39,16 @@ std::vector<std::int64_t> hw_from_json_op(const std::string& text) {
 }
 
 std::string hw_tables_op() { return hw_tables_json(); }
+/// The identity hash of the hardware config a model trained with `hw` is compiled for: the
+/// default preset with the list's fields (what `dla compile net.dla.pt` uses).
+std::string hw_config_hash_op(std::vector<std::int64_t> hw) {
+  const HwOptions o = HwOptions::from_list(hw);
+  HwConfig cfg = HwConfig::preset("default");
+#define DLA_QAT_TO_CONFIG(member, field) cfg.field = static_cast<decltype(cfg.field)>(o.member);
+  DLA_QAT_HW_LIST(DLA_QAT_TO_CONFIG)
+#undef DLA_QAT_TO_CONFIG
+  return hash_hex(cfg.identity_hash());
+}
 
 std::vector<std::int64_t> requant_shifts_op(std::int64_t x_frac, const std::vector<std::int64_t>& w_fracs,
                                             std::int64_t y_frac) {
@@ -113,6 +123,7 @@ TORCH_LIBRARY(dla, m) {
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);
   // The type codes, hw-list order and MAC modes the Python package reads (JSON).
   m.def("hw_tables() -> str", &dla::qat::hw_tables_op);
+  m.def("hw_config_hash(int[] hw) -> str", &dla::qat::hw_config_hash_op);
   // dla::requant_shift of each output channel: x_frac + w_fracs[oc] - y_frac.
   m.def("requant_shifts(int x_frac, int[] w_fracs, int y_frac) -> int[]", &dla::qat::requant_shifts_op);
   m.def("gemm_kernel(str? select=None) -> str", &dla::qat::gemm_kernel_op);

@@ -18,6 +18,8 @@ or `dlasim.load_export(path)`.
             "avgpool_shift": 15, "supports_a4w4": true, "supports_a8w4": true,
             "supports_a16w8": true},
      "hw_list": [32, 0, 0, 15, 1, 1, 1],          # the `hw` argument of the dla ops
+     "hw_identity": "f5429a9d8d82ccc8",           # identity hash of the config `dla compile` derives
+                                                  #   (the default preset with the fields of "hw")
      "plan": "weights i8, activations int8",       # for people
      "inputs": ["x"],                              # graph inputs, in call order
      "outputs": ["fc"],                            # graph outputs, flattened in order
@@ -274,6 +276,7 @@ def export_graph(model, example_inputs):
                                     program, record, value_kind, m.float_modules, hosts))
             out_names.append(part)
     graph = {"format": FORMAT, "version": VERSION, "hw": _hw_json(hw), "hw_list": hw_list,
+             "hw_identity": torch.ops.dla.hw_config_hash(hw_list),
              "plan": m.plan.describe(), "inputs": inputs, "outputs": out_names, "nodes": nodes}
     return graph, tensors, hosts, outputs
 

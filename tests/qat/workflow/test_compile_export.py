@@ -80,6 +80,14 @@ def test_the_hardware_config_travels_with_the_model(tmp_path):
     r = run("disasm", tmp_path / "net.dlab")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("dlab version 1  hw config %s " % want_hash), r.stdout[:200]
+    # The export records that config by its identity hash, and dla compile checks it: an
+    # export naming another hash (a config this dla would not derive) is refused.
+    assert ex.graph["hw_identity"] == want_hash
+    graph = dict(ex.graph, hw_identity="0123456789abcdef")
+    tensors = {k: ex.tensor(k) for k in dict(ex.module.named_buffers())}
+    torch.jit.save(dlasim.export_module(graph, tensors, {}), str(tmp_path / "other.dla.pt"))
+    r = run("compile", tmp_path / "other.dla.pt", "-o", tmp_path / "other.dlab")
+    assert r.returncode == 1 and "trained for hardware config 0123456789abcdef" in r.stderr, r.stderr
     # A config that disagrees in a field that changes the integers is refused, named.
     r = run("compile", path, "-o", tmp_path / "bad.dlab", "--preset", "default")
     assert r.returncode == 1

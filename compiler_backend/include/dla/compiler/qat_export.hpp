@@ -27,6 +27,9 @@ struct QatExport {
   /// The hardware fields the model was trained for (the export's "hw" object, JSON text):
   /// the ones that change the integers.
   std::string hw_json;
+  /// The export's "hw_identity": the identity hash (hex) of the config it derives, or empty
+  /// for an export written before it was recorded.
+  std::string hw_identity;
   /// The precision plan, for people.
   std::string plan;
 };
