@@ -24,17 +24,6 @@ namespace po = boost::program_options;
 namespace dla::cli {
 namespace {
 
-std::vector<std::string> split_engines(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string e; std::getline(in, e, ',');) {
-    find_engine(e);  // unknown names are refused here, before any work
-    out.push_back(e);
-  }
-  if (out.empty()) throw Error("--engines names no engine (available: " + engine_names() + ")");
-  return out;
-}
-
 /// The sign-off checks of a model quantized end to end: every layer of every engine
 /// against the compiler's reference evaluator.
 /// `trace_json` and `timeline` (optional) receive the cycle run's Chrome trace and the
@@ -102,7 +91,7 @@ int cmd_signoff(const Args& args) {
       "cycle engine) and exits 1 naming the first differing layer in graph order.",
       options, positional);
   if (!vm) return 0;
-  const std::vector<std::string> engines = split_engines((*vm)["engines"].as<std::string>());
+  const std::vector<std::string> engines = parse_engines((*vm)["engines"].as<std::string>());
   const Model model = load_model(*vm);
   const std::vector<std::string> input_specs =
       vm->count("input") ? (*vm)["input"].as<std::vector<std::string>>() : std::vector<std::string>{};

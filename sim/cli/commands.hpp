@@ -20,6 +20,7 @@ int cmd_compile(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_signoff(const Args& args);
 int cmd_verify(const Args& args);
+int cmd_regress(const Args& args);
 
 struct Command {
   const char* name;
@@ -35,6 +36,7 @@ inline constexpr Command kCommands[] = {
     {"run", "run a program on an engine: .npy inputs, outputs, layer dumps, statistics", cmd_run},
     {"signoff", "compile a model and compare every layer on every engine with the reference evaluator", cmd_signoff},
     {"verify", "check an output directory of dla run against its manifest (sizes and CRC-32s)", cmd_verify},
+    {"regress", "run the regression suite (random graphs, ResNet-18, bad programs) on every engine", cmd_regress},
     {"bench", "measure an engine's throughput on ResNet-18 against libtorch", cmd_bench},
 };
 

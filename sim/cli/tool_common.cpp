@@ -2,6 +2,7 @@
 #include "tool_common.hpp"
 
 #include <algorithm>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -61,6 +62,23 @@ std::string engine_names() {
   std::string s;
   for (const auto& e : kEngines) s += (s.empty() ? "" : ", ") + std::string(e.name);
   return s;
+}
+
+std::vector<std::string> parse_engines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string e; std::getline(in, e, ',');) {
+    find_engine(e);  // unknown names are refused here, before any work
+    out.push_back(e);
+  }
+  if (out.empty()) throw Error("--engines names no engine (available: " + engine_names() + ")");
+  return out;
+}
+
+std::vector<std::string> all_engines() {
+  std::vector<std::string> out;
+  for (const auto& e : kEngines) out.emplace_back(e.name);
+  return out;
 }
 
 std::map<std::string, HostTensor> read_inputs(const Program& program, const std::vector<std::string>& specs,

@@ -25,6 +25,10 @@ struct Engine {
 };
 const Engine& find_engine(const std::string& name);
 std::string engine_names();
+/// The engines of a comma-separated `--engines` list, each checked (unknown names are
+/// refused before any work); `all_engines()`: every engine this build has.
+std::vector<std::string> parse_engines(const std::string& text);
+std::vector<std::string> all_engines();
 
 /// Every input of `program` from `--input NAME=FILE.npy` specs: each exactly once, no
 /// unknown names, each file checked against the input's descriptor (with `batches`, its

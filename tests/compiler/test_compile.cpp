@@ -10,7 +10,7 @@
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"
 #include "dla/error.hpp"
-#include "random_graphs.hpp"
+#include "dla/testing/random_graphs.hpp"
 
 using namespace dla;
 using namespace dla::compiler;

@@ -6,7 +6,7 @@
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/reference.hpp"
 #include "dla/device.hpp"
-#include "random_graphs.hpp"
+#include "dla/testing/random_graphs.hpp"
 
 using namespace dla;
 
@@ -17,16 +17,6 @@ struct Variant {
   int graphs;
 };
 
-HwConfig random_config(const char* preset, std::mt19937_64& rng) {
-  HwConfig hw = HwConfig::preset(preset);
-  hw.rounding_mode = static_cast<RoundMode>(rng() % kNumRoundModes);
-  hw.overflow_policy = (rng() % 2) ? OverflowPolicy::WRAP : OverflowPolicy::SATURATE_FINAL;
-  const std::int64_t acc[] = {16, 24, 32, 32};
-  hw.acc_bits = acc[rng() % 4];
-  hw.validate();
-  return hw;
-}
-
 std::uint64_t compare_graph(const compiler::Graph& g, const std::map<std::string, HostTensor>& inputs,
                             const HwConfig& hw, std::uint64_t seed, const char* preset, std::string& failure);
 
@@ -36,7 +26,7 @@ std::uint64_t check_graph(std::uint64_t seed, const char* preset, std::string& f
   std::map<std::string, HostTensor> inputs;
   const compiler::Graph g = gen.graph(inputs);
   std::mt19937_64 rng(seed * 31 + 7);
-  return compare_graph(g, inputs, random_config(preset, rng), seed, preset, failure);
+  return compare_graph(g, inputs, dla::testing::random_config(preset, rng), seed, preset, failure);
 }
 
 /// Runs `g` on the emulator and compares every layer with the reference evaluator.
@@ -90,7 +80,7 @@ TEST_P(Differential, RandomGraphsEqualTheReferenceOnEveryLayer) {
   std::uint64_t elements = 0;
   int graphs = 0;
   for (int i = 0; i < v.graphs; ++i) {
-    const std::uint64_t seed = 1000 + static_cast<std::uint64_t>(i) * 7919 + std::string(v.preset).size();
+    const std::uint64_t seed = dla::testing::graph_seed(v.preset, i);
     std::string failure;
     try {
       elements += check_graph(seed, v.preset, failure);

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <random>
 
-#include "../compiler/random_graphs.hpp"
+#include "dla/testing/random_graphs.hpp"
 #include "../emu/conv_program.hpp"
 #include "../support/device_programs.hpp"
 #include "cycle_test_util.hpp"

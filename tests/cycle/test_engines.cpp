@@ -7,7 +7,7 @@
 
 #include <random>
 
-#include "../compiler/random_graphs.hpp"
+#include "dla/testing/random_graphs.hpp"
 #include "../emu/conv_program.hpp"
 #include "../emu/emu_test_util.hpp"
 #include "../support/device_programs.hpp"

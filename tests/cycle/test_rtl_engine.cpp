@@ -8,7 +8,7 @@
 #include <set>
 #include <tuple>
 
-#include "../compiler/random_graphs.hpp"
+#include "dla/testing/random_graphs.hpp"
 #include "../emu/conv_program.hpp"
 #include "dla/compiler/lower.hpp"
 #include "dla/compiler/models.hpp"

@@ -10,9 +10,9 @@ dla_add_gtest(test_cycle_cli SOURCES cycle/test_cycle_cli.cpp LIBS dla::sim dla:
 target_compile_definitions(test_cycle_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
 add_dependencies(test_cycle_cli dla)
 # The timing tests that can fail, on compiled programs.
-dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler)
+dla_add_gtest(test_cycle_timing SOURCES cycle/test_cycle_timing.cpp LIBS dla::cycle dla::compiler dla::random_graphs)
 # One suite over every engine: the same programs, one reference.
-dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler)
+dla_add_gtest(test_engines SOURCES cycle/test_engines.cpp LIBS dla::cycle dla::compiler dla::random_graphs)
 # `dla run --trace FILE.json`: the Chrome/Perfetto trace against the program and the report.
 dla_add_gtest(test_chrome_trace SOURCES cycle/test_chrome_trace.cpp LIBS dla::isa dla::npy)
 target_compile_definitions(test_chrome_trace PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla>")
@@ -21,6 +21,6 @@ add_dependencies(test_chrome_trace dla)
 if(TARGET dla_rtl)
   target_link_libraries(test_engines PRIVATE dla::rtl)
   target_compile_definitions(test_engines PRIVATE DLA_HAVE_RTL=1)
-  dla_add_gtest(test_rtl_engine SOURCES cycle/test_rtl_engine.cpp LIBS dla::rtl dla::compiler)
+  dla_add_gtest(test_rtl_engine SOURCES cycle/test_rtl_engine.cpp LIBS dla::rtl dla::compiler dla::random_graphs)
   target_compile_definitions(test_cycle_cli PRIVATE DLA_HAVE_RTL=1)
 endif()

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dla/compiler/graph.hpp"
+#include "dla/hw_config.hpp"
 #include "dla/tensor.hpp"
 
 namespace dla::testing {
@@ -17,6 +18,24 @@ using compiler::ConvAttrs;
 using compiler::Graph;
 using compiler::PoolAttrs;
 using compiler::QuantSpec;
+
+/// `preset` with a random rounding mode, overflow policy and accumulator width: the
+/// configs the random graphs are checked on.
+inline HwConfig random_config(const std::string& preset, std::mt19937_64& rng) {
+  HwConfig hw = HwConfig::preset(preset);
+  hw.rounding_mode = static_cast<RoundMode>(rng() % kNumRoundModes);
+  hw.overflow_policy = (rng() % 2) ? OverflowPolicy::WRAP : OverflowPolicy::SATURATE_FINAL;
+  const std::int64_t acc[] = {16, 24, 32, 32};
+  hw.acc_bits = acc[rng() % 4];
+  hw.validate();
+  return hw;
+}
+
+/// The seed of the differential tests' `i`-th random graph on `preset` (a different
+/// sequence per preset).
+inline std::uint64_t graph_seed(const std::string& preset, std::int64_t i) {
+  return 1000 + static_cast<std::uint64_t>(i) * 7919 + preset.size();
+}
 
 class RandomGraphBuilder {
  public:
