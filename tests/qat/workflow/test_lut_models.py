@@ -122,3 +122,28 @@ def test_the_compiler_refuses_a_user_table_of_the_wrong_length_or_type_naming_th
     assert r.returncode == 1, r.stderr
     assert lut["name"] in r.stderr and why in r.stderr, r.stderr
     assert not (tmp_path / "bad.dlab").exists()
+
+
+class TinySigmoid(torch.nn.Module):
+    """A conv whose outputs are ~1e-9: the observers give them frac 32, beyond the fracs a
+    table takes ([-16, 31])."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.gate = torch.nn.Sigmoid()
+        with torch.no_grad():
+            self.conv.weight.mul_(1e-9)
+            self.conv.bias.mul_(1e-9)
+
+    def forward(self, x):
+        return self.gate(self.conv(x))
+
+
+def test_a_table_error_in_training_names_the_prepared_layer():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(RuntimeError, match=r"^dlasim: layer 'gate' \(module 'gate'\), sigmoid i8\[frac 32\] -> "
+                                           r"u8\[frac \d+\]: dla::lut: frac 32 is outside \[-16, 31\]"):
+        prepared = dlasim.prepare_qat(TinySigmoid(), (x,), plan="int8")
+        prepared(x)
