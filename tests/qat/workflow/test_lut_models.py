@@ -147,3 +147,29 @@ def test_a_table_error_in_training_names_the_prepared_layer():
                                            r"u8\[frac \d+\]: dla::lut: frac 32 is outside \[-16, 31\]"):
         prepared = dlasim.prepare_qat(TinySigmoid(), (x,), plan="int8")
         prepared(x)
+
+
+class WideSigmoid(torch.nn.Module):
+    """A conv whose outputs reach ~+-1e3: at int16 the observers give them frac 4 (knots
+    16 apart), too coarse for sigmoid's table to follow (it needs frac 7)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.gate = torch.nn.Sigmoid()
+        with torch.no_grad():
+            self.conv.weight.mul_(3e3)
+            self.conv.bias.mul_(3e3)
+
+    def forward(self, x):
+        return self.gate(self.conv(x))
+
+
+def test_an_int16_input_beyond_the_tables_range_is_refused_naming_the_layer(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(RuntimeError, match=r"^dlasim: layer 'gate' \(module 'gate'\), sigmoid i16\[frac 4\] -> .*"
+                                           r"an i16 input at frac 4 spans \[-2\^11, 2\^11\), beyond the range the "
+                                           r"table's 257 knots \(2\^4 apart\) can follow sigmoid.*give the input a frac "
+                                           r"of at least 7"):
+        trained_export(WideSigmoid(), x, tmp_path / "net.dla.pt", plan="int16")
