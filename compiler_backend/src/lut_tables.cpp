@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 namespace dla::lut {
@@ -217,6 +218,29 @@ long double derivative(const Activation& a, long double x) {
   throw LutError("a user table has no derivative");
 }
 
+namespace {
+
+/// The entries of build_table, unchecked.
+std::vector<std::int16_t> entries_of(const Activation& a, const TableFormat& format);
+
+/// An i16 table's worst distance, in output steps, between its interpolation and the
+/// (saturated) function at the middle of a segment, and that segment.
+struct Gap {
+  long double steps = 0;
+  std::int64_t segment = 0;
+};
+Gap worst_midpoint_gap(const Activation& a, const TableFormat& f, const std::vector<std::int16_t>& table);
+
+/// The knots follow the function when no segment's middle is off by more than 1/8 of the
+/// table's range (and 2 steps, the rounding of knot and step): coarser, the function's
+/// shape falls between knots (sigmoid over +-2^15 with knots 256 apart is a ramp).
+constexpr int kFollowDivisor = 8;
+bool follows(const Gap& gap, const std::vector<std::int16_t>& table);
+std::int64_t range_of(const std::vector<std::int16_t>& table);
+std::string real_text(std::int64_t q, int frac);
+
+}  // namespace
+
 std::vector<std::int16_t> build_table(const Activation& a, const TableFormat& format) {
   check_types(format.in_type, format.out_type);
   if (a.function == Function::kTable) throw LutError("a user table is given, not built (dla::lut::user_table)");
@@ -229,6 +253,43 @@ std::vector<std::int16_t> build_table(const Activation& a, const TableFormat& fo
   if ((a.function == Function::kLeakyRelu || a.function == Function::kElu) && !std::isfinite(a.alpha)) {
     throw LutError(std::string(function_name(a.function)) + " needs a finite alpha");
   }
+  std::vector<std::int16_t> table = entries_of(a, format);
+  if (std::all_of(table.begin(), table.end(), [&](std::int16_t e) { return e == table.front(); })) {
+    throw LutError("the table of " + std::string(function_name(a.function)) + " from " + format_text(format) +
+                   " cannot represent it: every entry is " + std::to_string(table.front()) +
+                   " (the output frac saturates or rounds away every input)");
+  }
+  if (lut_interpolates(format.in_type)) {
+    if (const Gap gap = worst_midpoint_gap(a, format, table); !follows(gap, table)) {
+      // The smallest input frac whose knots follow the function, for the message.
+      int better = format.in_frac + 1;
+      for (; better <= kMaxFrac; ++better) {
+        TableFormat f = format;
+        f.in_frac = better;
+        const std::vector<std::int16_t> t = entries_of(a, f);
+        if (follows(worst_midpoint_gap(a, f, t), t)) break;
+      }
+      const int spacing = kLutInterpBits - format.in_frac;  // log2 of the knot spacing in reals
+      const std::int64_t x0 = lut_position_input(format.in_type, gap.segment);
+      throw LutError("an i16 input at frac " + std::to_string(format.in_frac) + " spans [-2^" +
+                     std::to_string(15 - format.in_frac) + ", 2^" + std::to_string(15 - format.in_frac) +
+                     "), beyond the range the table's 257 knots (2^" + std::to_string(spacing) +
+                     " apart) can follow " + std::string(function_name(a.function)) + ": between the knots at " +
+                     real_text(x0, format.in_frac) + " and " + real_text(x0 + (1 << kLutInterpBits), format.in_frac) +
+                     " the interpolation is off by " + std::to_string(static_cast<long long>(std::ceil(gap.steps))) +
+                     " output steps of the table's " + std::to_string(range_of(table)) + " (more than 1/" +
+                     std::to_string(kFollowDivisor) + ")" +
+                     (better <= kMaxFrac ? "; give the input a frac of at least " + std::to_string(better) +
+                                               " (a smaller range)"
+                                         : ""));
+    }
+  }
+  return table;
+}
+
+namespace {
+
+std::vector<std::int16_t> entries_of(const Activation& a, const TableFormat& format) {
   const DTypeInfo out = dtype_info(format.out_type);
   const std::int64_t n = lut_entries(format.in_type);
   std::vector<std::int16_t> table(static_cast<std::size_t>(n));
@@ -262,13 +323,38 @@ std::vector<std::int16_t> build_table(const Activation& a, const TableFormat& fo
     }
     table[static_cast<std::size_t>(j)] = static_cast<std::int16_t>(y);
   }
-  if (std::all_of(table.begin(), table.end(), [&](std::int16_t e) { return e == table.front(); })) {
-    throw LutError("the table of " + std::string(function_name(a.function)) + " from " + format_text(format) +
-                   " cannot represent it: every entry is " + std::to_string(table.front()) +
-                   " (the output frac saturates or rounds away every input)");
-  }
   return table;
 }
+
+std::int64_t range_of(const std::vector<std::int16_t>& table) {
+  const auto [lo, hi] = std::minmax_element(table.begin(), table.end());
+  return static_cast<std::int64_t>(*hi) - *lo;
+}
+
+Gap worst_midpoint_gap(const Activation& a, const TableFormat& f, const std::vector<std::int16_t>& table) {
+  const DTypeInfo out = dtype_info(f.out_type);
+  Gap worst;
+  for (std::size_t j = 0; j + 1 < table.size(); ++j) {
+    const std::int64_t mid = lut_position_input(f.in_type, static_cast<std::int64_t>(j)) + (1 << (kLutInterpBits - 1));
+    const long double g = std::ldexp(evaluate(a, std::ldexp(static_cast<long double>(mid), -f.in_frac)), f.out_frac);
+    const long double truth = std::clamp<long double>(g, out.min, out.max);
+    const long double steps = std::abs(truth - (static_cast<long double>(table[j]) + table[j + 1]) / 2);
+    if (steps > worst.steps) worst = {steps, static_cast<std::int64_t>(j)};
+  }
+  return worst;
+}
+
+bool follows(const Gap& gap, const std::vector<std::int16_t>& table) {
+  return gap.steps <= std::max<long double>(2.0L, static_cast<long double>(range_of(table)) / kFollowDivisor);
+}
+
+std::string real_text(std::int64_t q, int frac) {
+  std::ostringstream o;
+  o << static_cast<double>(std::ldexp(static_cast<double>(q), -frac));
+  return o.str();
+}
+
+}  // namespace
 
 std::vector<std::int16_t> user_table(const std::vector<std::int64_t>& values, DType in_type, DType out_type) {
   check_types(in_type, out_type);

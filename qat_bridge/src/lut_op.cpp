@@ -213,10 +213,24 @@ Triple lut_autograd(const Tensor& x, std::int64_t x_dtype, std::int64_t x_frac, 
   return {out[0], out[1], out[2]};
 }
 
+/// The input integers a table's entries are taken at (every input for 4/8 bits, the 257
+/// knots for i16): where a user function is evaluated to build its table.
+std::vector<std::int64_t> lut_inputs(std::int64_t x_dtype) {
+  const std::string msg = check_activation_dtype(x_dtype, "x_dtype");
+  TORCH_CHECK(msg.empty(), "dla::lut_inputs: ", msg);
+  const auto in = static_cast<DType>(x_dtype);
+  const std::int64_t n = lut_entries(in);
+  TORCH_CHECK(n > 0, "dla::lut_inputs: a table cannot take ", dtype_info(in).name, " inputs");
+  std::vector<std::int64_t> out;
+  for (std::int64_t j = 0; j < n; ++j) out.push_back(lut_position_input(in, j));
+  return out;
+}
+
 }  // namespace
 }  // namespace dla::qat
 
 TORCH_LIBRARY_FRAGMENT(dla, m) {
+  m.def("lut_inputs(int x_dtype) -> int[]", &dla::qat::lut_inputs);
   m.def(
       "lut(Tensor x, int x_dtype, int x_frac, int y_dtype, int y_frac, str function, float alpha,"
       " int[] table, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");

@@ -182,6 +182,11 @@ TEST(GraphFiles, MalformedFilesNameTheFileNodeAndField) {
                {"node 'act'", "leaky_relu needs \"alpha\""});
   expect_error(lut_head + R"("function": "sigmoid", "out": {"dtype": "i8", "frac": -8}}], "outputs": ["act"]})",
                {"node 'act'", "cannot represent it: every entry is 0"});
+  // An i16 input whose range is beyond what the 257 knots can follow.
+  const std::string x16 = R"({"name": "x", "op": "input", "dtype": "i16", "frac": 0, "shape": [1, 2, 2, 2]})";
+  expect_error(head + x16 + R"(, {"name": "act", "op": "lut", "inputs": ["x"], "function": "sigmoid", "out": {"dtype": "i16", "frac": 12}}], "outputs": ["act"]})",
+               {"node 'act'", "an i16 input at frac 0 spans [-2^15, 2^15), beyond the range the table's 257 knots",
+                "give the input a frac of at least 7"});
 }
 
 TEST(GraphFiles, ActivationTablesRoundTripAndCompileToVlut) {

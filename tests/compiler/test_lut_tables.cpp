@@ -284,6 +284,21 @@ TEST(LutTables, UnrepresentableTablesAreRefusedWithTheReason) {
   EXPECT_NE(message([] { dla::lut::build_table({Function::kTanh, 0}, {DType::I8, 40, DType::I8, 4, RoundMode::HALF_UP}); })
                 .find("frac 40 is outside [-16, 31]"),
             std::string::npos);
+  // i16 inputs: sigmoid over [-2^15, 2^15) with knots 2^8 apart is a ramp between the knots
+  // at 0 and +-256, refused with the frac that works; at frac 7 (knots 2 apart) the middle
+  // of a segment is within 1/8 of the range, so it builds; tanh, steeper, needs frac 8.
+  const std::string coarse =
+      message([] { dla::lut::build_table({Function::kSigmoid, 0}, {DType::I16, 0, DType::I16, 12, RoundMode::HALF_UP}); });
+  EXPECT_NE(coarse.find("an i16 input at frac 0 spans [-2^15, 2^15), beyond the range the table's 257 knots (2^8 apart) "
+                        "can follow sigmoid"),
+            std::string::npos)
+      << coarse;
+  EXPECT_NE(coarse.find("give the input a frac of at least 7"), std::string::npos) << coarse;
+  EXPECT_EQ(message([] { dla::lut::build_table({Function::kSigmoid, 0}, {DType::I16, 7, DType::I16, 12, RoundMode::HALF_UP}); }),
+            "no error");
+  EXPECT_NE(message([] { dla::lut::build_table({Function::kTanh, 0}, {DType::I16, 7, DType::I16, 12, RoundMode::HALF_UP}); })
+                .find("give the input a frac of at least 8"),
+            std::string::npos);
   EXPECT_NE(message([] { dla::lut::user_table(std::vector<std::int64_t>(255, 0), DType::I8, DType::I8); })
                 .find("a table for i8 inputs has 256 entries, this one has 255"),
             std::string::npos);

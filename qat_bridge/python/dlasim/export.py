@@ -505,7 +505,7 @@ def write_graph_file(exported, json_path):
             continue
         g["inputs"] = n["inputs"]
         for k in ("out_channels", "out_features", "kernel", "stride", "padding", "dilation", "groups", "weight_dtype",
-                  "weight_frac", "out"):
+                  "weight_frac", "out", "function", "alpha", "table"):
             if k in n:
                 g[k] = n[k]
         if op.mac:

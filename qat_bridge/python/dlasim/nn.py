@@ -215,5 +215,28 @@ class QConcat(nn.Module):
         return F.concat(xs, self.dim, dtype=self.dtype, fracs=[self.frac] * len(xs))
 
 
+class TableActivation(nn.Module):
+    """y = fn(x) for a user's element-wise function, on the DLA's lookup-table unit.
+
+    In float, forward is `fn(x)`; `dlasim.prepare_qat` maps it onto the table unit like
+    nn.SiLU: the table is fn at the table's input reals (every integer of an 8-bit input,
+    the 257 knots of an i16 one) rounded to the output format with the hardware rounding,
+    rebuilt when a format changes; training's backward is the table's central difference;
+    the export writes the table (function "table") and `dla compile` loads it. fn must map
+    a float64 tensor to a finite tensor of the same shape (checked, naming the layer)."""
+
+    dla_leaf = True  # traced as one node: fn is the user's, never the graph's
+
+    def __init__(self, fn):
+        super().__init__()
+        if not callable(fn):
+            raise TypeError("dlasim.nn.TableActivation: fn must be callable (tensor -> tensor), got %r" % (fn,))
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
 __all__ = ["QModule", "QuantizeAct", "QConv2d", "QLinear", "QAdd", "QAvgPool2d", "QMaxPool2d", "QConcat",
+           "TableActivation",
            "frac_for_max", "weight_fracs_for", "dtype_code"]

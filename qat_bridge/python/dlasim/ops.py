@@ -30,6 +30,7 @@ from .layers import (AddLayer, AvgPoolLayer, ConcatLayer, FlattenLayer, MacLayer
                      Upsample2xLayer)
 from .hw import dtype_range, requant_shifts
 from .plan import mac_mode
+from .nn import TableActivation
 from .tracer import arg, input_shape, pair
 
 
@@ -531,13 +532,17 @@ def _gelu(approximate):
     return _lut("gelu_tanh")
 
 
+def _table(n, m):
+    return "lut", dict(function="table", alpha=0.0, fn=m.fn)
+
+
 def _build_lut(q, b):
     from .activations import LutLayer  # dlasim.activations imports dlasim.layers
     if q.clip is not None:
         raise Unsupported("a clip/ReLU after %s '%s' (the table unit has no clip; clip before it)"
                           % (q.attrs["function"], q.name))
     layer = LutLayer(q.name, q.source, b.hw_list, q.inputs[0].act_id, q.act_id, q.attrs["function"],
-                     q.attrs["alpha"])
+                     q.attrs["alpha"], fn=q.attrs.get("fn"))
     return layer, dict(function=q.attrs["function"], alpha=q.attrs["alpha"]), [i.name for i in q.inputs]
 
 
@@ -545,6 +550,9 @@ def _export_lut(x):
     j = dict(op="lut", inputs=x.ins, function=x.info["function"], out=x.out)
     if x.info["function"] in ("leaky_relu", "elu"):
         j["alpha"] = x.info["alpha"]
+    if x.info["function"] == "table":  # the table at the exported formats
+        x_dtype, x_frac = x.fmt[x.ins[0]]
+        j["table"] = x.layer.table_for(x_dtype, x_frac, x.out["dtype"], x.out["frac"])
     return j
 
 
@@ -557,14 +565,15 @@ def _replay_lut(n, r):
 
 
 LUT = OpKind(
-    "lut", summary="silu/sigmoid/tanh/hardswish/hardsigmoid/gelu(tanh)/leaky_relu/elu (lookup table)",
+    "lut", summary="silu/sigmoid/tanh/hardswish/hardsigmoid/gelu(tanh)/leaky_relu/elu/dlasim.nn.TableActivation "
+                 "(lookup table)",
     export_op="lut", requantizes=True,
     modules={nn.SiLU: lambda n, m: _lut("silu"), nn.Sigmoid: lambda n, m: _lut("sigmoid"),
              nn.Tanh: lambda n, m: _lut("tanh"), nn.Hardswish: lambda n, m: _lut("hardswish"),
              nn.Hardsigmoid: lambda n, m: _lut("hardsigmoid"),
              nn.LeakyReLU: lambda n, m: _lut("leaky_relu", m.negative_slope),
              nn.GELU: lambda n, m: _gelu(getattr(m, "approximate", "none")),
-             nn.ELU: lambda n, m: _lut("elu", m.alpha)},
+             nn.ELU: lambda n, m: _lut("elu", m.alpha), TableActivation: _table},
     functions={TF.silu: lambda n: _lut("silu"), torch.sigmoid: lambda n: _lut("sigmoid"),
                getattr(TF, "sigmoid", None): lambda n: _lut("sigmoid"), torch.tanh: lambda n: _lut("tanh"),
                getattr(TF, "tanh", None): lambda n: _lut("tanh"), TF.hardswish: lambda n: _lut("hardswish"),

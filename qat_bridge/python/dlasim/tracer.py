@@ -47,6 +47,8 @@ class _ScopeTracer(fx.Tracer):
     def is_leaf_module(self, m, qualname):
         if any(name_matches(p, [qualname]) for p in self._leaves):
             return True
+        if getattr(m, "dla_leaf", False):  # a dlasim module the registry maps whole (TableActivation)
+            return True
         return super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):

@@ -79,7 +79,9 @@ long double derivative(const Activation& a, long double x);
 /// The table of `a` for `format` (lut_entries(in_type) entries). Throws LutError when
 /// the format is not one a table covers (I32, fracs outside [kMinFrac, kMaxFrac]) or the
 /// table cannot represent the function: every entry the same (the output frac or type
-/// saturates, or rounds away, every input).
+/// saturates, or rounds away, every input), or, for i16 inputs, knots too far
+/// apart to follow it (a segment's middle off by more than 1/8 of the table's range; the
+/// message gives the smallest input frac that works).
 std::vector<std::int16_t> build_table(const Activation& a, const TableFormat& format);
 
 /// A user-supplied table as entries, checked: lut_entries(in_type) values, each within
