@@ -10,6 +10,37 @@ import dlasim
 from test_host_segments import dla, float_middle
 
 
+def damage(tmp_path, data, suffix, seed, command, count=30):
+    """Runs `command(file)` on `count` damaged copies of `data` (one to three bytes
+    flipped; every fourth truncated instead); each must exit 0 or 1, and exit 1 with one
+    line naming the file. Returns the number refused and the outputs of those accepted."""
+    rng = np.random.default_rng(seed)
+    refused, accepted = 0, []
+    for k in range(count):
+        bad = bytearray(data)
+        if k % 4 == 3:
+            bad = bad[: int(rng.integers(0, len(bad)))]
+        else:
+            for i in rng.integers(0, len(bad), size=1 + k % 3):
+                bad[i] ^= int(rng.integers(1, 256))
+        f = tmp_path / ("bad" + suffix)
+        f.write_bytes(bytes(bad))
+        r = command(f)
+        assert r.returncode in (0, 1), (k, r.returncode, r.stderr[-2000:])
+        if r.returncode == 1:
+            refused += 1
+            assert len(r.stderr.strip().splitlines()) == 1 and f.name in r.stderr, (k, r.stderr)
+        else:
+            accepted.append(r.stdout)
+    return refused, accepted
+
+
+def segments_text(disasm):
+    """`dla disasm` of a segmented program without its first line (which counts the
+    export's bytes): the plan and every segment."""
+    return disasm.split("\n", 1)[1]
+
+
 def test_damaged_segmented_programs_are_refused_never_crash(tmp_path):
     """Random byte flips and truncations of a segmented program: `dla disasm` (which reads
     the plan, every segment and the export's host modules) exits 0 (the damage hit bytes
@@ -18,47 +49,26 @@ def test_damaged_segmented_programs_are_refused_never_crash(tmp_path):
     path = dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt")
     prog = tmp_path / "net.dlab"
     assert dla("compile", path, "-o", prog).returncode == 0
-    data = prog.read_bytes()
-    rng = np.random.default_rng(0)
-    refused = 0
-    for k in range(30):
-        bad = bytearray(data)
-        if k % 4 == 3:
-            bad = bad[: int(rng.integers(0, len(bad)))]
-        else:
-            for i in rng.integers(0, len(bad), size=1 + k % 3):
-                bad[i] ^= int(rng.integers(1, 256))
-        f = tmp_path / "bad.dlab"
-        f.write_bytes(bytes(bad))
-        r = dla("disasm", f)
-        assert r.returncode in (0, 1), (k, r.returncode, r.stderr[-2000:])
-        if r.returncode == 1:
-            refused += 1
-            assert len(r.stderr.strip().splitlines()) == 1 and "bad.dlab" in r.stderr, (k, r.stderr)
-    assert refused >= 15  # most damage is caught (zip CRCs, .dlab CRCs, the plan's checks)
+    clean = segments_text(dla("disasm", prog).stdout)
+    refused, accepted = damage(tmp_path, prog.read_bytes(), ".dlab", 0, lambda f: dla("disasm", f))
+    assert refused >= 15  # most damage is caught (the records' CRC-32s, the .dlab CRCs, the plan's checks)
+    assert all(segments_text(out) == clean for out in accepted)  # what is accepted reads as the original
 
 
 def test_damaged_exports_are_refused_by_the_compiler_never_crash(tmp_path):
     """Random byte flips and truncations of a QAT export with float parts: `dla compile`
     (libtorch's reader, the export's digest, the strict graph reader, the host plan)
     exits 0 (the damage hit bytes nothing reads) or 1 with one line naming the file, never
-    a signal or a hang, and never writes a program from a damaged graph or tensor."""
+    a signal or a hang, and never compiles a damaged graph or tensor into the program."""
     prepared, example, g, make_inputs = float_middle(tmp_path)
-    data = open(dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt"), "rb").read()
-    rng = np.random.default_rng(1)
-    refused = 0
-    for k in range(30):
-        bad = bytearray(data)
-        if k % 4 == 3:
-            bad = bad[: int(rng.integers(0, len(bad)))]
-        else:
-            for i in rng.integers(0, len(bad), size=1 + k % 3):
-                bad[i] ^= int(rng.integers(1, 256))
-        f = tmp_path / "bad.dla.pt"
-        f.write_bytes(bytes(bad))
+    path = dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt")
+    assert dla("compile", path, "-o", tmp_path / "net.dlab").returncode == 0
+    clean = segments_text(dla("disasm", tmp_path / "net.dlab").stdout)
+
+    def compile_and_list(f):
         r = dla("compile", f, "-o", tmp_path / "bad.dlab")
-        assert r.returncode in (0, 1), (k, r.returncode, r.stderr[-2000:])
-        if r.returncode == 1:
-            refused += 1
-            assert len(r.stderr.strip().splitlines()) == 1 and "bad.dla.pt" in r.stderr, (k, r.stderr)
+        return dla("disasm", tmp_path / "bad.dlab") if r.returncode == 0 else r
+
+    refused, accepted = damage(tmp_path, open(path, "rb").read(), ".dla.pt", 1, compile_and_list)
     assert refused >= 15
+    assert all(segments_text(out) == clean for out in accepted)
