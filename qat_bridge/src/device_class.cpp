@@ -20,6 +20,7 @@
 #include "dla/program.hpp"
 #include "dla/qat/host_segments.hpp"
 #include "dla/qat/hw_options.hpp"
+#include "host_tensors.hpp"
 #ifdef DLA_HAVE_RTL
 #include "dla/rtl.hpp"
 #endif
@@ -129,10 +130,7 @@ class SimDevice : public torch::CustomClassHolder {
     std::vector<std::vector<at::Tensor>> outs(out_names.size());
     for (std::size_t c = 0; c < results.size(); ++c) {
       for (std::size_t o = 0; o < out_names.size(); ++o) {
-        const HostTensor& y = results[c].at(out_names[o]);
-        at::Tensor t = at::empty(std::vector<std::int64_t>(y.shape.begin(), y.shape.end()), at::kLong);
-        std::copy(y.values.begin(), y.values.end(), t.data_ptr<std::int64_t>());
-        outs[o].push_back(t.narrow(0, 0, counts[c]));
+        outs[o].push_back(long_tensor(results[c].at(out_names[o])).narrow(0, 0, counts[c]));
       }
     }
     c10::Dict<std::string, at::Tensor> result;
@@ -160,12 +158,7 @@ class SimDevice : public torch::CustomClassHolder {
     checked("run_layers", [&] {
       for (const auto& name : input_names()) device_->set_input(name, host_tensor(name, inputs.at(name)));
       device_->run(options);
-      for (const auto& d : device_->layer_dumps()) {
-        std::vector<std::int64_t> shape(d.tensor.shape.begin(), d.tensor.shape.end());
-        at::Tensor t = at::empty(shape, at::kLong);
-        std::copy(d.tensor.values.begin(), d.tensor.values.end(), t.data_ptr<std::int64_t>());
-        dumps.insert(d.name, t);
-      }
+      for (const auto& d : device_->layer_dumps()) dumps.insert(d.name, long_tensor(d.tensor));
       const auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get());
       const sim::RunStats s = device_->stats();
       for (std::size_t i = 0; i < s.layers.size(); ++i) {
@@ -202,13 +195,7 @@ class SimDevice : public torch::CustomClassHolder {
   HostTensor host_tensor(const std::string& name, const at::Tensor& x) const {
     const TensorDesc& d = desc(name);
     TORCH_CHECK(!x.is_floating_point(), "dla.Device: input '", name, "' must hold integers");
-    const at::Tensor v = x.to(at::kInt).contiguous();
-    HostTensor t;
-    t.dtype = d.dtype;
-    t.frac = d.frac;
-    t.shape = d.shape;
-    t.values.assign(v.data_ptr<std::int32_t>(), v.data_ptr<std::int32_t>() + v.numel());
-    return t;
+    return qat::host_tensor(x, d.dtype, d.frac, d.shape);
   }
   static std::string per_image(const TensorDesc& d) {
     std::string s = "[";
@@ -331,31 +318,16 @@ class SegmentedSimDevice : public torch::CustomClassHolder {
   }
   static Value value_of(const at::Tensor& x, const PlanValue& v) {
     Value out;
-    std::vector<std::uint64_t> shape(x.sizes().begin(), x.sizes().end());
     if (x.is_floating_point()) {
-      const at::Tensor f = x.to(at::kFloat).contiguous();
       out.is_float = true;
-      out.reals = {shape, std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel())};
+      out.reals = float_values(x);
       return out;
     }
     TORCH_CHECK(!v.is_float, "dla.SegmentedDevice.run: input '", v.name, "' is a float input; give floats");
-    const at::Tensor q = x.to(at::kInt).contiguous();
-    out.ints.dtype = v.dtype;
-    out.ints.frac = v.frac;
-    out.ints.shape = shape;
-    out.ints.values.assign(q.data_ptr<std::int32_t>(), q.data_ptr<std::int32_t>() + q.numel());
+    out.ints = qat::host_tensor(x, v.dtype, v.frac, dla_shape(x));
     return out;
   }
-  static at::Tensor tensor_of(const Value& v) {
-    if (v.is_float) {
-      at::Tensor t = at::empty(std::vector<std::int64_t>(v.reals.shape.begin(), v.reals.shape.end()), at::kFloat);
-      std::copy(v.reals.values.begin(), v.reals.values.end(), t.data_ptr<float>());
-      return t;
-    }
-    at::Tensor t = at::empty(std::vector<std::int64_t>(v.ints.shape.begin(), v.ints.shape.end()), at::kLong);
-    std::copy(v.ints.values.begin(), v.ints.values.end(), t.data_ptr<std::int64_t>());
-    return t;
-  }
+  static at::Tensor tensor_of(const Value& v) { return v.is_float ? float_tensor(v.reals) : long_tensor(v.ints); }
 
   std::string engine_;
   SegmentedProgram program_;

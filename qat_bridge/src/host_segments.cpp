@@ -17,6 +17,7 @@
 #include "dla/file_io.hpp"
 #include "dla/qat/hw_options.hpp"
 #include "dla/qat/ops.hpp"
+#include "host_tensors.hpp"
 
 namespace dla::qat {
 namespace {
@@ -133,36 +134,16 @@ PlanValue plan_value(const json& j, const std::string& where, bool with_clip) {
 
 // ---- values --------------------------------------------------------------------------
 
-std::vector<std::int64_t> sizes(const std::vector<std::uint64_t>& shape) {
-  return std::vector<std::int64_t>(shape.begin(), shape.end());
-}
-
 at::Tensor reals_of(const HostTensor& t) {
-  at::Tensor q = at::empty(sizes(t.shape), at::kLong);
-  std::copy(t.values.begin(), t.values.end(), q.data_ptr<std::int64_t>());
   // q * 2^-frac as float32 (exact: |q| < 2^24), as the export's replay hands them to the host
-  return q.to(at::kFloat) * std::ldexp(1.0, -t.frac);
-}
-
-at::Tensor tensor_of(const FloatTensor& t) {
-  at::Tensor x = at::empty(sizes(t.shape), at::kFloat);
-  std::copy(t.values.begin(), t.values.end(), x.data_ptr<float>());
-  return x;
-}
-
-FloatTensor float_tensor(const at::Tensor& x) {
-  const at::Tensor c = x.to(at::kFloat).contiguous();
-  FloatTensor t;
-  for (auto s : c.sizes()) t.shape.push_back(static_cast<std::uint64_t>(s));
-  t.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return t;
+  return long_tensor(t).to(at::kFloat) * std::ldexp(1.0, -t.frac);
 }
 
 /// The bridge's quantizer on a float value, as the prepared model's QuantizeLayer: NaN
 /// and infinities are refused, naming the value.
 HostTensor quantize_value(const at::Tensor& x, const PlanValue& v, const HwOptions& hw, const std::string& what) {
   if (!x.is_floating_point()) throw Error(what + " is not a float tensor");
-  if (x.sizes().vec() != sizes(v.shape)) {
+  if (x.sizes().vec() != torch_sizes(v.shape)) {
     throw Error(what + " has shape " + shape_string(std::vector<std::uint64_t>(x.sizes().begin(), x.sizes().end())) +
                 ", the plan expects " + shape_string(v.shape));
   }
@@ -173,13 +154,7 @@ HostTensor quantize_value(const at::Tensor& x, const PlanValue& v, const HwOptio
   }
   const QResult r = quantize(x, QFormat{v.dtype, v.frac}, hw, Clip{v.clip_lo, v.clip_hi});
   // y * 2^frac is the integer exactly (a power-of-two scaling of q * 2^-frac).
-  const at::Tensor q = (r.y.to(at::kDouble) * std::ldexp(1.0, v.frac)).to(at::kLong).contiguous();
-  HostTensor t;
-  t.dtype = v.dtype;
-  t.frac = v.frac;
-  t.shape = v.shape;
-  t.values.assign(q.data_ptr<std::int64_t>(), q.data_ptr<std::int64_t>() + q.numel());
-  return t;
+  return host_tensor((r.y.to(at::kDouble) * std::ldexp(1.0, v.frac)).to(at::kLong), v.dtype, v.frac, v.shape);
 }
 
 }  // namespace
@@ -413,10 +388,10 @@ std::map<std::string, Value> HostPlan::run(const std::map<std::string, Value>& g
         throw Error("input '" + in.name + "' has shape " + shape_string(v.reals.shape) + ", the model takes " +
                     shape_string(in.shape));
       }
-      floats[in.name] = tensor_of(v.reals);
+      floats[in.name] = float_tensor(v.reals);
       env[in.name] = v;
     } else if (v.is_float) {  // floats for an integer input: quantized as the model does
-      env[in.name].ints = quantize_value(tensor_of(v.reals), in, m.hw, "input '" + in.name + "'");
+      env[in.name].ints = quantize_value(float_tensor(v.reals), in, m.hw, "input '" + in.name + "'");
     } else {
       if (v.ints.shape != in.shape || v.ints.dtype != in.dtype || !v.ints.is_consistent()) {
         throw Error("input '" + in.name + "' must be " + std::string(dtype_info(in.dtype).name) + " " +
@@ -457,7 +432,7 @@ std::map<std::string, Value> HostPlan::run(const std::map<std::string, Value>& g
       if (!out.isTensor()) throw Error("host step '" + s.name + "' returned no tensor");
       floats[s.name] = out.toTensor();
       env[s.name].is_float = true;
-      env[s.name].reals = float_tensor(floats[s.name]);
+      env[s.name].reals = float_values(floats[s.name]);
     } else {
       const std::string& src = s.inputs[0];
       if (!floats.count(src)) throw Error("quantize step '" + s.name + "': '" + src + "' is not a float value");
