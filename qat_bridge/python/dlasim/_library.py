@@ -1,6 +1,7 @@
 """Finds and loads the op library (libdla_qat.so) into torch.ops.dla."""
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -20,6 +21,23 @@ def _candidates():
     repo = here.parents[2]
     for preset in ("ci", "dev", "release"):
         yield repo / "build" / preset / "qat_bridge" / _LIB_NAME
+
+
+def dla_tool():
+    """The `dla` tool that belongs to the loaded op library: $DLA_TOOL, then the build tree's
+    (<build>/sim/dla beside <build>/qat_bridge/libdla_qat.so), then the installed one
+    (<prefix>/bin/dla for <prefix>/lib/python3.X/dist-packages/dlasim), then PATH."""
+    env = os.environ.get("DLA_TOOL")
+    if env:
+        return env
+    lib = Path(load_library())
+    for candidate in (lib.parent.parent / "sim" / "dla", lib.parents[4] / "bin" / "dla" if len(lib.parents) > 4 else None):
+        if candidate is not None and candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("dla")
+    if found:
+        return found
+    raise RuntimeError("dlasim: cannot find the dla tool (set DLA_TOOL, or build it: cmake --build --preset ci --target dla)")
 
 
 def load_library(path=None):

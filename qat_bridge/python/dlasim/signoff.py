@@ -16,6 +16,8 @@ order), element for element; a layer the program stores in another shape than th
 
 import json
 import math
+import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,9 @@ import torch
 
 from .device import Device
 from .diagnostics import sqnr_db
+from ._library import dla_tool
 from .export import Exported, integer_forward, load_export
+from .export import export as export_model
 from .integers import to_reals
 from .runtime import evaluating
 
@@ -111,13 +115,21 @@ def _first_diff(expected, actual):
     return {"index": idx, "expected": int(expected[tuple(idx)]), "actual": int(actual[tuple(idx)])}
 
 
-def signoff(export, program, inputs, engines=("emu", "cycle"), model=None):
+def signoff(export, program=None, inputs=None, engines=("emu", "cycle"), model=None):
     """Runs `program` (a .dlab compiled from `export`) on each engine with every layer dumped
     and compares each layer with the export's integer replay on `inputs` (a tensor or a
     tuple, in the model's call order; the program's batch). With `model` (the prepared
     model the export came from), each layer also gets its SQNR against the float model (the
     prepared graph run with floats: BN folded, no quantization; dlasim.report's sqnr_db).
-    Returns a SignoffReport."""
+    Returns a SignoffReport.
+
+    `export` may be the prepared model itself: `signoff(prepared, inputs=(x,))` exports it
+    and compiles it (`dla compile`, the tool beside the op library) into a temporary
+    directory, and reports SQNR against its float model."""
+    if isinstance(export, torch.nn.Module):
+        return _signoff_prepared(export, inputs if inputs is not None else program, engines)
+    if program is None or inputs is None:
+        raise TypeError("signoff: give (export, program, inputs), or (prepared_model, inputs=...)")
     ex = export if isinstance(export, Exported) else load_export(export)
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
@@ -130,6 +142,9 @@ def signoff(export, program, inputs, engines=("emu", "cycle"), model=None):
                            list(engines))
     for engine in engines:
         dev = Device(program, engine=engine, export=ex)
+        if dev.segmented:
+            raise ValueError("signoff: %s is a segmented program (a model with float parts); sign it off with "
+                             "`dla signoff`, which runs its host steps between the segments" % program)
         feed = {name: replay[name] for name in dev.inputs}
         dumps, stats = dev._dev.run_layers(feed)
         for layer, got in dumps.items():
@@ -148,6 +163,21 @@ def signoff(export, program, inputs, engines=("emu", "cycle"), model=None):
                 sqnr = sqnr_db(floats[layer].reshape(want.shape), to_reals(want, ex.node(layer)["frac"]))
             report.layers.append(LayerResult(engine, layer, int(want.numel()), equal, diff, macs, overflows,
                                              saturations, cycles, util / 1e6, sqnr))
+    return report
+
+
+def _signoff_prepared(prepared, inputs, engines):
+    """signoff of a prepared model: export and compile it into a temporary directory."""
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    with tempfile.TemporaryDirectory(prefix="dlasim-signoff-") as d:
+        path = export_model(prepared, inputs, Path(d) / "model.dla.pt")
+        program = Path(d) / "model.dlab"
+        r = subprocess.run([dla_tool(), "compile", path, "-o", str(program)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("signoff: dla compile failed: %s" % r.stderr.strip())
+        report = signoff(path, program, inputs, engines, model=prepared)
+    report.export, report.program = "(exported from the prepared model)", "(compiled from the prepared model)"
     return report
 
 

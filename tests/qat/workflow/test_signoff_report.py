@@ -115,3 +115,18 @@ def test_sqnr_against_the_float_model_per_layer(tmp_path):
     plain = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu",))
     assert all(r.sqnr_db is None for r in plain.layers)
     assert "<th>SQNR dB</th>" not in plain.write(tmp_path / "plain").read_text()
+
+
+def test_signoff_of_a_prepared_model_exports_and_compiles_it(tmp_path):
+    """dlasim.signoff(prepared, inputs=...): exported and compiled (`dla compile`) in a
+    temporary directory, every layer on both engines, with SQNR against its float model;
+    the same rows as signing off its export and program by hand."""
+    torch.manual_seed(4)
+    x = torch.randn(1, 3, 16, 16)
+    prepared, path = trained_export(M.ResidualCNN(), x, tmp_path / "net.dla.pt", plan="int8")
+    report = dlasim.signoff(prepared, inputs=(x,), engines=("emu", "cycle"))
+    assert report.ok and all(r.sqnr_db is not None for r in report.layers)
+    assert run("compile", path, "-o", tmp_path / "net.dlab").returncode == 0
+    by_hand = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu", "cycle"), model=prepared)
+    assert [(r.engine, r.layer, r.equal, r.cycles, r.sqnr_db) for r in report.layers] == \
+        [(r.engine, r.layer, r.equal, r.cycles, r.sqnr_db) for r in by_hand.layers]
