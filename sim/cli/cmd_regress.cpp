@@ -1,5 +1,6 @@
 // dla regress: the regression suite on the engines named. Random graphs of the
 // differential tests' generator on each preset, the built-in ResNet-18 at a small size,
+// models given with --model (QAT exports, each device segment of one with float parts),
 // every layer of every engine compared with the compiler's reference evaluator; and bad
 // programs (truncated, bit-flipped, for another config) that every engine must refuse
 // with the same error. Cases run in parallel, each with its own devices; a table, JUnit
@@ -7,10 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -244,6 +247,29 @@ std::vector<Case> bad_cases() {
   };
 }
 
+/// The cases of a model file: its graph, or each device segment of an export with float
+/// parts (the engines against the reference evaluator; the host steps are not the engines'),
+/// on random inputs. The file is read here, so that a bad one stops the run at once.
+std::vector<Case> model_cases(const std::string& path) {
+  const auto model = std::make_shared<const Model>(load_model_file(path));
+  const std::string stem = std::filesystem::path(path).filename().string();
+  auto make = [model](const compiler::Graph* graph, std::uint64_t seed) {
+    return [model, graph, seed]() {
+      GraphCase m{*graph, model->hw, {}};
+      m.inputs = random_inputs(m.graph, seed);
+      return m;
+    };
+  };
+  std::vector<Case> cases;
+  if (!model->segmented()) {
+    cases.push_back({"model/" + stem, make(&model->graph, 5), {}});
+  }
+  for (std::size_t k = 0; k < model->segments.size(); ++k) {
+    cases.push_back({"model/" + stem + "/segment" + std::to_string(k), make(&model->segments[k], 5 + k), {}});
+  }
+  return cases;
+}
+
 std::string xml_escape(const std::string& s) {
   std::string out;
   for (const char ch : s) {
@@ -289,14 +315,19 @@ int cmd_regress(const Args& args) {
       ("seeds", po::value<std::int64_t>()->default_value(20), "random graphs per preset (small, default, large)")
       ("resnet-size", po::value<std::int64_t>()->default_value(32),
        "input height and width of the built-in ResNet-18 case (0: no ResNet-18 case)")
+      ("model", po::value<std::vector<std::string>>()->composing(),
+       "FILE: a model to add as a case, with random inputs: a QAT export (.dla.pt) on the config it was trained "
+       "for, or a graph file on the default preset; an export with float parts adds one case per device segment "
+       "(repeatable)")
       ("jobs,j", po::value<std::int64_t>()->default_value(2), "cases run at once (threads)")
       ("junit", po::value<std::string>(), "write JUnit XML to FILE: one test case per case and engine")
       ("fault-reference", po::value<std::string>(),
        "tests of the regression only: make the reference of case NAME wrong, so that it must fail");
   const auto vm = parse_command(
-      args, "dla regress [--engines emu,cycle,rtl] [--seeds N] [--resnet-size S] [--junit FILE]",
+      args, "dla regress [--engines emu,cycle,rtl] [--seeds N] [--resnet-size S] [--model FILE ...] [--junit FILE]",
       "Runs the regression suite on each engine: --seeds random graphs per preset (small, default, large; "
       "random rounding mode, overflow policy and accumulator width), the built-in ResNet-18 at --resnet-size, "
+      "the models given with --model (for example the QAT workflow's exports: scripts/regress), "
       "every layer of every engine compared element for element with the compiler's reference evaluator; and "
       "bad programs (truncated, bit-flipped, compiled for another config) that every engine must refuse with "
       "the same error. Prints a table, writes JUnit XML with --junit, and exits 1 naming the first failing "
@@ -336,6 +367,11 @@ int cmd_regress(const Args& args) {
                          m.hw = dla::testing::random_config(preset, rng);
                          return m;
                        }, {}});
+    }
+  }
+  if (vm->count("model")) {
+    for (const auto& path : (*vm)["model"].as<std::vector<std::string>>()) {
+      for (auto& c : model_cases(path)) cases.push_back(std::move(c));
     }
   }
   for (auto& c : bad_cases()) cases.push_back(std::move(c));

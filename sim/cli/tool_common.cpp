@@ -132,16 +132,21 @@ Model load_model(const po::variables_map& vm) {
     m.graph = compiler::resnet18(size);
     return m;
   }
-  const std::string path = vm["graph"].as<std::string>();
+  const std::string requested_name = vm.count("config") ? "--config " + vm["config"].as<std::string>()
+                                                        : "--preset " + (requested ? vm["preset"].as<std::string>() : "");
+  return load_model_file(vm["graph"].as<std::string>(), requested ? &m.hw : nullptr, requested_name);
+}
+
+Model load_model_file(const std::string& path, const HwConfig* requested, const std::string& requested_name) {
+  Model m;
+  m.hw = requested != nullptr ? *requested : HwConfig::preset("default");
   if (!compiler::looks_like_torchscript(path)) {
     m.graph = compiler::load_graph(path);
     return m;
   }
   const Phase phase("read the QAT export " + path);
   compiler::QatExport model = compiler::import_qat_export(path);
-  const std::string requested_name = vm.count("config") ? "--config " + vm["config"].as<std::string>()
-                                                        : "--preset " + (requested ? vm["preset"].as<std::string>() : "");
-  m.hw = compiler::config_for_export(model, path, requested ? &m.hw : nullptr, requested_name);
+  m.hw = compiler::config_for_export(model, path, requested, requested_name);
   m.graph = std::move(model.graph);
   m.segments = std::move(model.segments);
   m.host_plan = std::move(model.host_plan);

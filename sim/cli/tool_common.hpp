@@ -54,6 +54,10 @@ struct Model {
 /// hardware it was trained for: it is used when no --preset/--config is given, and a
 /// given one must agree with it in every field that changes the integers.
 Model load_model(const boost::program_options::variables_map& vm);
+/// The model in `path` (a QAT export or a graph file) for `requested` (null: the export's
+/// own config, or the default preset for a graph file; `requested_name` names it in errors).
+Model load_model_file(const std::string& path, const HwConfig* requested = nullptr,
+                      const std::string& requested_name = "");
 
 /// Compiles `graph` for `hw` and checks that the program loads and that every
 /// instruction's accesses fit the hardware config (a program that compiles is a program
