@@ -8,6 +8,8 @@
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +48,28 @@ auto checked(const char* what, Fn&& fn) {
     return fn();
   } catch (const dla::Error& e) {
     TORCH_CHECK(false, "dla.Device.", what, ": ", e.what());
+  }
+}
+
+/// Appends what a device's last run (with dump_layers) left: every layer's dump (int64,
+/// the program's shape) and [MACs, accumulator overflows, saturations, cycles (0 on emu),
+/// MAC utilization in 1e-6].
+using LayerDumps = c10::Dict<std::string, at::Tensor>;
+using LayerStats = c10::Dict<std::string, std::vector<std::int64_t>>;
+void collect_layers(const sim::Device& device, LayerDumps& dumps, LayerStats& stats) {
+  for (const auto& d : device.layer_dumps()) dumps.insert(d.name, long_tensor(d.tensor));
+  const auto* cyc = dynamic_cast<const sim::CycleDevice*>(&device);
+  const sim::RunStats s = device.stats();
+  for (std::size_t i = 0; i < s.layers.size(); ++i) {
+    const auto& l = s.layers[i];
+    std::int64_t util = 0;
+    if (cyc != nullptr && i < cyc->report().layers.size()) {
+      util = static_cast<std::int64_t>(cyc->report().layers[i].mac_utilization * 1e6);
+    }
+    stats.insert(l.name, std::vector<std::int64_t>{static_cast<std::int64_t>(l.macs),
+                                                   static_cast<std::int64_t>(l.acc_overflows),
+                                                   static_cast<std::int64_t>(l.saturations),
+                                                   static_cast<std::int64_t>(l.cycles), util});
   }
 }
 
@@ -158,23 +182,17 @@ class SimDevice : public torch::CustomClassHolder {
     checked("run_layers", [&] {
       for (const auto& name : input_names()) device_->set_input(name, host_tensor(name, inputs.at(name)));
       device_->run(options);
-      for (const auto& d : device_->layer_dumps()) dumps.insert(d.name, long_tensor(d.tensor));
-      const auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get());
-      const sim::RunStats s = device_->stats();
-      for (std::size_t i = 0; i < s.layers.size(); ++i) {
-        const auto& l = s.layers[i];
-        std::int64_t util = 0;
-        if (cyc != nullptr && i < cyc->report().layers.size()) {
-          util = static_cast<std::int64_t>(cyc->report().layers[i].mac_utilization * 1e6);
-        }
-        stats.insert(l.name, std::vector<std::int64_t>{static_cast<std::int64_t>(l.macs),
-                                                       static_cast<std::int64_t>(l.acc_overflows),
-                                                       static_cast<std::int64_t>(l.saturations),
-                                                       static_cast<std::int64_t>(l.cycles), util});
-      }
+      collect_layers(*device_, dumps, stats);
       return 0;
     });
     return {dumps, stats};
+  }
+
+  /// (Chrome trace, unit timeline JSON) of the last run_layers; empty on emu.
+  std::tuple<std::string, std::string> trace() const {
+    const auto* cyc = dynamic_cast<const sim::CycleDevice*>(device_.get());
+    if (cyc == nullptr) return {};
+    return {sim::chrome_trace(cyc->report(), program_), sim::unit_timeline({&cyc->report()}).dump()};
   }
 
   /// Cycles of the last chunk a device ran (cycle engine only; 0 on emu) and its MACs.
@@ -289,18 +307,7 @@ class SegmentedSimDevice : public torch::CustomClassHolder {
         }
         feed[v.name] = value_of(x, v);
       }
-      const auto values = checked("run", [&] {
-        return plan_->run(feed, [&](std::size_t k, const std::map<std::string, HostTensor>& ins) {
-          sim::Device& d = *devices_.at(k);
-          for (const auto& [name, t] : ins) d.set_input(name, t);
-          d.run();
-          std::map<std::string, HostTensor> o;
-          for (const auto& t : program_.segments[k].tensors) {
-            if (t.role == TensorRole::kOutput) o[t.name] = d.output(t.name);
-          }
-          return o;
-        });
-      });
+      const auto values = run_chunk("run", feed, false);
       for (const auto& v : plan_->outputs()) outs[v.name].push_back(tensor_of(values.at(v.name)).narrow(0, 0, n));
     }
     c10::Dict<std::string, at::Tensor> result;
@@ -310,7 +317,64 @@ class SegmentedSimDevice : public torch::CustomClassHolder {
     return result;
   }
 
+  /// One run on exactly the program's batch with every layer dumped, in the plan's order:
+  /// each device segment's layers (int64, stats as SimDevice.run_layers) and each host
+  /// step's value (int64 integers, or float32 reals); host values have no stats.
+  std::tuple<LayerDumps, LayerStats> run_layers(const c10::Dict<std::string, at::Tensor>& inputs) {
+    std::map<std::string, Value> feed;
+    for (const auto& v : plan_->inputs()) {
+      TORCH_CHECK(inputs.contains(v.name), "dla.SegmentedDevice.run_layers: missing input '", v.name, "'");
+      const at::Tensor x = inputs.at(v.name);
+      TORCH_CHECK(x.dim() >= 1 && x.size(0) == static_cast<std::int64_t>(v.shape.at(0)),
+                  "dla.SegmentedDevice.run_layers: input '", v.name, "' must have the program's batch ", v.shape.at(0));
+      feed[v.name] = value_of(x, v);
+    }
+    const auto values = run_chunk("run_layers", feed, true);
+    LayerDumps dumps;
+    LayerStats stats;
+    for (const PlanStep& step : plan_->steps()) {
+      if (step.kind == PlanStep::Kind::kDevice) {
+        collect_layers(*devices_.at(step.segment), dumps, stats);
+      } else {
+        dumps.insert(step.name, tensor_of(values.at(step.name)));
+      }
+    }
+    return {dumps, stats};
+  }
+
+  /// (Chrome trace, unit timeline JSON) of the last run_layers, the device segments back
+  /// to back; empty on emu.
+  std::tuple<std::string, std::string> trace() const {
+    std::vector<sim::TracedRun> runs;
+    std::vector<const sim::CycleReport*> reports;
+    for (std::size_t k = 0; k < devices_.size(); ++k) {
+      const auto* cyc = dynamic_cast<const sim::CycleDevice*>(devices_[k].get());
+      if (cyc == nullptr) return {};
+      runs.push_back({cyc->report(), program_.segments[k], "device segment " + std::to_string(k)});
+      reports.push_back(&cyc->report());
+    }
+    return {sim::chrome_trace(runs), sim::unit_timeline(reports).dump()};
+  }
+
  private:
+  /// Runs the plan once on exactly the program's batch: every value by name.
+  std::map<std::string, Value> run_chunk(const char* what, const std::map<std::string, Value>& feed, bool dump_layers) {
+    return checked(what, [&] {
+      return plan_->run(feed, [&](std::size_t k, const std::map<std::string, HostTensor>& ins) {
+        sim::Device& d = *devices_.at(k);
+        for (const auto& [name, t] : ins) d.set_input(name, t);
+        sim::RunOptions options;
+        options.dump_layers = dump_layers;
+        d.run(options);
+        std::map<std::string, HostTensor> o;
+        for (const auto& t : program_.segments[k].tensors) {
+          if (t.role == TensorRole::kOutput) o[t.name] = d.output(t.name);
+        }
+        return o;
+      });
+    });
+  }
+
   static std::vector<std::string> names(const std::vector<PlanValue>& values) {
     std::vector<std::string> out;
     for (const auto& v : values) out.push_back(v.name);
@@ -347,14 +411,17 @@ TORCH_LIBRARY_FRAGMENT(dla, m) {
       .def("hw_list", &SimDevice::hw_list)
       .def("run", &SimDevice::run)
       .def("last_stats", &SimDevice::last_stats)
-      .def("run_layers", &SimDevice::run_layers);
+      .def("run_layers", &SimDevice::run_layers)
+      .def("trace", &SimDevice::trace);
   m.class_<SegmentedSimDevice>("SegmentedDevice")
       .def(torch::init<std::string, std::string>())
       .def("engine", &SegmentedSimDevice::engine)
       .def("input_names", &SegmentedSimDevice::input_names)
       .def("output_names", &SegmentedSimDevice::output_names)
       .def("tensor_info", &SegmentedSimDevice::tensor_info)
-      .def("run", &SegmentedSimDevice::run);
+      .def("run", &SegmentedSimDevice::run)
+      .def("run_layers", &SegmentedSimDevice::run_layers)
+      .def("trace", &SegmentedSimDevice::trace);
 }
 
 }  // namespace dla::qat

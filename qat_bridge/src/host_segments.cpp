@@ -445,4 +445,46 @@ std::map<std::string, Value> HostPlan::run(const std::map<std::string, Value>& g
   return env;
 }
 
+std::map<std::string, FloatTensor> float_reference_values(const std::string& export_path,
+                                                          const std::map<std::string, FloatTensor>& inputs) {
+  torch::jit::Module m;
+  json graph;
+  try {
+    m = torch::jit::load(export_path);
+    graph = json::parse(m.attr("graph_json").toStringRef());
+  } catch (const std::exception& e) {
+    throw Error(export_path + ": cannot read the export: " + first_line(e.what()));
+  }
+  if (!graph.contains("float_reference")) return {};
+  const std::string where = export_path + ": float_reference";
+  const json& ref = graph["float_reference"];
+  const std::string module = text(ref, "module", where);
+  const std::vector<std::string> values = names(ref, "values", where);
+  if (!m.hasattr(module) || !m.attr(module).isModule()) throw Error(where + ": the export holds no module '" + module + "'");
+  std::vector<c10::IValue> args;
+  for (const std::string& name : names(graph, "inputs", export_path)) {
+    const auto it = inputs.find(name);
+    if (it == inputs.end()) throw Error(where + ": no value for input '" + name + "'");
+    args.emplace_back(float_tensor(it->second));
+  }
+  torch::NoGradGuard no_grad;
+  c10::IValue out;
+  try {
+    out = m.attr(module).toModule().forward(args);
+  } catch (const std::exception& e) {
+    throw Error(where + ": the float model failed: " + first_line(e.what()));
+  }
+  if (!out.isTuple() || out.toTupleRef().elements().size() != values.size()) {
+    throw Error(where + ": the float model returned " + std::string(out.isTuple() ? "another number of" : "no tuple of") +
+                " tensors (it names " + std::to_string(values.size()) + ")");
+  }
+  std::map<std::string, FloatTensor> result;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const c10::IValue& v = out.toTupleRef().elements()[i];
+    if (!v.isTensor()) throw Error(where + ": value '" + values[i] + "' is not a tensor");
+    result[values[i]] = float_values(v.toTensor());
+  }
+  return result;
+}
+
 }  // namespace dla::qat

@@ -2,6 +2,8 @@
 // the compiler's reference evaluator (the golden model, written apart from the engines),
 // element for element. Exit 0 when every layer of every engine is equal; else exit 1,
 // naming the first differing layer in graph order.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -41,6 +43,9 @@ std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<s
   }
   const auto inputs = read_inputs(program, specs);
   const std::vector<HostTensor> reference = compiler::evaluate(model.graph, model.hw, inputs);
+  std::map<std::string, RealTensor> reals;
+  for (const auto& [name, t] : inputs) reals[name] = {t.shape, reals_of(t)};
+  const FloatValues floats = float_reference(model, reals);
 
   std::vector<LayerCheck> checks;
   for (const auto& name : engines) {
@@ -54,18 +59,27 @@ std::vector<LayerCheck> signoff_checks(const Model& model, const std::optional<s
     const auto* cycle = dynamic_cast<const sim::CycleDevice*>(device.get());
     const auto dumps = device->layer_dumps();
     if (cycle != nullptr && trace_json != nullptr) *trace_json = sim::chrome_trace(cycle->report(), program);
-    if (cycle != nullptr && timeline != nullptr) *timeline = unit_timeline(cycle->report());
+    if (cycle != nullptr && timeline != nullptr) *timeline = sim::unit_timeline({&cycle->report()});
     for (std::size_t i = 0; i < dumps.size(); ++i) {
       const int node = model.graph.find(dumps[i].name);
       if (node < 0) throw Error("signoff: the program's layer '" + dumps[i].name + "' is not a node of the model");
       LayerCheck c = compare(name, dumps[i].name, reference[static_cast<std::size_t>(node)], dumps[i].tensor);
       if (i < stats.layers.size()) c.stats = stats.layers[i];
       if (cycle != nullptr && i < cycle->report().layers.size()) c.mac_utilization = cycle->report().layers[i].mac_utilization;
+      set_sqnr(c, floats, reals_of(dumps[i].tensor));
       checks.push_back(c);
     }
   }
 
   return checks;
+}
+
+std::string sqnr_text(const std::optional<double>& db) {
+  if (!db) return "-";
+  if (std::isinf(*db)) return *db > 0 ? "inf" : "-inf";
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << *db;
+  return s.str();
 }
 
 }  // namespace
@@ -88,7 +102,8 @@ int cmd_signoff(const Args& args) {
       "Compiles the model for its hardware config, runs the program on each engine with every layer dumped, and "
       "compares every layer, element for element, with the compiler's reference evaluator. Prints a table per "
       "layer (elements equal, the first difference, saturations, overflows, cycles and MAC utilization on the "
-      "cycle engine) and exits 1 naming the first differing layer in graph order.",
+      "cycle engine, and the SQNR against the float model when the export holds one: dlasim.export(..., "
+      "float_reference=True)) and exits 1 naming the first differing layer in graph order.",
       options, positional);
   if (!vm) return 0;
   const std::vector<std::string> engines = parse_engines((*vm)["engines"].as<std::string>());
@@ -100,7 +115,8 @@ int cmd_signoff(const Args& args) {
   nlohmann::json timeline;
   const auto program_path = vm->count("program") ? std::optional((*vm)["program"].as<std::string>()) : std::nullopt;
   if (model.segmented()) {
-    checks = signoff_segmented(model, program_path, engines, input_specs);
+    checks = signoff_segmented(model, program_path, engines, input_specs, vm->count("out") ? &trace_json : nullptr,
+                               vm->count("out") ? &timeline : nullptr);
   } else {
     checks = signoff_checks(model, program_path, engines, input_specs, vm->count("out") ? &trace_json : nullptr,
                             vm->count("out") ? &timeline : nullptr);
@@ -108,10 +124,12 @@ int cmd_signoff(const Args& args) {
 
   std::size_t width = 5;
   for (const auto& c : checks) width = std::max(width, c.layer.size());
+  const bool with_sqnr = std::any_of(checks.begin(), checks.end(), [](const LayerCheck& c) { return c.sqnr_db.has_value(); });
   const int w = static_cast<int>(width);
   std::cout << std::left << std::setw(7) << "engine" << std::setw(w + 1) << "layer" << std::right << std::setw(10)
             << "elements" << std::setw(10) << "equal" << std::setw(12) << "saturations" << std::setw(10) << "overflows"
-            << std::setw(11) << "cycles" << std::setw(9) << "MAC util" << "  first difference\n";
+            << std::setw(11) << "cycles" << std::setw(9) << "MAC util" << (with_sqnr ? "  SQNR dB" : "")
+            << "  first difference\n";
   const LayerCheck* first = nullptr;
   for (const auto& c : checks) {
     if (!c.ok() && first == nullptr) first = &c;
@@ -121,6 +139,7 @@ int cmd_signoff(const Args& args) {
               << c.elements << std::setw(10) << c.equal << std::setw(12) << c.stats.saturations << std::setw(10)
               << c.stats.acc_overflows << std::setw(11) << (c.stats.cycles ? std::to_string(c.stats.cycles) : "-")
               << std::setw(9) << (util.str().empty() ? "-" : util.str());
+    if (with_sqnr) std::cout << std::setw(9) << sqnr_text(c.sqnr_db);
     if (!c.ok()) std::cout << "  " << difference_text(c);
     std::cout << "\n";
   }
@@ -135,6 +154,10 @@ int cmd_signoff(const Args& args) {
       layers.push_back({{"engine", c.engine}, {"layer", c.layer}, {"elements", c.elements}, {"equal", c.equal},
                         {"ok", c.ok()}, {"first_diff", diff}, {"saturations", c.stats.saturations}, {"overflows", c.stats.acc_overflows},
                         {"cycles", c.stats.cycles}, {"macs", c.stats.macs}, {"mac_utilization", c.mac_utilization}});
+      if (c.sqnr_db) {  // JSON has no infinity: null is "equal to the float model", -1000 a zero float layer
+        layers.back()["sqnr_db"] = std::isinf(*c.sqnr_db) ? (*c.sqnr_db > 0 ? nlohmann::json() : nlohmann::json(-1000.0))
+                                                          : nlohmann::json(*c.sqnr_db);
+      }
     }
     const std::string model_name =
         vm->count("builtin") ? "--builtin " + (*vm)["builtin"].as<std::string>() : (*vm)["graph"].as<std::string>();

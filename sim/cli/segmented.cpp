@@ -127,6 +127,20 @@ class SegmentDevices {
   sim::Device& device(std::size_t k) { return *devices_.at(k); }
   const sim::CycleDevice* cycle(std::size_t k) const { return dynamic_cast<const sim::CycleDevice*>(devices_.at(k).get()); }
 
+  /// The last run's Chrome trace and unit timeline, the segments back to back (cycle
+  /// engines only; nothing on emu).
+  void trace(std::string* trace_json, nlohmann::json* timeline) const {
+    std::vector<sim::TracedRun> runs;
+    std::vector<const sim::CycleReport*> reports;
+    for (std::size_t k = 0; k < devices_.size(); ++k) {
+      if (cycle(k) == nullptr) return;
+      runs.push_back({cycle(k)->report(), program_.segments[k], "device segment " + std::to_string(k)});
+      reports.push_back(&cycle(k)->report());
+    }
+    if (trace_json != nullptr) *trace_json = sim::chrome_trace(runs);
+    if (timeline != nullptr) *timeline = sim::unit_timeline(reports);
+  }
+
  private:
   const qat::SegmentedProgram& program_;
   bool dump_layers_;
@@ -306,9 +320,19 @@ int run_segmented(const SegmentedRun& r) {
   return 0;
 }
 
+FloatValues float_reference(const Model& model, const std::map<std::string, RealTensor>& inputs) {
+  if (model.path.empty()) return {};
+  std::map<std::string, qat::FloatTensor> given;
+  for (const auto& [name, t] : inputs) given[name] = {t.shape, t.values};
+  FloatValues out;
+  for (auto& [name, t] : qat::float_reference_values(model.path, given)) out[name] = std::move(t.values);
+  return out;
+}
+
 std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optional<std::string>& program_path,
                                           const std::vector<std::string>& engines,
-                                          const std::vector<std::string>& input_specs) {
+                                          const std::vector<std::string>& input_specs, std::string* trace_json,
+                                          nlohmann::json* timeline) {
   const qat::SegmentedProgram program = segmented_program(model, program_path);
   if (program.segments.size() != model.segments.size()) {
     throw Error("signoff: the program has " + std::to_string(program.segments.size()) + " device segments, the model " +
@@ -316,6 +340,11 @@ std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optiona
   }
   const HostPlan plan(program);
   const auto inputs = read_plan_inputs(plan, input_specs);
+  std::map<std::string, RealTensor> reals;
+  for (const auto& [name, v] : inputs) {
+    reals[name] = v.is_float ? RealTensor{v.reals.shape, v.reals.values} : RealTensor{v.ints.shape, reals_of(v.ints)};
+  }
+  const FloatValues floats = float_reference(model, reals);
   // The reference: each segment's graph on the compiler's evaluator, chained by the plan.
   std::map<std::string, HostTensor> reference_layers;
   const auto reference = plan.run(inputs, [&](std::size_t k, const std::map<std::string, HostTensor>& ins) {
@@ -333,12 +362,14 @@ std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optiona
   for (const auto& name : engines) {
     SegmentDevices devices(program, find_engine(name), model.hw, true);
     const auto values = plan.run(inputs, devices.runner());
+    devices.trace(trace_json, timeline);  // as for one program: the last cycle-timed engine's
     for (const PlanStep& s : plan.steps()) {
       if (s.kind != PlanStep::Kind::kDevice) {
         const Value& want = reference.at(s.name);
         const Value& got = values.at(s.name);
         LayerCheck c = want.is_float ? compare_reals(name, s.name, want.reals.values, got.reals.values)
                                      : compare(name, s.name, want.ints, got.ints);
+        set_sqnr(c, floats, got.is_float ? got.reals.values : reals_of(got.ints));
         checks.push_back(c);
         continue;
       }
@@ -354,6 +385,7 @@ std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optiona
         LayerCheck c = compare(name, dumps[i].name, want->second, dumps[i].tensor);
         if (i < stats.layers.size()) c.stats = stats.layers[i];
         if (cycle != nullptr && i < cycle->report().layers.size()) c.mac_utilization = cycle->report().layers[i].mac_utilization;
+        set_sqnr(c, floats, reals_of(dumps[i].tensor));
         checks.push_back(c);
       }
     }

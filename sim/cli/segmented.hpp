@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "dla/hw_config.hpp"
 #include "dla/program.hpp"
 #include "signoff_checks.hpp"
@@ -39,9 +41,17 @@ int run_segmented(const SegmentedRun& run);
 /// The sign-off checks of a segmented model on `engines`: every device layer of every
 /// segment against the compiler's reference evaluator, every host value bit for bit,
 /// both runs chaining their segments through the same host plan. `program` is a
-/// segmented program to check instead of compiling the model.
+/// segmented program to check instead of compiling the model. `trace_json` and
+/// `timeline` (optional) receive the cycle run's Chrome trace and unit timeline, the
+/// device segments back to back.
 std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optional<std::string>& program,
                                           const std::vector<std::string>& engines,
-                                          const std::vector<std::string>& inputs);
+                                          const std::vector<std::string>& inputs, std::string* trace_json = nullptr,
+                                          nlohmann::json* timeline = nullptr);
+
+/// The values of the float model the export holds (dlasim.export(..., float_reference=True))
+/// on `inputs` (by input name), by node name: what `dla signoff` measures SQNR against.
+/// Empty when the model is not such an export or the build has no libtorch.
+FloatValues float_reference(const Model& model, const std::map<std::string, RealTensor>& inputs);
 
 }  // namespace dla::cli

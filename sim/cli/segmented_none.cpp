@@ -25,8 +25,11 @@ std::string describe_segmented(const std::string& path, const ReadOptions&) { ne
 int run_segmented(const SegmentedRun& run) { needs_torch(run.path); }
 
 std::vector<LayerCheck> signoff_segmented(const Model& model, const std::optional<std::string>&,
-                                          const std::vector<std::string>&, const std::vector<std::string>&) {
+                                          const std::vector<std::string>&, const std::vector<std::string>&,
+                                          std::string*, nlohmann::json*) {
   needs_torch(model.path);
 }
+
+FloatValues float_reference(const Model&, const std::map<std::string, RealTensor>&) { return {}; }
 
 }  // namespace dla::cli

@@ -1,7 +1,9 @@
 // The per-layer comparison of `dla signoff` (signoff_checks.hpp).
 #include "signoff_checks.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <iomanip>
 #include <sstream>
 
@@ -53,6 +55,31 @@ LayerCheck compare_reals(const std::string& engine, const std::string& layer, co
     }
   }
   return c;
+}
+
+std::vector<float> reals_of(const HostTensor& t) {
+  std::vector<float> out(t.values.size());
+  const double scale = std::ldexp(1.0, -t.frac);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(static_cast<double>(t.values[i]) * scale);
+  return out;
+}
+
+std::optional<double> sqnr_db(const std::vector<float>& reference, const std::vector<float>& values) {
+  if (reference.size() != values.size()) return std::nullopt;
+  double signal = 0, noise = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double r = reference[i], d = r - static_cast<double>(values[i]);
+    signal += r * r;
+    noise += d * d;
+  }
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  if (signal == 0) return -std::numeric_limits<double>::infinity();
+  return 10 * std::log10(signal / noise);
+}
+
+void set_sqnr(LayerCheck& check, const FloatValues& floats, const std::vector<float>& values) {
+  const auto it = floats.find(check.layer);
+  if (it != floats.end()) check.sqnr_db = sqnr_db(it->second, values);
 }
 
 std::string difference_text(const LayerCheck& c) {

@@ -15,8 +15,4 @@ namespace dla::cli {
 /// empty: no trace (no cycle run); else the page links it.
 void write_signoff_dir(const std::string& dir, nlohmann::json report, const std::string& trace_json);
 
-/// The page's unit timeline of a cycle run: {"cycles": N, "units": [{"name", "busy": [...]}]},
-/// each unit's busy fraction (0..1) in `bins` equal spans of the run.
-nlohmann::json unit_timeline(const sim::CycleReport& report, int bins = 120);
-
 }  // namespace dla::cli

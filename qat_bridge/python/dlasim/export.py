@@ -62,6 +62,20 @@ A model without float islands is one device graph: `write_graph_file(path, json_
 writes it as the compiler's graph file (JSON + weights .bin) as well. With float islands,
 every `host` node's int inputs are device outputs and every `quantize` node a device input.
 
+## The float reference (optional)
+
+`export(..., float_reference=True)` also stores the prepared model run with floats (BN
+folded, no quantization: what dlasim.report and dlasim.signoff(..., model=) measure SQNR
+against), traced, as host module `f_reference`, and names what it returns in the graph:
+
+    "float_reference": {"module": "f_reference", "values": ["conv1", "pool", ...]}
+
+It takes the model's inputs as floats (an integer input as its reals, q * 2^-frac) and
+returns one float tensor per name, in order.
+`dla signoff net.dla.pt` then gives every layer its SQNR against the float model. It
+holds the float weights (about four times the integer export's size); the digest covers
+it like any host module.
+
 ## Integrity
 
 Beside `graph_json` the container holds `digest_json`, the CRC-32 of the graph and of every
@@ -216,7 +230,13 @@ def _hw_json(hw):
 @torch.no_grad()
 def export_graph(model, example_inputs):
     """(graph dict, {tensor key: tensor}, {host key: module}, eval outputs) of a prepared model."""
-    example_inputs = as_inputs(example_inputs)
+    # Eval mode throughout: the host modules are traced from the float modules, and a
+    # BatchNorm traced in training mode would normalize with batch statistics.
+    with evaluating(model):
+        return _export_graph(model, as_inputs(example_inputs))
+
+
+def _export_graph(model, example_inputs):
     with evaluating(model) as m:
         m(*example_inputs)  # calibrates formats never observed
         record = {}
@@ -319,6 +339,38 @@ def _pick(v, where):
     return v
 
 
+class _FloatReference(nn.Module):
+    """The float model returning the value of every node in `names`, in order."""
+
+    def __init__(self, model, names):
+        super().__init__()
+        self.model = model
+        self.names = list(names)
+
+    def forward(self, *inputs):
+        record = {}
+        self.model.run(*inputs, float_mode=True, record=record)
+        return tuple(record[n] for n in self.names)
+
+
+def _float_reference(model, graph, example_inputs):
+    """(graph entry, traced module) of the float reference of `model` (see the docstring)."""
+    # Traced on floats: integer inputs (uint8 images) as their reals, as `dla signoff` gives them.
+    node = {n["name"]: n for n in graph["nodes"]}
+    example_inputs = tuple(x if x.is_floating_point() else to_reals(x, node[name]["frac"], torch.float32)
+                           for name, x in zip(graph["inputs"], example_inputs))
+    with evaluating(model) as m, torch.no_grad():
+        record = {}
+        m.run(*example_inputs, float_mode=True, record=record)
+        names = [n["name"] for n in graph["nodes"] if isinstance(record.get(n["name"]), torch.Tensor)
+                 and record[n["name"]].is_floating_point()]
+        try:
+            traced = torch.jit.trace(_FloatReference(m, names), tuple(example_inputs), check_trace=False)
+        except Exception as e:  # noqa: BLE001 - tracing raises whatever the model's code raises
+            raise ExportError("export: cannot trace the float model for float_reference: %s" % e) from e
+    return {"module": "f_reference", "values": names}, traced
+
+
 class _Const(nn.Module):
     def __init__(self, t):
         super().__init__()
@@ -328,13 +380,17 @@ class _Const(nn.Module):
         return self.t
 
 
-def export(model, example_inputs, path, verify=True):
+def export(model, example_inputs, path, verify=True, float_reference=False):
     """Writes the prepared model's integers to `path` (TorchScript); returns the path.
 
     With verify=True the file is replayed (integer_forward) on example_inputs and compared
-    with the eval forward, element for element; a mismatch raises ExportError.
+    with the eval forward, element for element; a mismatch raises ExportError. With
+    float_reference=True the file also holds the float model, for SQNR in `dla signoff`
+    (see the module docstring).
     """
     graph, tensors, hosts, outputs = export_graph(model, example_inputs)
+    if float_reference:
+        graph["float_reference"], hosts["f_reference"] = _float_reference(model, graph, as_inputs(example_inputs))
     path = str(path)
     torch.jit.save(export_module(graph, tensors, hosts), path)
     if verify:

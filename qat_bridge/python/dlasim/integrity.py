@@ -120,6 +120,11 @@ def check_structure(graph, tensors, hosts):
             _fail("output '%s' is not a node" % out)
     if not graph["outputs"]:
         _fail("it has no outputs")
+    ref = graph.get("float_reference")
+    if ref is not None:
+        if not isinstance(ref, dict) or ref.get("module") not in hosts or not isinstance(ref.get("values"), list) \
+                or not all(v in seen for v in ref["values"]):
+            _fail("its float_reference names a module it does not hold or values that are not nodes")
 
 
 __all__ = ["digest", "verify", "check_structure", "tensor_crc", "host_crc", "DTYPE_NAMES"]

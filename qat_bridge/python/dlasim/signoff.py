@@ -4,14 +4,18 @@
     print(report.table())          # per layer: elements equal, first difference, saturations,
                                    # overflows, cycles and MAC utilization (cycle engine), and
                                    # with model= the SQNR of the layer against the float model
-    report.write("signoff/")       # report.json and a self-contained index.html
-    assert report.ok
+    report.write("signoff/")       # report.json, a self-contained index.html and, when the
+    assert report.ok               # cycle engine ran, trace.json (Chrome/Perfetto) and the unit timeline
 
 The replay (`integer_forward`) runs the export with the same integer ops as the prepared
 model's eval forward, so a program that signs off computes what the trained model computes,
 bit for bit. Layers are compared in the order of the program's debug records (graph
 order), element for element; a layer the program stores in another shape than the export
 (a flatten) is compared in the export's shape. The first differing layer is named.
+
+A segmented program (a model with float parts) is signed off the same way: every layer of
+every device segment, and every value its host steps make (floats bit for bit), in the
+order of the host plan.
 """
 
 import json
@@ -57,6 +61,8 @@ class SignoffReport:
     export: str
     engines: list
     layers: list = field(default_factory=list)
+    trace: str = None              # the cycle run's Chrome trace (JSON text), when it ran
+    timeline: dict = None          # the cycle run's unit timeline (the page's strip chart)
 
     @property
     def ok(self):
@@ -72,7 +78,7 @@ class SignoffReport:
             "first difference")
         lines = [head, "-" * len(head)]
         for r in self.layers:
-            diff = "" if r.first_diff is None else "at %s: expected %d, got %d" % (
+            diff = "" if r.first_diff is None else "at %s: expected %s, got %s" % (
                 r.first_diff["index"], r.first_diff["expected"], r.first_diff["actual"])
             lines.append("%-8s %-28s %10d %8.2f%% %11d %9d %10s %8s %8s  %s" % (
                 r.engine, r.layer[:28], r.elements, 100.0 * r.equal / max(r.elements, 1), r.saturations, r.overflows,
@@ -84,17 +90,25 @@ class SignoffReport:
         return "\n".join(lines)
 
     def to_json(self):
-        return {"program": self.program, "export": self.export, "engines": self.engines, "ok": self.ok,
-                "reference": "the export's integer replay",
-                "layers": [_layer_json(r) for r in self.layers]}
+        j = {"program": self.program, "export": self.export, "engines": self.engines, "ok": self.ok,
+             "reference": "the export's integer replay",
+             "layers": [_layer_json(r) for r in self.layers]}
+        if self.timeline is not None:
+            j["timeline"] = self.timeline
+        return j
 
     def write(self, directory):
-        """Writes report.json and index.html into `directory`; returns the page's path."""
+        """Writes report.json, index.html and (when the cycle engine ran) trace.json into
+        `directory`; returns the page's path."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "report.json").write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        j = self.to_json()
+        if self.trace:
+            (d / "trace.json").write_text(self.trace)
+            j["trace"] = "trace.json"
+        (d / "report.json").write_text(json.dumps(j, indent=1) + "\n")
         page = d / "index.html"
-        page.write_text(_html(self))
+        page.write_text(_html(j))
         return page
 
 
@@ -112,7 +126,7 @@ def _first_diff(expected, actual):
     if bad.shape[0] == 0:
         return None
     idx = bad[0].tolist()
-    return {"index": idx, "expected": int(expected[tuple(idx)]), "actual": int(actual[tuple(idx)])}
+    return {"index": idx, "expected": expected[tuple(idx)].item(), "actual": actual[tuple(idx)].item()}
 
 
 def signoff(export, program=None, inputs=None, engines=("emu", "cycle"), model=None):
@@ -142,28 +156,35 @@ def signoff(export, program=None, inputs=None, engines=("emu", "cycle"), model=N
                            list(engines))
     for engine in engines:
         dev = Device(program, engine=engine, export=ex)
-        if dev.segmented:
-            raise ValueError("signoff: %s is a segmented program (a model with float parts); sign it off with "
-                             "`dla signoff`, which runs its host steps between the segments" % program)
         feed = {name: replay[name] for name in dev.inputs}
         dumps, stats = dev._dev.run_layers(feed)
+        trace, timeline = dev._dev.trace()
+        if trace:  # as `dla signoff`: the last cycle-timed engine's
+            report.trace, report.timeline = trace, json.loads(timeline)
         for layer, got in dumps.items():
             if layer not in replay:
                 continue  # a layer the export does not name (none today)
-            want = replay[layer].to(torch.int64)
+            want = replay[layer]
+            want = want.to(torch.float32 if want.is_floating_point() else torch.int64)
             got = got.reshape(want.shape) if got.numel() == want.numel() else got
             if got.shape != want.shape:
                 equal, diff = 0, {"index": [], "expected": int(want.numel()), "actual": int(got.numel())}
             else:
                 equal, diff = int((got == want).sum()), _first_diff(want, got)
-            macs, overflows, saturations, cycles, util = stats[layer]
-            sqnr = None
-            ref = floats.get(layer)
-            if isinstance(ref, torch.Tensor) and ref.numel() == want.numel() and ex.node(layer).get("value") == "int":
-                sqnr = sqnr_db(floats[layer].reshape(want.shape), to_reals(want, ex.node(layer)["frac"]))
+            macs, overflows, saturations, cycles, util = stats[layer] if layer in stats else (0, 0, 0, 0, 0)
             report.layers.append(LayerResult(engine, layer, int(want.numel()), equal, diff, macs, overflows,
-                                             saturations, cycles, util / 1e6, sqnr))
+                                             saturations, cycles, util / 1e6, _sqnr(ex, layer, floats, want)))
     return report
+
+
+def _sqnr(ex, layer, floats, value):
+    """SQNR of `value` (a layer's integers, or a host step's floats) against the float model's."""
+    ref = floats.get(layer)
+    if not isinstance(ref, torch.Tensor) or ref.numel() != value.numel():
+        return None
+    node = ex.node(layer)
+    reals = to_reals(value, node["frac"]) if node.get("value") == "int" else value
+    return sqnr_db(ref.reshape(value.shape).to(torch.float32), reals.to(torch.float32))
 
 
 def _signoff_prepared(prepared, inputs, engines):
@@ -181,9 +202,9 @@ def _signoff_prepared(prepared, inputs, engines):
     return report
 
 
-def _html(report):
+def _html(report_json):
     """The report page: the one renderer `dla signoff --out` uses too (in the op library)."""
-    return torch.ops.dla.signoff_html(json.dumps(report.to_json()))
+    return torch.ops.dla.signoff_html(json.dumps(report_json))
 
 
 __all__ = ["signoff", "SignoffReport", "LayerResult"]

@@ -186,3 +186,4 @@ def test_python_device_runs_a_segmented_program_in_batches(case, tmp_path):
         for name, y, w in zip(dev.outputs, got, want):
             assert torch.equal(y[k:k + 1], w[:1]), (name, k)
 
+

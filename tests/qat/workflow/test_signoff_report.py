@@ -4,6 +4,8 @@ page does not show what the report says)."""
 
 from html.parser import HTMLParser
 
+import json
+
 import torch
 
 import dlasim
@@ -39,6 +41,10 @@ def compiled(tmp_path, seed):
     return path, tmp_path / ("net%d.dlab" % seed), x
 
 
+def page_text(directory):
+    return (directory / "index.html").read_text()
+
+
 def test_every_layer_signs_off_on_both_engines(tmp_path):
     path, program, x = compiled(tmp_path, 0)
     report = dlasim.signoff(path, program, x, engines=("emu", "cycle"))
@@ -51,8 +57,14 @@ def test_every_layer_signs_off_on_both_engines(tmp_path):
     page = Page()
     page.feed(report.write(tmp_path / "report").read_text())
     assert page.status == "PASS" and page.rows == ["ok"] * len(report.layers)
-    assert page.svgs == 3 and page.bars == 2 * len(cyc) + len(layers)
+    # three bar charts (cycles, MAC utilization, saturations) and the cycle run's unit timeline
+    assert page.svgs == 4 and page.bars == 2 * len(cyc) + len(layers)
     assert (tmp_path / "report" / "report.json").is_file()
+    # the page links the cycle run's Chrome trace, whose instruction slices are the run's
+    trace = json.loads((tmp_path / "report" / "trace.json").read_text())
+    slices = [e for e in trace["traceEvents"] if e.get("ph") == "X" and e.get("cat") != "layer"]
+    assert 'href="trace.json"' in page_text(tmp_path / "report") and len(slices) > len(layers)
+    assert trace["otherData"]["cycles"] == json.loads((tmp_path / "report" / "report.json").read_text())["timeline"]["cycles"]
 
 
 def test_a_program_of_another_model_fails_at_its_first_layer(tmp_path):
@@ -110,7 +122,7 @@ def test_sqnr_against_the_float_model_per_layer(tmp_path):
     html = report.write(tmp_path / "report").read_text()
     page = Page()
     page.feed(html)
-    assert page.svgs == 4 and "<th>SQNR dB</th>" in html and "SQNR against the float model" in html
+    assert page.svgs == 5 and "<th>SQNR dB</th>" in html and "SQNR against the float model" in html
     # without model=, no SQNR: the column and the chart are absent
     plain = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu",))
     assert all(r.sqnr_db is None for r in plain.layers)

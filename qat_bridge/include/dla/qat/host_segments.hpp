@@ -119,4 +119,11 @@ class HostPlan {
   std::unique_ptr<Impl> impl_;
 };
 
+/// The values of the float model an export holds when written with
+/// dlasim.export(..., float_reference=True) (the prepared model run with floats: what SQNR
+/// is measured against), on `inputs` (by the export's input names, floats), by node name.
+/// Empty when the export holds none. Throws dla::Error naming what is wrong.
+std::map<std::string, FloatTensor> float_reference_values(const std::string& export_path,
+                                                          const std::map<std::string, FloatTensor>& inputs);
+
 }  // namespace dla::qat

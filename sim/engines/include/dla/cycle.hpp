@@ -185,6 +185,19 @@ std::string report_table(const CycleReport& r);
 /// `program` is the program of the run the report describes.
 std::string chrome_trace(const CycleReport& report, const Program& program);
 
+/// Several runs back to back (the device segments of a model with float parts): each run
+/// is a process of its own, named by `name`, its cycles following the previous run's.
+struct TracedRun {
+  const CycleReport& report;
+  const Program& program;
+  std::string name;
+};
+std::string chrome_trace(const std::vector<TracedRun>& runs);
+
+/// The sign-off page's unit timeline of runs back to back: {"cycles": N, "units":
+/// [{"name", "busy": [...]}]}, each unit's busy fraction (0..1) in `bins` equal spans.
+nlohmann::json unit_timeline(const std::vector<const CycleReport*>& runs, int bins = 120);
+
 /// What --trace records: value changes of every unit (state, instruction, DRAM activity)
 /// as a VCD file, limited to the cycles [window_begin, window_end) or, when `layer` is
 /// set, to that layer's span [start, end].
