@@ -180,6 +180,10 @@ void plan(Lowering& L, int id) {
       return;
     case OpKind::kUpsample2x: check_even_channels(n, n.dtype, n.shape[1], "the tensor"); return;
     case OpKind::kLut: {
+      if (L.hw.lut_lanes == 0) {
+        refuse(n, "the hardware config has no lookup-table unit (lut_lanes = 0); leave this activation in float "
+                  "(float_layers in the precision plan) or compile for a config with lut_lanes > 0");
+      }
       const Node& x = L.node(n.inputs[0]);
       if (n.shape.size() == 4 || n.shape.size() == 2) check_even_channels(n, n.dtype, n.shape[1], "the tensor");
       L.plan_of(id).param = add_lut_record(L, n, x);

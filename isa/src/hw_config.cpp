@@ -156,6 +156,7 @@ std::optional<HwConfig> find_preset(std::string_view name) {
     c.dram_bytes_per_cycle = 8;
     c.requant_lanes = 4;
     c.vector_lanes = 4;
+    c.lut_lanes = 4;
     c.queue_depth = 8;
     c.token_depth = 4;
     return c;
@@ -170,6 +171,7 @@ std::optional<HwConfig> find_preset(std::string_view name) {
     c.dram_bytes_per_cycle = 64;
     c.requant_lanes = 32;
     c.vector_lanes = 32;
+    c.lut_lanes = 32;
     return c;
   }
   return std::nullopt;

@@ -57,6 +57,20 @@ TEST(CompileRefuses, PrecisionsTheConfigLacks) {
   expect_refused(one_conv(DType::I16, DType::I4), HwConfig::preset("default"), {"activation i16 x weight i4"});
 }
 
+TEST(CompileRefuses, ATableActivationOnAConfigWithoutTheLookupTableUnit) {
+  Graph g;
+  const int x = g.input("x", DType::I8, 4, {1, 4, 6, 6});
+  QuantSpec q;
+  q.dtype = DType::I8;
+  q.frac = 5;
+  g.mark_output(g.lut("act", x, {lut::Function::kSiLU, 0.0}, {}, q));
+  HwConfig hw = HwConfig::preset("default");
+  hw.lut_lanes = 0;
+  expect_refused(g, hw, {"lut 'act'", "no lookup-table unit (lut_lanes = 0)", "float_layers"});
+  hw.lut_lanes = 1;  // one lookup a cycle is enough to have one
+  EXPECT_NO_THROW(compile(g, hw));
+}
+
 TEST(CompileRefuses, KernelsAndGeometryBeyondTheHardware) {
   HwConfig hw = HwConfig::preset("default");
   hw.max_kernel = 3;

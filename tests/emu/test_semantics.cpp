@@ -848,6 +848,16 @@ TEST(EmuVLut, DirectAndInterpolatedLookupForEveryType) {
   }
 }
 
+TEST(EmuVLut, AConfigWithoutTheLookupTableUnitRefusesIt) {
+  HwConfig hw = HwConfig::preset("small");
+  hw.lut_lanes = 0;
+  MachineState m(hw, 64);
+  isa::VLut l;
+  l.count = 4;
+  l.in_type = static_cast<std::int64_t>(DType::I8);
+  expect_exec_error([&] { dla::sim::execute(l, m, 3); }, 3, "vlut: the hardware config has no lookup-table unit");
+}
+
 TEST(EmuVLut, TableBeyondParamIsAnError) {
   MachineState m(HwConfig::preset("small"), 64);  // PARAM 1 KiB
   isa::VLut l;

@@ -140,6 +140,7 @@ TEST(HwConfigPreset, SmallOverridesExactlyItsFields) {
   expected.dram_bytes_per_cycle = 8;
   expected.requant_lanes = 4;
   expected.vector_lanes = 4;
+  expected.lut_lanes = 4;
   expected.queue_depth = 8;
   expected.token_depth = 4;
   EXPECT_EQ(c, expected);
@@ -159,6 +160,7 @@ TEST(HwConfigPreset, LargeOverridesExactlyItsFields) {
   expected.dram_bytes_per_cycle = 64;
   expected.requant_lanes = 32;
   expected.vector_lanes = 32;
+  expected.lut_lanes = 32;
   EXPECT_EQ(c, expected);
   EXPECT_EQ(c.mac_rows, 32);
   EXPECT_EQ(c.act_sram_kib, 1024);
@@ -336,7 +338,7 @@ TEST(HwConfigRange, EveryIntFieldAcceptsBoundsAndRejectsOutside) {
       EXPECT_NE(msg.find(d.range), std::string::npos);
     }
   }
-  EXPECT_EQ(int_fields, 23);
+  EXPECT_EQ(int_fields, 24);
 }
 
 TEST(HwConfigRange, ExactMessageForAccBits) {
@@ -574,11 +576,11 @@ TEST(HwConfigHash, DefaultMatchesIndependentComputation) {
       "overflow_policy=WRAP;rounding_mode=HALF_UP;act_sram_kib=256;wgt_sram_kib=256;"
       "acc_sram_kib=64;param_sram_kib=16;sram_banks=4;dram_latency_cycles=100;"
       "dram_bytes_per_cycle=32;dram_burst_bytes=64;dram_size_mib=1024;clock_mhz=1000;"
-      "requant_lanes=16;vector_lanes=16;avgpool_shift=15;max_kernel=15;queue_depth=16;"
+      "requant_lanes=16;vector_lanes=16;lut_lanes=16;avgpool_shift=15;max_kernel=15;queue_depth=16;"
       "token_depth=8;";
   EXPECT_EQ(HwConfig::preset("default").identity_hash(), fnv1a64(identity));
   // Pinned: changes only when a field, a default or the hash definition changes.
-  EXPECT_EQ(dla::hash_hex(HwConfig::preset("default").identity_hash()), "f5429a9d8d82ccc8");
+  EXPECT_EQ(dla::hash_hex(HwConfig::preset("default").identity_hash()), "c80cb662b5076db4");
 }
 
 TEST(HwConfigHash, SmallMatchesIndependentComputation) {
@@ -630,7 +632,7 @@ TEST(HwConfigHash, ChangingAnySingleFieldChangesHashAndEquality) {
     EXPECT_EQ(c, HwConfig::from_json(j));
     ++changed;
   }
-  EXPECT_EQ(changed, 28);
+  EXPECT_EQ(changed, 29);
 }
 
 TEST(HwConfigHash, HexFormat) {
@@ -650,7 +652,7 @@ TEST(HwConfigHash, HexFormat) {
 
 TEST(HwConfigDocs, RowsDescribeEveryField) {
   const auto docs = dla::hw_config_field_docs();
-  ASSERT_EQ(docs.size(), 28u);
+  ASSERT_EQ(docs.size(), 29u);
   EXPECT_EQ(docs[0].name, "mac_rows");
   EXPECT_EQ(docs[0].kind, "int");
   EXPECT_EQ(docs[0].default_value, "16");

@@ -61,6 +61,8 @@ namespace dla {
   INT(clock_mhz, 1000, 1, 10000, "MHz", "Core clock frequency.")                              \
   INT(requant_lanes, 16, 1, 1024, "lanes", "Accumulators the requantizer converts per cycle.") \
   INT(vector_lanes, 16, 1, 1024, "lanes", "Elements the vector unit processes per cycle.")    \
+  INT(lut_lanes, 16, 0, 1024, "lanes",                                                         \
+      "Table lookups (VLUT) per cycle of the lookup-table unit; 0: the DLA has none.")         \
   INT(avgpool_shift, 15, 0, 31, "bits",                                                        \
       "S of the average-pool multiplier M = round(2^S / N).")                                  \
   INT(max_kernel, 15, 1, 15, "pixels",                                                         \

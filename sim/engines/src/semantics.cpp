@@ -667,6 +667,7 @@ Effects perform(const isa::VCopy& insn, MachineState& m, std::uint32_t /*index*/
 
 Effects describe(const isa::VLut& insn, const MachineState& m, std::uint32_t index) {
   check_fields(insn, index);
+  if (m.config.lut_lanes == 0) fail<isa::VLut>(index, "the hardware config has no lookup-table unit (lut_lanes = 0)");
   const DType in = dtype(insn.in_type);
   const std::uint64_t n = u(insn.count);
   Effects fx;

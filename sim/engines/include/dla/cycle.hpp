@@ -28,7 +28,7 @@
 //                  one row of PEs: out_h * out_w * ceil(kernel_h * kernel_w / s) *
 //                  ceil(out_c / mac_cols) * p + mac_pipeline_depth.
 //   REQUANT        ceil(pixels * channels / requant_lanes) cycles.
-//   vector unit    ceil(work / vector_lanes) cycles, work = count (VADD), output elements
+//   vector unit    ceil(work / vector_lanes) cycles (VLUT: / lut_lanes), work = count (VADD), output elements
 //                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
 //                  count (VLUT of 4- and 8-bit inputs) or 2 * count (VLUT of i16 inputs,
 //                  two knots read per element).
