@@ -13,10 +13,23 @@ struct ConvShape {
   std::uint64_t macs() const;
 };
 
+/// The calling thread's CPU time, in seconds: at one thread both sides of the comparison
+/// run on the calling thread, and its CPU time barely moves when other processes load the
+/// machine, while wall-clock time does.
+double thread_cpu_seconds();
+
+/// Best wall-clock and best calling-thread CPU seconds over repeated runs.
+struct BestTimes {
+  double wall = 0, cpu = 0;
+  int runs = 0;
+  void add(double wall_s, double cpu_s);
+};
+
 struct TorchBenchResult {
   bool available = false;  ///< false when this build has no libtorch
   std::string engine;      ///< the quantized engine used (onednn, qnnpack, ...)
   double seconds = 0;      ///< best total time over the layers
+  double cpu_seconds = 0;  ///< best CPU time of the calling thread over the layers
 };
 
 /// Times quantized::conv2d (u8 activations, s8 weights, prepacked) over `layers`,

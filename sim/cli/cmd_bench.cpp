@@ -1,6 +1,7 @@
 // dla bench: engine throughput on a ResNet-18-shaped network, with a reference measured
 // in the same run: libtorch for the emulator, the emulator for the cycle model.
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -28,31 +29,53 @@ std::uint64_t ConvShape::macs() const {
   return static_cast<std::uint64_t>(n * oc * oh * ow * (c / groups) * kernel * kernel);
 }
 
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+void BestTimes::add(double wall_s, double cpu_s) {
+  wall = runs == 0 ? wall_s : std::min(wall, wall_s);
+  cpu = runs == 0 ? cpu_s : std::min(cpu, cpu_s);
+  ++runs;
+}
+
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// Best wall-clock seconds of `repeat` calls of `fn`.
+/// Best wall-clock and calling-thread CPU seconds of `repeat` calls of `fn`.
 template <typename Fn>
-double best_of(int repeat, Fn&& fn) {
-  double best = 0;
+BestTimes best_times(int repeat, Fn&& fn) {
+  BestTimes best;
   for (int r = 0; r < repeat; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = thread_cpu_seconds();
     fn();
-    const double s = seconds_since(t0);
-    best = r == 0 ? s : std::min(best, s);
+    best.add(seconds_since(t0), thread_cpu_seconds() - c0);
   }
   return best;
 }
 
-/// Best wall-clock seconds of `repeat` runs of `device` (loaded, inputs bound) on `threads`
-/// host threads.
-double best_run(sim::Device& device, int repeat, unsigned threads) {
+/// Best wall-clock seconds of `repeat` calls of `fn`.
+template <typename Fn>
+double best_of(int repeat, Fn&& fn) {
+  return best_times(repeat, fn).wall;
+}
+
+/// Best times of `repeat` runs of `device` (loaded, inputs bound) on `threads` host threads.
+BestTimes best_run_times(sim::Device& device, int repeat, unsigned threads) {
   sim::RunOptions options;
   options.threads = threads;
-  return best_of(repeat, [&] { device.run(options); });
+  return best_times(repeat, [&] { device.run(options); });
+}
+
+/// Best wall-clock seconds of `repeat` runs of `device`.
+double best_run(sim::Device& device, int repeat, unsigned threads) {
+  return best_run_times(device, repeat, threads).wall;
 }
 
 /// `dla bench cycle`: simulated cycles per second and the slowdown against the emulator on
@@ -257,7 +280,8 @@ int cmd_bench(const Args& args) {
   std::vector<unsigned> thread_counts{threads};
   if (threads > 1) thread_counts.push_back(1);
   for (const unsigned t : thread_counts) {
-    const double emu_best = best_run(*device, repeat, t);
+    const BestTimes emu_times = best_run_times(*device, repeat, t);
+    const double emu_best = emu_times.wall;
     const sim::RunStats stats = device->stats();
     const double emu_gmacs = static_cast<double>(stats.macs) / emu_best / 1e9;
     std::printf("  threads:   %u (emulator and libtorch alike)\n", t);
@@ -274,6 +298,13 @@ int cmd_bench(const Args& args) {
     std::printf("    ratio:     emulator / libtorch = %.2fx at %u thread%s (the emulator's time also covers DMA, "
                 "requantize, pooling, adds and the fc layer)\n",
                 emu_gmacs / torch_gmacs, t, t == 1 ? "" : "s");
+    if (t == 1 && torch.cpu_seconds > 0) {
+      const double emu_cpu_gmacs = static_cast<double>(stats.macs) / emu_times.cpu / 1e9;
+      const double torch_cpu_gmacs = static_cast<double>(conv_macs) / torch.cpu_seconds / 1e9;
+      std::printf("    cpu time:  emulator %.4f s (%.2f GMAC/s), libtorch %.4f s (%.2f GMAC/s) of the thread's CPU: "
+                  "ratio %.2fx (the same comparison, barely moved by other load on the machine)\n",
+                  emu_times.cpu, emu_cpu_gmacs, torch.cpu_seconds, torch_cpu_gmacs, emu_cpu_gmacs / torch_cpu_gmacs);
+    }
   }
   if (batch > 1) bench_batch(program, image, hw, convs, batch, repeat, threads);
   return 0;

@@ -194,7 +194,7 @@ TEST(DlaBenchEmu, ComparesAtEqualExplicitThreadCounts) {
   ASSERT_EQ(r.code, 0) << r.out;
   std::vector<const char*> want = {"threads:   2 (emulator and libtorch alike)", "threads:   1 (emulator and libtorch alike)"};
 #if DLA_TEST_WITH_TORCH  // the libtorch side exists only in builds with libtorch
-  want.insert(want.end(), {"at 2 threads", "at 1 thread "});
+  want.insert(want.end(), {"at 2 threads", "at 1 thread ", "of the thread's CPU: ratio"});
 #else
   want.push_back("libtorch:  not available in this build");
 #endif

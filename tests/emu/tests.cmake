@@ -7,3 +7,6 @@ target_compile_definitions(test_emu_cli PRIVATE DLA_TOOL_PATH="$<TARGET_FILE:dla
   DLA_TEST_WITH_TORCH=$<BOOL:${DLA_WITH_TORCH}>)
 add_dependencies(test_emu_cli dla)
 dla_add_gtest(test_emu_batch SOURCES emu/test_batch.cpp LIBS dla::sim dla::compiler)
+# White-box: the weight cache is private to sim/engines/src.
+dla_add_gtest(test_emu_weight_cache SOURCES emu/test_weight_cache.cpp LIBS dla::sim)
+target_include_directories(test_emu_weight_cache PRIVATE ${PROJECT_SOURCE_DIR}/sim/engines/src)

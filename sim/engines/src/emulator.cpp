@@ -38,6 +38,7 @@
 #include "program_host.hpp"
 #include "race_detector.hpp"
 #include "scheduling.hpp"
+#include "weight_cache.hpp"
 
 namespace dla::sim {
 namespace {
@@ -100,6 +101,9 @@ class Emulator final : public Device {
   std::vector<int> queue_of_;
   std::vector<TokenUse> tokens_;
   detail::RaceDetector races_;
+  // Weights already in WGT and already packed (every write to the state goes through
+  // perform(), and begin_run() resets the state, then this).
+  detail::WeightCache weights_;
 };
 
 void Emulator::load(const Program& p) {
@@ -121,9 +125,11 @@ void Emulator::load(const Program& p) {
 
 void Emulator::run(const RunOptions& options) {
   exec_.threads = resolve_threads(options.threads);
+  exec_.weights = &weights_;
   stats_ = {};
   dumps_.clear();
   host_.begin_run();
+  weights_.reset();
   per_insn_.assign(prog().debug.empty() ? 0 : prog().instructions.size() + 1, Counters{});
 
   schedule();
@@ -254,6 +260,7 @@ void Emulator::step(int q) {
     if (host_.may_race(a)) races_.access(a, q, self, clock, i);
   }
   const Effects fx = perform(insn, state, i, described, exec_);
+  weights_.written(insn, fx);
   count(i, {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes});
 
   pending_[qi] = u.pushes;

@@ -8,7 +8,8 @@
 // own kernel. The ISA path is the fastest this CPU runs (gemm::best_isa()).
 // Two or more threads split a dense convolution by output channels, in slices of whole
 // 64-channel groups that each pack and run their own weights, when there are at least
-// 128; else by output pixels.
+// 128; else by output pixels. The emulator keeps packed kernels in its WeightCache, so a
+// tile that runs the weights of the tile before packs nothing.
 #include "mac_kernel.hpp"
 
 #include <algorithm>
@@ -16,12 +17,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "dla/gemm.hpp"
 #include "pack.hpp"
+#include "weight_cache.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -161,7 +164,7 @@ void run_parts(unsigned threads, unsigned parts, void (*fn)(void*, unsigned), vo
 }
 
 void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DType wgt_type, const std::uint8_t* wgt,
-             std::int64_t* acc, unsigned threads) {
+             std::int64_t* acc, unsigned threads, WeightCache* cache, std::uint64_t wgt_addr) {
   // Activations as u8, s8 or s16 elements.
   const std::uint64_t act_n = static_cast<std::uint64_t>(g.in_h * g.in_w * g.in_c);
   std::vector<std::uint8_t> act_u8;
@@ -191,16 +194,6 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
       a = act_s16.data();
       break;
   }
-  // Weights as s8.
-  const std::int64_t k_len = g.kernel_h * g.kernel_w * (g.depthwise ? 1 : g.in_c);
-  std::vector<std::int8_t> wgt_s8;
-  const auto* w = reinterpret_cast<const std::int8_t*>(wgt);
-  if (wgt_type != DType::I8) {
-    wgt_s8.resize(static_cast<std::size_t>(g.out_c * k_len));
-    unpack(wgt, wgt_type, wgt_s8.size(), wgt_s8.data());
-    w = wgt_s8.data();
-  }
-
   gemm::ConvShape s;
   s.in_h = g.in_h;
   s.in_w = g.in_w;
@@ -230,29 +223,67 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
       errors[part] = std::current_exception();
     }
   };
+  // Weights as s8 (4-bit ones widened), unless every kernel is packed already.
+  const std::int64_t k_len = g.kernel_h * g.kernel_w * (g.depthwise ? 1 : g.in_c);
+  std::vector<std::int8_t> wgt_s8;
+  auto weights = [&]() -> const std::int8_t* {
+    if (wgt_type == DType::I8) return reinterpret_cast<const std::int8_t*>(wgt);
+    if (wgt_s8.empty()) {
+      wgt_s8.resize(static_cast<std::size_t>(g.out_c * k_len));
+      unpack(wgt, wgt_type, wgt_s8.size(), wgt_s8.data());
+    }
+    return wgt_s8.data();
+  };
   if (g.depthwise) {
+    const std::int8_t* w = weights();
     for_parts(threads, parts, [&](unsigned part) {
       guarded(part, [&] {
         gemm::depthwise(s, type, a, w, acc, store, pixels * part / parts, pixels * (part + 1) / parts, isa);
       });
     });
-  } else if (by_channels) {
-    for_parts(threads, parts, [&](unsigned part) {
-      guarded(part, [&] {
-        const std::int64_t oc0 = std::min(g.out_c, 64 * (groups * part / parts));
-        const std::int64_t oc1 = std::min(g.out_c, 64 * (groups * (part + 1) / parts));
-        if (oc0 == oc1) return;
-        gemm::ConvShape slice = s;
-        slice.out_c = oc1 - oc0;
-        const gemm::ConvKernel kernel(slice, type, w + oc0 * k_len, isa);
-        kernel.run(a, acc + oc0, store, 0, pixels, g.out_c);
-      });
-    });
   } else {
-    const gemm::ConvKernel kernel(s, type, w, isa);
-    for_parts(threads, parts, [&](unsigned part) {
-      guarded(part, [&] { kernel.run(a, acc, store, pixels * part / parts, pixels * (part + 1) / parts); });
-    });
+    // One kernel per output-channel slice, or one for the whole instruction; kept in the
+    // cache when there is one.
+    const unsigned slices = by_channels ? parts : 1u;
+    WeightCache::Kernels local;
+    WeightCache::Kernels* kernels = &local;
+    if (cache != nullptr) {
+      WeightCache::MacKey key;
+      key.wgt_begin = wgt_addr;
+      key.wgt_end = wgt_addr + storage_bytes(wgt_type, static_cast<std::uint64_t>(g.out_c * k_len));
+      key.shape = s;
+      key.act = type;
+      key.wgt_type = wgt_type;
+      key.isa = isa;
+      key.slices = slices;
+      kernels = &cache->kernels(key);
+    } else {
+      local.resize(slices);
+    }
+    const std::int8_t* w =
+        std::all_of(kernels->begin(), kernels->end(), [](const auto& k) { return k != nullptr; }) ? nullptr : weights();
+    if (by_channels) {
+      for_parts(threads, parts, [&](unsigned part) {
+        guarded(part, [&] {
+          const std::int64_t oc0 = std::min(g.out_c, 64 * (groups * part / parts));
+          const std::int64_t oc1 = std::min(g.out_c, 64 * (groups * (part + 1) / parts));
+          if (oc0 == oc1) return;
+          std::unique_ptr<gemm::ConvKernel>& kernel = (*kernels)[part];
+          if (!kernel) {
+            gemm::ConvShape slice = s;
+            slice.out_c = oc1 - oc0;
+            kernel = std::make_unique<gemm::ConvKernel>(slice, type, w + oc0 * k_len, isa);
+          }
+          kernel->run(a, acc + oc0, store, 0, pixels, g.out_c);
+        });
+      });
+    } else {
+      std::unique_ptr<gemm::ConvKernel>& kernel = kernels->front();
+      if (!kernel) kernel = std::make_unique<gemm::ConvKernel>(s, type, w, isa);
+      for_parts(threads, parts, [&](unsigned part) {
+        guarded(part, [&] { kernel->run(a, acc, store, pixels * part / parts, pixels * (part + 1) / parts); });
+      });
+    }
   }
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);

@@ -12,6 +12,8 @@
 
 namespace dla::sim::detail {
 
+class WeightCache;
+
 struct MacGeometry {
   std::int64_t in_h = 1, in_w = 1, in_c = 1;
   std::int64_t out_h = 1, out_w = 1, out_c = 1;
@@ -25,9 +27,10 @@ struct MacGeometry {
 /// wgt: SRAM bytes of [out_c][kernel_h][kernel_w][in_c] ([out_c][kernel_h][kernel_w] when
 /// depthwise) elements of wgt_type (i8 or i4); acc: [out_h][out_w][out_c] exact sums,
 /// overwritten or (when accumulate) added to with saturation to int64. Shares the work
-/// between `threads` threads (1 = this thread only; see run_parts).
+/// between `threads` threads (1 = this thread only; see run_parts). With a cache, a dense
+/// convolution's packed weights are kept there (wgt lies at wgt_addr in WGT) and reused.
 void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DType wgt_type, const std::uint8_t* wgt,
-             std::int64_t* acc, unsigned threads);
+             std::int64_t* acc, unsigned threads, WeightCache* cache = nullptr, std::uint64_t wgt_addr = 0);
 
 /// Calls fn(ctx, part) once for every part in [0, parts), on this thread and up to
 /// threads - 1 helper threads that stay alive (and poll briefly between jobs) so that

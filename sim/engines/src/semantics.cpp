@@ -18,6 +18,7 @@
 #include "dla/requant_batch.hpp"
 #include "mac_kernel.hpp"
 #include "pack.hpp"
+#include "weight_cache.hpp"
 
 namespace dla::sim {
 
@@ -169,7 +170,9 @@ Effects describe(const isa::Load& insn, const MachineState& m, std::uint32_t ind
   return fx;
 }
 
-Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/, Effects fx,
+                const ExecOptions& options) {
+  if (options.weights != nullptr && options.weights->holds(insn)) return fx;  // these bytes are in WGT already
   const auto buffer = static_cast<isa::Buffer>(insn.buffer);
   const std::uint64_t row_bytes = u(insn.row_bytes);
   if (buffer == isa::Buffer::ACC) {
@@ -296,7 +299,7 @@ Effects perform(const isa::Mac& insn, MachineState& m, std::uint32_t /*index*/, 
   g.accumulate = insn.accumulate != 0;
   const unsigned threads = fx.macs >= options.parallel_min_macs ? options.threads : 1u;
   detail::run_mac(g, p.act_type, m.act.data() + insn.act_addr, p.wgt_type, m.wgt.data() + insn.wgt_addr,
-                  m.acc.data() + insn.acc_addr, threads);
+                  m.acc.data() + insn.acc_addr, threads, options.weights, u(insn.wgt_addr));
   return fx;
 }
 

@@ -156,6 +156,10 @@ struct MachineState {
   void clear();
 };
 
+namespace detail {
+class WeightCache;
+}
+
 /// How execute() may use the host: MAC instructions of at least `parallel_min_macs`
 /// multiply-accumulates hand their output rows out to `threads` threads (this one and
 /// threads - 1 helpers started for the instruction). Results never depend on these
@@ -166,6 +170,9 @@ struct MachineState {
 struct ExecOptions {
   unsigned threads = 2;
   std::uint64_t parallel_min_macs = std::uint64_t{1} << 24;
+  /// The emulator's memory of its WGT SRAM (private; null: none): lets a LOAD of weights
+  /// that are already in place and the packing of weights a MAC packed before be skipped.
+  detail::WeightCache* weights = nullptr;
 };
 
 /// Checks what can be checked without a machine: every field inside its ISA-table range

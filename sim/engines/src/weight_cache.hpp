@@ -1,0 +1,68 @@
+// Private: what the emulator remembers of its WGT SRAM between instructions, to skip work
+// whose result is already in place. Compiled programs reload a layer's weights for every
+// tile (the same DRAM rows into the same SRAM rows, alternating between two buffers), and
+// the MAC that follows would pack the same bytes again for the host kernel:
+//   * a LOAD into WGT of exactly the rows that an earlier LOAD wrote (same DRAM rows, same
+//     SRAM rows), when neither its SRAM destination nor its DRAM source has been written
+//     since, would write the bytes that are already there: it moves nothing;
+//   * a MAC whose weight bytes and shape are those of an earlier MAC, when no write to WGT
+//     has touched those bytes since, reuses that MAC's packed kernels (gemm::ConvKernel).
+// Results never depend on the cache: it only skips work that would reproduce the bytes or
+// kernels already present. Every write is seen by written(); so only an engine that makes
+// every change of its MachineState through perform() and calls reset() whenever the state
+// is set otherwise (the start of a run) may pass one in ExecOptions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dla/gemm.hpp"
+#include "dla/isa.hpp"
+#include "dla/numerics.hpp"
+#include "dla/semantics.hpp"
+
+namespace dla::sim::detail {
+
+class WeightCache {
+ public:
+  /// What a MAC's packed weights depend on.
+  struct MacKey {
+    std::uint64_t wgt_begin = 0, wgt_end = 0;  ///< WGT bytes the MAC reads
+    gemm::ConvShape shape;
+    gemm::ActType act = gemm::ActType::kU8;
+    DType wgt_type = DType::I8;
+    gemm::Isa isa = gemm::Isa::kScalar;
+    unsigned slices = 1;  ///< output-channel slices, one kernel each
+    bool operator==(const MacKey& o) const;
+  };
+  using Kernels = std::vector<std::unique_ptr<gemm::ConvKernel>>;
+
+  /// Forgets everything (the state was set by other means than perform()).
+  void reset();
+  /// Whether WGT already holds the bytes this LOAD would write.
+  bool holds(const isa::Load& insn) const;
+  /// After `insn` ran with effects `fx`: forgets what its writes may have changed, and
+  /// remembers a LOAD into WGT.
+  void written(const isa::Instruction& insn, const Effects& fx);
+  /// The kernels kept for `key` (key.slices slots; a null slot is not packed yet): an
+  /// earlier MAC's, or new empty slots.
+  Kernels& kernels(const MacKey& key);
+
+ private:
+  struct LoadRecord {
+    isa::Load insn;
+    std::uint64_t sram_begin, sram_end, dram_begin, dram_end;
+  };
+  struct Packed {
+    MacKey key;
+    Kernels kernels;
+  };
+  /// Bounds on what is kept: a few tiles' worth (weights alternate between two buffers).
+  static constexpr std::size_t kMaxLoads = 64;
+  static constexpr std::size_t kMaxPacked = 8;
+  std::vector<LoadRecord> loads_;
+  std::vector<Packed> packed_;
+};
+
+}  // namespace dla::sim::detail
