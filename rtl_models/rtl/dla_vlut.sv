@@ -10,7 +10,7 @@
 //     port k + LANES/2, so an i16 beat takes LANES/2 elements (the cycle model charges two
 //     lane-cycles per i16 element).
 // The result is clamped to T_out (a clamp that changed it is a saturation). One register
-// stage, as dla_vadd.
+// stage (dla_lane_stage), as dla_vadd.
 module dla_vlut
 #(
   parameter int LANES = dla_pkg::VECTOR_LANES
@@ -43,7 +43,6 @@ module dla_vlut
   // (e[j+1] - e[j]) * t: |.| < 2^(EW+IB), signed; e[j] + its rounding: EW + 2 bits.
   localparam int P_W = EW + IB + 1;
   localparam int V_W = EW + 2;
-  localparam int CNT_W = $clog2(LANES + 1);
   localparam logic signed [dla_core_pkg::VALUE_W-1:0] VALUE_MIN = {1'b1, {(dla_core_pkg::VALUE_W-1){1'b0}}};
   localparam logic signed [dla_core_pkg::VALUE_W-1:0] VALUE_MAX = {1'b0, {(dla_core_pkg::VALUE_W-1){1'b1}}};
 
@@ -120,24 +119,8 @@ module dla_vlut
     );
   end
 
-  function automatic logic [CNT_W-1:0] popcount(input logic [LANES-1:0] bits);
-    popcount = '0;
-    for (int i = 0; i < LANES; i++) popcount = popcount + CNT_W'(bits[i]);
-  endfunction
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_o <= 1'b0;
-      y_o <= '0;
-      sat_o <= '0;
-      sat_count_o <= '0;
-    end else begin
-      valid_o <= valid_i;
-      if (valid_i) begin
-        y_o <= y;
-        sat_o <= sat & en;
-        sat_count_o <= sat_count_o + 32'(popcount(sat & en));
-      end
-    end
-  end
+  dla_lane_stage #(.LANES(LANES)) u_stage (
+    .clk_i, .rst_ni, .valid_i, .y_i(y), .flag_i(sat & en),
+    .valid_o, .y_o, .flag_o(sat_o), .count_o(sat_count_o)
+  );
 endmodule : dla_vlut

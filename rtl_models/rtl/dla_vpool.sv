@@ -43,7 +43,6 @@ module dla_vpool
   localparam int WIN_W = $clog2(dla_pkg::VAVGPOOL_KERNEL_H_MAX * dla_pkg::VAVGPOOL_KERNEL_W_MAX + 1);
   localparam int ACC_W = IN_W + WIN_W;
   localparam int PROD_W = ACC_W + MULT_W + 1;
-  localparam int CNT_W = $clog2(LANES + 1);
   localparam logic signed [dla_core_pkg::VALUE_W-1:0] VALUE_MIN = {1'b1, {(dla_core_pkg::VALUE_W-1){1'b0}}};
   localparam logic signed [dla_core_pkg::VALUE_W-1:0] VALUE_MAX = {1'b0, {(dla_core_pkg::VALUE_W-1){1'b1}}};
 
@@ -78,29 +77,16 @@ module dla_vpool
     );
   end
 
-  function automatic logic [CNT_W-1:0] popcount(input logic [LANES-1:0] bits);
-    popcount = '0;
-    for (int i = 0; i < LANES; i++) popcount = popcount + CNT_W'(bits[i]);
-  endfunction
-
-  logic [LANES-1:0] counted;
-  assign counted = sat & lane_en_i & {LANES{last_i}};
-
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      valid_o <= 1'b0;
-      y_o <= '0;
-      sat_o <= '0;
-      sat_count_o <= '0;
       for (int l = 0; l < LANES; l++) acc_q[l] <= '0;
-    end else begin
-      valid_o <= valid_i;
-      if (valid_i) begin
-        y_o <= y;
-        sat_o <= counted;
-        sat_count_o <= sat_count_o + 32'(popcount(counted));
-        for (int l = 0; l < LANES; l++) acc_q[l] <= acc_d[l];
-      end
+    end else if (valid_i) begin
+      for (int l = 0; l < LANES; l++) acc_q[l] <= acc_d[l];
     end
   end
+
+  dla_lane_stage #(.LANES(LANES)) u_stage (
+    .clk_i, .rst_ni, .valid_i, .y_i(y), .flag_i(sat & lane_en_i & {LANES{last_i}}),
+    .valid_o, .y_o, .flag_o(sat_o), .count_o(sat_count_o)
+  );
 endmodule : dla_vpool
