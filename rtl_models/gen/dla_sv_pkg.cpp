@@ -23,6 +23,7 @@
 #include "dla/hw_config.hpp"
 #include "dla/isa.hpp"
 #include "dla/numerics.hpp"
+#include "dla/param_records.hpp"
 
 namespace {
 
@@ -173,6 +174,19 @@ void emit_enums(SvPackage& pkg) {
   pkg.enumeration("buffer_e", "BUFFER_CODE_W", bufs);
 }
 
+/// The constants of the vector unit's arithmetic (dla/numerics.hpp, dla/param_records.hpp):
+/// the average pool's multiplier range and the lookup table's entries and interpolation.
+void emit_numerics(SvPackage& pkg) {
+  pkg.section("Vector-unit numerics (dla/numerics.hpp, dla/param_records.hpp)");
+  pkg.param("AVGPOOL_MULT_MAX", dla::kAvgPoolMultiplierMax, "M = round(2^S / N) is unsigned, 1..AVGPOOL_MULT_MAX");
+  pkg.param("LUT_ENTRY_BITS", static_cast<std::int64_t>(dla::isa::LutRecord::kLayout[0].bytes) * 8,
+            "signed width of one table entry in the VLUT record");
+  pkg.param("LUT_INTERP_BITS", dla::kLutInterpBits, "i16 inputs: 2^LUT_INTERP_BITS inputs per segment");
+  std::int64_t most = 0;
+  for (int i = 0; i < dla::kNumDTypes; ++i) most = std::max(most, dla::lut_entries(static_cast<dla::DType>(i)));
+  pkg.param("LUT_ENTRIES_MAX", most, "entries of the largest table (the i16 knots)");
+}
+
 /// Lowest set bit and number of set bits of a contiguous mask.
 void mask_span(std::uint64_t mask, int* lsb, int* width) {
   *lsb = 0;
@@ -253,6 +267,7 @@ int run(int argc, char** argv) {
   emit_hw_config(pkg, cfg);
   emit_dtypes(pkg);
   emit_enums(pkg);
+  emit_numerics(pkg);
   emit_isa(pkg);
 
   const std::string source = config.empty() ? "preset \"" + preset + "\"" : "config " + config;

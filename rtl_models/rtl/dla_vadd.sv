@@ -2,7 +2,7 @@
 //   y = clamp(round_shift((a << shift_a) + (b << shift_b), shift_y, mode), lo, hi)
 // (dla::eltwise_add). a and b are at most 16-bit values and shift_a, shift_b lie in
 // [0, 31] (the program validator rejects other records), so the aligned sum is exact in
-// VEC_IN_W + 32 = 48 bits. One register stage, as dla_requant.
+// VEC_IN_W + 32 = 48 bits. One register stage (dla_lane_stage), as dla_requant.
 module dla_vadd
 #(
   parameter int LANES = dla_pkg::VECTOR_LANES
@@ -26,7 +26,6 @@ module dla_vadd
   output logic [31:0] sat_count_o
 );
   localparam int SUM_W = dla_core_pkg::VEC_IN_W + 32;
-  localparam int CNT_W = $clog2(LANES + 1);
 
   logic signed [dla_core_pkg::VALUE_W-1:0] lo, hi;
   dla_out_range u_range (.type_i(y_type_i), .clip_lo_i, .clip_hi_i, .lo_o(lo), .hi_o(hi));
@@ -43,24 +42,8 @@ module dla_vadd
     );
   end
 
-  function automatic logic [CNT_W-1:0] popcount(input logic [LANES-1:0] bits);
-    popcount = '0;
-    for (int i = 0; i < LANES; i++) popcount = popcount + CNT_W'(bits[i]);
-  endfunction
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_o <= 1'b0;
-      y_o <= '0;
-      sat_o <= '0;
-      sat_count_o <= '0;
-    end else begin
-      valid_o <= valid_i;
-      if (valid_i) begin
-        y_o <= y;
-        sat_o <= sat & lane_en_i;
-        sat_count_o <= sat_count_o + 32'(popcount(sat & lane_en_i));
-      end
-    end
-  end
+  dla_lane_stage #(.LANES(LANES)) u_stage (
+    .clk_i, .rst_ni, .valid_i, .y_i(y), .flag_i(sat & lane_en_i),
+    .valid_o, .y_o, .flag_o(sat_o), .count_o(sat_count_o)
+  );
 endmodule : dla_vadd

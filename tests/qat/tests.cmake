@@ -47,7 +47,7 @@ if(TARGET dla_qat)
       TIMEOUT 300)
   endforeach()
   # Stock activations (SiLU, hardswish, ...) on the table unit: prepare, export, compile,
-  # sign-off on emu and cycle.
+  # sign-off on emu, cycle and rtl (where the build has the rtl engine).
   add_test(NAME qat_workflow_lut_models
     COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_CURRENT_SOURCE_DIR}/qat/workflow/test_lut_models.py)
   set_tests_properties(qat_workflow_lut_models PROPERTIES

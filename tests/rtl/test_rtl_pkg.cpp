@@ -17,6 +17,7 @@
 #include "dla/hw_config.hpp"
 #include "dla/isa.hpp"
 #include "dla/numerics.hpp"
+#include "dla/param_records.hpp"
 
 namespace {
 
@@ -112,6 +113,15 @@ TEST(RtlPackage, HoldsTheEnumCodes) {
   for (const auto b : {dla::isa::Buffer::ACT, dla::isa::Buffer::WGT, dla::isa::Buffer::ACC,
                        dla::isa::Buffer::PARAM})
     EXPECT_EQ(package()["BUF_" + upper(dla::isa::buffer_name(b))], static_cast<int>(b));
+}
+
+TEST(RtlPackage, HoldsTheVectorUnitNumerics) {
+  // Independent of the generator's loop: the table sizes the ISA documents (VLUT).
+  EXPECT_EQ(package()["AVGPOOL_MULT_MAX"], 65535);
+  EXPECT_EQ(package()["LUT_ENTRY_BITS"], 16);
+  EXPECT_EQ(package()["LUT_INTERP_BITS"], dla::kLutInterpBits);
+  EXPECT_EQ(package()["LUT_ENTRIES_MAX"], dla::lut_entries(dla::DType::I16));
+  EXPECT_EQ(package()["LUT_ENTRIES_MAX"], 257);
 }
 
 TEST(RtlPackage, HoldsEveryFieldOfEveryInstruction) {

@@ -5,8 +5,8 @@
     reals = dlasim.to_reals(logits, dev.frac("fc"))
 
 `engine` is "emu" (the functional emulator), "cycle" (the SystemC cycle model; same
-integers, plus cycles) or, in builds with the RTL, "rtl" (the cycle model with MAC,
-REQUANT and VADD on the Verilated RTL). A segmented program (a model with float parts, from
+integers, plus cycles) or, in builds with the RTL, "rtl" (the cycle model with every
+compute instruction on the Verilated RTL). A segmented program (a model with float parts, from
 `dla compile`) runs its device segments on the engine and its float parts on the host, in
 the op library; its float inputs are given as floats, its float outputs come back as
 float32 tensors, and floats for an integer input are quantized by the host plan exactly as

@@ -1,7 +1,7 @@
 """Stock activations on the DLA's table unit, end to end: a YOLOv5-style net (Conv + BN +
 SiLU, C3 bottlenecks with residual adds, SPPF) and MobileNetV3-style inverted residuals
 with hardswish (no squeeze-excite: it needs a multiply the DLA lacks) prepare with no
-edits, export, compile with `dla compile` and sign off bit for bit on emu and cycle
+edits, export, compile with `dla compile` and sign off bit for bit on emu, cycle and rtl
 against the export's integer replay (the bridge's dla::lut)."""
 
 import json
@@ -15,6 +15,9 @@ import torch
 import dlasim
 from lut_models import FashionNetSiLU, MobileNetV3Blocks, OtherActivations, YoloSiLU
 from test_compile_export import run, trained_export
+
+# Every engine the tool has (rtl in builds with the RTL engine: every VLUT on dla_vlut).
+ENGINES = ("emu", "cycle") + (("rtl",) if "rtl" in run("run", "--help").stdout else ())
 
 
 @pytest.mark.parametrize("name,plan", [("yolo", "int8"), ("yolo", "int16"), ("mobilenetv3", "int8"),
@@ -30,7 +33,7 @@ def test_prepares_unedited_and_signs_off_on_every_engine(name, plan, tmp_path):
     assert luts and all(n["op"] != "host" for n in ex.nodes)
     r = run("compile", path, "-o", tmp_path / "net.dlab")
     assert r.returncode == 0, r.stderr
-    report = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=("emu", "cycle"))
+    report = dlasim.signoff(path, tmp_path / "net.dlab", x, engines=ENGINES)
     assert report.ok, report.table()
     checked = {r.layer for r in report.layers}
     assert all(n["name"] in checked for n in luts)

@@ -1,12 +1,14 @@
 // dla/rtl.hpp — the rtl engine: the SystemC cycle model (dla/cycle.hpp) with its compute
 // instructions executed by the Verilated RTL of rtl_models/ (README.md, "RTL").
 //
-// What runs on the RTL: MAC (every mode, signed and unsigned activations, depthwise,
-// accumulate) on dla_mac_array, REQUANT on dla_requant and VADD on dla_vadd, beat by beat,
-// one beat per clock. The sequencing of those beats (the instruction's loops, the SRAM
-// reads that fill the operand lanes and the writes of the results) is C++ in the engine,
-// not RTL. VMAXPOOL, VAVGPOOL, VUPSAMPLE, VCOPY and VLUT have no RTL yet: they run through
-// the shared semantics (perform()) with the formulas' timing, and the report counts them.
+// What runs on the RTL: every compute instruction, beat by beat, one beat per clock: MAC
+// (every mode, signed and unsigned activations, depthwise, accumulate) on dla_mac_array,
+// REQUANT on dla_requant, VADD on dla_vadd, VLUT on dla_vlut (its table loaded from the
+// PARAM record first), and VMAXPOOL, VAVGPOOL, VUPSAMPLE and VCOPY on the window datapath
+// dla_vpool. The sequencing of those beats (the instruction's loops, the SRAM reads that
+// fill the operand lanes and the writes of the results) is C++ in the engine, not RTL. An
+// instruction the core does not run would go through the shared semantics (perform())
+// with the formulas' timing, and the report would name it.
 // Fetch, the queues, the token FIFOs, the DMA and the DRAM are the cycle model's.
 //
 // Lockstep: before a compute instruction runs on the RTL, the engine copies every region

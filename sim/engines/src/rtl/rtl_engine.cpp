@@ -1,5 +1,5 @@
-// The rtl engine (dla/rtl.hpp): the cycle model with a ComputeUnit that runs MAC, REQUANT
-// and VADD on the Verilated cores of rtl_models/, checked in lockstep against perform().
+// The rtl engine (dla/rtl.hpp): the cycle model with a ComputeUnit that runs every compute
+// instruction on the Verilated cores of rtl_models/, checked in lockstep against perform().
 //
 // The sequencer (this file) walks an instruction's loops and drives the blocks one beat
 // per clock:
@@ -13,16 +13,26 @@
 //            pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, each with its channel's shift.
 //   VADD     vector_lanes elements per beat.
+//   VLUT     the table is loaded from the PARAM record, vector_lanes entries per clock,
+//            then vector_lanes elements per beat (vector_lanes / 2 for i16: two knots each).
+//   VMAXPOOL, VAVGPOOL  vector_lanes consecutive output elements (pixel-major, channel
+//            minor) at a time, one beat per window position (max pool: positions in the
+//            padding are not taken).
+//   VUPSAMPLE, VCOPY  windows of one position on the same block: vector_lanes output
+//            elements (VCOPY: bytes) per beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
 #include <verilated.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "../cycle/compute_unit.hpp"
@@ -43,6 +53,7 @@ constexpr int kPeLaneBits = 16;   // dla_core_pkg::PE_ACT_W, PE_WGT_W
 constexpr int kValueBits = 32;    // dla_core_pkg::VALUE_W
 constexpr int kShiftBits = 8;     // dla_core_pkg::SHIFT_W
 constexpr int kVecInBits = 16;    // dla_core_pkg::VEC_IN_W
+constexpr int kLutEntryBits = 8 * isa::LutRecord::kLayout[0].bytes;  // dla_pkg::LUT_ENTRY_BITS
 /// Cycles a block may take beyond its one register stage before the engine calls it hung.
 constexpr std::uint64_t kHangMargin = 8;
 
@@ -128,20 +139,50 @@ struct VAddJob {
   HwConfig hw;
 };
 
-/// The three blocks of one preset's core.
+struct LutJob {
+  DType in = DType::I8, out = DType::I8;
+  std::vector<std::int32_t> x;
+  std::vector<std::int16_t> entry;  ///< the PARAM record's table
+  RoundMode mode = RoundMode::HALF_UP;
+};
+
+/// A window job of dla_vpool: `outputs` elements, `positions` beats per group of lanes.
+/// gather(e, k, &x) sets the input of output element e at window position k and returns
+/// false where that position lies in the padding.
+struct PoolJob {
+  int op = 0;  ///< the instruction's funct (FUNCT_VAVGPOOL averages, the others take the maximum)
+  std::uint64_t outputs = 0;
+  std::int64_t positions = 1;
+  DType in = DType::I8, out = DType::I8;
+  std::int64_t mult = 1;
+  int shift = 0;
+  std::int32_t clip_lo = INT32_MIN, clip_hi = INT32_MAX;
+  RoundMode mode = RoundMode::HALF_UP;
+  std::function<bool(std::uint64_t, std::int64_t, std::int32_t*)> gather;
+};
+
+/// The blocks of one preset's core.
 class Core {
  public:
   virtual ~Core() = default;
   virtual CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) = 0;
   virtual CoreResult requant(const RequantJob& job, bool drop) = 0;
   virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
+  virtual CoreResult lut(const LutJob& job, bool drop) = 0;
+  virtual CoreResult pool(const PoolJob& job, bool drop) = 0;
 };
 
-template <class Mac, class Rq, class Va>
+template <class Mac, class Rq, class Va, class Lut, class Pool>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
-      : hw_(hw), ctx_(std::make_unique<VerilatedContext>()), mac_(ctx_.get()), rq_(ctx_.get()), va_(ctx_.get()) {}
+      : hw_(hw),
+        ctx_(std::make_unique<VerilatedContext>()),
+        mac_(ctx_.get()),
+        rq_(ctx_.get()),
+        va_(ctx_.get()),
+        lut_(ctx_.get()),
+        pool_(ctx_.get()) {}
 
   CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) override {
     const isa::Mac& in = *job.insn;
@@ -337,12 +378,103 @@ class CoreOf final : public Core {
     return r;
   }
 
+  CoreResult lut(const LutJob& job, bool drop) override {
+    const auto lanes = static_cast<int>(hw_.vector_lanes);
+    const std::uint64_t start = lut_.cycles();
+    // The table, one block of lanes entries per clock.
+    lut_->load_i = 1;
+    for (std::size_t b = 0; b * u(lanes) < job.entry.size(); ++b) {
+      lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
+      for (int l = 0; l < lanes; ++l) {
+        const std::size_t j = b * u(lanes) + u(l);
+        rtl::put_field(lut_->load_data_i, l * kLutEntryBits, kLutEntryBits,
+                       j < job.entry.size() ? static_cast<std::uint64_t>(job.entry[j]) : 0);
+      }
+      lut_.tick();
+    }
+    lut_->load_i = 0;
+    lut_->in_type_i = static_cast<std::uint8_t>(job.in);
+    lut_->out_type_i = static_cast<std::uint8_t>(job.out);
+    lut_->mode_i = static_cast<std::uint8_t>(job.mode);
+    // An i16 element reads two knots: half the lanes per beat.
+    const int per = lut_interpolates(job.in) ? lanes / 2 : lanes;
+    const std::uint32_t sat0 = lut_->sat_count_o;
+    const std::uint64_t n = job.x.size();
+    CoreResult r;
+    r.values.resize(n);
+    for (std::uint64_t e0 = 0; e0 < n; e0 += u(per)) {
+      for (int l = 0; l < lanes; ++l) {
+        const std::uint64_t e = e0 + u(l);
+        const bool en = l < per && e < n;
+        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e]) : 0);
+        rtl::put_field(lut_->lane_en_i, l, 1, en ? 1 : 0);
+      }
+      ++r.beats;
+      if (!lut_.beat(drop && e0 == 0)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int l = 0; l < per && e0 + u(l) < n; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(lut_->y_o, l * kValueBits, kValueBits));
+      }
+    }
+    r.cycles = lut_.cycles() - start;
+    r.saturations = static_cast<std::uint32_t>(lut_->sat_count_o - sat0);
+    return r;
+  }
+
+  CoreResult pool(const PoolJob& job, bool drop) override {
+    const auto lanes = static_cast<int>(hw_.vector_lanes);
+    pool_->op_i = static_cast<std::uint8_t>(job.op);
+    pool_->in_type_i = static_cast<std::uint8_t>(job.in);
+    pool_->out_type_i = static_cast<std::uint8_t>(job.out);
+    pool_->mult_i = static_cast<std::uint16_t>(job.mult);
+    pool_->shift_i = static_cast<std::uint8_t>(job.shift);
+    pool_->clip_lo_i = static_cast<std::uint32_t>(job.clip_lo);
+    pool_->clip_hi_i = static_cast<std::uint32_t>(job.clip_hi);
+    pool_->mode_i = static_cast<std::uint8_t>(job.mode);
+    const std::uint32_t sat0 = pool_->sat_count_o;
+    CoreResult r;
+    r.values.resize(job.outputs);
+    const std::uint64_t start = pool_.cycles();
+    for (std::uint64_t e0 = 0; r.completed && e0 < job.outputs; e0 += u(lanes)) {
+      for (std::int64_t k = 0; k < job.positions; ++k) {
+        pool_->first_i = k == 0 ? 1 : 0;
+        pool_->last_i = k + 1 == job.positions ? 1 : 0;
+        for (int l = 0; l < lanes; ++l) {
+          const std::uint64_t e = e0 + u(l);
+          std::int32_t x = 0;
+          const bool en = e < job.outputs;
+          const bool take = en && job.gather(e, k, &x);
+          rtl::put_field(pool_->x_i, l * kVecInBits, kVecInBits, static_cast<std::uint64_t>(x));
+          rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
+          rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
+        }
+        ++r.beats;
+        if (!pool_.beat(drop && r.beats == 1)) {
+          r.completed = false;
+          r.hung_beat = r.beats;
+          break;
+        }
+      }
+      for (int l = 0; r.completed && l < lanes && e0 + u(l) < job.outputs; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(pool_->y_o, l * kValueBits, kValueBits));
+      }
+    }
+    r.cycles = pool_.cycles() - start;
+    r.saturations = static_cast<std::uint32_t>(pool_->sat_count_o - sat0);
+    return r;
+  }
+
  private:
   HwConfig hw_;
   std::unique_ptr<VerilatedContext> ctx_;
   Clocked<Mac> mac_;
   Clocked<Rq> rq_;
   Clocked<Va> va_;
+  Clocked<Lut> lut_;
+  Clocked<Pool> pool_;
 };
 
 // ---------------------------------------------------------------------------
@@ -354,12 +486,13 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Mac, class Rq, class Va>
+template <class Mac, class Rq, class Va, class Lut, class Pool>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Mac, Rq, Va>>(hw);
+  return std::make_unique<CoreOf<Mac, Rq, Va, Lut, Pool>>(hw);
 }
 
-#define DLA_RTL_CORE(p) {#p, &make_core<Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd>},
+#define DLA_RTL_CORE(p) \
+  {#p, &make_core<Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, Vcore_##p##_vpool>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -424,10 +557,7 @@ class RtlUnit final : public cycle::ComputeUnit {
 
   std::optional<std::uint64_t> start(const isa::Instruction& insn, std::uint32_t index, const Effects& fx,
                                      std::uint64_t now) override {
-    const bool mac = std::holds_alternative<isa::Mac>(insn);
-    const bool rq = std::holds_alternative<isa::Requant>(insn);
-    const bool vadd = std::holds_alternative<isa::VAdd>(insn);
-    if (!mac && !rq && !vadd) {
+    if (!output_type(insn)) {
       ++fallbacks_[std::string(isa::info_of(insn).mnemonic)];
       return std::nullopt;
     }
@@ -435,13 +565,20 @@ class RtlUnit final : public cycle::ComputeUnit {
     for (const Access& a : fx) copy_region(*state_, shadow_, a.region);
     expected_ = perform(insn, shadow_, index, fx, ExecOptions{1, ExecOptions{}.parallel_min_macs});
     const bool drop = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
-    if (mac) {
-      result_ = run_mac(std::get<isa::Mac>(insn), drop);
-    } else if (rq) {
-      result_ = run_requant(std::get<isa::Requant>(insn), drop);
-    } else {
-      result_ = run_vadd(std::get<isa::VAdd>(insn), drop);
-    }
+    result_ = std::visit(
+        [&](const auto& in) -> CoreResult {
+          using T = std::decay_t<decltype(in)>;
+          if constexpr (std::is_same_v<T, isa::Mac>) return run_mac(in, drop);
+          else if constexpr (std::is_same_v<T, isa::Requant>) return run_requant(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VAdd>) return run_vadd(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VLut>) return run_lut(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VMaxPool>) return run_maxpool(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VAvgPool>) return run_avgpool(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VUpsample>) return run_upsample(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VCopy>) return run_copy(in, drop);
+          else return {};
+        },
+        insn);
     if (!result_.completed) {
       throw ExecutionError("rtl: the " + unit_name(insn) + " hung on " + isa::disassemble(insn) + layer_text(index) +
                                ": beat " + std::to_string(result_.hung_beat) + " of " + std::to_string(result_.beats) +
@@ -462,11 +599,13 @@ class RtlUnit final : public cycle::ComputeUnit {
     MachineState& m = *state_;
     if (const auto* mac = std::get_if<isa::Mac>(&insn)) {
       std::copy(result_.acc.begin(), result_.acc.end(), m.acc.begin() + mac->acc_addr);
-    } else if (const auto* rq = std::get_if<isa::Requant>(&insn)) {
-      detail::pack(m.act.data() + rq->act_addr, static_cast<DType>(rq->out_type), result_.values.size(), result_.values.data());
     } else {
-      const auto& va = std::get<isa::VAdd>(insn);
-      detail::pack(m.act.data() + va.y_addr, static_cast<DType>(va.y_type), result_.values.size(), result_.values.data());
+      // Every other instruction writes its elements of one output type to one ACT region.
+      const Access* out = nullptr;
+      for (const Access& a : fx) {
+        if (a.kind == AccessKind::kWrite) out = &a;
+      }
+      detail::pack(m.act.data() + out->region.base, *output_type(insn), result_.values.size(), result_.values.data());
     }
     ++checks_;
     for (const Access& a : fx) {
@@ -524,6 +663,115 @@ class RtlUnit final : public cycle::ComputeUnit {
     return core_->requant(job, drop);
   }
 
+  /// The type of the elements an instruction writes to ACT (VCOPY: bytes; MAC: I32, its ACC
+  /// words); nullopt for the instructions the core does not run.
+  static std::optional<DType> output_type(const isa::Instruction& insn) {
+    return std::visit(
+        [](const auto& in) -> std::optional<DType> {
+          using T = std::decay_t<decltype(in)>;
+          if constexpr (std::is_same_v<T, isa::Mac>) return DType::I32;
+          else if constexpr (std::is_same_v<T, isa::Requant> || std::is_same_v<T, isa::VAvgPool> ||
+                             std::is_same_v<T, isa::VLut>) return static_cast<DType>(in.out_type);
+          else if constexpr (std::is_same_v<T, isa::VAdd>) return static_cast<DType>(in.y_type);
+          else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VUpsample>) return static_cast<DType>(in.type);
+          else if constexpr (std::is_same_v<T, isa::VCopy>) return DType::U8;
+          else return std::nullopt;
+        },
+        insn);
+  }
+
+  std::vector<std::int32_t> unpack_act(std::int64_t addr, DType t, std::uint64_t n) const {
+    std::vector<std::int32_t> v(n);
+    detail::unpack(state_->act.data() + addr, t, n, v.data());
+    return v;
+  }
+
+  CoreResult run_lut(const isa::VLut& in, bool drop) {
+    LutJob job;
+    job.in = static_cast<DType>(in.in_type);
+    job.out = static_cast<DType>(in.out_type);
+    job.x = unpack_act(in.in_addr, job.in, u(in.count));
+    job.entry = isa::LutRecord::decode(state_->param.data() + in.param_addr, job.in).entry;
+    job.mode = hw_.rounding_mode;
+    return core_->lut(job, drop);
+  }
+
+  CoreResult run_maxpool(const isa::VMaxPool& in, bool drop) {
+    PoolJob job;
+    job.op = isa::info_of(isa::Instruction{in}).funct;
+    job.in = job.out = static_cast<DType>(in.type);
+    job.outputs = u(in.out_h) * u(in.out_w) * u(in.channels);
+    job.positions = in.kernel_h * in.kernel_w;
+    job.mode = hw_.rounding_mode;
+    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in.in_h) * u(in.in_w) * u(in.channels))](
+                     std::uint64_t e, std::int64_t k, std::int32_t* v) {
+      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
+      const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w - in.pad_top;
+      const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w - in.pad_left;
+      if (ih < 0 || ih >= in.in_h || iw < 0 || iw >= in.in_w) return false;
+      *v = x[static_cast<std::size_t>((ih * in.in_w + iw) * in.channels + c)];
+      return true;
+    };
+    return core_->pool(job, drop);
+  }
+
+  CoreResult run_avgpool(const isa::VAvgPool& in, bool drop) {
+    PoolJob job;
+    job.op = isa::info_of(isa::Instruction{in}).funct;
+    job.in = static_cast<DType>(in.in_type);
+    job.out = static_cast<DType>(in.out_type);
+    job.outputs = u(in.out_h) * u(in.out_w) * u(in.channels);
+    job.positions = in.kernel_h * in.kernel_w;
+    const isa::AvgPoolRecord rec = isa::AvgPoolRecord::decode(state_->param.data() + in.param_addr);
+    // describe() has checked that M fits (perform() ran on the shadow first).
+    job.mult = *avgpool_multiplier(job.positions, static_cast<int>(hw_.avgpool_shift));
+    job.shift = rec.shift;
+    job.clip_lo = rec.clip_lo;
+    job.clip_hi = rec.clip_hi;
+    job.mode = hw_.rounding_mode;
+    const std::int64_t in_w = (in.out_w - 1) * in.stride_w + in.kernel_w;
+    const std::int64_t in_h = (in.out_h - 1) * in.stride_h + in.kernel_h;
+    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in_h) * u(in_w) * u(in.channels)), in_w](
+                     std::uint64_t e, std::int64_t k, std::int32_t* v) {
+      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
+      const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w;
+      const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w;
+      *v = x[static_cast<std::size_t>((ih * in_w + iw) * in.channels + c)];
+      return true;
+    };
+    return core_->pool(job, drop);
+  }
+
+  CoreResult run_upsample(const isa::VUpsample& in, bool drop) {
+    PoolJob job;
+    job.op = isa::info_of(isa::Instruction{in}).funct;
+    job.in = job.out = static_cast<DType>(in.type);
+    job.outputs = 4 * u(in.in_h) * u(in.in_w) * u(in.channels);
+    job.mode = hw_.rounding_mode;
+    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in.in_h) * u(in.in_w) * u(in.channels))](
+                     std::uint64_t e, std::int64_t, std::int32_t* v) {
+      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
+      const std::int64_t oh = p / (2 * in.in_w), ow = p % (2 * in.in_w);
+      *v = x[static_cast<std::size_t>(((oh / 2) * in.in_w + ow / 2) * in.channels + c)];
+      return true;
+    };
+    return core_->pool(job, drop);
+  }
+
+  CoreResult run_copy(const isa::VCopy& in, bool drop) {
+    PoolJob job;
+    job.op = isa::info_of(isa::Instruction{in}).funct;
+    job.in = job.out = DType::U8;
+    job.outputs = u(in.bytes);
+    job.mode = hw_.rounding_mode;
+    const std::uint8_t* src = state_->act.data() + in.src_addr;
+    job.gather = [src](std::uint64_t e, std::int64_t, std::int32_t* v) {
+      *v = src[e];
+      return true;
+    };
+    return core_->pool(job, drop);
+  }
+
   CoreResult run_vadd(const isa::VAdd& in, bool drop) {
     VAddJob job;
     job.insn = &in;
@@ -539,7 +787,9 @@ class RtlUnit final : public cycle::ComputeUnit {
   static std::string unit_name(const isa::Instruction& insn) {
     if (std::holds_alternative<isa::Mac>(insn)) return "MAC array (dla_mac_array)";
     if (std::holds_alternative<isa::Requant>(insn)) return "requantizer (dla_requant)";
-    return "vector unit (dla_vadd)";
+    if (std::holds_alternative<isa::VAdd>(insn)) return "vector unit (dla_vadd)";
+    if (std::holds_alternative<isa::VLut>(insn)) return "vector unit (dla_vlut)";
+    return "vector unit (dla_vpool)";
   }
 
   std::string layer_text(std::uint32_t index) const {
@@ -570,9 +820,7 @@ class RtlUnit final : public cycle::ComputeUnit {
         }
         if (r.space != Space::kAct || m.act[at] == shadow_.act[at]) continue;
         // An ACT byte of the output: name the element and its value of the output type.
-        const auto type = static_cast<DType>(std::holds_alternative<isa::Requant>(insn)
-                                                 ? std::get<isa::Requant>(insn).out_type
-                                                 : std::get<isa::VAdd>(insn).y_type);
+        const DType type = *output_type(insn);
         const std::uint64_t off = at - r.base;
         std::uint64_t element = off;
         if (dtype_info(type).bits == 4) element = 2 * off + (((m.act[at] ^ shadow_.act[at]) & 0x0f) != 0 ? 0 : 1);
