@@ -13,7 +13,7 @@
 // stage (dla_lane_stage), as dla_vadd.
 module dla_vlut
 #(
-  parameter int LANES = dla_pkg::VECTOR_LANES
+  parameter int LANES = dla_pkg::LUT_LANES
 ) (
   input  logic clk_i,
   input  logic rst_ni,

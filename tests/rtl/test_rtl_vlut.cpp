@@ -27,7 +27,7 @@ constexpr int kEntryBits = 16;
 
 class Lut {
  public:
-  Lut() : lanes_(static_cast<int>(dla::HwConfig::preset(DLA_RTL_PRESET).vector_lanes)) {}
+  Lut() : lanes_(static_cast<int>(dla::HwConfig::preset(DLA_RTL_PRESET).lut_lanes)) {}
   int lanes() const { return lanes_; }
   Block<Vdla_vlut>& dut() { return dut_; }
 

@@ -13,8 +13,8 @@
 //            pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, each with its channel's shift.
 //   VADD     vector_lanes elements per beat.
-//   VLUT     the table is loaded from the PARAM record, vector_lanes entries per clock,
-//            then vector_lanes elements per beat (vector_lanes / 2 for i16: two knots each).
+//   VLUT     the table is loaded from the PARAM record, lut_lanes entries per clock,
+//            then lut_lanes elements per beat (lut_lanes / 2 for i16: two knots each).
 //   VMAXPOOL, VAVGPOOL  vector_lanes consecutive output elements (pixel-major, channel
 //            minor) at a time, one beat per window position (max pool: positions in the
 //            padding are not taken).
@@ -379,7 +379,7 @@ class CoreOf final : public Core {
   }
 
   CoreResult lut(const LutJob& job, bool drop) override {
-    const auto lanes = static_cast<int>(hw_.vector_lanes);
+    const auto lanes = static_cast<int>(hw_.lut_lanes);
     const std::uint64_t start = lut_.cycles();
     // The table, one block of lanes entries per clock.
     lut_->load_i = 1;
@@ -502,13 +502,14 @@ const CoreEntry kCores[] = {
 /// cycle model's).
 bool same_core(const HwConfig& a, const HwConfig& b) {
   return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
-         a.vector_lanes == b.vector_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
+         a.vector_lanes == b.vector_lanes && a.lut_lanes == b.lut_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
          a.a16w8_passes == b.a16w8_passes;
 }
 
 std::string core_text(const HwConfig& c) {
   return "MAC " + std::to_string(c.mac_rows) + "x" + std::to_string(c.mac_cols) + ", " +
-         std::to_string(c.requant_lanes) + " requant lanes, " + std::to_string(c.vector_lanes) + " vector lanes, a4w4_speedup " +
+         std::to_string(c.requant_lanes) + " requant lanes, " + std::to_string(c.vector_lanes) + " vector lanes, " +
+         std::to_string(c.lut_lanes) + " table lanes, a4w4_speedup " +
          std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
          std::to_string(c.a16w8_passes);
 }
