@@ -101,3 +101,16 @@ def test_the_compiler_checks_the_crcs_too(exported):
     r = run("compile", p, "-o", tmp / "altered.dlab")
     assert r.returncode == 1 and "tensor '%s' does not match its CRC-32" % key in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field,value,compiler_message", [
+    ("format", 7, 'not a dlasim QAT export ("format": "dlasim-qat-export" missing)'),
+    ("version", "1", "unsupported export version (this build reads version 1)"),
+])
+def test_graph_fields_of_the_wrong_type_are_one_line_from_the_compiler(exported, field, value, compiler_message):
+    # Found by fuzz_qat_export: a wrong JSON type (with a matching digest) was the raw text
+    # of nlohmann's type_error ("malformed export: [json.exception.type_error.302] ...").
+    path, x, tmp = exported
+    bad = _rewrite(path, tmp / ("bad_%s_type.dla.pt" % field), lambda g: g.update({field: value}))
+    r = run("compile", bad, "-o", tmp / "bad.dlab")
+    assert r.returncode == 1 and r.stderr == "dla: error: %s: %s\n" % (bad, compiler_message), r.stderr
