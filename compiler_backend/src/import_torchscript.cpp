@@ -163,10 +163,10 @@ QatExport import_qat_export(const std::string& path) {
     } catch (const json::exception& e) {
       throw Error(path + ": the export's graph_json is not valid JSON: " + e.what());
     }
-    if (!g.is_object() || g.value("format", "") != "dlasim-qat-export") {
+    if (!g.is_object() || g.value("format", json()) != "dlasim-qat-export") {  // json defaults: a wrong type is no throw
       throw Error(path + ": not a dlasim QAT export (\"format\": \"dlasim-qat-export\" missing)");
     }
-    if (g.value("version", 0) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
+    if (g.value("version", json()) != 1) throw Error(path + ": unsupported export version (this build reads version 1)");
     if (!g.contains("nodes") || !g["nodes"].is_array() || !g.contains("outputs")) {
       throw Error(path + ": the export's graph has no \"nodes\" array or no \"outputs\"");
     }
@@ -207,7 +207,7 @@ QatExport import_qat_export(const std::string& path) {
     }
     result.hw_json = g.contains("hw") ? g["hw"].dump() : "{}";
     result.hw_identity = g.contains("hw_identity") && g["hw_identity"].is_string() ? g["hw_identity"].get<std::string>() : "";
-    result.plan = g.value("plan", "");
+    result.plan = g.contains("plan") && g["plan"].is_string() ? g["plan"].get<std::string>() : "";
     return result;
   } catch (const Error&) {
     throw;

@@ -108,7 +108,7 @@ std::optional<std::int64_t> clip_end(const json& clip, std::size_t k, const std:
 PlanValue plan_value(const json& j, const std::string& where, bool with_clip) {
   PlanValue v;
   v.name = text(j, "name", where);
-  const std::string kind = j.value("value", "int");
+  const json kind = j.value("value", json("int"));  // a json default: any type compares, none throws
   if (kind != "int" && kind != "float") throw Error(where + ": \"value\" must be \"int\" or \"float\"");
   v.is_float = kind == "float";
   v.shape = shape_of(j, where);
@@ -273,10 +273,10 @@ HostPlan::HostPlan(const SegmentedProgram& program) : impl_(std::make_unique<Imp
   } catch (const json::exception& e) {
     throw Error(std::string("plan.json is not valid JSON: ") + e.what());
   }
-  if (!plan.is_object() || plan.value("format", "") != kPlanFormat) {
+  if (!plan.is_object() || plan.value("format", json()) != kPlanFormat) {  // json defaults: a wrong type is no throw
     throw Error(std::string("plan.json: not a host plan (\"format\": \"") + kPlanFormat + "\" missing)");
   }
-  if (plan.value("version", 0) != 1) throw Error("plan.json: unsupported version (this build reads version 1)");
+  if (plan.value("version", json()) != 1) throw Error("plan.json: unsupported version (this build reads version 1)");
   const json& hw = field(plan, "hw_list", "plan.json");
   try {
     m.hw = HwOptions::from_list(hw.get<std::vector<std::int64_t>>());

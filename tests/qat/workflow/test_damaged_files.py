@@ -72,3 +72,47 @@ def test_damaged_exports_are_refused_by_the_compiler_never_crash(tmp_path):
     refused, accepted = damage(tmp_path, open(path, "rb").read(), ".dla.pt", 1, compile_and_list)
     assert refused >= 15
     assert all(segments_text(out) == clean for out in accepted)
+
+
+def _with_plan(prog, out, edit):
+    """A copy of the segmented program `prog` whose plan.json `edit` changed, with a
+    matching digest.json (what a buggy or hostile tool, not a flipped bit, would write)."""
+    import json
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(prog) as z:
+        records = {n: z.read(n) for n in z.namelist()}
+    plan_name = next(n for n in records if n.endswith("/plan.json"))
+    digest_name = next(n for n in records if n.endswith("/digest.json"))
+    plan = json.loads(records[plan_name])
+    edit(plan)
+    records[plan_name] = json.dumps(plan).encode()
+    digest = json.loads(records[digest_name])
+    digest["plan.json"] = zlib.crc32(records[plan_name])
+    records[digest_name] = json.dumps(digest).encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for n, data in records.items():
+            z.writestr(n, data)
+    return out
+
+
+def test_a_plan_with_fields_of_the_wrong_type_is_one_line(tmp_path):
+    """Found by fuzz_segmented_program: a plan.json (with a matching digest) whose "format"
+    or "version" or an input's "value" has the wrong JSON type was a raw json type_error
+    (`dla: internal error`, exit 2); it is one line naming plan.json and the field, exit 1."""
+    prepared, example, g, make_inputs = float_middle(tmp_path)
+    path = dlasim.export(prepared.eval(), example, tmp_path / "net.dla.pt")
+    prog = tmp_path / "net.dlab"
+    assert dla("compile", path, "-o", prog).returncode == 0
+    same = _with_plan(prog, tmp_path / "same.dlab", lambda p: None)
+    assert dla("disasm", same).returncode == 0  # the rewritten container itself is fine
+    for case, edit, message in [
+        ("format", lambda p: p.update(format=7), 'plan.json: not a host plan ("format": "dlasim-host-plan" missing)'),
+        ("version", lambda p: p.update(version="1"), "plan.json: unsupported version (this build reads version 1)"),
+        ("value", lambda p: p["inputs"][0].update(value=0), 'plan.json input: "value" must be "int" or "float"'),
+    ]:
+        bad = _with_plan(prog, tmp_path / ("bad_%s.dlab" % case), edit)
+        r = dla("disasm", bad)
+        # (the host plan's errors name plan.json, the record, as every plan error does)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == ["dla: error: " + message], (case, r.returncode, r.stderr)

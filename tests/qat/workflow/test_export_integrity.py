@@ -57,14 +57,18 @@ def _rewrite(path, out, edit):
     return out
 
 
-@pytest.mark.parametrize("case,edit,message", [
-    ("cycle", lambda g: g["nodes"][1].update(inputs=[g["nodes"][2]["name"]]), "which is not an earlier node"),
-    ("missing input", lambda g: g["nodes"][2].update(inputs=["nope"]), "reads 'nope', which is not an earlier node"),
-    ("duplicate", lambda g: g["nodes"][3].update(name=g["nodes"][2]["name"]), "appears twice"),
-    ("missing output", lambda g: g.update(outputs=["nope"]), "output 'nope' is not a node"),
-    ("missing tensor", lambda g: g["nodes"][1]["weights"].update(tensor="w_nope"), "names tensor 'w_nope'"),
+@pytest.mark.parametrize("case,edit,message,compiler_message", [
+    ("cycle", lambda g: g["nodes"][1].update(inputs=[g["nodes"][2]["name"]]), "which is not an earlier node",
+     "node 'stem_0': input \"layer1_conv1\" is not an earlier node"),
+    ("missing input", lambda g: g["nodes"][2].update(inputs=["nope"]), "reads 'nope', which is not an earlier node",
+     "node 'layer1_conv1': input \"nope\" is not an earlier node"),
+    ("duplicate", lambda g: g["nodes"][3].update(name=g["nodes"][2]["name"]), "appears twice",
+     "node 'layer1_conv1': a node with this name already exists"),
+    ("missing output", lambda g: g.update(outputs=["nope"]), "output 'nope' is not a node", "outputs: unknown output \"nope\""),
+    ("missing tensor", lambda g: g["nodes"][1]["weights"].update(tensor="w_nope"), "names tensor 'w_nope'",
+     "node 'stem_0' weights: tensor 'w_nope' is not in the export"),
 ])
-def test_a_malformed_graph_is_one_export_error(exported, case, edit, message):
+def test_a_malformed_graph_is_one_export_error(exported, case, edit, message, compiler_message):
     path, x, tmp = exported
     bad = _rewrite(path, tmp / ("bad_%s.dla.pt" % case.replace(" ", "_")), edit)
     with pytest.raises(ExportError, match=message):
@@ -73,6 +77,10 @@ def test_a_malformed_graph_is_one_export_error(exported, case, edit, message):
         dlasim.integer_forward(bad, x)
     with pytest.raises(ExportError, match=message):
         dlasim.write_graph_file(bad, tmp / "bad.json")
+    # the compiler's importer (C++) validates the same graph: one line naming the file and the node
+    r = run("compile", bad, "-o", tmp / "bad.dlab")
+    assert r.returncode == 1 and r.stderr == "dla: error: %s: %s\n" % (bad, compiler_message), r.stderr
+    assert not (tmp / "bad.dlab").exists()
 
 
 def test_the_compiler_checks_the_crcs_too(exported):
@@ -93,3 +101,16 @@ def test_the_compiler_checks_the_crcs_too(exported):
     r = run("compile", p, "-o", tmp / "altered.dlab")
     assert r.returncode == 1 and "tensor '%s' does not match its CRC-32" % key in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field,value,compiler_message", [
+    ("format", 7, 'not a dlasim QAT export ("format": "dlasim-qat-export" missing)'),
+    ("version", "1", "unsupported export version (this build reads version 1)"),
+])
+def test_graph_fields_of_the_wrong_type_are_one_line_from_the_compiler(exported, field, value, compiler_message):
+    # Found by fuzz_qat_export: a wrong JSON type (with a matching digest) was the raw text
+    # of nlohmann's type_error ("malformed export: [json.exception.type_error.302] ...").
+    path, x, tmp = exported
+    bad = _rewrite(path, tmp / ("bad_%s_type.dla.pt" % field), lambda g: g.update({field: value}))
+    r = run("compile", bad, "-o", tmp / "bad.dlab")
+    assert r.returncode == 1 and r.stderr == "dla: error: %s: %s\n" % (bad, compiler_message), r.stderr
