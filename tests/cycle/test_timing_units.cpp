@@ -164,12 +164,14 @@ TEST(TimingFormulas, RequantAndVectorLanes) {
   isa::VLut lut;
   lut.count = 33;
   lut.in_type = static_cast<std::int64_t>(dla::DType::I8);
-  EXPECT_EQ(cyc::vector_cycles(lut, hw), 3u);  // one lookup per element
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 16u + 3u);  // the 256-entry table, then one lookup per element
+  lut.in_type = static_cast<std::int64_t>(dla::DType::I4);
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 1u + 3u);  // 16 entries
   lut.in_type = static_cast<std::int64_t>(dla::DType::I16);
-  EXPECT_EQ(cyc::vector_cycles(lut, hw), 5u);  // two knots per element: 66 / 16
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 17u + 5u);  // 257 knots, then two per element: 66 / 16
   HwConfig narrow = hw;  // the lookup-table unit's own lanes, not the vector unit's
   narrow.lut_lanes = 4;
-  EXPECT_EQ(cyc::vector_cycles(lut, narrow), 17u);  // 66 / 4
+  EXPECT_EQ(cyc::vector_cycles(lut, narrow), 65u + 17u);  // 257 / 4 and 66 / 4
   EXPECT_EQ(cyc::vector_cycles(cp, narrow), 2u);    // VCOPY keeps vector_lanes
   EXPECT_EQ(cyc::fill_cycles(65, hw), 3u);  // 32 bytes a cycle
 }

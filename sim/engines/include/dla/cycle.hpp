@@ -31,7 +31,8 @@
 //   vector unit    ceil(work / vector_lanes) cycles (VLUT: / lut_lanes), work = count (VADD), output elements
 //                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
 //                  count (VLUT of 4- and 8-bit inputs) or 2 * count (VLUT of i16 inputs,
-//                  two knots read per element).
+//                  two knots read per element); a VLUT first loads its table from PARAM,
+//                  ceil(entries / lut_lanes) cycles (16 for an 8-bit table on default).
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
 // SRAM capacities are enforced by the semantic bodies; SRAM banks are not modelled (every
 // buffer serves its units at full rate).

@@ -66,10 +66,13 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
         }
       },
       insn);
-  // The lookup-table stage has lanes of its own (a VLUT never reaches here with none:
-  // semantics refuses it).
-  const bool lut = std::holds_alternative<isa::VLut>(insn);
-  return ceil_div(work, u(lut ? std::max<std::int64_t>(hw.lut_lanes, 1) : hw.vector_lanes));
+  // The lookup-table unit has lanes of its own (a VLUT never reaches here with none:
+  // semantics refuses it), and loads its table from PARAM first, lut_lanes entries a cycle.
+  if (const auto* lut = std::get_if<isa::VLut>(&insn)) {
+    const std::uint64_t lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
+    return ceil_div(u(lut_entries(static_cast<DType>(lut->in_type))), lanes) + ceil_div(work, lanes);
+  }
+  return ceil_div(work, u(hw.vector_lanes));
 }
 
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
