@@ -13,7 +13,7 @@ import torch.nn.functional as TF
 
 from . import functional as F
 from .hw import dtype_code
-from .integers import to_integers
+from .integers import first_line, to_integers
 from .layers import QatLayer
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -79,7 +79,7 @@ class LutLayer(QatLayer):
             # dla::lut names itself; the user needs the layer of the prepared model.
             raise RuntimeError("dlasim: %s, %s %s[frac %d] -> %s[frac %d]: %s"
                                % (self._where(), self.function, fin.dtype, fin.frac(), y_dtype, y_frac,
-                                  str(e).splitlines()[0])) from e
+                                  first_line(e))) from e
 
     def forward(self, x, ctx):
         fin = ctx.acts[self.in_id]

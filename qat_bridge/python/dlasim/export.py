@@ -107,7 +107,7 @@ from torch import nn
 
 from . import integrity, ops
 from .hw import HwOptions
-from .integers import ExportError, to_integers, to_reals
+from .integers import ExportError, first_line, to_integers, to_reals
 from .layers import NONFINITE_POLICIES, clip_ints
 from .runtime import FLOAT, Ref, as_inputs, evaluating, fill, unwrap
 
@@ -440,7 +440,7 @@ def load_export(path):
     try:
         module = torch.jit.load(str(path))
     except Exception as e:  # noqa: BLE001 - torch.jit.load raises RuntimeError, IndexError, ... on damaged files
-        raise ExportError("%s: cannot read it as a TorchScript export: %s" % (path, str(e).splitlines()[0])) from None
+        raise ExportError("%s: cannot read it as a TorchScript export: %s" % (path, first_line(e))) from None
     try:
         return Exported(module)
     except ExportError as e:

@@ -7,6 +7,13 @@ class ExportError(RuntimeError):
     pass
 
 
+def first_line(error):
+    """The first line of an exception's message for a one-line error; its type's name when
+    it has none (libtorch raises some with an empty message on damaged files)."""
+    lines = str(error).splitlines()
+    return lines[0] if lines and lines[0].strip() else type(error).__name__
+
+
 def to_integers(y, frac):
     """The integers q of reals y = q * 2^-frac (int64); an error if y is not such a tensor."""
     v = y.detach().to(torch.float64) * (2.0 ** int(frac))
@@ -28,4 +35,4 @@ def channel_scale(fracs, dims, sign=-1):
     return t.reshape([-1] + [1] * (dims - 1))
 
 
-__all__ = ["ExportError", "to_integers", "to_reals", "channel_scale"]
+__all__ = ["ExportError", "first_line", "to_integers", "to_reals", "channel_scale"]

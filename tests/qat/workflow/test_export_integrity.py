@@ -114,3 +114,13 @@ def test_graph_fields_of_the_wrong_type_are_one_line_from_the_compiler(exported,
     bad = _rewrite(path, tmp / ("bad_%s_type.dla.pt" % field), lambda g: g.update({field: value}))
     r = run("compile", bad, "-o", tmp / "bad.dlab")
     assert r.returncode == 1 and r.stderr == "dla: error: %s: %s\n" % (bad, compiler_message), r.stderr
+
+
+def test_a_load_error_without_a_message_is_still_one_export_error(tmp_path, monkeypatch):
+    """libtorch raises some errors with an empty message on a damaged zip (seen as a raw
+    IndexError from the message handling): the ExportError then names the error's type."""
+    def fail(*args, **kwargs):
+        raise RuntimeError("")
+    monkeypatch.setattr(torch.jit, "load", fail)
+    with pytest.raises(ExportError, match=r"x\.dla\.pt: cannot read it as a TorchScript export: RuntimeError$"):
+        dlasim.load_export(tmp_path / "x.dla.pt")
