@@ -232,15 +232,15 @@ def export_graph(model, example_inputs):
     """(graph dict, {tensor key: tensor}, {host key: module}, eval outputs) of a prepared model."""
     # Eval mode throughout: the host modules are traced from the float modules, and a
     # BatchNorm traced in training mode would normalize with batch statistics.
-    with evaluating(model):
-        return _export_graph(model, as_inputs(example_inputs))
-
-
-def _export_graph(model, example_inputs):
     with evaluating(model) as m:
-        m(*example_inputs)  # calibrates formats never observed
-        record = {}
-        outputs = m.run(*example_inputs, record=record)
+        return _export_graph(m, as_inputs(example_inputs))
+
+
+def _export_graph(m, example_inputs):
+    """export_graph of the unwrapped model `m`, in eval mode."""
+    m(*example_inputs)  # calibrates formats never observed
+    record = {}
+    outputs = m.run(*example_inputs, record=record)
     hw = m.hw_options
     hw_list = hw.to_list()
     acts = m.acts
