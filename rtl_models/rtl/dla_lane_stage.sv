@@ -1,21 +1,23 @@
 // dla_lane_stage — the register stage of the vector unit's lane blocks (dla_vadd, dla_vlut,
-// dla_vpool): on a beat (valid_i) it takes the lanes' results and flags (already masked by
-// the caller) and adds the number of set flags to a running 32-bit counter, the engines'
-// saturation count; valid_o follows valid_i one clock later, and the outputs hold between
-// beats. Asynchronous active-low reset.
+// dla_vpool) and of the requantizer: on a beat (valid_i) it takes the lanes' results and
+// FLAGS vectors of per-lane flags (already masked by the caller) and adds the number of set
+// flags of each vector to its running 32-bit counter (the engines' saturation count; the
+// requantizer's second vector counts accumulator overflows); valid_o follows valid_i one
+// clock later, and the outputs hold between beats. Asynchronous active-low reset.
 module dla_lane_stage
 #(
-  parameter int LANES = 1
+  parameter int LANES = 1,
+  parameter int FLAGS = 1  // flag vector f: flag_i[f*LANES +: LANES], its count count_o[f*32 +: 32]
 ) (
   input  logic clk_i,
   input  logic rst_ni,
   input  logic valid_i,
   input  logic [LANES*dla_core_pkg::VALUE_W-1:0] y_i,
-  input  logic [LANES-1:0] flag_i,
+  input  logic [FLAGS*LANES-1:0] flag_i,
   output logic valid_o,
   output logic [LANES*dla_core_pkg::VALUE_W-1:0] y_o,
-  output logic [LANES-1:0] flag_o,
-  output logic [31:0] count_o
+  output logic [FLAGS*LANES-1:0] flag_o,
+  output logic [FLAGS*32-1:0] count_o
 );
   localparam int CNT_W = $clog2(LANES + 1);
 
@@ -35,7 +37,9 @@ module dla_lane_stage
       if (valid_i) begin
         y_o <= y_i;
         flag_o <= flag_i;
-        count_o <= count_o + 32'(popcount(flag_i));
+        for (int f = 0; f < FLAGS; f++) begin
+          count_o[f*32 +: 32] <= count_o[f*32 +: 32] + 32'(popcount(flag_i[f*LANES +: LANES]));
+        end
       end
     end
   end

@@ -33,8 +33,6 @@ module dla_requant
   output logic [31:0] sat_count_o,
   output logic [31:0] ovf_count_o
 );
-  localparam int CNT_W = $clog2(LANES + 1);
-
   if (dla_core_pkg::ACC_WORD_BITS < ACC_W + 2) begin : g_acc_word_too_narrow
     $error("dla_core_pkg::ACC_WORD_BITS must exceed acc_bits by the guard bits (dla_core_pkg)");
   end
@@ -76,28 +74,9 @@ module dla_requant
     );
   end
 
-  function automatic logic [CNT_W-1:0] popcount(input logic [LANES-1:0] bits);
-    popcount = '0;
-    for (int i = 0; i < LANES; i++) popcount = popcount + CNT_W'(bits[i]);
-  endfunction
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_o <= 1'b0;
-      y_o <= '0;
-      sat_o <= '0;
-      ovf_o <= '0;
-      sat_count_o <= '0;
-      ovf_count_o <= '0;
-    end else begin
-      valid_o <= valid_i;
-      if (valid_i) begin
-        y_o <= y;
-        sat_o <= sat & lane_en_i;
-        ovf_o <= ovf & lane_en_i;
-        sat_count_o <= sat_count_o + 32'(popcount(sat & lane_en_i));
-        ovf_count_o <= ovf_count_o + 32'(popcount(ovf & lane_en_i));
-      end
-    end
-  end
+  // The register stage and the saturation and overflow counters (flag vectors 0 and 1).
+  dla_lane_stage #(.LANES(LANES), .FLAGS(2)) u_stage (
+    .clk_i, .rst_ni, .valid_i, .y_i(y), .flag_i({ovf & lane_en_i, sat & lane_en_i}),
+    .valid_o, .y_o, .flag_o({ovf_o, sat_o}), .count_o({ovf_count_o, sat_count_o})
+  );
 endmodule : dla_requant
