@@ -305,10 +305,7 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = rq_.cycles();
-    while (ctrl_->beat_valid_o) {
-      const std::uint64_t e0 = ctrl_->elem_o;
-      const int k = ctrl_->elems_o;
-      if (!group_inside(e0, k, lanes, n, &r)) break;
+    walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
@@ -317,17 +314,8 @@ class CoreOf final : public Core {
                        en ? static_cast<std::uint64_t>(job.shifts[e % u(in.channels)]) : 0);
         rtl::put_field(rq_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!rq_.beat(drop && r.beats == 1)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < k; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(rq_->y_o, l * kValueBits, kValueBits));
-      }
-      ctrl_.tick();
-    }
+      return true;
+    });
     r.cycles = rq_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(rq_->sat_count_o - sat0);
     r.overflows = static_cast<std::uint32_t>(rq_->ovf_count_o - ovf0);
@@ -349,10 +337,7 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = va_.cycles();
-    while (ctrl_->beat_valid_o) {
-      const std::uint64_t e0 = ctrl_->elem_o;
-      const int k = ctrl_->elems_o;
-      if (!group_inside(e0, k, lanes, n, &r)) break;
+    walk_groups(va_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
@@ -360,17 +345,8 @@ class CoreOf final : public Core {
         rtl::put_field(va_->b_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.b[e]) : 0);
         rtl::put_field(va_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!va_.beat(drop && r.beats == 1)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < k; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(va_->y_o, l * kValueBits, kValueBits));
-      }
-      ctrl_.tick();
-    }
+      return true;
+    });
     r.cycles = va_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(va_->sat_count_o - sat0);
     return r;
@@ -386,47 +362,33 @@ class CoreOf final : public Core {
     const std::uint64_t n = job.x.size();
     CoreResult r;
     r.values.resize(n);
-    while (ctrl_->beat_valid_o) {
-      if (ctrl_->tload_o) {
-        // A block of the table, lanes entries.
-        const std::size_t b = ctrl_->tblock_o;
-        if (b * u(lanes) >= job.entry.size()) {
-          r.bad_beat = "table block " + std::to_string(b) + " of a " + std::to_string(job.entry.size()) + "-entry table";
-          break;
-        }
-        lut_->load_i = 1;
-        lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
-        for (int l = 0; l < lanes; ++l) {
-          const std::size_t j = b * u(lanes) + u(l);
-          rtl::put_field(lut_->load_data_i, l * kLutEntryBits, kLutEntryBits,
-                         j < job.entry.size() ? static_cast<std::uint64_t>(job.entry[j]) : 0);
-        }
-        lut_.tick();
-        ctrl_.tick();
-        continue;
+    // The table first, one block of lanes entries per clock.
+    while (ctrl_->tload_o) {
+      const std::size_t b = ctrl_->tblock_o;
+      if (b * u(lanes) >= job.entry.size()) {
+        r.bad_beat = "table block " + std::to_string(b) + " of a " + std::to_string(job.entry.size()) + "-entry table";
+        return r;
       }
-      lut_->load_i = 0;
-      const std::uint64_t e0 = ctrl_->elem_o;
-      const int k = ctrl_->elems_o;
-      // An i16 element reads two knots: the controller gives half the lanes per beat.
-      if (!group_inside(e0, k, lut_interpolates(job.in) ? lanes / 2 : lanes, n, &r)) break;
+      lut_->load_i = 1;
+      lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
       for (int l = 0; l < lanes; ++l) {
-        const std::uint64_t e = e0 + u(l);
-        const bool en = l < k;
-        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e]) : 0);
-        rtl::put_field(lut_->lane_en_i, l, 1, en ? 1 : 0);
+        const std::size_t j = b * u(lanes) + u(l);
+        rtl::put_field(lut_->load_data_i, l * kLutEntryBits, kLutEntryBits,
+                       j < job.entry.size() ? static_cast<std::uint64_t>(job.entry[j]) : 0);
       }
-      ++r.beats;
-      if (!lut_.beat(drop && r.beats == 1)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < k; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(lut_->y_o, l * kValueBits, kValueBits));
-      }
+      lut_.tick();
       ctrl_.tick();
     }
+    lut_->load_i = 0;
+    // An i16 element reads two knots: the controller gives half the lanes per beat.
+    walk_groups(lut_, lut_interpolates(job.in) ? lanes / 2 : lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
+      for (int l = 0; l < lanes; ++l) {
+        const bool en = l < k;
+        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e0 + u(l)]) : 0);
+        rtl::put_field(lut_->lane_en_i, l, 1, en ? 1 : 0);
+      }
+      return true;
+    });
     r.cycles = lut_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(lut_->sat_count_o - sat0);
     return r;
@@ -446,14 +408,10 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(job.outputs);
     const std::uint64_t start = pool_.cycles();
-    while (ctrl_->beat_valid_o) {
-      const std::uint64_t e0 = ctrl_->elem_o;
-      const int k = ctrl_->elems_o;
-      const std::int64_t pos = ctrl_->pos_o;
-      if (!group_inside(e0, k, lanes, job.outputs, &r)) break;
+    walk_groups(pool_, lanes, job.outputs, drop, r, [&](std::uint64_t e0, int k, std::int64_t pos) {
       if (pos >= job.positions) {
         r.bad_beat = "window position " + std::to_string(pos) + " of " + std::to_string(job.positions);
-        break;
+        return false;
       }
       pool_->first_i = ctrl_->first_o;
       pool_->last_i = ctrl_->wlast_o;
@@ -465,23 +423,37 @@ class CoreOf final : public Core {
         rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
         rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!pool_.beat(drop && r.beats == 1)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; ctrl_->wlast_o && l < k; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(pool_->y_o, l * kValueBits, kValueBits));
-      }
-      ctrl_.tick();
-    }
+      return true;
+    });
     r.cycles = pool_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(pool_->sat_count_o - sat0);
     return r;
   }
 
  private:
+  /// The lane-group beats of a vector instruction on block `blk` (at most `lanes` elements
+  /// per beat, n in all): fill(e0, k, pos) sets the lanes of the beat (false: a bad
+  /// descriptor, recorded in r); after a window's last beat (every beat but a pool's
+  /// inner ones) the k results are read from y_o.
+  template <class B, class Fill>
+  void walk_groups(Clocked<B>& blk, int lanes, std::uint64_t n, bool drop, CoreResult& r, Fill&& fill) {
+    while (ctrl_->beat_valid_o) {
+      const std::uint64_t e0 = ctrl_->elem_o;
+      const int k = ctrl_->elems_o;
+      if (!group_inside(e0, k, lanes, n, &r) || !fill(e0, k, static_cast<std::int64_t>(ctrl_->pos_o))) break;
+      ++r.beats;
+      if (!blk.beat(drop && r.beats == 1)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int l = 0; ctrl_->wlast_o && l < k; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(blk->y_o, l * kValueBits, kValueBits));
+      }
+      ctrl_.tick();
+    }
+  }
+
   /// Whether the controller's group of k elements from e0 fits the block's `lanes` and
   /// lies inside the instruction's n elements (else the beat is recorded in r as bad,
   /// before any SRAM read).
