@@ -25,7 +25,7 @@
 // entries per beat (tload_o, tblock_o): 2^bits entries for 4- and 8-bit inputs,
 // LUT_ENTRIES_MAX knots for i16. Elements of VUPSAMPLE are its outputs (4 per input).
 // A word of another instruction (LOAD, STORE, SYNC, END) is decoded but walks nothing.
-// ready_o is high while idle and on the last beat, so back-to-back MACs take no bubble:
+// ready_o is high while idle and on the last beat, so back-to-back words take no bubble:
 // an instruction takes exactly its beats' clocks.
 module dla_ctrl
 #(
@@ -44,7 +44,8 @@ module dla_ctrl
   parameter int EW = $clog2(4 * dla_pkg::VUPSAMPLE_IN_H_MAX * dla_pkg::VUPSAMPLE_IN_W_MAX *
                             dla_pkg::VUPSAMPLE_CHANNELS_MAX + dla_pkg::VECTOR_LANES_MAX + 1),
   // Elements of one group; window positions (the larger pool window); table blocks.
-  parameter int GW = $clog2(dla_pkg::VECTOR_LANES_MAX + 1),
+  parameter int GW = $clog2((dla_pkg::REQUANT_LANES_MAX > dla_pkg::VECTOR_LANES_MAX ? dla_pkg::REQUANT_LANES_MAX
+                                                                                 : dla_pkg::VECTOR_LANES_MAX) + 1),
   parameter int WW = $clog2(dla_pkg::VAVGPOOL_KERNEL_H_MAX * dla_pkg::VAVGPOOL_KERNEL_W_MAX + 1),
   parameter int TW = $clog2(dla_pkg::LUT_ENTRIES_MAX + 1)
 ) (
