@@ -10,6 +10,7 @@
 #include "dla/error.hpp"
 #include "dla/isa.hpp"
 #include "dla/numerics.hpp"
+#include "../support/random_insn.hpp"
 
 using namespace dla::isa;
 
@@ -23,43 +24,7 @@ std::vector<InsnInfo> all_infos() {
   return {infos, infos + n};
 }
 
-bool has_prev(Queue q) { return q == Queue::kCompute || q == Queue::kStore; }
-bool has_next(Queue q) { return q == Queue::kCompute || q == Queue::kLoad; }
-
-std::int64_t random_in(std::mt19937_64& rng, std::int64_t lo, std::int64_t hi) {
-  // A quarter of the draws sit on the range ends, where off-by-one bugs live.
-  switch (rng() % 8) {
-    case 0: return lo;
-    case 1: return hi;
-    default: return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
-  }
-}
-
-template <typename Insn>
-Instruction random_insn(std::mt19937_64& rng) {
-  Insn insn;
-  insn.visit_fields([&](const FieldInfo& f, std::int64_t& v) { v = random_in(rng, f.min, f.max); });
-  if (has_prev(Insn::kQueue)) {
-    insn.tokens.pop_prev = rng() & 1;
-    insn.tokens.push_prev = rng() & 1;
-  }
-  if (has_next(Insn::kQueue)) {
-    insn.tokens.pop_next = rng() & 1;
-    insn.tokens.push_next = rng() & 1;
-  }
-  return insn;
-}
-
-template <std::size_t... I>
-Instruction random_of_index(std::size_t index, std::mt19937_64& rng, std::index_sequence<I...>) {
-  Instruction out;
-  ((index == I ? (out = random_insn<std::variant_alternative_t<I, Instruction>>(rng), 0) : 0), ...);
-  return out;
-}
-
-Instruction random_instruction(std::size_t index, std::mt19937_64& rng) {
-  return random_of_index(index, rng, std::make_index_sequence<std::variant_size_v<Instruction>>{});
-}
+using dla::test_support::random_instruction;
 
 }  // namespace
 

@@ -1,16 +1,19 @@
 // The rtl engine (dla/rtl.hpp): the cycle model with a ComputeUnit that runs every compute
 // instruction on the Verilated cores of rtl_models/, checked in lockstep against perform().
 //
-// The sequencer (this file) walks an instruction's loops and drives the blocks one beat
-// per clock:
+// The controller (dla_ctrl) takes each compute instruction's 128-bit word, decodes it and
+// walks its loops, one beat descriptor per clock; this file's sequencer gathers the
+// operands a descriptor names from the SRAMs (C++ arrays), drives the block's beat and
+// writes the results back:
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
-//            PE lane), and each a16w8 pass, the weight lanes are set once and every output
-//            pixel is one beat; the partial sums of a pixel go through the array's psum_i
-//            and come back on psum_o (the accumulator SRAM's read-modify-write).
-//            Depthwise: channel c on row c, weights on the diagonal, a8w4 / a4w4 pack 2 / 4
-//            kernel positions per lane. Beats: the cycle model's formula without the
-//            pipeline fill (timing.hpp).
+//            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
+//            every output pixel is one beat; the partial sums of a pixel go through the
+//            array's psum_i and come back on psum_o (the accumulator SRAM's
+//            read-modify-write). Depthwise: channel c on row c, weights on the diagonal,
+//            a8w4 / a4w4 pack 2 / 4 kernel positions per lane. The array's mode inputs
+//            are the controller's decoded fields. Beats: the cycle model's formula
+//            without the pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, each with its channel's shift.
 //   VADD     vector_lanes elements per beat.
 //   VLUT     the table is loaded from the PARAM record, lut_lanes entries per clock,
@@ -20,6 +23,10 @@
 //            padding are not taken).
 //   VUPSAMPLE, VCOPY  windows of one position on the same block: vector_lanes output
 //            elements (VCOPY: bytes) per beat.
+// A descriptor outside the instruction (an element, pixel or channel past its end) stops
+// the run naming the beat, before any SRAM read; a wrong one inside it is a lockstep
+// mismatch. The controller's accept clock is not counted: in hardware it takes the next
+// word on the previous instruction's last beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
 #include <verilated.h>
 
@@ -107,6 +114,7 @@ struct CoreResult {
   std::uint64_t hung_beat = 0;
   std::uint64_t beats = 0;      ///< beats the instruction needs
   std::uint64_t cycles = 0;     ///< clocks the core took
+  std::string bad_beat;         ///< non-empty: the controller issued a beat outside the instruction
   std::vector<std::int64_t> acc;   ///< MAC: the ACC words of the tile
   std::vector<std::int32_t> values;  ///< REQUANT / VADD: the output elements
   std::uint64_t overflows = 0;
@@ -116,9 +124,8 @@ struct CoreResult {
 /// The MAC operands, unpacked from the SRAM by the sequencer.
 struct MacJob {
   const isa::Mac* insn = nullptr;
-  isa::MacMode mode = isa::MacMode::A8W8;
   std::int64_t in_h = 0, in_w = 0;
-  int speedup = 1, passes = 1;
+  int speedup = 1;
   int act_bits = 8, wgt_bits = 8;  ///< width of one slot in a PE lane
   std::vector<std::int32_t> act;   ///< [in_h][in_w][in_c]
   std::vector<std::int32_t> wgt;   ///< [out_c][kh][kw][in_c] or [out_c][kh][kw]
@@ -165,6 +172,8 @@ struct PoolJob {
 class Core {
  public:
   virtual ~Core() = default;
+  /// The controller takes the instruction's word; the next call walks its beats.
+  virtual void accept(const isa::Word& word) = 0;
   virtual CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) = 0;
   virtual CoreResult requant(const RequantJob& job, bool drop) = 0;
   virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
@@ -172,130 +181,111 @@ class Core {
   virtual CoreResult pool(const PoolJob& job, bool drop) = 0;
 };
 
-template <class Mac, class Rq, class Va, class Lut, class Pool>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
       : hw_(hw),
         ctx_(std::make_unique<VerilatedContext>()),
+        ctrl_(ctx_.get()),
         mac_(ctx_.get()),
         rq_(ctx_.get()),
         va_(ctx_.get()),
         lut_(ctx_.get()),
         pool_(ctx_.get()) {}
 
+  void accept(const isa::Word& word) override {
+    // In hardware ready_o takes the next word on the previous instruction's last beat, so
+    // the accept clock is not counted (the block testbench checks there is no bubble).
+    rtl::put_field(ctrl_->insn_i, 0, 64, word.words[0]);
+    rtl::put_field(ctrl_->insn_i, 64, 64, word.words[1]);
+    ctrl_->valid_i = 1;
+    ctrl_->beat_ready_i = 0;
+    ctrl_.tick();
+    ctrl_->valid_i = 0;
+    ctrl_->beat_ready_i = 1;
+  }
+
   CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) override {
-    const isa::Mac& in = *job.insn;
+    const isa::Mac& in = *job.insn;  // the tile's geometry, for the SRAM gathers
     const auto rows = static_cast<int>(hw_.mac_rows), cols = static_cast<int>(hw_.mac_cols);
-    const std::int64_t pixels = in.out_h * in.out_w, oc_n = in.out_c, ic_n = in.in_c;
-    const std::int64_t kk = in.kernel_h * in.kernel_w;
-    const bool dw = in.depthwise != 0;
-    mac_->mode_i = static_cast<std::uint8_t>(job.mode);
-    mac_->act_unsigned_i = in.act_unsigned ? 1 : 0;
+    const std::int64_t oc_n = in.out_c, ic_n = in.in_c, kk = in.kernel_h * in.kernel_w;
+    const int s = job.speedup;
     CoreResult r;
-    const std::uint64_t start = mac_.cycles();
+    mac_->mode_i = ctrl_->mac_mode_o;
+    mac_->act_unsigned_i = ctrl_->mac_act_unsigned_o;
+    const bool dw = ctrl_->mac_depthwise_o != 0;
     // Per pixel: the activation offset of the kernel's top-left element.
-    std::vector<std::int64_t> origin(static_cast<std::size_t>(pixels));
-    for (std::int64_t p = 0; p < pixels; ++p) {
-      const std::int64_t oh = p / in.out_w, ow = p % in.out_w;
-      origin[static_cast<std::size_t>(p)] = (oh * in.stride_h * job.in_w + ow * in.stride_w) * ic_n;
+    std::vector<std::int64_t> origin(u(in.out_h * in.out_w));
+    for (std::size_t p = 0; p < origin.size(); ++p) {
+      const std::int64_t oh = static_cast<std::int64_t>(p) / in.out_w, ow = static_cast<std::int64_t>(p) % in.out_w;
+      origin[p] = (oh * in.stride_h * job.in_w + ow * in.stride_w) * ic_n;
     }
     auto act_at = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) -> std::int32_t {
       const std::int64_t kh = kpos / in.kernel_w, kw = kpos % in.kernel_w;
       const std::int64_t off = (kh * in.dilation * job.in_w + kw * in.dilation) * ic_n + ic;
       return job.act[static_cast<std::size_t>(origin[static_cast<std::size_t>(p)] + off)];
     };
-    // Runs every pixel through the array with the weight lanes as set; `lane_of` maps
-    // (row, slot) to the (kernel position, input channel) it carries, or kpos < 0.
-    const int s = job.speedup;
-    auto stream = [&](std::int64_t oc0, int out_cols, auto&& lane_of) -> bool {
-      for (int pass = 0; pass < job.passes; ++pass) {
-        mac_->hi_pass_i = pass != 0 ? 1 : 0;
-        for (std::int64_t p = 0; p < pixels; ++p) {
-          for (int row = 0; row < rows; ++row) {
+    const std::uint64_t amask = (std::uint64_t{1} << job.act_bits) - 1, wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
+    const std::uint64_t start = mac_.cycles();
+    while (ctrl_->beat_valid_o) {
+      // The beat descriptor: which block, kernel position(s), channel chunk, pass and pixel.
+      const std::int64_t oc0 = ctrl_->oc0_o, ic0 = ctrl_->ic0_o, kpos = ctrl_->kpos_o, pixel = ctrl_->pixel_o;
+      const int n = ctrl_->n_o;
+      if (pixel >= in.out_h * in.out_w || n < 1 || n > (dw ? std::min(rows, cols) : cols) || oc0 + n > oc_n ||
+          kpos >= kk || ic0 >= (dw ? oc_n : ic_n)) {
+        r.bad_beat = "oc0 " + std::to_string(oc0) + ", columns " + std::to_string(n) + ", kpos " +
+                     std::to_string(kpos) + ", ic0 " + std::to_string(ic0) + ", pixel " + std::to_string(pixel);
+        break;
+      }
+      // The (kernel position, input channel) slot j of row `row` carries; false: idle.
+      // Dense: one position, rows * s consecutive channels; depthwise: channel ic0 + row
+      // on row `row`, s consecutive positions.
+      auto slot = [&](int row, int j, std::int64_t* kp, std::int64_t* ic) {
+        if (!dw) {
+          *kp = kpos;
+          *ic = ic0 + row * s + j;
+          return *ic < ic_n;
+        }
+        *kp = kpos + j;
+        *ic = ic0 + row;
+        return row < n && *kp < kk;
+      };
+      if (ctrl_->load_wgt_o) {
+        for (int row = 0; row < rows; ++row)
+          for (int col = 0; col < cols; ++col) {
             std::uint64_t lane = 0;
-            for (int j = 0; j < s; ++j) {
-              std::int64_t kpos = -1, ic = 0;
-              lane_of(row, j, &kpos, &ic);
-              if (kpos < 0) continue;
-              const std::uint64_t mask = (std::uint64_t{1} << job.act_bits) - 1;
-              lane |= (static_cast<std::uint64_t>(act_at(p, kpos, ic)) & mask) << (j * job.act_bits);
+            for (int j = 0; j < s && (dw ? row == col : col < n); ++j) {
+              std::int64_t kp = 0, ic = 0;
+              if (!slot(row, j, &kp, &ic)) continue;
+              const std::int64_t at = dw ? ic * kk + kp : ((oc0 + col) * kk + kp) * ic_n + ic;
+              lane |= (static_cast<std::uint64_t>(job.wgt[static_cast<std::size_t>(at)]) & wmask) << (j * job.wgt_bits);
             }
-            rtl::put_field(mac_->act_i, row * kPeLaneBits, kPeLaneBits, lane);
+            rtl::put_field(mac_->wgt_i, (row * cols + col) * kPeLaneBits, kPeLaneBits, lane);
           }
-          std::int64_t* psum = acc.data() + p * oc_n + oc0;
-          for (int c = 0; c < cols; ++c) {
-            rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits,
-                           c < out_cols ? static_cast<std::uint64_t>(psum[c]) : 0);
-          }
-          const bool dropped = drop && r.beats == 0;
-          ++r.beats;
-          if (!mac_.beat(dropped)) return false;
-          for (int c = 0; c < out_cols; ++c) psum[c] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
-        }
       }
-      return true;
-    };
-    auto set_wgt = [&](int row, int col, std::uint64_t lane) {
-      rtl::put_field(mac_->wgt_i, (row * cols + col) * kPeLaneBits, kPeLaneBits, lane);
-    };
-    const std::uint64_t wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
-    bool ok = true;
-    if (!dw) {
-      const std::int64_t chunk = static_cast<std::int64_t>(rows) * s;
-      for (std::int64_t oc0 = 0; ok && oc0 < oc_n; oc0 += cols) {
-        const int out_cols = static_cast<int>(std::min<std::int64_t>(cols, oc_n - oc0));
-        for (std::int64_t kpos = 0; ok && kpos < kk; ++kpos) {
-          for (std::int64_t ic0 = 0; ok && ic0 < ic_n; ic0 += chunk) {
-            for (int row = 0; row < rows; ++row)
-              for (int col = 0; col < cols; ++col) {
-                std::uint64_t lane = 0;
-                for (int j = 0; j < s; ++j) {
-                  const std::int64_t ic = ic0 + row * s + j, oc = oc0 + col;
-                  if (ic >= ic_n || col >= out_cols) continue;
-                  const auto w = job.wgt[static_cast<std::size_t>((oc * kk + kpos) * ic_n + ic)];
-                  lane |= (static_cast<std::uint64_t>(w) & wmask) << (j * job.wgt_bits);
-                }
-                set_wgt(row, col, lane);
-              }
-            ok = stream(oc0, out_cols, [&](int row, int j, std::int64_t* kp, std::int64_t* ic) {
-              const std::int64_t c = ic0 + row * s + j;
-              if (c < ic_n) {
-                *kp = kpos;
-                *ic = c;
-              }
-            });
-          }
+      mac_->hi_pass_i = ctrl_->pass_o != 0 ? 1 : 0;
+      for (int row = 0; row < rows; ++row) {
+        std::uint64_t lane = 0;
+        for (int j = 0; j < s; ++j) {
+          std::int64_t kp = 0, ic = 0;
+          if (slot(row, j, &kp, &ic)) lane |= (static_cast<std::uint64_t>(act_at(pixel, kp, ic)) & amask) << (j * job.act_bits);
         }
+        rtl::put_field(mac_->act_i, row * kPeLaneBits, kPeLaneBits, lane);
       }
-    } else {
-      // Channel c of a block on row c and column c: the diagonal.
-      const int block = std::min(rows, cols);
-      for (std::int64_t c0 = 0; ok && c0 < oc_n; c0 += block) {
-        const int n = static_cast<int>(std::min<std::int64_t>(block, oc_n - c0));
-        for (std::int64_t k0 = 0; ok && k0 < kk; k0 += s) {
-          for (int row = 0; row < rows; ++row)
-            for (int col = 0; col < cols; ++col) {
-              std::uint64_t lane = 0;
-              for (int j = 0; row == col && row < n && j < s; ++j) {
-                const std::int64_t kpos = k0 + j;
-                if (kpos >= kk) continue;
-                const auto w = job.wgt[static_cast<std::size_t>((c0 + row) * kk + kpos)];
-                lane |= (static_cast<std::uint64_t>(w) & wmask) << (j * job.wgt_bits);
-              }
-              set_wgt(row, col, lane);
-            }
-          ok = stream(c0, n, [&](int row, int j, std::int64_t* kp, std::int64_t* ic) {
-            if (row < n && k0 + j < kk) {
-              *kp = k0 + j;
-              *ic = c0 + row;
-            }
-          });
-        }
+      std::int64_t* psum = acc.data() + pixel * oc_n + oc0;
+      for (int c = 0; c < cols; ++c) {
+        rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits, c < n ? static_cast<std::uint64_t>(psum[c]) : 0);
       }
+      ++r.beats;
+      if (!mac_.beat(drop && r.beats == 1)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int c = 0; c < n; ++c) psum[c] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
+      ctrl_.tick();
     }
-    r.completed = ok;
-    r.hung_beat = r.beats;
     r.cycles = mac_.cycles() - start;
     r.acc = std::move(acc);
     return r;
@@ -315,25 +305,17 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = rq_.cycles();
-    for (std::uint64_t e0 = 0; e0 < n; e0 += u(lanes)) {
+    walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
-        const bool en = e < n;
+        const bool en = l < k;
         rtl::put_field(rq_->acc_i, l * kAccWordBits, kAccWordBits, en ? static_cast<std::uint64_t>(job.acc[e]) : 0);
         rtl::put_field(rq_->shift_i, l * kShiftBits, kShiftBits,
                        en ? static_cast<std::uint64_t>(job.shifts[e % u(in.channels)]) : 0);
         rtl::put_field(rq_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!rq_.beat(drop && e0 == 0)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < lanes && e0 + u(l) < n; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(rq_->y_o, l * kValueBits, kValueBits));
-      }
-    }
+      return true;
+    });
     r.cycles = rq_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(rq_->sat_count_o - sat0);
     r.overflows = static_cast<std::uint32_t>(rq_->ovf_count_o - ovf0);
@@ -355,24 +337,16 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = va_.cycles();
-    for (std::uint64_t e0 = 0; e0 < n; e0 += u(lanes)) {
+    walk_groups(va_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
-        const bool en = e < n;
+        const bool en = l < k;
         rtl::put_field(va_->a_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.a[e]) : 0);
         rtl::put_field(va_->b_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.b[e]) : 0);
         rtl::put_field(va_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!va_.beat(drop && e0 == 0)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < lanes && e0 + u(l) < n; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(va_->y_o, l * kValueBits, kValueBits));
-      }
-    }
+      return true;
+    });
     r.cycles = va_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(va_->sat_count_o - sat0);
     return r;
@@ -381,9 +355,21 @@ class CoreOf final : public Core {
   CoreResult lut(const LutJob& job, bool drop) override {
     const auto lanes = static_cast<int>(hw_.lut_lanes);
     const std::uint64_t start = lut_.cycles();
-    // The table, one block of lanes entries per clock.
-    lut_->load_i = 1;
-    for (std::size_t b = 0; b * u(lanes) < job.entry.size(); ++b) {
+    lut_->in_type_i = static_cast<std::uint8_t>(job.in);
+    lut_->out_type_i = static_cast<std::uint8_t>(job.out);
+    lut_->mode_i = static_cast<std::uint8_t>(job.mode);
+    const std::uint32_t sat0 = lut_->sat_count_o;
+    const std::uint64_t n = job.x.size();
+    CoreResult r;
+    r.values.resize(n);
+    // The table first, one block of lanes entries per clock.
+    while (ctrl_->tload_o) {
+      const std::size_t b = ctrl_->tblock_o;
+      if (b * u(lanes) >= job.entry.size()) {
+        r.bad_beat = "table block " + std::to_string(b) + " of a " + std::to_string(job.entry.size()) + "-entry table";
+        return r;
+      }
+      lut_->load_i = 1;
       lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
       for (int l = 0; l < lanes; ++l) {
         const std::size_t j = b * u(lanes) + u(l);
@@ -391,34 +377,18 @@ class CoreOf final : public Core {
                        j < job.entry.size() ? static_cast<std::uint64_t>(job.entry[j]) : 0);
       }
       lut_.tick();
+      ctrl_.tick();
     }
     lut_->load_i = 0;
-    lut_->in_type_i = static_cast<std::uint8_t>(job.in);
-    lut_->out_type_i = static_cast<std::uint8_t>(job.out);
-    lut_->mode_i = static_cast<std::uint8_t>(job.mode);
-    // An i16 element reads two knots: half the lanes per beat.
-    const int per = lut_interpolates(job.in) ? lanes / 2 : lanes;
-    const std::uint32_t sat0 = lut_->sat_count_o;
-    const std::uint64_t n = job.x.size();
-    CoreResult r;
-    r.values.resize(n);
-    for (std::uint64_t e0 = 0; e0 < n; e0 += u(per)) {
+    // An i16 element reads two knots: the controller gives half the lanes per beat.
+    walk_groups(lut_, lut_interpolates(job.in) ? lanes / 2 : lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       for (int l = 0; l < lanes; ++l) {
-        const std::uint64_t e = e0 + u(l);
-        const bool en = l < per && e < n;
-        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e]) : 0);
+        const bool en = l < k;
+        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e0 + u(l)]) : 0);
         rtl::put_field(lut_->lane_en_i, l, 1, en ? 1 : 0);
       }
-      ++r.beats;
-      if (!lut_.beat(drop && e0 == 0)) {
-        r.completed = false;
-        r.hung_beat = r.beats;
-        break;
-      }
-      for (int l = 0; l < per && e0 + u(l) < n; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(lut_->y_o, l * kValueBits, kValueBits));
-      }
-    }
+      return true;
+    });
     r.cycles = lut_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(lut_->sat_count_o - sat0);
     return r;
@@ -438,38 +408,65 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(job.outputs);
     const std::uint64_t start = pool_.cycles();
-    for (std::uint64_t e0 = 0; r.completed && e0 < job.outputs; e0 += u(lanes)) {
-      for (std::int64_t k = 0; k < job.positions; ++k) {
-        pool_->first_i = k == 0 ? 1 : 0;
-        pool_->last_i = k + 1 == job.positions ? 1 : 0;
-        for (int l = 0; l < lanes; ++l) {
-          const std::uint64_t e = e0 + u(l);
-          std::int32_t x = 0;
-          const bool en = e < job.outputs;
-          const bool take = en && job.gather(e, k, &x);
-          rtl::put_field(pool_->x_i, l * kVecInBits, kVecInBits, static_cast<std::uint64_t>(x));
-          rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
-          rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
-        }
-        ++r.beats;
-        if (!pool_.beat(drop && r.beats == 1)) {
-          r.completed = false;
-          r.hung_beat = r.beats;
-          break;
-        }
+    walk_groups(pool_, lanes, job.outputs, drop, r, [&](std::uint64_t e0, int k, std::int64_t pos) {
+      if (pos >= job.positions) {
+        r.bad_beat = "window position " + std::to_string(pos) + " of " + std::to_string(job.positions);
+        return false;
       }
-      for (int l = 0; r.completed && l < lanes && e0 + u(l) < job.outputs; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(pool_->y_o, l * kValueBits, kValueBits));
+      pool_->first_i = ctrl_->first_o;
+      pool_->last_i = ctrl_->wlast_o;
+      for (int l = 0; l < lanes; ++l) {
+        std::int32_t x = 0;
+        const bool en = l < k;
+        const bool take = en && job.gather(e0 + u(l), pos, &x);
+        rtl::put_field(pool_->x_i, l * kVecInBits, kVecInBits, static_cast<std::uint64_t>(x));
+        rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
+        rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
       }
-    }
+      return true;
+    });
     r.cycles = pool_.cycles() - start;
     r.saturations = static_cast<std::uint32_t>(pool_->sat_count_o - sat0);
     return r;
   }
 
  private:
+  /// The lane-group beats of a vector instruction on block `blk` (at most `lanes` elements
+  /// per beat, n in all): fill(e0, k, pos) sets the lanes of the beat (false: a bad
+  /// descriptor, recorded in r); after a window's last beat (every beat but a pool's
+  /// inner ones) the k results are read from y_o.
+  template <class B, class Fill>
+  void walk_groups(Clocked<B>& blk, int lanes, std::uint64_t n, bool drop, CoreResult& r, Fill&& fill) {
+    while (ctrl_->beat_valid_o) {
+      const std::uint64_t e0 = ctrl_->elem_o;
+      const int k = ctrl_->elems_o;
+      if (!group_inside(e0, k, lanes, n, &r) || !fill(e0, k, static_cast<std::int64_t>(ctrl_->pos_o))) break;
+      ++r.beats;
+      if (!blk.beat(drop && r.beats == 1)) {
+        r.completed = false;
+        r.hung_beat = r.beats;
+        break;
+      }
+      for (int l = 0; ctrl_->wlast_o && l < k; ++l) {
+        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(blk->y_o, l * kValueBits, kValueBits));
+      }
+      ctrl_.tick();
+    }
+  }
+
+  /// Whether the controller's group of k elements from e0 fits the block's `lanes` and
+  /// lies inside the instruction's n elements (else the beat is recorded in r as bad,
+  /// before any SRAM read).
+  static bool group_inside(std::uint64_t e0, int k, int lanes, std::uint64_t n, CoreResult* r) {
+    if (k >= 1 && k <= lanes && e0 + u(k) <= n) return true;
+    r->bad_beat = "elements " + std::to_string(e0) + " to " + std::to_string(e0 + u(k)) + " of " + std::to_string(n) +
+                  " on " + std::to_string(lanes) + " lanes";
+    return false;
+  }
+
   HwConfig hw_;
   std::unique_ptr<VerilatedContext> ctx_;
+  Clocked<Ctrl> ctrl_;
   Clocked<Mac> mac_;
   Clocked<Rq> rq_;
   Clocked<Va> va_;
@@ -486,13 +483,13 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Mac, class Rq, class Va, class Lut, class Pool>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Mac, Rq, Va, Lut, Pool>>(hw);
+  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool>>(hw);
 }
 
 #define DLA_RTL_CORE(p) \
-  {#p, &make_core<Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, Vcore_##p##_vpool>},
+  {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, Vcore_##p##_vpool>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -566,6 +563,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     for (const Access& a : fx) copy_region(*state_, shadow_, a.region);
     expected_ = perform(insn, shadow_, index, fx, ExecOptions{1, ExecOptions{}.parallel_min_macs});
     const bool drop = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
+    core_->accept(isa::encode(insn));
     result_ = std::visit(
         [&](const auto& in) -> CoreResult {
           using T = std::decay_t<decltype(in)>;
@@ -580,6 +578,12 @@ class RtlUnit final : public cycle::ComputeUnit {
           else return {};
         },
         insn);
+    if (!result_.bad_beat.empty()) {
+      throw ExecutionError("rtl: the controller (dla_ctrl) issued a beat outside " + isa::disassemble(insn) +
+                               layer_text(index) + " after " + std::to_string(result_.beats) + " beats: " +
+                               result_.bad_beat,
+                           index);
+    }
     if (!result_.completed) {
       throw ExecutionError("rtl: the " + unit_name(insn) + " hung on " + isa::disassemble(insn) + layer_text(index) +
                                ": beat " + std::to_string(result_.hung_beat) + " of " + std::to_string(result_.beats) +
@@ -636,11 +640,10 @@ class RtlUnit final : public cycle::ComputeUnit {
   CoreResult run_mac(const isa::Mac& in, bool drop) {
     MacJob job;
     job.insn = &in;
-    job.mode = static_cast<isa::MacMode>(in.mode);
-    job.speedup = static_cast<int>(isa::mac_speedup(job.mode, hw_));
-    job.passes = static_cast<int>(isa::mac_passes(job.mode, hw_));
-    const DType at = isa::mac_act_type(job.mode, in.act_unsigned != 0), wt = isa::mac_wgt_type(job.mode);
-    job.act_bits = job.mode == isa::MacMode::A16W8 ? 16 : dtype_info(at).bits;
+    const auto mode = static_cast<isa::MacMode>(in.mode);
+    job.speedup = static_cast<int>(isa::mac_speedup(mode, hw_));
+    const DType at = isa::mac_act_type(mode, in.act_unsigned != 0), wt = isa::mac_wgt_type(mode);
+    job.act_bits = mode == isa::MacMode::A16W8 ? 16 : dtype_info(at).bits;
     job.wgt_bits = dtype_info(wt).bits;
     job.in_h = (in.out_h - 1) * in.stride_h + (in.kernel_h - 1) * in.dilation + 1;
     job.in_w = (in.out_w - 1) * in.stride_w + (in.kernel_w - 1) * in.dilation + 1;
