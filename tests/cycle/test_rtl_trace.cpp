@@ -29,13 +29,24 @@ namespace {
 
 using Inputs = std::map<std::string, HostTensor>;
 
-/// What the tests need of a VCD: the declared signals by hierarchical name ("a.b.sig"), the
-/// times in file order, and the number of value changes at each time.
+/// What the tests need of a VCD: the declared signals by hierarchical name ("a.b.sig") with
+/// their codes, the times in file order, the number of value changes at each time, and every
+/// change of a code as (time, value).
 struct Vcd {
   std::string timescale;
   std::set<std::string> vars;
+  std::map<std::string, std::string> code_of;
   std::vector<std::uint64_t> times;
   std::map<std::uint64_t, std::size_t> changes;
+  std::map<std::string, std::vector<std::pair<std::uint64_t, std::string>>> values;
+
+  /// The changes of signal `name`.
+  std::vector<std::pair<std::uint64_t, std::string>> of(const std::string& name) const {
+    const auto c = code_of.find(name);
+    if (c == code_of.end()) return {};
+    const auto it = values.find(c->second);
+    return it == values.end() ? std::vector<std::pair<std::uint64_t, std::string>>{} : it->second;
+  }
 };
 
 Vcd read_vcd(const std::string& path) {
@@ -68,6 +79,7 @@ Vcd read_vcd(const std::string& path) {
       std::string full;
       for (const std::string& s : scope) full += s + ".";
       v.vars.insert(full + name);
+      v.code_of[full + name] = code;
       skip_to_end(nullptr);
     } else if (tok == "$timescale") {
       skip_to_end(&v.timescale);
@@ -87,10 +99,13 @@ Vcd read_vcd(const std::string& path) {
     } else if (tok[0] == '$') {
       continue;  // $dumpvars, $end
     } else if (tok[0] == 'b' || tok[0] == 'r') {
-      in >> tok;  // the signal's code
+      std::string code;
+      in >> code;
+      v.values[code].emplace_back(now, tok.substr(1));
       ++v.changes[now];
     } else {
-      ++v.changes[now];  // a scalar: value and code in one token
+      v.values[tok.substr(1)].emplace_back(now, tok.substr(0, 1));  // a scalar: value, then code
+      ++v.changes[now];
     }
   }
   return v;
@@ -100,6 +115,17 @@ Vcd read_vcd(const std::string& path) {
 std::uint64_t period_ps(const HwConfig& hw) {
   const auto mhz = static_cast<std::uint64_t>(hw.clock_mhz);
   return std::max<std::uint64_t>(1, (1000000 + mhz / 2) / mhz);
+}
+
+/// The times of `v` outside [lo, hi) ps: none, or how many and the first.
+std::string outside(const Vcd& v, std::uint64_t lo, std::uint64_t hi) {
+  std::size_t n = 0;
+  std::uint64_t first = 0;
+  for (const std::uint64_t t : v.times) {
+    if (t >= lo && t < hi) continue;
+    if (n++ == 0) first = t;
+  }
+  return n == 0 ? "none" : std::to_string(n) + " times, the first #" + std::to_string(first);
 }
 
 /// The cycles whose rising clock edge a trace holds (times that are whole cycles).
@@ -176,8 +202,10 @@ TEST_F(RtlTrace, DeclaresEveryBlocksSignalsAndDumpsTheClocksOfTheCycleWindow) {
   std::unique_ptr<sim::CycleDevice> clean;
   ASSERT_EQ(run_rtl(k.hw, k.c.program, k.inputs, {}, {}, &clean), "");
   const sim::CycleReport& rep = clean->report();
-  // A window across the first MAC's end and the first REQUANT.
-  const std::uint64_t begin = timing_of(rep, k.c.first_mac).end - 5, end = timing_of(rep, k.c.first_requant).start + 7;
+  // A window from before the first MAC (no compute: no clocks) into the first REQUANT.
+  const std::uint64_t mac = timing_of(rep, k.c.first_mac).start;
+  ASSERT_GT(mac, 3u);
+  const std::uint64_t begin = mac - 3, end = timing_of(rep, k.c.first_requant).start + 7;
   sim::TraceOptions t;
   t.path = path("w.vcd");
   t.window_begin = begin;
@@ -209,13 +237,11 @@ TEST_F(RtlTrace, DeclaresEveryBlocksSignalsAndDumpsTheClocksOfTheCycleWindow) {
 
   const std::uint64_t p = period_ps(k.hw);
   ASSERT_FALSE(v.times.empty());
-  for (const std::uint64_t time : v.times) {
-    EXPECT_GE(time, begin * p);
-    EXPECT_LT(time, end * p);
-  }
+  EXPECT_EQ(outside(v, begin * p, end * p), "none") << "window [" << begin << ", " << end << ") cycles";
   // Exactly the compute clocks of the window, each a rising and a falling edge.
   const std::set<std::uint64_t> want = compute_cycles(rep, 0, UINT32_MAX, begin, end);
   EXPECT_EQ(clocked_cycles(v, p), want);
+  EXPECT_EQ(*want.begin(), mac);
   EXPECT_EQ(v.times.size(), 2 * want.size());
   std::size_t changes = 0;
   for (const auto& [time, n] : v.changes) changes += n;
@@ -252,10 +278,8 @@ TEST_F(RtlTrace, ALayerTraceHoldsTheClocksOfTheLayersInstructionsInsideItsSpan) 
   const Vcd v = read_vcd(t.path);
   const std::uint64_t per = period_ps(hw);
   ASSERT_FALSE(v.times.empty());
-  for (const std::uint64_t time : v.times) {
-    EXPECT_GE(time, span->start * per) << "before the layer's span";
-    EXPECT_LT(time, span->end * per) << "after the layer's span";
-  }
+  EXPECT_EQ(outside(v, span->start * per, span->end * per), "none")
+      << "the layer's span [" << span->start << ", " << span->end << ") cycles";
   EXPECT_EQ(clocked_cycles(v, per), compute_cycles(rep, rec->insn_begin, rec->insn_end));
   std::size_t changes = 0;
   for (const auto& [time, n] : v.changes) changes += n;
@@ -287,6 +311,25 @@ TEST_F(RtlTrace, AMismatchOrAHangLeavesTheInstructionAloneAndTheErrorNamesTheFil
     EXPECT_NE(e.find("(cycles " + std::to_string(span.start) + " to " + std::to_string(span.end - 1) + ")"),
               std::string::npos)
         << e;
+    // The replay is the instruction as it ran: the same block values as a run without the
+    // fault traced over the instruction's cycles (the fault corrupts the engine's copy of
+    // the result, not the core). The first MAC accumulates onto the ACC tile it then writes,
+    // so a replay from the state after the instruction would differ.
+    sim::TraceOptions same;
+    same.path = path("same" + std::to_string(i) + ".vcd");
+    same.window_begin = span.start;
+    same.window_end = span.end;
+    ASSERT_EQ(run_rtl(k.hw, k.c.program, k.inputs, same), "");
+    const Vcd ref = read_vcd(same.path);
+    // (The other blocks idle at their reset values on the fresh core.)
+    const std::vector<std::string> ran = i == k.c.first_mac
+                                             ? std::vector<std::string>{"mac_array.psum_i", "mac_array.psum_o",
+                                                                        "mac_array.act_i", "mac_array.wgt_i"}
+                                             : std::vector<std::string>{"requant.acc_i", "requant.y_o"};
+    for (const std::string& s : ran) {
+      EXPECT_EQ(v.of(s), ref.of(s)) << s << " of instruction " << i;
+      EXPECT_GT(v.of(s).size(), 1u) << s;
+    }
   }
   // A hung block: from the instruction's start to the cycle the error names.
   sim::RtlOptions o;
