@@ -96,10 +96,15 @@ int cmd_run(const Args& args) {
        "statistics with a \"report\" member) or 'none'")
       ("trace", po::value<std::string>(),
        "cycle engine: write unit activity to this file: a VCD, or with a .json name a Chrome/Perfetto trace "
-       "(units as tracks, instructions and layers as slices; ts in cycles)")
+       "(units as tracks, instructions and layers as slices; ts in cycles). rtl engine: a VCD holds the RTL "
+       "blocks' own signals (times in the engine's cycles, 1 ps timescale, as the unit activity, which goes "
+       "beside it to <name without .vcd>.units.vcd); without a window, a lockstep mismatch or a hung block "
+       "leaves the RTL VCD holding that instruction alone")
       ("trace-format", po::value<std::string>(), "'vcd' or 'chrome' (default: from the --trace file name)")
-      ("trace-window", po::value<std::string>(), "START:END: trace only cycles [START, END) (VCD)")
-      ("trace-layer", po::value<std::string>(), "trace only the span of this layer (a debug record's name; VCD)");
+      ("trace-window", po::value<std::string>(),
+       "START:END: trace only cycles [START, END) (VCD; rtl: only the blocks' clocks in those cycles)")
+      ("trace-layer", po::value<std::string>(),
+       "trace only the span of this layer (a debug record's name; VCD; rtl: the clocks of its instructions)");
   po::positional_options_description positional;
   positional.add("program", 1);
   const auto vm = parse_command(
@@ -286,6 +291,10 @@ int cmd_run(const Args& args) {
                         {"layers", layers}};
     if (with_report) j["report"] = timed_device->report();
     if (vm->count("trace")) j["trace"] = (*vm)["trace"].as<std::string>();
+    if (cycle_device != nullptr && !trace.path.empty()) {
+      j["trace_files"] = nlohmann::json::array();
+      for (const sim::TraceFile& f : cycle_device->trace_files()) j["trace_files"].push_back({{"file", f.path}, {"holds", f.holds}});
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -298,7 +307,10 @@ int cmd_run(const Args& args) {
   }
   std::cout << text.str();
   if (run_options.dump_layers) std::cout << "  " << dumped << " layer dumps -> " << layers_dir.string() << "\n";
-  if (vm->count("trace")) std::cout << "  trace -> " << (*vm)["trace"].as<std::string>() << "\n";
+  if (!chrome_trace_path.empty()) std::cout << "  trace -> " << chrome_trace_path << "\n";
+  if (cycle_device != nullptr && !trace.path.empty()) {
+    for (const sim::TraceFile& f : cycle_device->trace_files()) std::cout << "  trace -> " << f.path << " (" << f.holds << ")\n";
+  }
   if (stats_format == "text") {
     std::cout << "DRAM: " << s.dram_read_bytes << " bytes read, " << s.dram_write_bytes << " bytes written\n";
     std::size_t width = 5;

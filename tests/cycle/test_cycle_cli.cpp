@@ -2,6 +2,7 @@
 // emulator, the report as a table and as JSON, VCD traces, and one-line errors.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -152,6 +153,36 @@ TEST_F(DlaRunCycle, RtlRefusesAConfigNoCoreWasBuiltFor) {
   expect_user_error(run_dla("run " + prog + " --engine rtl --input image=" + input_ + " --output-dir " + path("n")),
                     "no RTL core for this hardware config (MAC 16x8");
   EXPECT_EQ(run_dla("run " + prog + " --engine cycle --input image=" + input_ + " --output-dir " + path("c")).code, 0);
+}
+
+TEST_F(DlaRunCycle, RtlTracesTheRtlSignalsWithTheUnitActivityBesideThem) {
+  const auto r = run_dla(run_args("rtl", "o") + " --report none --trace " + path("r.vcd") + " --trace-layer conv1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("  trace -> " + path("r.vcd") + " (RTL signals)\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  trace -> " + path("r.units.vcd") + " (unit activity)\n"), std::string::npos) << r.out;
+  EXPECT_NE(slurp(path("r.vcd")).find("$scope module mac_array $end"), std::string::npos);
+  EXPECT_NE(slurp(path("r.units.vcd")).find("compute_state"), std::string::npos);
+  const auto j = run_dla(run_args("rtl", "o") + " --report json --trace " + path("j") + " --trace-window 0:500");
+  ASSERT_EQ(j.code, 0) << j.out;
+  const auto doc = nlohmann::json::parse(j.out);
+  EXPECT_EQ(doc["trace"], path("j"));
+  EXPECT_EQ(doc["trace_files"][0]["file"], path("j"));
+  EXPECT_EQ(doc["trace_files"][0]["holds"], "RTL signals");
+  EXPECT_EQ(doc["trace_files"][1]["file"], path("j.units.vcd"));
+  // The cycle engine's trace is one file, as before.
+  const auto c = run_dla(run_args("cycle", "o") + " --report none --trace " + path("c.vcd"));
+  ASSERT_EQ(c.code, 0) << c.out;
+  EXPECT_NE(c.out.find("  trace -> " + path("c.vcd") + " (unit activity)\n"), std::string::npos) << c.out;
+  EXPECT_FALSE(std::filesystem::exists(path("c.units.vcd")));
+
+  expect_user_error(run_dla(run_args("rtl", "o") + " --trace-window 1:2"), "need --trace FILE");
+  expect_user_error(run_dla(run_args("rtl", "o") + " --trace-layer conv1"), "need --trace FILE");
+  expect_user_error(run_dla(run_args("rtl", "o") + " --trace " + path("t.json") + " --trace-layer conv1"),
+                    "--trace-window and --trace-layer apply to VCD traces");
+  expect_user_error(run_dla(run_args("rtl", "o") + " --trace " + path("t.vcd") + " --trace-layer nope"),
+                    "--trace layer 'nope' is not a layer of the program (layers: conv1)");
+  expect_user_error(run_dla(run_args("rtl", "o") + " --trace " + path("no/such/dir/t.vcd")),
+                    "cannot write the RTL trace file " + path("no/such/dir/t.vcd"));
 }
 
 TEST(DlaBenchRtl, PrintsCyclesPerSecondSpeedupAndPerLayerDifferences) {

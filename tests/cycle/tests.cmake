@@ -22,5 +22,7 @@ if(TARGET dla_rtl)
   target_link_libraries(test_engines PRIVATE dla::rtl)
   target_compile_definitions(test_engines PRIVATE DLA_HAVE_RTL=1)
   dla_add_gtest(test_rtl_engine SOURCES cycle/test_rtl_engine.cpp LIBS dla::rtl dla::compiler dla::random_graphs)
+  # --trace on the rtl engine: the RTL blocks' VCD, read back by the test.
+  dla_add_gtest(test_rtl_trace SOURCES cycle/test_rtl_trace.cpp LIBS dla::rtl dla::compiler)
   target_compile_definitions(test_cycle_cli PRIVATE DLA_HAVE_RTL=1)
 endif()

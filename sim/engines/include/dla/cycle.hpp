@@ -209,11 +209,21 @@ struct TraceOptions {
   std::string layer;
 };
 
+/// A file a traced run writes, and what it holds.
+struct TraceFile {
+  std::string path;
+  std::string holds;  ///< "unit activity", "RTL signals"
+};
+
 class CycleDevice : public Device {
  public:
   /// Records a VCD trace on the following runs (written when a run ends, also when it
   /// fails). Throws Error for a layer name the loaded program lacks (checked at run).
+  /// The cycle model writes its unit activity to options.path; the rtl engine writes the
+  /// RTL's signals there and the unit activity beside it (dla/rtl.hpp).
   virtual void set_trace(const TraceOptions& options) = 0;
+  /// The files the last traced run wrote (also when it failed).
+  virtual std::vector<TraceFile> trace_files() const = 0;
   /// The report of the last successful run.
   virtual const CycleReport& report() const = 0;
 };

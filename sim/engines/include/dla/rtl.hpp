@@ -18,6 +18,16 @@
 // element, expected and actual value, cycle). A core that does not answer within a bound
 // derived from the instruction (its beats plus a margin) stops the run with an
 // ExecutionError naming the instruction.
+//
+// Trace (CycleDevice::set_trace with a VCD path FILE): FILE holds the RTL blocks' own
+// signals (every block of the core, ports and insides, through Verilator's tracing), the
+// k-th clock of an instruction that starts at cycle S at cycle S + k (rising edge at
+// (S + k) * period, falling edge half a period later; 1 ps timescale, as the unit activity,
+// which goes beside it to FILE.units.vcd, FILE's ".vcd" dropped). A cycle window dumps the
+// clocks inside it; a layer, the clocks of its instructions (all inside its span). Without
+// a window, a mismatch or a hang leaves FILE holding that instruction alone (run again on
+// a fresh core from its operands), and the error names the file. No trace: no trace object
+// exists and the blocks' clock costs one null check per edge.
 #pragma once
 
 #include <cstdint>

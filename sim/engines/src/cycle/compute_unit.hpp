@@ -30,6 +30,16 @@ class ComputeUnit {
   virtual Effects commit(const isa::Instruction& insn, std::uint32_t index, const Effects& fx, std::uint64_t now) = 0;
   /// What the report says about the unit: which instructions ran on it, which fell back.
   virtual void summarize(CycleReport& report) const = 0;
+  /// The run is traced to options.path (a VCD; called before begin_run, `layer`: the
+  /// debug record of options.layer or null, `period_ps`: one cycle). A unit that records a
+  /// trace of its own into options.path says what it holds; the model then writes its unit
+  /// activity beside it (FILE.units.vcd). nullopt: the model's trace goes to options.path.
+  virtual std::optional<std::string> trace(const TraceOptions& /*options*/, const DebugRecord* /*layer*/,
+                                           std::uint64_t /*period_ps*/) {
+    return std::nullopt;
+  }
+  /// The run ended, also when it failed (on the simulation's thread).
+  virtual void end_run() {}
 };
 
 using ComputeUnitFactory = std::function<std::unique_ptr<ComputeUnit>(const HwConfig&)>;

@@ -616,6 +616,7 @@ class CycleModel final : public CycleDevice {
   std::vector<LayerDump> layer_dumps() const override { return dumps_; }
   RunStats stats() const override { return stats_; }
   void set_trace(const TraceOptions& options) override { trace_ = options; }
+  std::vector<TraceFile> trace_files() const override { return trace_files_; }
   const CycleReport& report() const override { return report_; }
 
  private:
@@ -632,6 +633,7 @@ class CycleModel final : public CycleDevice {
   CycleReport report_;
   std::vector<LayerDump> dumps_;
   TraceOptions trace_;
+  std::vector<TraceFile> trace_files_;  ///< the last run's
   detail::RaceDetector races_;
   std::array<std::vector<std::uint32_t>, kQueues> insn_of_event_;
   cycle::ComputeUnitFactory compute_;
@@ -687,22 +689,34 @@ void CycleModel::run(const RunOptions& options) {
   run.insns.assign(prog().instructions.size(), InsnRecord{});
   const char* unit_names[] = {"fetch", "load", "compute", "store"};
   for (std::size_t u = 0; u < 4; ++u) run.units[u].name = unit_names[u];
-  std::optional<cycle::VcdRecorder> recorder;
-  if (!trace_.path.empty()) {
-    recorder.emplace(trace_.path, trace_.window_begin, trace_.window_end, traced != nullptr, run.period_ps,
-                     config_.clock_mhz);
-    run.trace = &*recorder;
-    if (traced != nullptr) {
-      run.trace_begin = traced->insn_begin;
-      run.trace_end = traced->insn_end;
-    }
-  }
   for (auto& v : insn_of_event_) v.clear();
   races_.reset(host_.state(), &prog().instructions, &insn_of_event_);
   unit_.reset();
   if (compute_) {
     unit_ = compute_(config_);
     run.compute = unit_.get();
+  }
+  std::optional<cycle::VcdRecorder> recorder;
+  trace_files_.clear();
+  if (!trace_.path.empty()) {
+    std::string units = trace_.path;
+    if (unit_ != nullptr) {
+      if (const auto holds = unit_->trace(trace_, traced, run.period_ps)) {
+        // The unit's own trace takes the file; the unit activity goes beside it.
+        trace_files_.push_back({trace_.path, *holds});
+        const std::string ext = ".vcd";
+        const bool vcd = units.size() > ext.size() && units.compare(units.size() - ext.size(), ext.size(), ext) == 0;
+        units = (vcd ? units.substr(0, units.size() - ext.size()) : units) + ".units.vcd";
+      }
+    }
+    trace_files_.push_back({units, "unit activity"});
+    recorder.emplace(units, trace_.window_begin, trace_.window_end, traced != nullptr, run.period_ps,
+                     config_.clock_mhz);
+    run.trace = &*recorder;
+    if (traced != nullptr) {
+      run.trace_begin = traced->insn_begin;
+      run.trace_end = traced->insn_end;
+    }
   }
 
   try {
@@ -741,6 +755,7 @@ void CycleModel::simulate(Run& run) {
         sc_core::sc_start();
         run.end_cycle = run.now();
       }
+      if (run.compute != nullptr) run.compute->end_run();
       if (core.error()) error = core.error();
       run.dram_busy = core.dram_busy();
     } catch (...) {

@@ -48,6 +48,7 @@
 #include "dla/param_records.hpp"
 #include "dla/rtl.hpp"
 #include "ports.hpp"
+#include "rtl_trace.hpp"
 
 // The Verilated cores, one set per preset of DLA_RTL_ENGINE_PRESETS (rtl_models/CMakeLists.txt).
 #include "dla_rtl_cores_headers.inc"
@@ -66,11 +67,11 @@ constexpr std::uint64_t kHangMargin = 8;
 
 std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
 
-/// A Verilated block with its clock and asynchronous reset.
+/// A Verilated block with its clock and asynchronous reset; `name` is its scope in traces.
 template <class M>
 class Clocked {
  public:
-  explicit Clocked(VerilatedContext* ctx) : m_(std::make_unique<M>(ctx, "core")) {
+  Clocked(VerilatedContext* ctx, const char* name) : m_(std::make_unique<M>(ctx, name)) {
     m_->clk_i = 0;
     m_->valid_i = 0;
     m_->rst_ni = 1;
@@ -85,9 +86,18 @@ class Clocked {
   void tick() {
     m_->clk_i = 1;
     m_->eval();
+    if (trace_ != nullptr) trace_->edge(true);
     m_->clk_i = 0;
     m_->eval();
+    if (trace_ != nullptr) trace_->edge(false);
     ++cycles_;
+  }
+  /// --trace: the block's signals go to `t` from now on (before t.open()). A block that
+  /// does not `count` its clocks shares the clock of the blocks that do (the controller
+  /// steps once per beat of a unit): its values are dumped at their edges.
+  void trace(rtl::RtlTrace& t, bool count = true) {
+    m_->trace(t.vcd(), 99);
+    if (count) trace_ = &t;
   }
   std::uint64_t cycles() const { return cycles_; }
   /// Issues one beat (valid_i unless `drop`) and waits for its valid_o; false when none
@@ -106,6 +116,7 @@ class Clocked {
  private:
   std::unique_ptr<M> m_;
   std::uint64_t cycles_ = 0;
+  rtl::RtlTrace* trace_ = nullptr;
 };
 
 /// What a core run produced (held until commit).
@@ -179,6 +190,8 @@ class Core {
   virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
   virtual CoreResult lut(const LutJob& job, bool drop) = 0;
   virtual CoreResult pool(const PoolJob& job, bool drop) = 0;
+  /// Traces every block into `t` (before t.open()).
+  virtual void trace(rtl::RtlTrace& t) = 0;
 };
 
 template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool>
@@ -187,12 +200,22 @@ class CoreOf final : public Core {
   explicit CoreOf(const HwConfig& hw)
       : hw_(hw),
         ctx_(std::make_unique<VerilatedContext>()),
-        ctrl_(ctx_.get()),
-        mac_(ctx_.get()),
-        rq_(ctx_.get()),
-        va_(ctx_.get()),
-        lut_(ctx_.get()),
-        pool_(ctx_.get()) {}
+        ctrl_(ctx_.get(), "ctrl"),
+        mac_(ctx_.get(), "mac_array"),
+        rq_(ctx_.get(), "requant"),
+        va_(ctx_.get(), "vadd"),
+        lut_(ctx_.get(), "vlut"),
+        pool_(ctx_.get(), "vpool") {}
+
+  void trace(rtl::RtlTrace& t) override {
+    ctx_->traceEverOn(true);
+    ctrl_.trace(t, false);
+    mac_.trace(t);
+    rq_.trace(t);
+    va_.trace(t);
+    lut_.trace(t);
+    pool_.trace(t);
+  }
 
   void accept(const isa::Word& word) override {
     // In hardware ready_o takes the next word on the previous instruction's last beat, so
@@ -551,6 +574,26 @@ class RtlUnit final : public cycle::ComputeUnit {
     state_ = &state;
     shadow_ = MachineState(hw_, 0);
     core_ = entry_.make(hw_);  // on the simulation's thread, which drives it
+    if (!trace_path_.empty()) {
+      if (replay_) pre_ = MachineState(hw_, 0);
+      trace_ = std::make_unique<rtl::RtlTrace>(trace_path_, period_ps_, window_);
+      core_->trace(*trace_);
+      trace_->open();
+    }
+  }
+
+  std::optional<std::string> trace(const TraceOptions& options, const DebugRecord* layer,
+                                   std::uint64_t period_ps) override {
+    trace_path_ = options.path;
+    period_ps_ = period_ps;
+    window_ = layer != nullptr ? rtl::TraceWindow{0, UINT64_MAX, layer->insn_begin, layer->insn_end}
+                               : rtl::TraceWindow{options.window_begin, options.window_end};
+    replay_ = layer == nullptr && options.window_begin == 0 && options.window_end == UINT64_MAX;
+    return "RTL signals";
+  }
+
+  void end_run() override {
+    if (trace_ != nullptr) trace_->close();
   }
 
   std::optional<std::uint64_t> start(const isa::Instruction& insn, std::uint32_t index, const Effects& fx,
@@ -562,22 +605,15 @@ class RtlUnit final : public cycle::ComputeUnit {
     // The contract first, on the shadow: the same errors as every engine for bad records.
     for (const Access& a : fx) copy_region(*state_, shadow_, a.region);
     expected_ = perform(insn, shadow_, index, fx, ExecOptions{1, ExecOptions{}.parallel_min_macs});
-    const bool drop = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
-    core_->accept(isa::encode(insn));
-    result_ = std::visit(
-        [&](const auto& in) -> CoreResult {
-          using T = std::decay_t<decltype(in)>;
-          if constexpr (std::is_same_v<T, isa::Mac>) return run_mac(in, drop);
-          else if constexpr (std::is_same_v<T, isa::Requant>) return run_requant(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VAdd>) return run_vadd(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VLut>) return run_lut(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VMaxPool>) return run_maxpool(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VAvgPool>) return run_avgpool(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VUpsample>) return run_upsample(in, drop);
-          else if constexpr (std::is_same_v<T, isa::VCopy>) return run_copy(in, drop);
-          else return {};
-        },
-        insn);
+    drop_ = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
+    if (trace_ != nullptr) {
+      trace_->begin(index, now);
+      started_ = now;
+      if (replay_) {
+        for (const Access& a : fx) copy_region(*state_, pre_, a.region);
+      }
+    }
+    result_ = run_on_core(insn, drop_);
     if (!result_.bad_beat.empty()) {
       throw ExecutionError("rtl: the controller (dla_ctrl) issued a beat outside " + isa::disassemble(insn) +
                                layer_text(index) + " after " + std::to_string(result_.beats) + " beats: " +
@@ -585,12 +621,14 @@ class RtlUnit final : public cycle::ComputeUnit {
                            index);
     }
     if (!result_.completed) {
-      throw ExecutionError("rtl: the " + unit_name(insn) + " hung on " + isa::disassemble(insn) + layer_text(index) +
-                               ": beat " + std::to_string(result_.hung_beat) + " of " + std::to_string(result_.beats) +
-                               " got no valid result within " + std::to_string(kHangMargin) +
-                               " cycles (the block has one register stage), at cycle " +
-                               std::to_string(now + result_.cycles),
-                           index);
+      throw traced(ExecutionError("rtl: the " + unit_name(insn) + " hung on " + isa::disassemble(insn) +
+                                      layer_text(index) + ": beat " + std::to_string(result_.hung_beat) + " of " +
+                                      std::to_string(result_.beats) + " got no valid result within " +
+                                      std::to_string(kHangMargin) +
+                                      " cycles (the block has one register stage), at cycle " +
+                                      std::to_string(now + result_.cycles),
+                                  index),
+                   insn, index);
     }
     if (options_.fault.kind == RtlFault::Kind::kCorruptResult && options_.fault.instruction == index) {
       if (!result_.acc.empty()) result_.acc[0] += 1;
@@ -601,6 +639,15 @@ class RtlUnit final : public cycle::ComputeUnit {
   }
 
   Effects commit(const isa::Instruction& insn, std::uint32_t index, const Effects& fx, std::uint64_t now) override {
+    try {
+      return checked_commit(insn, index, fx, now);
+    } catch (const ExecutionError& e) {
+      throw traced(e, insn, index);
+    }
+  }
+
+  /// commit(): the results into the machine state, then the lockstep comparison.
+  Effects checked_commit(const isa::Instruction& insn, std::uint32_t index, const Effects& fx, std::uint64_t now) {
     MachineState& m = *state_;
     if (const auto* mac = std::get_if<isa::Mac>(&insn)) {
       std::copy(result_.acc.begin(), result_.acc.end(), m.acc.begin() + mac->acc_addr);
@@ -637,6 +684,67 @@ class RtlUnit final : public cycle::ComputeUnit {
   }
 
  private:
+  /// Hands the instruction's word to the controller and runs its beats on the blocks.
+  CoreResult run_on_core(const isa::Instruction& insn, bool drop) {
+    core_->accept(isa::encode(insn));
+    return std::visit(
+        [&](const auto& in) -> CoreResult {
+          using T = std::decay_t<decltype(in)>;
+          if constexpr (std::is_same_v<T, isa::Mac>) return run_mac(in, drop);
+          else if constexpr (std::is_same_v<T, isa::Requant>) return run_requant(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VAdd>) return run_vadd(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VLut>) return run_lut(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VMaxPool>) return run_maxpool(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VAvgPool>) return run_avgpool(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VUpsample>) return run_upsample(in, drop);
+          else if constexpr (std::is_same_v<T, isa::VCopy>) return run_copy(in, drop);
+          else return {};
+        },
+        insn);
+  }
+
+  /// The error `e` of instruction `index` (a lockstep mismatch or a hang), naming the RTL
+  /// trace when the run is traced. Without a window the file then holds this instruction
+  /// alone: it runs again, from its operands as they were when it started (pre_), on a
+  /// fresh core with the trace open (the blocks' counters start from reset there).
+  ExecutionError traced(const ExecutionError& e, const isa::Instruction& insn, std::uint32_t index) {
+    if (trace_ == nullptr) return e;
+    std::string note;
+    try {
+      if (replay_) {
+        trace_.reset();  // the whole run's file, written again below
+        core_ = entry_.make(hw_);
+        trace_ = std::make_unique<rtl::RtlTrace>(trace_path_, period_ps_, rtl::TraceWindow{0, UINT64_MAX, index, index + 1});
+        core_->trace(*trace_);
+        trace_->open();
+        trace_->begin(index, started_);
+        MachineState* live = std::exchange(state_, &pre_);
+        try {
+          run_on_core(insn, drop_);
+        } catch (...) {
+          state_ = live;
+          throw;
+        }
+        state_ = live;
+        trace_->close();
+        note = "the RTL trace of this instruction alone";
+        if (trace_->dumped()) {
+          note += " (cycles " + std::to_string(trace_->first_cycle()) + " to " + std::to_string(trace_->last_cycle()) + ")";
+        }
+      } else {
+        trace_->close();
+        note = "the RTL trace of the window up to here";
+      }
+      note += ": " + trace_path_;
+    } catch (const Error& t) {
+      note = std::string("no RTL trace: ") + t.what();
+    }
+    std::string what = e.what();
+    const std::string prefix = "instruction " + std::to_string(index) + ": ";
+    if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+    return ExecutionError(what + "; " + note, index);
+  }
+
   CoreResult run_mac(const isa::Mac& in, bool drop) {
     MacJob job;
     job.insn = &in;
@@ -845,6 +953,15 @@ class RtlUnit final : public cycle::ComputeUnit {
   MachineState* state_ = nullptr;
   MachineState shadow_;
   std::unique_ptr<Core> core_;
+  // --trace (rtl_trace.hpp): declared after core_, so the trace closes before the blocks go.
+  std::string trace_path_;
+  std::uint64_t period_ps_ = 1;
+  rtl::TraceWindow window_;
+  bool replay_ = false;  ///< no window: a failing instruction's trace is made again alone
+  std::unique_ptr<rtl::RtlTrace> trace_;
+  MachineState pre_;  ///< replay_: the current instruction's regions as it started
+  std::uint64_t started_ = 0;
+  bool drop_ = false;
   CoreResult result_;
   Effects expected_;
   std::uint64_t on_rtl_ = 0;
