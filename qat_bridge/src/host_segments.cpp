@@ -182,6 +182,7 @@ bool is_segmented_program(const std::string& path) {
 SegmentedProgram read_segmented_program(const std::string& path, const ReadOptions& options) {
   const std::vector<std::uint8_t> bytes = read_regular_file(path, kMaxFileBytes, "segmented program");
   SegmentedProgram p;
+  p.path = path;
   try {
     caffe2::serialize::PyTorchStreamReader zip(std::make_shared<MemoryReader>(bytes));
     // Every record's CRC-32 (the container's own are not checked when reading).
@@ -265,7 +266,9 @@ const std::vector<PlanValue>& HostPlan::inputs() const { return impl_->inputs; }
 const std::vector<PlanValue>& HostPlan::outputs() const { return impl_->outputs; }
 const std::vector<PlanStep>& HostPlan::steps() const { return impl_->steps; }
 
-HostPlan::HostPlan(const SegmentedProgram& program) : impl_(std::make_unique<Impl>()) {
+// The plan's errors name plan.json and the part that is wrong; the handler at the end adds
+// the file the program came from.
+HostPlan::HostPlan(const SegmentedProgram& program) try : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   json plan;
   try {
@@ -371,6 +374,9 @@ HostPlan::HostPlan(const SegmentedProgram& program) : impl_(std::make_unique<Imp
     m.outputs.push_back(plan_value(j, "plan.json output", false));
     need({m.outputs.back().name}, "plan.json output");
   }
+} catch (const Error& e) {
+  if (program.path.empty()) throw;
+  throw Error(program.path + ": " + e.what());
 }
 
 std::map<std::string, Value> HostPlan::run(const std::map<std::string, Value>& given, const RunSegment& device,

@@ -114,5 +114,6 @@ def test_a_plan_with_fields_of_the_wrong_type_is_one_line(tmp_path):
     ]:
         bad = _with_plan(prog, tmp_path / ("bad_%s.dlab" % case), edit)
         r = dla("disasm", bad)
-        # (the host plan's errors name plan.json, the record, as every plan error does)
-        assert r.returncode == 1 and r.stderr.strip().splitlines() == ["dla: error: " + message], (case, r.returncode, r.stderr)
+        # (the host plan's errors name the file and plan.json, the record, as every plan error does)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == ["dla: error: %s: %s" % (bad, message)], (
+            case, r.returncode, r.stderr)

@@ -79,6 +79,7 @@ struct SegmentedProgram {
   std::string plan_json;
   std::vector<Program> segments;
   std::vector<std::uint8_t> model;  ///< the export's bytes (model.dla.pt)
+  std::string path;  ///< the file it was read from (empty when built in memory): errors name it
 };
 
 /// Whether `path` is a segmented program (a zip archive with plan.json). Opens only
