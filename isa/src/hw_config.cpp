@@ -152,6 +152,7 @@ std::optional<HwConfig> find_preset(std::string_view name) {
     c.wgt_sram_kib = 8;
     c.acc_sram_kib = 2;
     c.param_sram_kib = 1;
+    c.sram_bank_bytes = 4;
     c.dram_latency_cycles = 20;
     c.dram_bytes_per_cycle = 8;
     c.requant_lanes = 4;
@@ -168,6 +169,7 @@ std::optional<HwConfig> find_preset(std::string_view name) {
     c.wgt_sram_kib = 1024;
     c.acc_sram_kib = 256;
     c.param_sram_kib = 64;
+    c.sram_bank_bytes = 32;
     c.dram_bytes_per_cycle = 64;
     c.requant_lanes = 32;
     c.vector_lanes = 32;
@@ -204,6 +206,13 @@ void check_config(const HwConfig& c, const std::string& source) {
 #undef DLA_CHECK_INT
 #undef DLA_CHECK_BOOL
 #undef DLA_CHECK_ENUM
+  // The SRAMs select bank and word lane by address bits.
+  for (const auto& [field, value] : {std::pair<std::string_view, std::int64_t>{"sram_banks", c.sram_banks},
+                                     std::pair<std::string_view, std::int64_t>{"sram_bank_bytes", c.sram_bank_bytes}}) {
+    if ((value & (value - 1)) != 0)
+      throw ConfigError(field_prefix(source, field) + " = " + std::to_string(value) +
+                        " is not a power of two (the SRAMs select banks and bytes by address bits)");
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -402,6 +411,14 @@ std::string HwConfig::to_json_text() const {
 }
 
 void HwConfig::validate() const { check_config(*this, "hw config"); }
+
+std::uint64_t HwConfig::sram_access_clocks(std::uint64_t addr, std::uint64_t bytes) const {
+  const auto word = static_cast<std::uint64_t>(sram_bank_bytes);
+  const auto banks = static_cast<std::uint64_t>(sram_banks);
+  if (bytes == 0) return 1;
+  const std::uint64_t words = (addr + bytes - 1) / word - addr / word + 1;
+  return (words + banks - 1) / banks;
+}
 
 std::uint64_t HwConfig::identity_hash() const {
   std::string s;

@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
@@ -79,6 +80,21 @@ inline std::uint64_t bursts(std::uint64_t addr, std::uint64_t row_bytes, std::ui
   return n;
 }
 
+/// Clocks of the SRAM port for a DMA's rows, independent of timing.cpp: per row, mark the
+/// bank words it touches and count how many times the busiest bank is used.
+inline std::uint64_t sram_clocks(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
+                                 const HwConfig& hw) {
+  const std::uint64_t word = u(hw.sram_bank_bytes), banks = u(hw.sram_banks);
+  std::uint64_t clocks = 0;
+  for (std::uint64_t r = 0; r < std::max<std::uint64_t>(rows, 1); ++r) {
+    std::vector<std::uint64_t> uses(banks, 0);
+    const std::uint64_t a = addr + r * stride;
+    for (std::uint64_t w = a / word; w * word < a + std::max<std::uint64_t>(row_bytes, 1); ++w) ++uses[w % banks];
+    clocks += *std::max_element(uses.begin(), uses.end());
+  }
+  return clocks;
+}
+
 inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_t begin, std::uint32_t end) {
   UnitCycles c;
   const std::uint64_t bpc = u(hw.dram_bytes_per_cycle), lat = u(hw.dram_latency_cycles), burst = u(hw.dram_burst_bytes);
@@ -88,16 +104,18 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, isa::Load>) {
+            const std::uint64_t scale = x.buffer == static_cast<std::int64_t>(isa::Buffer::ACC) ? 4 : 1;  // ACC: words
+            const std::uint64_t sram = sram_clocks(u(x.sram_addr) * scale, u(x.row_bytes), u(x.rows), u(x.sram_stride) * scale, hw);
             if (x.fill_zero) {
-              c.load += std::max<std::uint64_t>(1, cdiv(u(x.rows) * u(x.row_bytes), bpc));
+              c.load += sram;
             } else {
               const std::uint64_t bytes = bursts(u(x.dram_addr), u(x.row_bytes), u(x.rows), u(x.dram_stride), burst) * burst;
-              c.load += lat + cdiv(bytes, bpc);
+              c.load += lat + std::max(cdiv(bytes, bpc), sram);
               c.bus_bytes += bytes;
             }
           } else if constexpr (std::is_same_v<T, isa::Store>) {
             const std::uint64_t bytes = bursts(u(x.dram_addr), u(x.row_bytes), u(x.rows), u(x.dram_stride), burst) * burst;
-            c.store += lat + cdiv(bytes, bpc);
+            c.store += lat + std::max(cdiv(bytes, bpc), sram_clocks(u(x.sram_addr), u(x.row_bytes), u(x.rows), u(x.sram_stride), hw));
             c.bus_bytes += bytes;
           } else if constexpr (std::is_same_v<T, isa::Mac>) {
             const auto [speedup, passes] = mode_rate(x, hw);

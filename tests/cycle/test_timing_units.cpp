@@ -173,5 +173,48 @@ TEST(TimingFormulas, RequantAndVectorLanes) {
   narrow.lut_lanes = 4;
   EXPECT_EQ(cyc::vector_cycles(lut, narrow), 65u + 17u);  // 257 / 4 and 66 / 4
   EXPECT_EQ(cyc::vector_cycles(cp, narrow), 2u);    // VCOPY keeps vector_lanes
-  EXPECT_EQ(cyc::fill_cycles(65, hw), 3u);  // 32 bytes a cycle
+}
+
+TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
+  const dla::HwConfig hw = dla::HwConfig::preset("default");  // 4 banks of 16 bytes
+  ASSERT_EQ(hw.sram_banks, 4);
+  ASSERT_EQ(hw.sram_bank_bytes, 16);
+  dla::isa::Load ld;
+  ld.buffer = static_cast<std::int64_t>(dla::isa::Buffer::ACT);
+  ld.fill_zero = 1;
+  ld.rows = 1;
+  ld.row_bytes = 49;  // the widest one-clock access: 4 words when it starts at byte 15 of a word
+  ld.sram_addr = 15;
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u);
+  ld.sram_addr = 16 * 7 + 15;  // any word, same lane
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u);
+  ld.row_bytes = 50;  // 5 words: one bank twice
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 2u);
+  ld.sram_addr = 0;
+  ld.row_bytes = 64;  // aligned: 4 words
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u);
+  ld.row_bytes = 65;
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 2u);
+  ld.rows = 3;  // rows 64 + 1 bytes apart: the second starts at byte 1, the third at byte 2
+  ld.sram_stride = 65;
+  ld.row_bytes = 64;
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u + 2u + 2u);
+  ld.sram_stride = 64;  // aligned alike
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 3u);
+  // ACC is addressed in 4-byte words: 16 words from word 4 are bytes 16..79, 4 bank words.
+  ld.buffer = static_cast<std::int64_t>(dla::isa::Buffer::ACC);
+  ld.rows = 1;
+  ld.sram_addr = 4;
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u);
+  ld.sram_addr = 5;  // bytes 20..83: 5 bank words
+  EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 2u);
+  dla::isa::Store st;
+  st.rows = 2;
+  st.row_bytes = 17;
+  st.sram_addr = 0;
+  st.sram_stride = 32;
+  EXPECT_EQ(cyc::sram_port_cycles(st, hw), 2u);
+  dla::HwConfig one_bank = hw;
+  one_bank.sram_banks = 1;
+  EXPECT_EQ(cyc::sram_port_cycles(st, one_bank), 4u);  // two words a row, one a clock
 }

@@ -136,6 +136,7 @@ TEST(HwConfigPreset, SmallOverridesExactlyItsFields) {
   expected.wgt_sram_kib = 8;
   expected.acc_sram_kib = 2;
   expected.param_sram_kib = 1;
+  expected.sram_bank_bytes = 4;
   expected.dram_latency_cycles = 20;
   expected.dram_bytes_per_cycle = 8;
   expected.requant_lanes = 4;
@@ -157,6 +158,7 @@ TEST(HwConfigPreset, LargeOverridesExactlyItsFields) {
   expected.wgt_sram_kib = 1024;
   expected.acc_sram_kib = 256;
   expected.param_sram_kib = 64;
+  expected.sram_bank_bytes = 32;
   expected.dram_bytes_per_cycle = 64;
   expected.requant_lanes = 32;
   expected.vector_lanes = 32;
@@ -338,7 +340,23 @@ TEST(HwConfigRange, EveryIntFieldAcceptsBoundsAndRejectsOutside) {
       EXPECT_NE(msg.find(d.range), std::string::npos);
     }
   }
-  EXPECT_EQ(int_fields, 24);
+  EXPECT_EQ(int_fields, 25);
+}
+
+TEST(HwConfigRange, SramBanksAndBankBytesArePowersOfTwo) {
+  EXPECT_EQ(parse_error(R"({"sram_banks": 6})"),
+            "config.json: field \"sram_banks\" = 6 is not a power of two (the SRAMs select banks and bytes by "
+            "address bits)");
+  EXPECT_EQ(parse_error(R"({"preset": "small", "sram_bank_bytes": 12})"),
+            "config.json: field \"sram_bank_bytes\" = 12 is not a power of two (the SRAMs select banks and bytes "
+            "by address bits)");
+  HwConfig c;
+  c.sram_banks = 3;
+  EXPECT_THROW(c.validate(), dla::ConfigError);
+  for (std::int64_t banks : {1, 2, 8, 64}) {
+    c.sram_banks = banks;
+    EXPECT_NO_THROW(c.validate()) << banks;
+  }
 }
 
 TEST(HwConfigRange, ExactMessageForAccBits) {
@@ -574,13 +592,13 @@ TEST(HwConfigHash, DefaultMatchesIndependentComputation) {
       "mac_rows=16;mac_cols=16;supports_a4w4=true;supports_a8w4=true;supports_a16w8=true;"
       "a4w4_speedup=4;a8w4_speedup=2;a16w8_passes=2;mac_pipeline_depth=4;acc_bits=32;"
       "overflow_policy=WRAP;rounding_mode=HALF_UP;act_sram_kib=256;wgt_sram_kib=256;"
-      "acc_sram_kib=64;param_sram_kib=16;sram_banks=4;dram_latency_cycles=100;"
+      "acc_sram_kib=64;param_sram_kib=16;sram_banks=4;sram_bank_bytes=16;dram_latency_cycles=100;"
       "dram_bytes_per_cycle=32;dram_burst_bytes=64;dram_size_mib=1024;clock_mhz=1000;"
       "requant_lanes=16;vector_lanes=16;lut_lanes=16;avgpool_shift=15;max_kernel=15;queue_depth=16;"
       "token_depth=8;";
   EXPECT_EQ(HwConfig::preset("default").identity_hash(), fnv1a64(identity));
   // Pinned: changes only when a field, a default or the hash definition changes.
-  EXPECT_EQ(dla::hash_hex(HwConfig::preset("default").identity_hash()), "c80cb662b5076db4");
+  EXPECT_EQ(dla::hash_hex(HwConfig::preset("default").identity_hash()), "09a622f7143db0a9");
 }
 
 TEST(HwConfigHash, SmallMatchesIndependentComputation) {
@@ -632,7 +650,7 @@ TEST(HwConfigHash, ChangingAnySingleFieldChangesHashAndEquality) {
     EXPECT_EQ(c, HwConfig::from_json(j));
     ++changed;
   }
-  EXPECT_EQ(changed, 29);
+  EXPECT_EQ(changed, 30);
 }
 
 TEST(HwConfigHash, HexFormat) {
@@ -652,7 +670,7 @@ TEST(HwConfigHash, HexFormat) {
 
 TEST(HwConfigDocs, RowsDescribeEveryField) {
   const auto docs = dla::hw_config_field_docs();
-  ASSERT_EQ(docs.size(), 29u);
+  ASSERT_EQ(docs.size(), 30u);
   EXPECT_EQ(docs[0].name, "mac_rows");
   EXPECT_EQ(docs[0].kind, "int");
   EXPECT_EQ(docs[0].default_value, "16");

@@ -52,7 +52,12 @@ namespace dla {
       "Capacity of the accumulator SRAM (one 4-byte word per accumulator).")                  \
   INT(param_sram_kib, 16, 1, 64, "KiB",                                                        \
       "Capacity of the parameter SRAM (shift tables and clip records).")                       \
-  INT(sram_banks, 4, 1, 64, "banks", "Banks per SRAM buffer; one access per bank per cycle.") \
+  INT(sram_banks, 4, 1, 64, "banks",                                                           \
+      "Banks per SRAM buffer (a power of two), word-interleaved; each bank takes one read "     \
+      "and one write a cycle.")                                                                \
+  INT(sram_bank_bytes, 16, 1, 256, "bytes",                                                    \
+      "Width of a bank word (a power of two); one port moves up to "                          \
+      "(sram_banks - 1) * sram_bank_bytes + 1 contiguous bytes a cycle at any alignment.")    \
   INT(dram_latency_cycles, 100, 0, 100000, "cycles",                                           \
       "Cycles from a DRAM request to its first data beat.")                                    \
   INT(dram_bytes_per_cycle, 32, 1, 4096, "B/cycle", "Peak DRAM bandwidth.")                  \
@@ -113,6 +118,11 @@ struct HwConfig {
   std::int64_t acc_sram_words() const { return acc_sram_kib * 1024 / 4; }
   std::int64_t param_sram_bytes() const { return param_sram_kib * 1024; }
   std::int64_t dram_bytes() const { return dram_size_mib * 1024 * 1024; }
+  /// Clocks one SRAM port takes for `bytes` contiguous bytes from byte address `addr`:
+  /// every bank serves one of the access's bank words a clock, and consecutive words lie
+  /// in consecutive banks, so ceil(words touched / sram_banks) (at least 1). ACC is
+  /// addressed in 4-byte words: pass its byte address, word * 4.
+  std::uint64_t sram_access_clocks(std::uint64_t addr, std::uint64_t bytes) const;
   AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }
 
   bool operator==(const HwConfig& other) const;

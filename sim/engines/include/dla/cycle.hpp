@@ -19,7 +19,10 @@
 //                  contiguous block, dram_stride == row_bytes, share bursts); the bus
 //                  moves dram_bytes_per_cycle bytes a cycle, shared equally (work
 //                  conserving, per cycle) between the load and the store channel when both
-//                  transfer. LOAD fill_zero writes its zeros at dram_bytes_per_cycle
+//                  transfer. The SRAM side moves each row through one port of the
+//                  buffer (sram_banks banks of sram_bank_bytes, HwConfig::
+//                  sram_access_clocks a row): a transfer ends no earlier than its first
+//                  data beat plus those clocks. LOAD fill_zero takes the SRAM clocks alone
 //                  without touching DRAM.
 //   MAC            out_h * out_w * kernel_h * kernel_w * ceil(in_c / (mac_rows * s)) *
 //                  ceil(out_c / mac_cols) * p cycles + mac_pipeline_depth, with s the

@@ -533,10 +533,10 @@ bool Core::dma(int q, std::uint32_t i, InsnRecord& rec) {
   rec.unit = q == 0 ? Unit::kLoad : Unit::kStore;
   DmaShape shape;
   std::uint64_t addr = 0;
+  std::uint64_t sram_cycles = 0;
   if (const auto* ld = std::get_if<isa::Load>(&insn)) {
     if (ld->fill_zero) {
-      const std::uint64_t cycles =
-          cycle::fill_cycles(static_cast<std::uint64_t>(ld->rows) * static_cast<std::uint64_t>(ld->row_bytes), hw);
+      const std::uint64_t cycles = cycle::sram_port_cycles(*ld, hw);
       run_.set(st, UnitState::kBusy);
       wait(run_.cycles(cycles));
       rec.busy = cycles;
@@ -547,12 +547,14 @@ bool Core::dma(int q, std::uint32_t i, InsnRecord& rec) {
     shape.row_bytes = static_cast<std::uint64_t>(ld->row_bytes);
     shape.rows = static_cast<std::uint64_t>(ld->rows);
     shape.stride = static_cast<std::uint64_t>(ld->dram_stride);
+    sram_cycles = cycle::sram_port_cycles(*ld, hw);
   } else {
     const auto& s = std::get<isa::Store>(insn);
     addr = static_cast<std::uint64_t>(s.dram_addr);
     shape.row_bytes = static_cast<std::uint64_t>(s.row_bytes);
     shape.rows = static_cast<std::uint64_t>(s.rows);
     shape.stride = static_cast<std::uint64_t>(s.dram_stride);
+    sram_cycles = cycle::sram_port_cycles(s, hw);
   }
   tlm::tlm_generic_payload trans;
   trans.set_command(q == 0 ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
@@ -576,11 +578,17 @@ bool Core::dma(int q, std::uint32_t i, InsnRecord& rec) {
   (q == 0 ? dma_rd_ : dma_wr_)->b_transport(trans, delay);
   trans.clear_extension(&shape);
   if (stopping_ || trans.get_response_status() != tlm::TLM_OK_RESPONSE) return false;
+  // The SRAM side moves the rows through its port behind the data (rarely the slower side).
+  if (run_.now() < arrival + sram_cycles) {
+    wait(run_.cycles(arrival + sram_cycles - run_.now()));
+    if (stopping_) return false;
+  }
   run_.set(wire, 0);
   const std::uint64_t took = run_.now() - start;
-  rec.busy = took - shape.contention;
+  // Busy: what the transfer takes alone, the DRAM side's ideal or the SRAM port's clocks.
+  rec.busy = std::max(took - shape.contention, arrival - start + sram_cycles);
   unit.busy += rec.busy;
-  unit.stalls[idx(Stall::kDramContention)] += shape.contention;
+  unit.stalls[idx(Stall::kDramContention)] += took - rec.busy;
   return true;
 }
 

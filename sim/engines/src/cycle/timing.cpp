@@ -86,8 +86,28 @@ std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint
   return n;
 }
 
-std::uint64_t fill_cycles(std::uint64_t bytes, const HwConfig& hw) {
-  return std::max<std::uint64_t>(1, ceil_div(bytes, u(hw.dram_bytes_per_cycle)));
+namespace {
+
+/// `rows` rows of `row_bytes` bytes, `stride` bytes apart from byte address `addr`.
+std::uint64_t sram_rows_cycles(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
+                               const HwConfig& hw) {
+  if (rows == 0 || row_bytes == 0) return 1;
+  // Rows whose starts differ by a multiple of the bank width take equal clocks.
+  if (stride % u(hw.sram_bank_bytes) == 0) return rows * hw.sram_access_clocks(addr, row_bytes);
+  std::uint64_t n = 0;
+  for (std::uint64_t r = 0; r < rows; ++r) n += hw.sram_access_clocks(addr + r * stride, row_bytes);
+  return n;
+}
+
+}  // namespace
+
+std::uint64_t sram_port_cycles(const isa::Load& insn, const HwConfig& hw) {
+  const std::uint64_t scale = static_cast<isa::Buffer>(insn.buffer) == isa::Buffer::ACC ? 4 : 1;
+  return sram_rows_cycles(u(insn.sram_addr) * scale, u(insn.row_bytes), u(insn.rows), u(insn.sram_stride) * scale, hw);
+}
+
+std::uint64_t sram_port_cycles(const isa::Store& insn, const HwConfig& hw) {
+  return sram_rows_cycles(u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride), hw);
 }
 
 // ---------------------------------------------------------------------------

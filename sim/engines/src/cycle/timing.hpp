@@ -27,8 +27,11 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw);
 /// stride == row_bytes, else every row on its own (a repeated row, stride 0, each time).
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
                           std::uint64_t burst_bytes);
-/// Cycles of a LOAD with fill_zero (zeros written at the DMA's width, dram_bytes_per_cycle).
-std::uint64_t fill_cycles(std::uint64_t bytes, const HwConfig& hw);
+/// Clocks of the SRAM port a LOAD or STORE moves its rows through (HwConfig::
+/// sram_access_clocks per row; ACC rows are 4-byte words). A LOAD with fill_zero takes
+/// these clocks alone; a DRAM transfer ends no earlier than its data's first beat plus them.
+std::uint64_t sram_port_cycles(const isa::Load& insn, const HwConfig& hw);
+std::uint64_t sram_port_cycles(const isa::Store& insn, const HwConfig& hw);
 
 /// The DRAM data bus shared by the read (load) and write (store) DMA channels, at most one
 /// transfer per channel. A transfer's data phase starts at its arrival cycle; the bus moves
