@@ -8,7 +8,7 @@ add_dependencies(test_rtl_pkg dla_rtl_pkg)
 
 # The Verilated blocks against dla/numerics.hpp (the C++ contract, not the RTL).
 add_executable(test_rtl_blocks rtl/test_rtl_requant.cpp rtl/test_rtl_mac_array.cpp
-  rtl/test_rtl_vadd.cpp rtl/test_rtl_vlut.cpp rtl/test_rtl_vpool.cpp rtl/test_rtl_ctrl.cpp)
+  rtl/test_rtl_vadd.cpp rtl/test_rtl_vlut.cpp rtl/test_rtl_vpool.cpp rtl/test_rtl_ctrl.cpp rtl/test_rtl_sram.cpp)
 target_link_libraries(test_rtl_blocks PRIVATE dla::rtl_models dla::isa GTest::gtest
   GTest::gtest_main dla::warnings)
 # Verilator's headers are not held to dlasim's warning flags.
