@@ -151,3 +151,55 @@ TEST(EmuWeightCache, SkippedLoadsAndReusedPackingLeaveTheSameState) {
     for (unsigned threads : {1u, 2u}) sequence(cfg, mode, threads, seed++);
   }
 }
+
+namespace {
+
+/// Both machines back to a run's start: `dram` and zero SRAMs; the cache begins a run.
+void new_run(Pair& p, const dla::sim::DramBytes& dram, std::uint64_t constants) {
+  for (MachineState* m : {&p.plain, &p.cached}) {
+    std::copy(dram.begin(), dram.end(), m->dram.begin());
+    std::fill(m->wgt.begin(), m->wgt.end(), std::uint8_t{0});
+    std::fill(m->acc.begin(), m->acc.end(), std::int64_t{0});
+  }
+  p.cache.begin_run(constants);
+}
+
+}  // namespace
+
+TEST(EmuWeightCache, PackingsOfLoadedConstantsServeLaterRunsUnlessTheBytesDiffer) {
+  const HwConfig cfg = HwConfig::preset("default");
+  std::mt19937_64 g(900);
+  for (unsigned threads : {1u, 2u}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    Pair p(cfg, g);
+    p.threads = threads;
+    dla::sim::DramBytes start = p.plain.dram;
+    const std::uint64_t constants = kW2;  // w1's bytes are constants; w2's and the spare block are not
+    const isa::Mac a = mac(isa::MacMode::A8W8, 0, 128, 32);
+    const std::int64_t bytes = wgt_bytes(a);
+    for (int run = 0; run < 5; ++run) {
+      SCOPED_TRACE("run " + std::to_string(run));
+      // Every run has other bytes outside the constants (an input): w2's change.
+      start[static_cast<std::size_t>(kW2 + run)] ^= 0x5a;
+      new_run(p, start, constants);
+      if (run == 2) {
+        // The constants stored over before they are loaded: WGT gets other bytes than
+        // the ones packed in earlier runs.
+        isa::Store st;
+        st.sram_addr = 0;
+        st.dram_addr = kW1 + bytes / 3;
+        st.row_bytes = 64;
+        p.run(st);
+      }
+      // The same constants at another address, as the other half of a double buffer.
+      const std::int64_t at = run == 3 ? 1 << 16 : 0;
+      isa::Mac m = a;
+      m.wgt_addr = at;
+      p.run(load_wgt(kW1, at, bytes));
+      p.run(m);
+      // Bytes that are not constants, at the same place.
+      p.run(load_wgt(kW2, at, bytes));
+      p.run(m);
+    }
+  }
+}

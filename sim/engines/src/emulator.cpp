@@ -108,6 +108,7 @@ class Emulator final : public Device {
 
 void Emulator::load(const Program& p) {
   host_.load(p);
+  weights_.reset();
   per_queue_ = {};
   queue_of_.clear();
   tokens_.clear();
@@ -129,7 +130,7 @@ void Emulator::run(const RunOptions& options) {
   stats_ = {};
   dumps_.clear();
   host_.begin_run();
-  weights_.reset();
+  weights_.begin_run(prog().constants.size());
   per_insn_.assign(prog().debug.empty() ? 0 : prog().instructions.size() + 1, Counters{});
 
   schedule();

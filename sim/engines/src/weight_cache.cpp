@@ -33,9 +33,36 @@ bool WeightCache::MacKey::operator==(const MacKey& o) const {
          act == o.act && wgt_type == o.wgt_type && isa == o.isa && slices == o.slices;
 }
 
+bool WeightCache::Origin::operator==(const Origin& o) const {
+  return key == o.key && transfer(load) == transfer(o.load);
+}
+
 void WeightCache::reset() {
   loads_.clear();
   packed_.clear();
+  kept_.clear();
+  constants_written_.clear();
+}
+
+void WeightCache::begin_run(std::uint64_t constants) {
+  loads_.clear();
+  packed_.clear();
+  constants_written_.clear();
+  constants_ = constants;
+}
+
+std::optional<WeightCache::Origin> WeightCache::origin_of(const MacKey& key) const {
+  for (const LoadRecord& r : loads_) {
+    // One LOAD of constants whose contiguous SRAM rows hold every byte the MAC reads.
+    const bool contiguous = r.insn.rows == 1 || r.insn.sram_stride == r.insn.row_bytes;
+    if (!r.constants || !contiguous || key.wgt_begin < r.sram_begin || key.wgt_end > r.sram_end) continue;
+    Origin o{key, r.insn};
+    o.key.wgt_begin = key.wgt_begin - r.sram_begin;
+    o.key.wgt_end = key.wgt_end - key.wgt_begin;
+    o.load.sram_addr = 0;  // where the rows lie does not change the bytes
+    return o;
+  }
+  return std::nullopt;
 }
 
 bool WeightCache::holds(const isa::Load& insn) const {
@@ -49,6 +76,7 @@ void WeightCache::written(const isa::Instruction& insn, const Effects& fx) {
   for (const Access& a : fx) {
     if (a.kind != AccessKind::kWrite) continue;
     const std::uint64_t lo = a.region.base, hi = a.region.end();
+    if (a.region.space == Space::kDram && lo < constants_) constants_written_.emplace_back(lo, std::min(hi, constants_));
     if (a.region.space == Space::kWgt) {
       loads_.erase(std::remove_if(loads_.begin(), loads_.end(),
                                   [&](const LoadRecord& r) { return overlaps(lo, hi, r.sram_begin, r.sram_end); }),
@@ -65,22 +93,59 @@ void WeightCache::written(const isa::Instruction& insn, const Effects& fx) {
   if (load != nullptr && static_cast<isa::Buffer>(load->buffer) == isa::Buffer::WGT && !load->fill_zero) {
     if (loads_.size() == kMaxLoads) loads_.erase(loads_.begin());
     const auto rows = static_cast<std::uint64_t>(load->rows), row_bytes = static_cast<std::uint64_t>(load->row_bytes);
+    const auto dram_begin = static_cast<std::uint64_t>(load->dram_addr);
+    const std::uint64_t dram_end = rows_end(dram_begin, row_bytes, rows, static_cast<std::uint64_t>(load->dram_stride));
+    const bool constants =
+        dram_end <= constants_ && std::none_of(constants_written_.begin(), constants_written_.end(), [&](const auto& w) {
+          return overlaps(dram_begin, dram_end, w.first, w.second);
+        });
     loads_.push_back({*load, static_cast<std::uint64_t>(load->sram_addr),
                       rows_end(static_cast<std::uint64_t>(load->sram_addr), row_bytes, rows,
                                static_cast<std::uint64_t>(load->sram_stride)),
-                      static_cast<std::uint64_t>(load->dram_addr),
-                      rows_end(static_cast<std::uint64_t>(load->dram_addr), row_bytes, rows,
-                               static_cast<std::uint64_t>(load->dram_stride))});
+                      dram_begin, dram_end, constants});
   }
 }
 
 WeightCache::Kernels& WeightCache::kernels(const MacKey& key) {
   for (Packed& p : packed_) {
-    if (p.key == key) return p.kernels;
+    if (p.key == key) return *p.kernels;
   }
   if (packed_.size() == kMaxPacked) packed_.erase(packed_.begin());
-  packed_.push_back({key, Kernels(key.slices)});
-  return packed_.back().kernels;
+  const std::optional<Origin> origin = origin_of(key);
+  std::shared_ptr<Kernels> kernels;
+  if (origin) {
+    const auto kept = kept_.find(*origin);
+    if (kept != kept_.end()) kernels = kept->second;
+  }
+  if (!kernels) {
+    kernels = std::make_shared<Kernels>(key.slices);
+    if (origin) {
+      if (kept_.size() == kMaxKept) kept_.clear();
+      kept_.emplace(*origin, kernels);
+    }
+  }
+  packed_.push_back({key, kernels});
+  return *kernels;
+}
+
+std::size_t WeightCache::OriginHash::operator()(const Origin& o) const {
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a over the fields
+  auto mix = [&](auto v) {
+    auto x = static_cast<std::uint64_t>(v);
+    for (int i = 0; i < 8; ++i, x >>= 8) {
+      h ^= x & 0xFF;
+      h *= 1099511628211ULL;
+    }
+  };
+  std::apply([&](auto... f) { (mix(f), ...); }, shape_fields(o.key.shape));
+  std::apply([&](auto... f) { (mix(f), ...); }, transfer(o.load));
+  mix(o.key.wgt_begin);
+  mix(o.key.wgt_end);
+  mix(o.key.act);
+  mix(o.key.wgt_type);
+  mix(o.key.isa);
+  mix(o.key.slices);
+  return static_cast<std::size_t>(h);
 }
 
 }  // namespace dla::sim::detail

@@ -6,7 +6,12 @@
 //     SRAM rows), when neither its SRAM destination nor its DRAM source has been written
 //     since, would write the bytes that are already there: it moves nothing;
 //   * a MAC whose weight bytes and shape are those of an earlier MAC, when no write to WGT
-//     has touched those bytes since, reuses that MAC's packed kernels (gemm::ConvKernel).
+//     has touched those bytes since, reuses that MAC's packed kernels (gemm::ConvKernel);
+//   * across runs of one program: a MAC whose weight bytes were put in WGT by a LOAD from
+//     the program's constants (DRAM bytes every run starts with and this run has not
+//     written) reuses the kernels packed from the same LOAD's bytes in any earlier run,
+//     so a program run on many inputs packs each layer's weights once, as libtorch's
+//     prepacked weights are.
 // Results never depend on the cache: it only skips work that would reproduce the bytes or
 // kernels already present. Every write is seen by written(); so only an engine that makes
 // every change of its MachineState through perform() and calls reset() whenever the state
@@ -15,6 +20,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "dla/gemm.hpp"
@@ -38,8 +46,12 @@ class WeightCache {
   };
   using Kernels = std::vector<std::unique_ptr<gemm::ConvKernel>>;
 
-  /// Forgets everything (the state was set by other means than perform()).
+  /// A new program: forgets everything.
   void reset();
+  /// A new run of the program whose constants are DRAM bytes [0, constants): forgets what
+  /// WGT holds (the state was set by other means than perform()), keeps the packings of
+  /// loaded constants.
+  void begin_run(std::uint64_t constants);
   /// Whether WGT already holds the bytes this LOAD would write.
   bool holds(const isa::Load& insn) const;
   /// After `insn` ran with effects `fx`: forgets what its writes may have changed, and
@@ -53,16 +65,34 @@ class WeightCache {
   struct LoadRecord {
     isa::Load insn;
     std::uint64_t sram_begin, sram_end, dram_begin, dram_end;
+    bool constants;  ///< its bytes are the program's constants (DRAM unwritten this run)
   };
   struct Packed {
     MacKey key;
-    Kernels kernels;
+    std::shared_ptr<Kernels> kernels;
   };
+  /// Where a MAC's weight bytes came from: the LOAD of constants and the offset in its
+  /// rows, with the MAC's key but not its address.
+  struct Origin {
+    MacKey key;  ///< wgt_begin: offset from the LOAD's first SRAM byte; wgt_end: length
+    isa::Load load;
+    bool operator==(const Origin& o) const;
+  };
+  struct OriginHash {
+    std::size_t operator()(const Origin& o) const;
+  };
+  std::optional<Origin> origin_of(const MacKey& key) const;
   /// Bounds on what is kept: a few tiles' worth (weights alternate between two buffers).
   static constexpr std::size_t kMaxLoads = 64;
   static constexpr std::size_t kMaxPacked = 8;
+  /// Packings kept across runs, at most this many (all are dropped when full).
+  static constexpr std::size_t kMaxKept = 4096;
   std::vector<LoadRecord> loads_;
   std::vector<Packed> packed_;
+  std::uint64_t constants_ = 0;
+  /// DRAM ranges this run wrote inside the constants.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> constants_written_;
+  std::unordered_map<Origin, std::shared_ptr<Kernels>, OriginHash> kept_;
 };
 
 }  // namespace dla::sim::detail
