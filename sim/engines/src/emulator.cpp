@@ -133,7 +133,13 @@ void Emulator::run(const RunOptions& options) {
   weights_.begin_run(prog().constants.size());
   per_insn_.assign(prog().debug.empty() ? 0 : prog().instructions.size() + 1, Counters{});
 
-  schedule();
+  try {
+    schedule();
+  } catch (...) {
+    weights_.materialize_all();  // the state as the instructions that ran left it
+    throw;
+  }
+  weights_.materialize_all();
 
   // Layer statistics by prefix sums over the instruction counters: after this loop
   // prefix[i] holds the sum over instructions [0, i).

@@ -227,6 +227,7 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
   const std::int64_t k_len = g.kernel_h * g.kernel_w * (g.depthwise ? 1 : g.in_c);
   std::vector<std::int8_t> wgt_s8;
   auto weights = [&]() -> const std::int8_t* {
+    if (cache != nullptr) cache->materialize(wgt_addr, wgt_addr + storage_bytes(wgt_type, static_cast<std::uint64_t>(g.out_c * k_len)));
     if (wgt_type == DType::I8) return reinterpret_cast<const std::int8_t*>(wgt);
     if (wgt_s8.empty()) {
       wgt_s8.resize(static_cast<std::size_t>(g.out_c * k_len));

@@ -172,7 +172,11 @@ Effects describe(const isa::Load& insn, const MachineState& m, std::uint32_t ind
 
 Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/, Effects fx,
                 const ExecOptions& options) {
-  if (options.weights != nullptr && options.weights->holds(insn)) return fx;  // these bytes are in WGT already
+  if (options.weights != nullptr) {
+    if (options.weights->holds(insn)) return fx;  // these bytes are in WGT already
+    options.weights->before_write(fx);
+    if (options.weights->defer(insn, m)) return fx;  // constants: WGT gets them when they are needed
+  }
   const auto buffer = static_cast<isa::Buffer>(insn.buffer);
   const std::uint64_t row_bytes = u(insn.row_bytes);
   if (buffer == isa::Buffer::ACC) {
@@ -214,7 +218,8 @@ Effects describe(const isa::Store& insn, const MachineState& m, std::uint32_t in
   return fx;
 }
 
-Effects perform(const isa::Store& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions&) {
+Effects perform(const isa::Store& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions& options) {
+  if (options.weights != nullptr) options.weights->before_write(fx);  // deferred LOADs of these DRAM bytes
   for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
     std::memcpy(m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride),
                 m.act.data() + u(insn.sram_addr) + r * u(insn.sram_stride), u(insn.row_bytes));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <utility>
 #include <variant>
 
 namespace dla::sim::detail {
@@ -38,6 +39,7 @@ bool WeightCache::Origin::operator==(const Origin& o) const {
 }
 
 void WeightCache::reset() {
+  deferring_ = false;
   loads_.clear();
   packed_.clear();
   kept_.clear();
@@ -49,6 +51,78 @@ void WeightCache::begin_run(std::uint64_t constants) {
   packed_.clear();
   constants_written_.clear();
   constants_ = constants;
+}
+
+bool WeightCache::from_constants(std::uint64_t dram_begin, std::uint64_t dram_end) const {
+  return dram_end <= constants_ && std::none_of(constants_written_.begin(), constants_written_.end(), [&](const auto& w) {
+           return overlaps(dram_begin, dram_end, w.first, w.second);
+         });
+}
+
+bool WeightCache::defer(const isa::Load& insn, MachineState& m) {
+  if (static_cast<isa::Buffer>(insn.buffer) != isa::Buffer::WGT || insn.fill_zero) return false;
+  const auto dram_begin = static_cast<std::uint64_t>(insn.dram_addr);
+  const std::uint64_t dram_end = rows_end(dram_begin, static_cast<std::uint64_t>(insn.row_bytes),
+                                          static_cast<std::uint64_t>(insn.rows), static_cast<std::uint64_t>(insn.dram_stride));
+  if (!from_constants(dram_begin, dram_end)) return false;
+  state_ = &m;
+  deferring_ = true;
+  return true;
+}
+
+void WeightCache::put_in_place(LoadRecord& r, std::uint64_t skip_begin, std::uint64_t skip_end) {
+  if (!r.deferred) return;
+  r.deferred = false;
+  const auto row_bytes = static_cast<std::uint64_t>(r.insn.row_bytes);
+  for (std::uint64_t row = 0; row < static_cast<std::uint64_t>(r.insn.rows); ++row) {
+    const std::uint64_t s = static_cast<std::uint64_t>(r.insn.sram_addr) + row * static_cast<std::uint64_t>(r.insn.sram_stride);
+    const std::uint64_t d = static_cast<std::uint64_t>(r.insn.dram_addr) + row * static_cast<std::uint64_t>(r.insn.dram_stride);
+    // The row's bytes below and above the skipped range.
+    const std::uint64_t parts[2][2] = {{s, std::min(s + row_bytes, std::max(s, skip_begin))},
+                                       {std::max(s, std::min(s + row_bytes, skip_end)), s + row_bytes}};
+    for (const auto& p : parts) {
+      if (p[0] < p[1]) {
+        std::copy_n(state_->dram.begin() + static_cast<std::ptrdiff_t>(d + (p[0] - s)), p[1] - p[0],
+                    state_->wgt.begin() + static_cast<std::ptrdiff_t>(p[0]));
+      }
+    }
+  }
+}
+
+void WeightCache::before_write(const Effects& fx) {
+  for (const Access& a : fx) {
+    if (a.kind != AccessKind::kWrite) continue;
+    const std::uint64_t lo = a.region.base, hi = a.region.end();
+    // A contiguous write into WGT replaces what it covers; around a strided one, keep all.
+    const bool contiguous = a.region.rows == 1 || a.region.stride == a.region.row_len;
+    for (LoadRecord& r : loads_) {
+      if (a.region.space == Space::kWgt && overlaps(lo, hi, r.sram_begin, r.sram_end)) {
+        put_in_place(r, contiguous ? lo : 0, contiguous ? hi : 0);
+      } else if (a.region.space == Space::kDram && overlaps(lo, hi, r.dram_begin, r.dram_end)) {
+        put_in_place(r);
+      }
+    }
+  }
+}
+
+void WeightCache::materialize(std::uint64_t begin, std::uint64_t end) {
+  for (LoadRecord& r : loads_) {
+    if (overlaps(begin, end, r.sram_begin, r.sram_end)) put_in_place(r);
+  }
+}
+
+void WeightCache::materialize_all() {
+  for (LoadRecord& r : loads_) put_in_place(r);
+}
+
+std::vector<std::uint8_t> WeightCache::visible_wgt(const MachineState& m) const {
+  MachineState copy;
+  copy.wgt = m.wgt;
+  copy.dram = m.dram;
+  WeightCache shadow = *this;
+  shadow.state_ = &copy;
+  shadow.materialize_all();
+  return copy.wgt;
 }
 
 std::optional<WeightCache::Origin> WeightCache::origin_of(const MacKey& key) const {
@@ -95,14 +169,10 @@ void WeightCache::written(const isa::Instruction& insn, const Effects& fx) {
     const auto rows = static_cast<std::uint64_t>(load->rows), row_bytes = static_cast<std::uint64_t>(load->row_bytes);
     const auto dram_begin = static_cast<std::uint64_t>(load->dram_addr);
     const std::uint64_t dram_end = rows_end(dram_begin, row_bytes, rows, static_cast<std::uint64_t>(load->dram_stride));
-    const bool constants =
-        dram_end <= constants_ && std::none_of(constants_written_.begin(), constants_written_.end(), [&](const auto& w) {
-          return overlaps(dram_begin, dram_end, w.first, w.second);
-        });
     loads_.push_back({*load, static_cast<std::uint64_t>(load->sram_addr),
                       rows_end(static_cast<std::uint64_t>(load->sram_addr), row_bytes, rows,
                                static_cast<std::uint64_t>(load->sram_stride)),
-                      dram_begin, dram_end, constants});
+                      dram_begin, dram_end, from_constants(dram_begin, dram_end), std::exchange(deferring_, false)});
   }
 }
 

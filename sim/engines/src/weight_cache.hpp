@@ -11,7 +11,10 @@
 //     the program's constants (DRAM bytes every run starts with and this run has not
 //     written) reuses the kernels packed from the same LOAD's bytes in any earlier run,
 //     so a program run on many inputs packs each layer's weights once, as libtorch's
-//     prepacked weights are.
+//     prepacked weights are;
+//   * a LOAD of constants into WGT is deferred: its bytes stay in DRAM until something
+//     needs them in WGT (a MAC that must pack them, a write around them or over their
+//     DRAM source, the end of the run), so weights whose kernels are kept move no bytes.
 // Results never depend on the cache: it only skips work that would reproduce the bytes or
 // kernels already present. Every write is seen by written(); so only an engine that makes
 // every change of its MachineState through perform() and calls reset() whenever the state
@@ -57,6 +60,19 @@ class WeightCache {
   /// After `insn` ran with effects `fx`: forgets what its writes may have changed, and
   /// remembers a LOAD into WGT.
   void written(const isa::Instruction& insn, const Effects& fx);
+  /// Whether this LOAD may leave its bytes in DRAM until they are needed (a LOAD of
+  /// constants into WGT); written() then records it as deferred. `m` is the machine the
+  /// deferred bytes are put into later.
+  bool defer(const isa::Load& insn, MachineState& m);
+  /// Before an instruction writes the regions of `fx`: the deferred bytes it would
+  /// write around in WGT, or whose DRAM source it would overwrite, are put in place.
+  void before_write(const Effects& fx);
+  /// Before a MAC reads WGT bytes [begin, end): deferred bytes among them put in place.
+  void materialize(std::uint64_t begin, std::uint64_t end);
+  /// Every deferred byte put in place (the end of a run).
+  void materialize_all();
+  /// WGT as the program sees it: m.wgt with the deferred bytes in place (for tests).
+  std::vector<std::uint8_t> visible_wgt(const MachineState& m) const;
   /// The kernels kept for `key` (key.slices slots; a null slot is not packed yet): an
   /// earlier MAC's, or new empty slots.
   Kernels& kernels(const MacKey& key);
@@ -66,7 +82,11 @@ class WeightCache {
     isa::Load insn;
     std::uint64_t sram_begin, sram_end, dram_begin, dram_end;
     bool constants;  ///< its bytes are the program's constants (DRAM unwritten this run)
+    bool deferred;   ///< its bytes are still in DRAM only
   };
+  /// Copies a deferred LOAD's bytes from DRAM into WGT, except bytes in [skip_begin, skip_end).
+  void put_in_place(LoadRecord& r, std::uint64_t skip_begin = 0, std::uint64_t skip_end = 0);
+  bool from_constants(std::uint64_t dram_begin, std::uint64_t dram_end) const;
   struct Packed {
     MacKey key;
     std::shared_ptr<Kernels> kernels;
@@ -90,6 +110,8 @@ class WeightCache {
   std::vector<LoadRecord> loads_;
   std::vector<Packed> packed_;
   std::uint64_t constants_ = 0;
+  MachineState* state_ = nullptr;  ///< where deferred bytes go
+  bool deferring_ = false;         ///< defer() said yes to the LOAD written() sees next
   /// DRAM ranges this run wrote inside the constants.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> constants_written_;
   std::unordered_map<Origin, std::shared_ptr<Kernels>, OriginHash> kept_;
