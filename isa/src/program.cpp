@@ -13,6 +13,7 @@
 #include "dla/error.hpp"
 #include "dla/file_io.hpp"
 #include "dla/hw_config.hpp"
+#include "nlohmann/json.hpp"
 
 namespace dla {
 namespace {
@@ -391,8 +392,17 @@ Program parse_program(const std::uint8_t* data, std::size_t size, const ReadOpti
           c.fail(e.what());
         }
         if (p.hw_config->identity_hash() != p.hw_config_hash) {
+          // Fields this build has and the file lacks: compiled by an older dlasim.
+          const auto given = nlohmann::json::parse(std::string(data + begin, data + end));
+          std::string missing;
+          for (const auto& d : hw_config_field_docs()) {
+            if (!given.contains(d.name)) missing += (missing.empty() ? "" : ", ") + d.name;
+          }
           c.fail("embedded config has identity hash " + hash_hex(p.hw_config->identity_hash()) +
-                 ", but the header says " + hash_hex(p.hw_config_hash));
+                 ", but the header says " + hash_hex(p.hw_config_hash) +
+                 (missing.empty() ? std::string()
+                                  : " (it has no " + missing +
+                                        ": the program was compiled by an older dlasim; compile it again)"));
         }
         break;
       }

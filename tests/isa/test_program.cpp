@@ -2,6 +2,8 @@
 // refusal, naming what and where, for every kind of malformed file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <fstream>
 
@@ -294,6 +296,16 @@ TEST(ProgramFile, EmbeddedConfigRoundTripsAndMustMatchTheHeaderHash) {
   put(g, 16, small.identity_hash() ^ 1, 8);
   fix_checksums(g);
   expect_refused(g, "embedded config has identity hash");
+  // A config without a field this build has (an older dlasim's): the message says so.
+  {
+    auto h = f;
+    const std::string field = "\"sram_bank_bytes\": 4,";
+    const auto at = std::search(h.begin(), h.end(), field.begin(), field.end());
+    ASSERT_NE(at, h.end());
+    std::fill(at, at + static_cast<std::ptrdiff_t>(field.size()), ' ');  // blanks: the JSON without the field
+    fix_checksums(h);
+    expect_refused(h, "(it has no sram_bank_bytes: the program was compiled by an older dlasim; compile it again)");
+  }
   // So is an embedded config that is not valid.
   Program p = sample_program(small);
   p.hw_config->acc_bits = 7;
