@@ -18,7 +18,7 @@ or `dlasim.load_export(path)`.
             "avgpool_shift": 15, "supports_a4w4": true, "supports_a8w4": true,
             "supports_a16w8": true},
      "hw_list": [32, 0, 0, 15, 1, 1, 1],          # the `hw` argument of the dla ops
-     "hw_identity": "c80cb662b5076db4",           # identity hash of the config `dla compile` derives
+     "hw_identity": "09a622f7143db0a9",           # identity hash of the config `dla compile` derives
                                                   #   (the default preset with the fields of "hw")
      "plan": "weights i8, activations int8",       # for people
      "inputs": ["x"],                              # graph inputs, in call order
