@@ -141,6 +141,15 @@ class Sram {
     return v;
   }
 
+  /// Random values in the whole buffer, a port's width at a time (each write's clocks checked).
+  void fill(EdgeRandom& rnd) {
+    for (int a = 0; a < g_.elems; a += g_.port) {
+      std::vector<std::int64_t> data;
+      for (int e = 0; e < g_.port; ++e) data.push_back(random_value(rnd));
+      ASSERT_EQ(write(a, data), clocks(a, g_.port)) << "fill of " << g_.port << " at " << a;
+    }
+  }
+
   /// The reference's elements [addr, addr + len), zero-padded to the port's width.
   std::vector<std::int64_t> expected(int addr, int len) const {
     std::vector<std::int64_t> v(static_cast<std::size_t>(g_.port), 0);
@@ -167,12 +176,7 @@ template <class M>
 void random_accesses(const Geometry& g, std::uint32_t seed) {
   Sram<M> s(g);
   EdgeRandom rnd(seed);
-  // Fill the whole buffer first, so that every read has known data.
-  for (int a = 0; a < g.elems; a += g.port) {
-    std::vector<std::int64_t> data;
-    for (int e = 0; e < g.port; ++e) data.push_back(s.random_value(rnd));
-    ASSERT_EQ(s.write(a, data), s.clocks(a, g.port)) << where("fill", a, g.port);
-  }
+  s.fill(rnd);  // every read has known data
   std::uint64_t multi = 0;
   for (int n = 0; n < 3000; ++n) {
     const int len = static_cast<int>(rnd.coin() ? rnd.value(1, g.port) : (rnd.coin() ? g.port : 1));
@@ -201,11 +205,7 @@ template <class M>
 void back_to_back_reads(const Geometry& g, std::uint32_t seed) {
   Sram<M> s(g);
   EdgeRandom rnd(seed);
-  for (int a = 0; a < g.elems; a += g.port) {
-    std::vector<std::int64_t> data;
-    for (int e = 0; e < g.port; ++e) data.push_back(s.random_value(rnd));
-    s.write(a, data);
-  }
+  s.fill(rnd);
   struct Access {
     int addr, len;
   };
@@ -250,11 +250,7 @@ template <class M>
 void read_and_write_together(const Geometry& g, std::uint32_t seed) {
   Sram<M> s(g);
   EdgeRandom rnd(seed);
-  for (int a = 0; a < g.elems; a += g.port) {
-    std::vector<std::int64_t> data;
-    for (int e = 0; e < g.port; ++e) data.push_back(s.random_value(rnd));
-    s.write(a, data);
-  }
+  s.fill(rnd);
   auto& dut = s.dut();
   const int half = g.elems / 2;
   for (int n = 0; n < 500; ++n) {
