@@ -5,7 +5,7 @@
 // that gathers the operands and drives the datapath blocks.
 //
 // MAC, weight-stationary; s = the mode's speedup (A8W4_SPEEDUP, A4W4_SPEEDUP, else 1),
-// passes = A16W8_PASSES for a16w8, else 1:
+// passes = PASSES (A16W8_PASSES) for a16w8, else 1:
 //   dense:      for oc0 in 0, COLS, .. < out_c           (output-channel block)
 //                for kpos in 0 .. kernel_h * kernel_w - 1
 //                 for ic0 in 0, ROWS * s, .. < in_c      (input-channel chunk)
@@ -31,14 +31,18 @@ module dla_ctrl
 #(
   parameter int ROWS = dla_pkg::MAC_ROWS,
   parameter int COLS = dla_pkg::MAC_COLS,
-  // Channel counters: a field plus one step (ROWS * the largest speedup, or COLS).
+  // Passes of an a16w8 MAC (a parameter so the testbench also runs a count the preset has not).
+  parameter int PASSES = dla_pkg::A16W8_PASSES,
+  // Channel counters: a field plus one step (ROWS * the largest speedup, or COLS). This
+  // and KW are sized with margin (both fields, both speedups): a bound one off changes KW
+  // at no legal config and CW only to 13 bits at 1 x 1 with speedups 1, still enough.
   parameter int CW = $clog2(dla_pkg::MAC_IN_C_MAX + dla_pkg::MAC_OUT_C_MAX +
                             ROWS * (dla_pkg::A4W4_SPEEDUP + dla_pkg::A8W4_SPEEDUP) + COLS + 1),
   // Kernel positions plus one step; pixels of a tile; passes; active lanes of a block.
   parameter int KW = $clog2(dla_pkg::MAC_KERNEL_H_MAX * dla_pkg::MAC_KERNEL_W_MAX +
                             dla_pkg::A4W4_SPEEDUP + dla_pkg::A8W4_SPEEDUP + 1),
   parameter int PW = $clog2(dla_pkg::MAC_OUT_H_MAX * dla_pkg::MAC_OUT_W_MAX + 1),
-  parameter int PASS_W = dla_pkg::A16W8_PASSES > 1 ? $clog2(dla_pkg::A16W8_PASSES) : 1,
+  parameter int PASS_W = PASSES > 1 ? $clog2(PASSES) : 1,
   parameter int NW = $clog2((ROWS > COLS ? ROWS : COLS) + 1),
   // Element counters: the largest count (VUPSAMPLE's outputs) plus one group.
   parameter int EW = $clog2(4 * dla_pkg::VUPSAMPLE_IN_H_MAX * dla_pkg::VUPSAMPLE_IN_W_MAX *
@@ -130,7 +134,7 @@ module dla_ctrl
       default: speedup = CW'(1);
     endcase
   end
-  assign passes = mac_mode_o == dla_pkg::MAC_MODE_W'(dla_pkg::MAC_A16W8) ? (PASS_W + 1)'(dla_pkg::A16W8_PASSES)
+  assign passes = mac_mode_o == dla_pkg::MAC_MODE_W'(dla_pkg::MAC_A16W8) ? (PASS_W + 1)'(PASSES)
                                                                          : (PASS_W + 1)'(1);
   assign out_c = CW'(mac_out_c_o);
   assign in_c = CW'(mac_in_c_o);

@@ -2,8 +2,9 @@
 // its decode of random valid instructions of every kind against isa::decode's fields, and
 // its MAC beat descriptors against an enumeration of the weight-stationary loop nest
 // written out here (dense and depthwise, every mode, ragged channel counts, the field
-// maxima), on the preset's array and on a 5 x 3 one; back-to-back MACs take exactly their
-// beats' clocks, and a stalled beat (beat_ready_i low) is held, not skipped.
+// maxima), on the preset's array and on a 5 x 3 one with 3 a16w8 passes; back-to-back
+// MACs take exactly their beats' clocks, and a stalled beat (beat_ready_i low) is held,
+// not skipped; out of reset it is idle with every register at its reset value.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -48,10 +49,11 @@ std::ostream& operator<<(std::ostream& os, const Beat& b) {
             << ", pixel " << b.pixel << ", load_wgt " << b.load_wgt << ", last " << b.last << "}";
 }
 
-/// The beats of a MAC on a rows x cols array, in the sequencer's order: per output-channel
+/// The beats of a MAC on hw's rows x cols array, in the sequencer's order: per output-channel
 /// block, kernel position (depthwise: s positions per lane) and input-channel chunk of
 /// rows * s channels, the weights are loaded once, then every pass takes every pixel.
-std::vector<Beat> expected_beats(const isa::Mac& in, int rows, int cols, const dla::HwConfig& hw) {
+std::vector<Beat> expected_beats(const isa::Mac& in, const dla::HwConfig& hw) {
+  const std::int64_t rows = hw.mac_rows, cols = hw.mac_cols;
   const auto mode = static_cast<isa::MacMode>(in.mode);
   const std::int64_t s = isa::mac_speedup(mode, hw), passes = isa::mac_passes(mode, hw);
   const std::int64_t pixels = in.out_h * in.out_w, kk = in.kernel_h * in.kernel_w;
@@ -65,7 +67,7 @@ std::vector<Beat> expected_beats(const isa::Mac& in, int rows, int cols, const d
       for (std::int64_t kpos = 0; kpos < kk; ++kpos)
         for (std::int64_t ic0 = 0; ic0 < in.in_c; ic0 += rows * s) weight_set(oc0, kpos, ic0, std::min<std::int64_t>(cols, in.out_c - oc0));
   } else {
-    const int block = std::min(rows, cols);
+    const std::int64_t block = std::min(rows, cols);
     for (std::int64_t c0 = 0; c0 < in.out_c; c0 += block)
       for (std::int64_t k0 = 0; k0 < kk; k0 += s) weight_set(c0, k0, c0, std::min<std::int64_t>(block, in.out_c - c0));
   }
@@ -138,9 +140,11 @@ class Ctrl {
 
   /// Feeds the words back to back (valid_i held until ready_o) and collects every beat
   /// that fires; `stall` drops beat_ready_i on random clocks. Returns the clocks taken
-  /// until the controller is idle with no word left.
+  /// until the controller is idle with no word left, or fails at `limit` clocks (a walk
+  /// that does not end).
   template <class B>
-  std::uint64_t run(const std::vector<isa::Word>& words, EdgeRandom* stall, std::vector<B>* beats) {
+  std::uint64_t run(const std::vector<isa::Word>& words, EdgeRandom* stall, std::vector<B>* beats,
+                    std::uint64_t limit) {
     std::size_t next = 0;
     std::uint64_t clocks = 0;
     for (;;) {
@@ -150,6 +154,10 @@ class Ctrl {
       dut_->beat_ready_i = stall != nullptr && stall->uniform(0, 3) == 0 ? 0 : 1;
       dut_->eval();
       if (!have && !dut_->beat_valid_o) return clocks;
+      if (clocks == limit) {
+        ADD_FAILURE() << "not idle after " << limit << " clocks";
+        return clocks;
+      }
       if (dut_->beat_valid_o && dut_->beat_ready_i) beats->push_back(read(B{}));
       if (have && dut_->ready_o) ++next;
       dut_.tick();
@@ -231,8 +239,12 @@ std::vector<isa::Mac> edge_macs() {
   return v;
 }
 
+/// The clocks a run of `beats` beats may take: one per beat and the first word's, stalled
+/// on a quarter of the clocks (far more, so only a walk that does not end reaches it).
+std::uint64_t clock_limit(std::size_t beats) { return 8 * beats + 64; }
+
 template <class M>
-void check_walks(int rows, int cols, std::uint64_t seed) {
+void check_walks(const dla::HwConfig& hw, std::uint64_t seed) {
   EdgeRandom rnd(seed);
   Ctrl<M> ctrl;
   std::vector<isa::Mac> macs = edge_macs();
@@ -245,12 +257,12 @@ void check_walks(int rows, int cols, std::uint64_t seed) {
     std::vector<Beat> want;
     for (std::size_t j = i; j < i + n; ++j) {
       words.push_back(isa::encode(macs[j]));
-      const std::vector<Beat> b = expected_beats(macs[j], rows, cols, preset());
+      const std::vector<Beat> b = expected_beats(macs[j], hw);
       want.insert(want.end(), b.begin(), b.end());
     }
     const bool stall = rnd.uniform(0, 3) == 0;
     std::vector<Beat> got;
-    const std::uint64_t clocks = ctrl.run(words, stall ? &rnd : nullptr, &got);
+    const std::uint64_t clocks = ctrl.run(words, stall ? &rnd : nullptr, &got, clock_limit(want.size()));
     ASSERT_EQ(got.size(), want.size()) << "beats of " << isa::disassemble(macs[i]) << " (run of " << n << ")";
     for (std::size_t k = 0; k < want.size(); ++k) {
       ASSERT_EQ(got[k], want[k]) << "beat " << k << " of the run starting with " << isa::disassemble(macs[i]);
@@ -262,11 +274,43 @@ void check_walks(int rows, int cols, std::uint64_t seed) {
   }
 }
 
-TEST(RtlCtrl, MacBeatsOnThePresetArray) {
-  check_walks<Vdla_ctrl>(static_cast<int>(preset().mac_rows), static_cast<int>(preset().mac_cols), 11);
+TEST(RtlCtrl, MacBeatsOnThePresetArray) { check_walks<Vdla_ctrl>(preset(), 11); }
+
+TEST(RtlCtrl, MacBeatsOnANonSquareArrayWithThreePasses) {
+  dla::HwConfig hw = preset();
+  hw.mac_rows = DLA_RTL_TB_CTRL_ROWS;
+  hw.mac_cols = DLA_RTL_TB_CTRL_COLS;
+  hw.a16w8_passes = DLA_RTL_TB_CTRL_PASSES;
+  check_walks<Vdla_ctrl_odd>(hw, 12);
 }
 
-TEST(RtlCtrl, MacBeatsOnANonSquareArray) { check_walks<Vdla_ctrl_odd>(DLA_RTL_TB_CTRL_ROWS, DLA_RTL_TB_CTRL_COLS, 12); }
+/// Out of reset, before any word and for a few idle clocks: no beat, ready, and every
+/// register at its reset value. tload_o in particular: the engine's VLUT loop reads it
+/// without beat_valid_o, and the VCD trace shows it.
+template <class M>
+void check_reset() {
+  Ctrl<M> ctrl;
+  auto& dut = ctrl.dut();
+  dut->valid_i = 0;
+  dut->beat_ready_i = 1;
+  for (int clock = 0; clock < 3; ++clock) {
+    dut->eval();
+    EXPECT_FALSE(dut->beat_valid_o) << "clock " << clock;
+    EXPECT_TRUE(dut->ready_o) << "clock " << clock;
+    EXPECT_FALSE(dut->tload_o) << "a table load out of reset, clock " << clock;
+    const std::map<std::string, std::int64_t> regs = {
+        {"opclass", dut->opclass_o}, {"oc0", dut->oc0_o},   {"ic0", dut->ic0_o},   {"kpos", dut->kpos_o},
+        {"pass", dut->pass_o},       {"pixel", dut->pixel_o}, {"elem", dut->elem_o}, {"pos", dut->pos_o},
+        {"tblock", dut->tblock_o}};
+    for (const auto& [name, v] : regs) EXPECT_EQ(v, 0) << name << " out of reset, clock " << clock;
+    dut.tick();
+  }
+}
+
+TEST(RtlCtrl, IdleOutOfReset) {
+  check_reset<Vdla_ctrl>();
+  check_reset<Vdla_ctrl_odd>();
+}
 
 TEST(RtlCtrl, DecodesEveryInstruction) {
   Ctrl<Vdla_ctrl> ctrl;
@@ -375,7 +419,7 @@ TEST(RtlCtrl, VectorBeats) {
     }
     const bool stall = rnd.uniform(0, 3) == 0;
     std::vector<VecBeat> got;
-    const std::uint64_t clocks = ctrl.run(words, stall ? &rnd : nullptr, &got);
+    const std::uint64_t clocks = ctrl.run(words, stall ? &rnd : nullptr, &got, clock_limit(want.size()));
     ASSERT_EQ(got.size(), want.size()) << "beats of the run starting with " << first;
     for (std::size_t k = 0; k < want.size(); ++k) {
       ASSERT_EQ(got[k], want[k]) << "beat " << k << " of the run starting with " << first;
