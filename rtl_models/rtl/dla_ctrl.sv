@@ -31,11 +31,15 @@ module dla_ctrl
 #(
   parameter int ROWS = dla_pkg::MAC_ROWS,
   parameter int COLS = dla_pkg::MAC_COLS,
-  // Passes of an a16w8 MAC (a parameter so the testbench also runs a count the preset has not).
+  // Parameters (the preset's by default) so the testbench also runs counts no preset has.
   parameter int PASSES = dla_pkg::A16W8_PASSES,
-  // Channel counters: a field plus one step (ROWS * the largest speedup, or COLS). This
-  // and KW are sized with margin (both fields, both speedups): a bound one off changes KW
-  // at no legal config and CW only to 13 bits at 1 x 1 with speedups 1, still enough.
+  parameter int REQUANT_LANES = dla_pkg::REQUANT_LANES,
+  parameter int VECTOR_LANES = dla_pkg::VECTOR_LANES,
+  parameter int LUT_LANES = dla_pkg::LUT_LANES,
+  // CW, KW and EW have margin (CW: both fields, both speedups): a bound one off or with a
+  // term subtracted changes KW and EW at no legal config and CW only to 13 bits, still
+  // enough (its values stay below 6 143). GW has none: a group of 1024 lanes fills it.
+  // Channel counters: a field plus one step (ROWS * the largest speedup, or COLS).
   parameter int CW = $clog2(dla_pkg::MAC_IN_C_MAX + dla_pkg::MAC_OUT_C_MAX +
                             ROWS * (dla_pkg::A4W4_SPEEDUP + dla_pkg::A8W4_SPEEDUP) + COLS + 1),
   // Kernel positions plus one step; pixels of a tile; passes; active lanes of a block.
@@ -145,7 +149,7 @@ module dla_ctrl
   assign pixels = PW'(mac_out_h_o) * PW'(mac_out_w_o);
 
   // ---- the lane-group walks' bounds ----
-  localparam int LUT_BLOCK = dla_pkg::LUT_LANES > 0 ? dla_pkg::LUT_LANES : 1;
+  localparam int LUT_BLOCK = LUT_LANES > 0 ? LUT_LANES : 1;
   localparam int TBL_4 = ((1 << dla_pkg::DTYPE_I4_BITS) + LUT_BLOCK - 1) / LUT_BLOCK;
   localparam int TBL_8 = ((1 << dla_pkg::DTYPE_I8_BITS) + LUT_BLOCK - 1) / LUT_BLOCK;
   localparam int TBL_16 = (dla_pkg::LUT_ENTRIES_MAX + LUT_BLOCK - 1) / LUT_BLOCK;
@@ -158,13 +162,13 @@ module dla_ctrl
   assign lut_in = insn_q[dla_pkg::VLUT_IN_TYPE_LSB +: dla_pkg::VLUT_IN_TYPE_W];
   always_comb begin
     elems = '0;
-    step = EW'(dla_pkg::VECTOR_LANES);
+    step = EW'(VECTOR_LANES);
     positions = WW'(1);
     tbl = '0;
     if (opclass_o == dla_pkg::OPCLASS_W'(dla_pkg::OPC_REQUANT)) begin
       elems = EW'(insn_q[dla_pkg::REQUANT_PIXELS_LSB +: dla_pkg::REQUANT_PIXELS_W]) *
               EW'(insn_q[dla_pkg::REQUANT_CHANNELS_LSB +: dla_pkg::REQUANT_CHANNELS_W]);
-      step = EW'(dla_pkg::REQUANT_LANES);
+      step = EW'(REQUANT_LANES);
     end else if (is_vec) begin
       case (funct_o)
         dla_pkg::FUNCT_W'(dla_pkg::FUNCT_VADD):
@@ -196,8 +200,8 @@ module dla_ctrl
             dla_pkg::VLUT_IN_TYPE_W'(dla_pkg::DTYPE_I16): tbl = TW'(TBL_16);
             default: tbl = TW'(TBL_8);
           endcase
-          step = lut_in == dla_pkg::VLUT_IN_TYPE_W'(dla_pkg::DTYPE_I16) ? EW'(dla_pkg::LUT_LANES / 2)
-                                                                        : EW'(dla_pkg::LUT_LANES);
+          step = lut_in == dla_pkg::VLUT_IN_TYPE_W'(dla_pkg::DTYPE_I16) ? EW'(LUT_LANES / 2)
+                                                                        : EW'(LUT_LANES);
         end
         default: ;
       endcase

@@ -2,7 +2,8 @@
 // its decode of random valid instructions of every kind against isa::decode's fields, and
 // its MAC beat descriptors against an enumeration of the weight-stationary loop nest
 // written out here (dense and depthwise, every mode, ragged channel counts, the field
-// maxima), on the preset's array and on a 5 x 3 one with 3 a16w8 passes; back-to-back
+// maxima), on the preset's array and on a 5 x 3 one with 3 a16w8 passes; the vector walks
+// on the preset's lanes and on 1024 requantizer, 7 vector and 6 LUT lanes; back-to-back
 // MACs take exactly their beats' clocks, and a stalled beat (beat_ready_i low) is held,
 // not skipped; out of reset it is idle with every register at its reset value.
 #include <gtest/gtest.h>
@@ -184,6 +185,18 @@ const dla::HwConfig& preset() {
   return hw;
 }
 
+/// The config of Vdla_ctrl_odd's parameters (rtl_models/CMakeLists.txt).
+dla::HwConfig odd_config() {
+  dla::HwConfig hw = preset();
+  hw.mac_rows = DLA_RTL_TB_CTRL_ROWS;
+  hw.mac_cols = DLA_RTL_TB_CTRL_COLS;
+  hw.a16w8_passes = DLA_RTL_TB_CTRL_PASSES;
+  hw.requant_lanes = DLA_RTL_TB_CTRL_REQUANT_LANES;
+  hw.vector_lanes = DLA_RTL_TB_CTRL_VECTOR_LANES;
+  hw.lut_lanes = DLA_RTL_TB_CTRL_LUT_LANES;
+  return hw;
+}
+
 /// A random valid MAC, small enough to enumerate: channel counts that leave ragged blocks
 /// and chunks, every mode and both kinds.
 isa::Mac random_mac(EdgeRandom& rnd) {
@@ -276,13 +289,7 @@ void check_walks(const dla::HwConfig& hw, std::uint64_t seed) {
 
 TEST(RtlCtrl, MacBeatsOnThePresetArray) { check_walks<Vdla_ctrl>(preset(), 11); }
 
-TEST(RtlCtrl, MacBeatsOnANonSquareArrayWithThreePasses) {
-  dla::HwConfig hw = preset();
-  hw.mac_rows = DLA_RTL_TB_CTRL_ROWS;
-  hw.mac_cols = DLA_RTL_TB_CTRL_COLS;
-  hw.a16w8_passes = DLA_RTL_TB_CTRL_PASSES;
-  check_walks<Vdla_ctrl_odd>(hw, 12);
-}
+TEST(RtlCtrl, MacBeatsOnANonSquareArrayWithThreePasses) { check_walks<Vdla_ctrl_odd>(odd_config(), 12); }
 
 /// Out of reset, before any word and for a few idle clocks: no beat, ready, and every
 /// register at its reset value. tload_o in particular: the engine's VLUT loop reads it
@@ -393,10 +400,11 @@ isa::Instruction random_vector(std::size_t index, std::mt19937_64& rng, bool edg
   return insn;
 }
 
-TEST(RtlCtrl, VectorBeats) {
-  Ctrl<Vdla_ctrl> ctrl;
-  std::mt19937_64 rng(14);
-  EdgeRandom rnd(15);
+template <class M>
+void check_vector_walks(const dla::HwConfig& hw, int runs, std::uint64_t seed) {
+  Ctrl<M> ctrl;
+  std::mt19937_64 rng(seed);
+  EdgeRandom rnd(seed + 1);
   std::vector<std::size_t> kinds;
   for (std::size_t i = 0; i < std::variant_size_v<isa::Instruction>; ++i) {
     const isa::Instruction probe = dla::test_support::random_instruction(i, rng);
@@ -404,7 +412,7 @@ TEST(RtlCtrl, VectorBeats) {
   }
   ASSERT_EQ(kinds.size(), 7u) << "REQUANT and the six vector instructions";
   int walked = 0;
-  for (int i = 0; i < 1500; ++i) {
+  for (int i = 0; i < runs; ++i) {
     const std::size_t n = static_cast<std::size_t>(rnd.uniform(1, 3));
     std::vector<isa::Word> words;
     std::vector<VecBeat> want;
@@ -413,7 +421,7 @@ TEST(RtlCtrl, VectorBeats) {
       const isa::Instruction insn = random_vector(kinds[rng() % kinds.size()], rng, i % 10 == 0);
       if (j == 0) first = isa::disassemble(insn);
       words.push_back(isa::encode(insn));
-      const std::vector<VecBeat> b = expected_vec_beats(insn, preset());
+      const std::vector<VecBeat> b = expected_vec_beats(insn, hw);
       want.insert(want.end(), b.begin(), b.end());
       ++walked;
     }
@@ -428,7 +436,11 @@ TEST(RtlCtrl, VectorBeats) {
       EXPECT_EQ(clocks, 1 + want.size()) << "bubbles in the run starting with " << first;
     }
   }
-  EXPECT_GT(walked, 2000);
+  EXPECT_GT(walked, runs * 4 / 3);
 }
+
+TEST(RtlCtrl, VectorBeats) { check_vector_walks<Vdla_ctrl>(preset(), 1500, 14); }
+
+TEST(RtlCtrl, VectorBeatsOnOtherLaneCounts) { check_vector_walks<Vdla_ctrl_odd>(odd_config(), 500, 16); }
 
 }  // namespace
