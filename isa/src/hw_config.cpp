@@ -412,12 +412,33 @@ std::string HwConfig::to_json_text() const {
 
 void HwConfig::validate() const { check_config(*this, "hw config"); }
 
-std::uint64_t HwConfig::sram_access_clocks(std::uint64_t addr, std::uint64_t bytes) const {
-  const auto word = static_cast<std::uint64_t>(sram_bank_bytes);
-  const auto banks = static_cast<std::uint64_t>(sram_banks);
-  if (bytes == 0) return 1;
-  const std::uint64_t words = (addr + bytes - 1) / word - addr / word + 1;
+namespace {
+
+/// Clocks of one port for `n` contiguous elements from element `addr` of banks of `word`
+/// elements: ceil(bank words touched / banks), at least 1.
+std::uint64_t bank_clocks(std::uint64_t addr, std::uint64_t n, std::uint64_t word, std::uint64_t banks) {
+  if (n == 0) return 1;
+  const std::uint64_t words = (addr + n - 1) / word - addr / word + 1;
   return (words + banks - 1) / banks;
+}
+
+}  // namespace
+
+std::uint64_t HwConfig::sram_access_clocks(std::uint64_t addr, std::uint64_t bytes) const {
+  return bank_clocks(addr, bytes, static_cast<std::uint64_t>(sram_bank_bytes), static_cast<std::uint64_t>(sram_banks));
+}
+
+std::int64_t HwConfig::acc_bank_words() const {
+  const std::int64_t widest = acc_port_words();
+  std::int64_t word = std::max<std::int64_t>(1, sram_bank_bytes / 4);
+  // `widest` words at the worst offset touch (widest - 2) / word + 2 bank words. One bank
+  // never suffices (sram_banks >= 2); were it given, stop at a word as wide as the access.
+  while (widest > 1 && (widest - 2) / word + 2 > sram_banks && word < widest) word *= 2;
+  return word;
+}
+
+std::uint64_t HwConfig::acc_access_clocks(std::uint64_t addr, std::uint64_t words) const {
+  return bank_clocks(addr, words, static_cast<std::uint64_t>(acc_bank_words()), static_cast<std::uint64_t>(sram_banks));
 }
 
 std::uint64_t HwConfig::identity_hash() const {

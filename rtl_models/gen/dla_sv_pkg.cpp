@@ -129,6 +129,16 @@ void emit_hw_config(SvPackage& pkg, const dla::HwConfig& cfg) {
   }
 }
 
+/// What the config derives for the SRAMs (dla/hw_config.hpp), so the RTL does not derive
+/// it again.
+void emit_derived(SvPackage& pkg, const dla::HwConfig& cfg) {
+  pkg.section("Derived from the hardware config (dla::HwConfig)");
+  pkg.param("ACC_SRAM_WORDS", cfg.acc_sram_words(), "accumulator words the ACC SRAM holds");
+  pkg.param("ACC_PORT_WORDS", cfg.acc_port_words(), "widest ACC access: max(MAC_COLS, REQUANT_LANES) words");
+  pkg.param("ACC_BANK_WORDS", cfg.acc_bank_words(),
+            "accumulator words per ACC bank word: ACC_PORT_WORDS words at any address take one clock");
+}
+
 void emit_dtypes(SvPackage& pkg) {
   pkg.section("Storage types (dla::DType, isa/README.md section 1)");
   std::vector<SvPackage::EnumEntry> entries;
@@ -265,6 +275,7 @@ int run(int argc, char** argv) {
 
   SvPackage pkg;
   emit_hw_config(pkg, cfg);
+  emit_derived(pkg, cfg);
   emit_dtypes(pkg);
   emit_enums(pkg);
   emit_numerics(pkg);

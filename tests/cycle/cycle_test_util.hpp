@@ -81,10 +81,10 @@ inline std::uint64_t bursts(std::uint64_t addr, std::uint64_t row_bytes, std::ui
 }
 
 /// Clocks of the SRAM port for a DMA's rows, independent of timing.cpp: per row, mark the
-/// bank words it touches and count how many times the busiest bank is used.
+/// bank words (`word` bytes, `banks` of them) it touches and count how many times the
+/// busiest bank is used.
 inline std::uint64_t sram_clocks(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
-                                 const HwConfig& hw) {
-  const std::uint64_t word = u(hw.sram_bank_bytes), banks = u(hw.sram_banks);
+                                 std::uint64_t word, std::uint64_t banks) {
   std::uint64_t clocks = 0;
   for (std::uint64_t r = 0; r < std::max<std::uint64_t>(rows, 1); ++r) {
     std::vector<std::uint64_t> uses(banks, 0);
@@ -93,6 +93,21 @@ inline std::uint64_t sram_clocks(std::uint64_t addr, std::uint64_t row_bytes, st
     clocks += *std::max_element(uses.begin(), uses.end());
   }
   return clocks;
+}
+
+/// The ACC SRAM's bank word in 4-byte words, by its definition (ARCHITECTURE: the
+/// narrowest power of two of at least sram_bank_bytes / 4 words on which the widest
+/// compute access, max(mac_cols, requant_lanes) words, takes one clock at every offset),
+/// found by trying every offset rather than by HwConfig::acc_bank_words's formula.
+inline std::uint64_t acc_bank_words(const HwConfig& hw) {
+  const std::uint64_t widest = u(std::max(hw.mac_cols, hw.requant_lanes)), banks = u(hw.sram_banks);
+  for (std::uint64_t word = std::max<std::uint64_t>(1, u(hw.sram_bank_bytes) / 4);; word *= 2) {
+    bool one_clock = true;
+    for (std::uint64_t off = 0; off < word && one_clock; ++off) {
+      one_clock = sram_clocks(off, widest, 1, 0, word, banks) == 1;
+    }
+    if (one_clock || word > 2 * widest) return word;  // the second: one bank, refused by validate()
+  }
 }
 
 inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_t begin, std::uint32_t end) {
@@ -104,8 +119,10 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, isa::Load>) {
-            const std::uint64_t scale = x.buffer == static_cast<std::int64_t>(isa::Buffer::ACC) ? 4 : 1;  // ACC: words
-            const std::uint64_t sram = sram_clocks(u(x.sram_addr) * scale, u(x.row_bytes), u(x.rows), u(x.sram_stride) * scale, hw);
+            const bool acc = x.buffer == static_cast<std::int64_t>(isa::Buffer::ACC);  // ACC: 4-byte words
+            const std::uint64_t scale = acc ? 4 : 1;
+            const std::uint64_t sram = sram_clocks(u(x.sram_addr) * scale, u(x.row_bytes), u(x.rows), u(x.sram_stride) * scale,
+                                                   acc ? 4 * acc_bank_words(hw) : u(hw.sram_bank_bytes), u(hw.sram_banks));
             if (x.fill_zero) {
               c.load += sram;
             } else {
@@ -115,7 +132,8 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             }
           } else if constexpr (std::is_same_v<T, isa::Store>) {
             const std::uint64_t bytes = bursts(u(x.dram_addr), u(x.row_bytes), u(x.rows), u(x.dram_stride), burst) * burst;
-            c.store += lat + std::max(cdiv(bytes, bpc), sram_clocks(u(x.sram_addr), u(x.row_bytes), u(x.rows), u(x.sram_stride), hw));
+            c.store += lat + std::max(cdiv(bytes, bpc), sram_clocks(u(x.sram_addr), u(x.row_bytes), u(x.rows), u(x.sram_stride),
+                                                                 u(hw.sram_bank_bytes), u(hw.sram_banks)));
             c.bus_bytes += bytes;
           } else if constexpr (std::is_same_v<T, isa::Mac>) {
             const auto [speedup, passes] = mode_rate(x, hw);

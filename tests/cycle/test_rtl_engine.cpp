@@ -217,6 +217,62 @@ TEST(RtlEngine, EveryMacModeRunsOnTheRtl) {
   }
 }
 
+TEST(RtlEngine, AMacThatDoesNotAccumulateStartsEveryPartialSumFromZero) {
+  // The compiler always accumulates (onto a bias); the ISA also lets a MAC overwrite its
+  // tile. Here ACC holds random words first, so a core that read them (or restarted a
+  // sum at a later chunk, kernel position or a16w8 pass) differs from perform() in the
+  // lockstep check. The tile starts at an odd word: partial-sum rows at every offset of
+  // the ACC SRAM's bank words.
+  std::mt19937_64 g(41);
+  auto bytes = [&g](std::size_t n) {
+    std::vector<std::uint8_t> v(n);
+    for (auto& b : v) b = static_cast<std::uint8_t>(g() & 0xFF);
+    return v;
+  };
+  for (const char* preset : {"default", "large"}) {
+    const HwConfig hw = HwConfig::preset(preset);
+    for (const isa::MacModeInfo& row : isa::kMacModes) {
+      for (const bool depthwise : {false, true}) {
+        SCOPED_TRACE(std::string(preset) + " " + std::string(row.name) + (depthwise ? " depthwise" : ""));
+        dla::ProgramBuilder b(hw);
+        const std::uint64_t act_at = b.add_constant(bytes(8192));
+        const std::uint64_t wgt_at = b.add_constant(bytes(32768));
+        const std::uint64_t acc_at = b.add_constant(bytes(4 * 512));
+        isa::Load la;
+        la.buffer = static_cast<std::int64_t>(isa::Buffer::ACT);
+        la.dram_addr = static_cast<std::int64_t>(act_at);
+        la.row_bytes = la.dram_stride = la.sram_stride = 4096;  // rows of at most 16383 bytes
+        la.rows = 2;
+        b.add(la);
+        isa::Load lw = la;
+        lw.buffer = static_cast<std::int64_t>(isa::Buffer::WGT);
+        lw.dram_addr = static_cast<std::int64_t>(wgt_at);
+        lw.row_bytes = lw.dram_stride = lw.sram_stride = 8192;
+        lw.rows = 4;
+        b.add(lw);
+        isa::Load lacc = la;
+        lacc.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
+        lacc.dram_addr = static_cast<std::int64_t>(acc_at);
+        lacc.row_bytes = lacc.dram_stride = 4 * 512;
+        lacc.sram_stride = 512;
+        lacc.rows = 1;
+        lacc.tokens.push_next = true;
+        b.add(lacc);
+        // Several input-channel chunks in every mode (up to 64 channels a chunk on
+        // default's a4w4), two output-channel blocks with a ragged one, 2 x 2 kernel.
+        const int in_c = depthwise ? 37 : 150, out_c = depthwise ? 37 : 20;
+        isa::Mac mac = dla::testing::conv_mac(row.mode, in_c, out_c, 3, 2, depthwise);
+        mac.tokens.pop_prev = true;
+        mac.accumulate = 0;
+        mac.acc_addr = 3;
+        b.add(mac);
+        b.add(isa::End{});
+        EXPECT_EQ(rtl_error(hw, b.build(), {}, {}), "");
+      }
+    }
+  }
+}
+
 TEST(RtlEngine, ALockstepMismatchStopsTheRunWithOneMessage) {
   std::mt19937_64 g(3);
   const HwConfig hw = HwConfig::preset("default");

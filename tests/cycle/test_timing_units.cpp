@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "dla/hw_config.hpp"
+#include "cycle_test_util.hpp"
 #include "timing.hpp"
 
 using dla::HwConfig;
@@ -201,12 +202,19 @@ TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
   EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u + 2u + 2u);
   ld.sram_stride = 64;  // aligned alike
   EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 3u);
-  // ACC is addressed in 4-byte words: 16 words from word 4 are bytes 16..79, 4 bank words.
+  // ACC is addressed in 4-byte words, in bank words of 8 (32 bytes): a 16-word partial-sum
+  // row at any offset touches at most 3 of the 4 banks.
   ld.buffer = static_cast<std::int64_t>(dla::isa::Buffer::ACC);
   ld.rows = 1;
-  ld.sram_addr = 4;
+  ld.row_bytes = 4 * 16;
+  for (std::int64_t at : {0, 1, 7, 8, 15, 1000}) {
+    ld.sram_addr = at;
+    EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u) << at;
+  }
+  ld.sram_addr = 7;
+  ld.row_bytes = 4 * 25;  // words 7..31: bank words 0..3
   EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 1u);
-  ld.sram_addr = 5;  // bytes 20..83: 5 bank words
+  ld.row_bytes = 4 * 26;  // words 7..32: bank words 0..4, bank 0 twice
   EXPECT_EQ(cyc::sram_port_cycles(ld, hw), 2u);
   dla::isa::Store st;
   st.rows = 2;
@@ -217,4 +225,32 @@ TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
   dla::HwConfig one_bank = hw;
   one_bank.sram_banks = 1;
   EXPECT_EQ(cyc::sram_port_cycles(st, one_bank), 4u);  // two words a row, one a clock
+}
+
+TEST(TimingFormulas, AccBankWordsServeTheWidestComputeAccessInOneClock) {
+  // HwConfig::acc_bank_words against the test's own search over every offset.
+  for (const char* name : {"small", "default", "large"}) {
+    const dla::HwConfig p = dla::HwConfig::preset(name);
+    EXPECT_EQ(p.acc_bank_words(), static_cast<std::int64_t>(cycle_test::acc_bank_words(p))) << name;
+  }
+  EXPECT_EQ(dla::HwConfig::preset("default").acc_bank_words(), 8);  // 16 words on 4 banks: 4 are too narrow
+  dla::HwConfig c = dla::HwConfig::preset("default");
+  for (std::int64_t banks : {2, 4, 8, 64}) {
+    for (std::int64_t bank_bytes : {1, 4, 16, 256}) {
+      for (std::int64_t cols : {1, 3, 16, 33}) {
+        for (std::int64_t lanes : {1, 16, 100}) {
+          c.sram_banks = banks;
+          c.sram_bank_bytes = bank_bytes;
+          c.mac_cols = cols;
+          c.requant_lanes = lanes;
+          ASSERT_EQ(c.acc_bank_words(), static_cast<std::int64_t>(cycle_test::acc_bank_words(c)))
+              << banks << " banks of " << bank_bytes << " bytes, " << cols << " columns, " << lanes << " lanes";
+          const auto widest = static_cast<std::uint64_t>(c.acc_port_words());
+          for (std::uint64_t at = 0; at < 2 * static_cast<std::uint64_t>(c.acc_bank_words()); ++at) {
+            ASSERT_EQ(c.acc_access_clocks(at, widest), 1u) << at;
+          }
+        }
+      }
+    }
+  }
 }

@@ -4,6 +4,7 @@
 // so a generator that drops, renames or mis-encodes a constant fails here.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <fstream>
@@ -87,6 +88,13 @@ TEST(RtlPackage, HoldsEveryHardwareConfigFieldOfThePreset) {
     ++checked;
   }
   EXPECT_GE(checked, 28);
+}
+
+TEST(RtlPackage, HoldsTheAccSramGeometry) {
+  const auto cfg = dla::HwConfig::preset(DLA_RTL_PRESET);
+  EXPECT_EQ(package()["ACC_SRAM_WORDS"], cfg.acc_sram_kib * 1024 / 4);
+  EXPECT_EQ(package()["ACC_PORT_WORDS"], std::max(cfg.mac_cols, cfg.requant_lanes));
+  EXPECT_EQ(package()["ACC_BANK_WORDS"], cfg.acc_bank_words());
 }
 
 TEST(RtlPackage, HoldsTheDTypeTable) {

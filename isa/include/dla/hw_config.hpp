@@ -52,9 +52,10 @@ namespace dla {
       "Capacity of the accumulator SRAM (one 4-byte word per accumulator).")                  \
   INT(param_sram_kib, 16, 1, 64, "KiB",                                                        \
       "Capacity of the parameter SRAM (shift tables and clip records).")                       \
-  INT(sram_banks, 4, 1, 64, "banks",                                                           \
+  INT(sram_banks, 4, 2, 64, "banks",                                                           \
       "Banks per SRAM buffer (a power of two), word-interleaved; each bank takes one read "     \
-      "and one write a cycle.")                                                                \
+      "and one write a cycle. At least 2, so the accumulator SRAM serves a partial-sum row "    \
+      "at any address in one cycle.")                                                          \
   INT(sram_bank_bytes, 16, 1, 256, "bytes",                                                    \
       "Width of a bank word (a power of two); one port moves up to "                          \
       "(sram_banks - 1) * sram_bank_bytes + 1 contiguous bytes a cycle at any alignment.")    \
@@ -120,9 +121,20 @@ struct HwConfig {
   std::int64_t dram_bytes() const { return dram_size_mib * 1024 * 1024; }
   /// Clocks one SRAM port takes for `bytes` contiguous bytes from byte address `addr`:
   /// every bank serves one of the access's bank words a clock, and consecutive words lie
-  /// in consecutive banks, so ceil(words touched / sram_banks) (at least 1). ACC is
-  /// addressed in 4-byte words: pass its byte address, word * 4.
+  /// in consecutive banks, so ceil(words touched / sram_banks) (at least 1). For the
+  /// byte buffers (ACT, WGT, PARAM); ACC: acc_access_clocks.
   std::uint64_t sram_access_clocks(std::uint64_t addr, std::uint64_t bytes) const;
+  /// The ACC SRAM's widest access, in words: a MAC partial-sum row (mac_cols) or the
+  /// requantizer's lanes, whichever is wider.
+  std::int64_t acc_port_words() const { return mac_cols > requant_lanes ? mac_cols : requant_lanes; }
+  /// Accumulator words per ACC bank word: the ACC SRAM has its own width (its words are
+  /// wider than a byte buffer's), the narrowest power of two of at least sram_bank_bytes / 4
+  /// words with which an access of acc_port_words() words at any word address touches at
+  /// most sram_banks bank words, so the compute side's partial sums and the requantizer
+  /// never wait for a bank (which takes at least 2 banks).
+  std::int64_t acc_bank_words() const;
+  /// sram_access_clocks for the ACC SRAM: `words` words from word address `addr`.
+  std::uint64_t acc_access_clocks(std::uint64_t addr, std::uint64_t words) const;
   AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }
 
   bool operator==(const HwConfig& other) const;

@@ -21,7 +21,8 @@
 //                  conserving, per cycle) between the load and the store channel when both
 //                  transfer. The SRAM side moves each row through one port of the
 //                  buffer (sram_banks banks of sram_bank_bytes, HwConfig::
-//                  sram_access_clocks a row): a transfer ends no earlier than its first
+//                  sram_access_clocks a row; the ACC SRAM's bank words are
+//                  HwConfig::acc_bank_words wide): a transfer ends no earlier than its first
 //                  data beat plus those clocks. LOAD fill_zero takes the SRAM clocks alone
 //                  without touching DRAM.
 //   MAC            out_h * out_w * kernel_h * kernel_w * ceil(in_c / (mac_rows * s)) *

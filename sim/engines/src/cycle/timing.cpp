@@ -88,26 +88,38 @@ std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint
 
 namespace {
 
-/// `rows` rows of `row_bytes` bytes, `stride` bytes apart from byte address `addr`.
-std::uint64_t sram_rows_cycles(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
-                               const HwConfig& hw) {
-  if (rows == 0 || row_bytes == 0) return 1;
+/// `rows` rows of `len` elements, `stride` elements apart from element `addr`, on a port
+/// whose access of n elements from a takes clocks(a, n); `word`: elements per bank word.
+template <class Clocks>
+std::uint64_t sram_rows_cycles(std::uint64_t addr, std::uint64_t len, std::uint64_t rows, std::uint64_t stride,
+                               std::uint64_t word, Clocks&& clocks) {
+  if (rows == 0 || len == 0) return 1;
   // Rows whose starts differ by a multiple of the bank width take equal clocks.
-  if (stride % u(hw.sram_bank_bytes) == 0) return rows * hw.sram_access_clocks(addr, row_bytes);
+  if (stride % word == 0) return rows * clocks(addr, len);
   std::uint64_t n = 0;
-  for (std::uint64_t r = 0; r < rows; ++r) n += hw.sram_access_clocks(addr + r * stride, row_bytes);
+  for (std::uint64_t r = 0; r < rows; ++r) n += clocks(addr + r * stride, len);
   return n;
+}
+
+std::uint64_t byte_rows_cycles(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
+                               const HwConfig& hw) {
+  return sram_rows_cycles(addr, row_bytes, rows, stride, u(hw.sram_bank_bytes),
+                          [&hw](std::uint64_t a, std::uint64_t n) { return hw.sram_access_clocks(a, n); });
 }
 
 }  // namespace
 
 std::uint64_t sram_port_cycles(const isa::Load& insn, const HwConfig& hw) {
-  const std::uint64_t scale = static_cast<isa::Buffer>(insn.buffer) == isa::Buffer::ACC ? 4 : 1;
-  return sram_rows_cycles(u(insn.sram_addr) * scale, u(insn.row_bytes), u(insn.rows), u(insn.sram_stride) * scale, hw);
+  if (static_cast<isa::Buffer>(insn.buffer) == isa::Buffer::ACC) {  // rows of 4-byte words
+    return sram_rows_cycles(u(insn.sram_addr), u(insn.row_bytes) / 4, u(insn.rows), u(insn.sram_stride),
+                            u(hw.acc_bank_words()),
+                            [&hw](std::uint64_t a, std::uint64_t n) { return hw.acc_access_clocks(a, n); });
+  }
+  return byte_rows_cycles(u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride), hw);
 }
 
 std::uint64_t sram_port_cycles(const isa::Store& insn, const HwConfig& hw) {
-  return sram_rows_cycles(u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride), hw);
+  return byte_rows_cycles(u(insn.sram_addr), u(insn.row_bytes), u(insn.rows), u(insn.sram_stride), hw);
 }
 
 // ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw);
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,
                           std::uint64_t burst_bytes);
 /// Clocks of the SRAM port a LOAD or STORE moves its rows through (HwConfig::
-/// sram_access_clocks per row; ACC rows are 4-byte words). A LOAD with fill_zero takes
+/// sram_access_clocks per row; ACC rows are 4-byte words, HwConfig::acc_access_clocks). A LOAD with fill_zero takes
 /// these clocks alone; a DRAM transfer ends no earlier than its data's first beat plus them.
 std::uint64_t sram_port_cycles(const isa::Load& insn, const HwConfig& hw);
 std::uint64_t sram_port_cycles(const isa::Store& insn, const HwConfig& hw);

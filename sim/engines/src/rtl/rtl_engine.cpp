@@ -3,18 +3,22 @@
 //
 // The controller (dla_ctrl) takes each compute instruction's 128-bit word, decodes it and
 // walks its loops, one beat descriptor per clock; this file's sequencer gathers the
-// operands a descriptor names from the SRAMs (C++ arrays), drives the block's beat and
-// writes the results back:
+// operands a descriptor names from the SRAMs, drives the block's beat and writes the
+// results back. The accumulator SRAM is RTL (dla_acc_sram, the preset's ACC geometry);
+// ACT, WGT and PARAM are still C++ arrays.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
-//            every output pixel is one beat; the partial sums of a pixel go through the
-//            array's psum_i and come back on psum_o (the accumulator SRAM's
-//            read-modify-write). Depthwise: channel c on row c, weights on the diagonal,
+//            every output pixel is one beat; the partial sums of a pixel are read from the
+//            ACC SRAM (zero for a tile's first contribution without `accumulate`), go
+//            through the array's psum_i, come back on psum_o and are written to the ACC
+//            SRAM: its read-modify-write, one read and one write of at most mac_cols
+//            words a beat on its two ports. Depthwise: channel c on row c, weights on the diagonal,
 //            a8w4 / a4w4 pack 2 / 4 kernel positions per lane. The array's mode inputs
 //            are the controller's decoded fields. Beats: the cycle model's formula
 //            without the pipeline fill (timing.hpp).
-//   REQUANT  requant_lanes consecutive accumulators per beat, each with its channel's shift.
+//   REQUANT  requant_lanes consecutive accumulators per beat, read from the ACC SRAM, each
+//            with its channel's shift.
 //   VADD     vector_lanes elements per beat.
 //   VLUT     the table is loaded from the PARAM record, lut_lanes entries per clock,
 //            then lut_lanes elements per beat (lut_lanes / 2 for i16: two knots each).
@@ -28,6 +32,17 @@
 // mismatch. The controller's accept clock is not counted: in hardware it takes the next
 // word on the previous instruction's last beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
+//
+// The ACC SRAM. In hardware a beat's read is issued a clock ahead and its write lands
+// while the next beat reads (the two ports; a bypass serves a read of the words being
+// written); here the SRAM runs on its own clock, each access to completion in turn, and a
+// beat's cycles grow by the clocks an access takes beyond one (none with the config's
+// geometry: HwConfig::acc_bank_words; the formula-vs-RTL timing tests would show any).
+// The ACC words others write (the DMA's bias loads, instructions not run on the RTL) are
+// written into the SRAM through its write port before an instruction reads them, where
+// they differ from what the core last wrote or read there; a MAC tile is read back
+// through the read port for the commit and the lockstep comparison. Those clocks are
+// not the instruction's.
 #include <verilated.h>
 
 #include <algorithm>
@@ -67,13 +82,18 @@ constexpr std::uint64_t kHangMargin = 8;
 
 std::uint64_t u(std::int64_t v) { return static_cast<std::uint64_t>(v); }
 
+template <class M, class = void>
+struct HasValid : std::false_type {};
+template <class M>
+struct HasValid<M, std::void_t<decltype(std::declval<M&>().valid_i)>> : std::true_type {};
+
 /// A Verilated block with its clock and asynchronous reset; `name` is its scope in traces.
 template <class M>
 class Clocked {
  public:
   Clocked(VerilatedContext* ctx, const char* name) : m_(std::make_unique<M>(ctx, name)) {
     m_->clk_i = 0;
-    m_->valid_i = 0;
+    if constexpr (HasValid<M>::value) m_->valid_i = 0;
     m_->rst_ni = 1;
     m_->eval();
     m_->rst_ni = 0;
@@ -119,6 +139,109 @@ class Clocked {
   rtl::RtlTrace* trace_ = nullptr;
 };
 
+/// An SRAM access that did not complete within its bound (a hung dla_sram).
+struct SramHang : Error {
+  using Error::Error;
+};
+
+/// The ACC SRAM (dla_acc_sram) through its ports, and what the core last wrote or read
+/// at each word (so the words others wrote since are found by comparison).
+template <class M>
+class AccSram {
+ public:
+  AccSram(VerilatedContext* ctx, const HwConfig& hw)
+      : m_(ctx, "acc_sram"),
+        port_(static_cast<int>(hw.acc_port_words())),
+        bound_(u(port_) + kHangMargin),
+        mirror_(u(hw.acc_sram_words()), 0),
+        known_(u(hw.acc_sram_words()), 0) {}
+
+  void trace(rtl::RtlTrace& t) { m_.trace(t, false); }
+
+  /// Reads n <= ACC_PORT_WORDS words from word `addr` into out; returns the clocks it took.
+  std::uint64_t read(std::uint64_t addr, int n, std::int64_t* out) {
+    m_->rd_req_i = 1;
+    set(m_->rd_addr_i, addr);
+    set(m_->rd_len_i, n);
+    const std::uint64_t clocks = serve("a read", addr, n, m_->rd_req_i, [this] { return m_->rd_valid_o != 0; });
+    for (int i = 0; i < n; ++i) {
+      out[i] = rtl::get_signed_field(m_->rd_data_o, i * kAccWordBits, kAccWordBits);
+      mirror_[addr + u(i)] = out[i];
+      known_[addr + u(i)] = 1;
+    }
+    return clocks;
+  }
+
+  /// Writes n <= ACC_PORT_WORDS words from `in` at word `addr`; returns the clocks it took.
+  std::uint64_t write(std::uint64_t addr, int n, const std::int64_t* in) {
+    m_->wr_req_i = 1;
+    set(m_->wr_addr_i, addr);
+    set(m_->wr_len_i, n);
+    for (int i = 0; i < port_; ++i) {
+      rtl::put_field(m_->wr_data_i, i * kAccWordBits, kAccWordBits, i < n ? static_cast<std::uint64_t>(in[i]) : 0);
+    }
+    const std::uint64_t clocks = serve("a write", addr, n, m_->wr_req_i, [this] { return m_->wr_ready_o != 0; });
+    std::copy_n(in, n, mirror_.begin() + static_cast<std::ptrdiff_t>(addr));
+    std::fill_n(known_.begin() + static_cast<std::ptrdiff_t>(addr), n, 1);
+    return clocks;
+  }
+
+  /// Words [base, base + n) of the machine state's ACC into the SRAM where they differ
+  /// from what the core last wrote or read there.
+  void sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) {
+    auto same = [&](std::uint64_t a) { return known_[a] != 0 && mirror_[a] == acc[a]; };
+    for (std::uint64_t a = base; a < base + n;) {
+      if (same(a)) {
+        ++a;
+        continue;
+      }
+      std::uint64_t e = a + 1;
+      while (e < base + n && e - a < u(port_) && !same(e)) ++e;
+      write(a, static_cast<int>(e - a), acc.data() + a);
+      a = e;
+    }
+  }
+
+  /// Words [base, base + n) of the SRAM, read a port's width at a time.
+  std::vector<std::int64_t> read_back(std::uint64_t base, std::uint64_t n) {
+    std::vector<std::int64_t> v(n);
+    for (std::uint64_t a = 0; a < n; a += u(port_)) {
+      read(base + a, static_cast<int>(std::min<std::uint64_t>(u(port_), n - a)), v.data() + a);
+    }
+    return v;
+  }
+
+ private:
+  template <class Port, class V>
+  static void set(Port& port, V v) {
+    port = static_cast<Port>(v);
+  }
+
+  /// Clocks the SRAM with the request `req` up for the first clock until done(): the
+  /// access's clocks, or SramHang past the bound.
+  template <class Req, class Done>
+  std::uint64_t serve(const char* what, std::uint64_t addr, int n, Req& req, Done&& done) {
+    std::uint64_t clocks = 0;
+    do {
+      if (clocks == bound_) {
+        throw SramHang(std::string(what) + " of " + std::to_string(n) + " words at word " + std::to_string(addr) +
+                       " did not complete within " + std::to_string(bound_) + " clocks");
+      }
+      m_.tick();
+      req = 0;
+      ++clocks;
+    } while (!done());
+    return clocks;
+  }
+
+ private:
+  Clocked<M> m_;
+  int port_;
+  std::uint64_t bound_;  ///< clocks an access may take: one chunk per word at most, and the margin
+  std::vector<std::int64_t> mirror_;
+  std::vector<std::uint8_t> known_;
+};
+
 /// What a core run produced (held until commit).
 struct CoreResult {
   bool completed = true;        ///< false: the core hung at beat `hung_beat`
@@ -144,7 +267,6 @@ struct MacJob {
 
 struct RequantJob {
   const isa::Requant* insn = nullptr;
-  const std::int64_t* acc = nullptr;
   const std::int8_t* shifts = nullptr;
   isa::RequantRecord clips;
   HwConfig hw;
@@ -185,7 +307,9 @@ class Core {
   virtual ~Core() = default;
   /// The controller takes the instruction's word; the next call walks its beats.
   virtual void accept(const isa::Word& word) = 0;
-  virtual CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) = 0;
+  /// The ACC words [base, base + n) of the machine state into the ACC SRAM (uncounted).
+  virtual void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) = 0;
+  virtual CoreResult mac(const MacJob& job, bool drop) = 0;
   virtual CoreResult requant(const RequantJob& job, bool drop) = 0;
   virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
   virtual CoreResult lut(const LutJob& job, bool drop) = 0;
@@ -194,7 +318,7 @@ class Core {
   virtual void trace(rtl::RtlTrace& t) = 0;
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
@@ -205,7 +329,12 @@ class CoreOf final : public Core {
         rq_(ctx_.get(), "requant"),
         va_(ctx_.get(), "vadd"),
         lut_(ctx_.get(), "vlut"),
-        pool_(ctx_.get(), "vpool") {}
+        pool_(ctx_.get(), "vpool"),
+        acc_(ctx_.get(), hw) {}
+
+  void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
+    acc_.sync_in(acc, base, n);
+  }
 
   void trace(rtl::RtlTrace& t) override {
     ctx_->traceEverOn(true);
@@ -215,6 +344,7 @@ class CoreOf final : public Core {
     va_.trace(t);
     lut_.trace(t);
     pool_.trace(t);
+    acc_.trace(t);
   }
 
   void accept(const isa::Word& word) override {
@@ -229,7 +359,7 @@ class CoreOf final : public Core {
     ctrl_->beat_ready_i = 1;
   }
 
-  CoreResult mac(const MacJob& job, std::vector<std::int64_t> acc, bool drop) override {
+  CoreResult mac(const MacJob& job, bool drop) override {
     const isa::Mac& in = *job.insn;  // the tile's geometry, for the SRAM gathers
     const auto rows = static_cast<int>(hw_.mac_rows), cols = static_cast<int>(hw_.mac_cols);
     const std::int64_t oc_n = in.out_c, ic_n = in.in_c, kk = in.kernel_h * in.kernel_w;
@@ -251,6 +381,8 @@ class CoreOf final : public Core {
     };
     const std::uint64_t amask = (std::uint64_t{1} << job.act_bits) - 1, wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
     const std::uint64_t start = mac_.cycles();
+    std::uint64_t stalls = 0;  // ACC SRAM clocks beyond one a beat
+    std::vector<std::int64_t> psum(u(cols));
     while (ctrl_->beat_valid_o) {
       // The beat descriptor: which block, kernel position(s), channel chunk, pass and pixel.
       const std::int64_t oc0 = ctrl_->oc0_o, ic0 = ctrl_->ic0_o, kpos = ctrl_->kpos_o, pixel = ctrl_->pixel_o;
@@ -296,9 +428,18 @@ class CoreOf final : public Core {
         }
         rtl::put_field(mac_->act_i, row * kPeLaneBits, kPeLaneBits, lane);
       }
-      std::int64_t* psum = acc.data() + pixel * oc_n + oc0;
+      // The pixel's partial sums: the tile's first contribution starts from zero unless
+      // the instruction accumulates onto ACC (a bias, an earlier chunk).
+      const std::uint64_t row = u(in.acc_addr) + u(pixel * oc_n + oc0);
+      const bool first = kpos == 0 && ctrl_->pass_o == 0 && (dw || ic0 == 0);
+      std::uint64_t clocks = 1;
+      if (first && !in.accumulate) {
+        std::fill_n(psum.begin(), n, 0);
+      } else {
+        clocks = acc_.read(row, n, psum.data());
+      }
       for (int c = 0; c < cols; ++c) {
-        rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits, c < n ? static_cast<std::uint64_t>(psum[c]) : 0);
+        rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits, c < n ? static_cast<std::uint64_t>(psum[u(c)]) : 0);
       }
       ++r.beats;
       if (!mac_.beat(drop && r.beats == 1)) {
@@ -306,11 +447,12 @@ class CoreOf final : public Core {
         r.hung_beat = r.beats;
         break;
       }
-      for (int c = 0; c < n; ++c) psum[c] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
+      for (int c = 0; c < n; ++c) psum[u(c)] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
+      stalls += std::max(clocks, acc_.write(row, n, psum.data())) - 1;
       ctrl_.tick();
     }
-    r.cycles = mac_.cycles() - start;
-    r.acc = std::move(acc);
+    r.cycles = mac_.cycles() - start + stalls;
+    if (r.completed && r.bad_beat.empty()) r.acc = acc_.read_back(u(in.acc_addr), u(in.out_h * in.out_w * oc_n));
     return r;
   }
 
@@ -328,18 +470,21 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = rq_.cycles();
+    std::uint64_t stalls = 0;  // ACC SRAM clocks beyond one a beat
+    std::vector<std::int64_t> acc(u(lanes));
     walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
+      stalls += acc_.read(u(in.acc_addr) + e0, k, acc.data()) - 1;
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
-        rtl::put_field(rq_->acc_i, l * kAccWordBits, kAccWordBits, en ? static_cast<std::uint64_t>(job.acc[e]) : 0);
+        rtl::put_field(rq_->acc_i, l * kAccWordBits, kAccWordBits, en ? static_cast<std::uint64_t>(acc[u(l)]) : 0);
         rtl::put_field(rq_->shift_i, l * kShiftBits, kShiftBits,
                        en ? static_cast<std::uint64_t>(job.shifts[e % u(in.channels)]) : 0);
         rtl::put_field(rq_->lane_en_i, l, 1, en ? 1 : 0);
       }
       return true;
     });
-    r.cycles = rq_.cycles() - start;
+    r.cycles = rq_.cycles() - start + stalls;
     r.saturations = static_cast<std::uint32_t>(rq_->sat_count_o - sat0);
     r.overflows = static_cast<std::uint32_t>(rq_->ovf_count_o - ovf0);
     return r;
@@ -495,6 +640,7 @@ class CoreOf final : public Core {
   Clocked<Va> va_;
   Clocked<Lut> lut_;
   Clocked<Pool> pool_;
+  AccSram<Acc> acc_;
 };
 
 // ---------------------------------------------------------------------------
@@ -506,13 +652,14 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool>>(hw);
+  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc>>(hw);
 }
 
-#define DLA_RTL_CORE(p) \
-  {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, Vcore_##p##_vpool>},
+#define DLA_RTL_CORE(p)                                                                                         \
+  {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, \
+                  Vcore_##p##_vpool, Vcore_##p##_acc_sram>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -523,7 +670,8 @@ const CoreEntry kCores[] = {
 bool same_core(const HwConfig& a, const HwConfig& b) {
   return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
          a.vector_lanes == b.vector_lanes && a.lut_lanes == b.lut_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
-         a.a16w8_passes == b.a16w8_passes;
+         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.sram_banks == b.sram_banks &&
+         a.acc_bank_words() == b.acc_bank_words();
 }
 
 std::string core_text(const HwConfig& c) {
@@ -531,7 +679,8 @@ std::string core_text(const HwConfig& c) {
          std::to_string(c.requant_lanes) + " requant lanes, " + std::to_string(c.vector_lanes) + " vector lanes, " +
          std::to_string(c.lut_lanes) + " table lanes, a4w4_speedup " +
          std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
-         std::to_string(c.a16w8_passes);
+         std::to_string(c.a16w8_passes) + ", " + std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " +
+         std::to_string(c.sram_banks) + " banks of " + std::to_string(c.acc_bank_words()) + " words";
 }
 
 const CoreEntry& core_for(const HwConfig& hw) {
@@ -613,7 +762,14 @@ class RtlUnit final : public cycle::ComputeUnit {
         for (const Access& a : fx) copy_region(*state_, pre_, a.region);
       }
     }
-    result_ = run_on_core(insn, drop_);
+    try {
+      result_ = run_on_core(insn, drop_);
+    } catch (const SramHang& h) {
+      throw traced(ExecutionError("rtl: the accumulator SRAM (dla_acc_sram) hung on " + isa::disassemble(insn) +
+                                      layer_text(index) + ": " + h.what() + ", at cycle " + std::to_string(now),
+                                  index),
+                   insn, index);
+    }
     if (!result_.bad_beat.empty()) {
       throw ExecutionError("rtl: the controller (dla_ctrl) issued a beat outside " + isa::disassemble(insn) +
                                layer_text(index) + " after " + std::to_string(result_.beats) + " beats: " +
@@ -759,15 +915,14 @@ class RtlUnit final : public cycle::ComputeUnit {
     detail::unpack(state_->act.data() + in.act_addr, at, job.act.size(), job.act.data());
     job.wgt.resize(u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c)));
     detail::unpack(state_->wgt.data() + in.wgt_addr, wt, job.wgt.size(), job.wgt.data());
-    std::vector<std::int64_t> acc(u(in.out_h) * u(in.out_w) * u(in.out_c), 0);
-    if (in.accumulate) std::copy_n(state_->acc.begin() + in.acc_addr, acc.size(), acc.begin());
-    return core_->mac(job, std::move(acc), drop);
+    if (in.accumulate) core_->acc_sync_in(state_->acc, u(in.acc_addr), u(in.out_h) * u(in.out_w) * u(in.out_c));
+    return core_->mac(job, drop);
   }
 
   CoreResult run_requant(const isa::Requant& in, bool drop) {
     RequantJob job;
     job.insn = &in;
-    job.acc = state_->acc.data() + in.acc_addr;
+    core_->acc_sync_in(state_->acc, u(in.acc_addr), u(in.pixels) * u(in.channels));
     const std::uint8_t* rec = state_->param.data() + in.param_addr;
     job.clips = isa::RequantRecord::decode(rec, 0);
     job.shifts = isa::RequantRecord::shifts_at(rec);
