@@ -38,8 +38,10 @@
 //                  two knots read per element); a VLUT first loads its table from PARAM,
 //                  ceil(entries / lut_lanes) cycles (16 for an 8-bit table on default).
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
-// SRAM capacities are enforced by the semantic bodies; SRAM banks are not modelled (every
-// buffer serves its units at full rate).
+// SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); a
+// compute beat's SRAM accesses take one clock (the ACC SRAM's bank width,
+// HwConfig::acc_bank_words, guarantees it for partial-sum rows and requantizer groups;
+// compute reads of ACT, WGT and PARAM are not banked yet).
 #pragma once
 
 #include <array>
