@@ -437,6 +437,12 @@ std::int64_t HwConfig::acc_bank_words() const {
   return word;
 }
 
+std::int64_t HwConfig::act_port_bytes() const {
+  const std::int64_t outputs = 4 * std::max({requant_lanes, vector_lanes, lut_lanes});
+  const std::int64_t run = std::max({2 * mac_rows, a8w4_speedup * mac_rows, (a4w4_speedup * mac_rows + 1) / 2 + 1});
+  return std::max(outputs, run);
+}
+
 std::uint64_t HwConfig::acc_access_clocks(std::uint64_t addr, std::uint64_t words) const {
   return bank_clocks(addr, words, static_cast<std::uint64_t>(acc_bank_words()), static_cast<std::uint64_t>(sram_banks));
 }

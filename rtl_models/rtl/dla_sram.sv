@@ -16,13 +16,28 @@
 //   write: accepted while wr_ready_o; an n-chunk access writes its last chunk at the edge
 //          ending cycle t + n - 1, with wr_done_o in that cycle.
 // BANKS and WORD are powers of two (HwConfig::validate), so the divisions are bit selects.
+//
+// ACT_GEOMETRY or ACC_GEOMETRY take the other parameters' defaults from the generated
+// package, so the rtl engine's SRAMs get the config's geometry by one flag (-G...=1):
+//   ACT_GEOMETRY  the activation SRAM: ACT_SRAM_BYTES bytes, a port of ACT_PORT_BYTES (the
+//                 widest run a compute beat reads or writes);
+//   ACC_GEOMETRY  the accumulator SRAM: ACC_SRAM_WORDS words of dla_core_pkg::
+//                 ACC_WORD_BITS, ACC_BANK_WORDS to a bank word, a port of ACC_PORT_WORDS
+//                 (HwConfig::acc_bank_words: such an access at any address takes one clock);
+//   neither       a byte buffer of 4096 bytes in the config's banks (the block testbench).
 module dla_sram
 #(
-  parameter int ELEMS = 4096,                        // capacity; a multiple of WORD * BANKS
-  parameter int ELEM_W = 8,
+  parameter int ACT_GEOMETRY = 0,
+  parameter int ACC_GEOMETRY = 0,
   parameter int BANKS = dla_pkg::SRAM_BANKS,
-  parameter int WORD = dla_pkg::SRAM_BANK_BYTES,     // elements per bank word
-  parameter int PORT = BANKS * WORD,                 // widest access, elements
+  parameter int WORD = ACC_GEOMETRY != 0 ? dla_pkg::ACC_BANK_WORDS : dla_pkg::SRAM_BANK_BYTES,  // elements per bank word
+  // capacity: a multiple of WORD * BANKS (the ACC words rounded up to whole lines)
+  parameter int ELEMS = ACT_GEOMETRY != 0 ? dla_pkg::ACT_SRAM_BYTES
+                      : ACC_GEOMETRY != 0 ? (dla_pkg::ACC_SRAM_WORDS + WORD * BANKS - 1) / (WORD * BANKS) * (WORD * BANKS)
+                      : 4096,
+  parameter int ELEM_W = ACC_GEOMETRY != 0 ? dla_core_pkg::ACC_WORD_BITS : 8,
+  // widest access, elements
+  parameter int PORT = ACT_GEOMETRY != 0 ? dla_pkg::ACT_PORT_BYTES : ACC_GEOMETRY != 0 ? dla_pkg::ACC_PORT_WORDS : BANKS * WORD,
   localparam int AW = $clog2(ELEMS),
   localparam int LW = $clog2(PORT + 1)
 ) (

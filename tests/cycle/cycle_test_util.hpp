@@ -15,6 +15,8 @@
 
 #include "dla/cycle.hpp"
 #include "dla/device.hpp"
+#include "dla/mac_modes.hpp"
+#include "dla/numerics.hpp"
 #include "dla/program.hpp"
 
 namespace cycle_test {
@@ -110,6 +112,40 @@ inline std::uint64_t acc_bank_words(const HwConfig& hw) {
   }
 }
 
+/// Clocks beyond one a beat of writing n elements of `bits` bits from ACT byte `base`,
+/// `group` a beat, each beat's bytes one access of the ACT SRAM's port (sram_clocks).
+inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::uint64_t n, std::uint64_t group,
+                                  const HwConfig& hw) {
+  std::uint64_t stalls = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + std::min(group, n - e0)) * bits + 7) / 8;
+    stalls += sram_clocks(base + b0, b1 - b0, 1, 0, u(hw.sram_bank_bytes), u(hw.sram_banks)) - 1;
+  }
+  return stalls;
+}
+
+inline std::uint64_t type_bits(std::int64_t type) { return u(dla::dtype_info(static_cast<dla::DType>(type)).bits); }
+
+/// The same for a dense MAC's activation runs (one a beat: the chunk's channels at the
+/// beat's pixel and kernel position), for every output-channel block and pass.
+inline std::uint64_t act_run_stalls(const isa::Mac& x, std::uint64_t chunk, std::uint64_t blocks_and_passes,
+                                    const HwConfig& hw) {
+  if (x.depthwise) return 0;
+  const auto mode = static_cast<isa::MacMode>(x.mode);
+  const std::uint64_t bits = u(dla::dtype_info(isa::mac_act_type(mode, x.act_unsigned != 0)).bits);
+  const std::uint64_t in_w = u((x.out_w - 1) * x.stride_w + (x.kernel_w - 1) * x.dilation + 1);
+  std::uint64_t stalls = 0;
+  for (std::int64_t oh = 0; oh < x.out_h; ++oh)
+    for (std::int64_t ow = 0; ow < x.out_w; ++ow)
+      for (std::int64_t kh = 0; kh < x.kernel_h; ++kh)
+        for (std::int64_t kw = 0; kw < x.kernel_w; ++kw) {
+          const std::uint64_t at = u((oh * x.stride_h + kh * x.dilation) * static_cast<std::int64_t>(in_w) +
+                                     ow * x.stride_w + kw * x.dilation) * u(x.in_c);
+          stalls += write_stalls(u(x.act_addr) + at * bits / 8, bits, u(x.in_c), chunk, hw);
+        }
+  return stalls * blocks_and_passes;
+}
+
 inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_t begin, std::uint32_t end) {
   UnitCycles c;
   const std::uint64_t bpc = u(hw.dram_bytes_per_cycle), lat = u(hw.dram_latency_cycles), burst = u(hw.dram_burst_bytes);
@@ -141,21 +177,30 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             const std::uint64_t taps = u(x.kernel_h) * u(x.kernel_w);
             const std::uint64_t per_pixel =
                 x.depthwise ? cdiv(taps, speedup) * cols : taps * cdiv(u(x.in_c), u(hw.mac_rows) * speedup) * cols;
-            const std::uint64_t cyc = u(x.out_h) * u(x.out_w) * per_pixel * passes + u(hw.mac_pipeline_depth);
+            const std::uint64_t cyc = u(x.out_h) * u(x.out_w) * per_pixel * passes + u(hw.mac_pipeline_depth) +
+                                      act_run_stalls(x, u(hw.mac_rows) * speedup, cols * passes, hw);
             c.compute += cyc;
             c.mac += cyc;
             ++c.mac_instructions;
             c.mac_bound += mac_bound(x, hw);
           } else if constexpr (std::is_same_v<T, isa::Requant>) {
-            c.compute += cdiv(u(x.pixels) * u(x.channels), u(hw.requant_lanes));
+            const std::uint64_t n = u(x.pixels) * u(x.channels);
+            c.compute += cdiv(n, u(hw.requant_lanes)) + write_stalls(u(x.act_addr), type_bits(x.out_type), n, u(hw.requant_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VAdd>) {
-            c.compute += cdiv(u(x.count), u(hw.vector_lanes));
+            c.compute += cdiv(u(x.count), u(hw.vector_lanes)) +
+                         write_stalls(u(x.y_addr), type_bits(x.y_type), u(x.count), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VAvgPool>) {
-            c.compute += cdiv(u(x.out_h) * u(x.out_w) * u(x.channels) * u(x.kernel_h) * u(x.kernel_w), u(hw.vector_lanes));
+            const std::uint64_t n = u(x.out_h) * u(x.out_w) * u(x.channels);
+            std::int64_t out_type = 0;
+            if constexpr (std::is_same_v<T, isa::VMaxPool>) out_type = x.type;
+            else out_type = x.out_type;
+            c.compute += cdiv(n * u(x.kernel_h) * u(x.kernel_w), u(hw.vector_lanes)) +
+                         write_stalls(u(x.out_addr), type_bits(out_type), n, u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
-            c.compute += cdiv(4 * u(x.in_h) * u(x.in_w) * u(x.channels), u(hw.vector_lanes));
+            const std::uint64_t n = 4 * u(x.in_h) * u(x.in_w) * u(x.channels);
+            c.compute += cdiv(n, u(hw.vector_lanes)) + write_stalls(u(x.out_addr), type_bits(x.type), n, u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-            c.compute += cdiv(u(x.bytes), u(hw.vector_lanes));
+            c.compute += cdiv(u(x.bytes), u(hw.vector_lanes)) + write_stalls(u(x.dst_addr), 8, u(x.bytes), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VLut>) {
             const std::uint64_t per_element = x.in_type == static_cast<std::int64_t>(dla::DType::I16) ? 2 : 1;
             c.compute += cdiv(per_element * u(x.count), u(hw.vector_lanes));

@@ -3,6 +3,8 @@
 // counting and the per-instruction cycle formulas, against hand-computed numbers.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "dla/hw_config.hpp"
 #include "cycle_test_util.hpp"
 #include "timing.hpp"
@@ -225,6 +227,25 @@ TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
   dla::HwConfig one_bank = hw;
   one_bank.sram_banks = 1;
   EXPECT_EQ(cyc::sram_port_cycles(st, one_bank), 4u);  // two words a row, one a clock
+}
+
+TEST(TimingFormulas, OutputWriteStallsCountEveryGroupsExtraClocks) {
+  // cyc::output_write_stalls against the test's bank-by-bank count, on every output type,
+  // alignments, group sizes and bank geometries.
+  std::mt19937_64 g(9);
+  for (const char* name : {"small", "default", "large"}) {
+    const HwConfig hw = HwConfig::preset(name);
+    for (int i = 0; i < 400; ++i) {
+      const auto type = static_cast<dla::DType>(g() % 6);
+      const std::uint64_t base = g() % 200, n = 1 + g() % 300, group = 1 + g() % 40;
+      const auto bits = static_cast<std::uint64_t>(dla::dtype_info(type).bits);
+      ASSERT_EQ(cyc::output_write_stalls(base, type, n, group, hw), cycle_test::write_stalls(base, bits, n, group, hw))
+          << name << " " << dla::dtype_info(type).name << " base " << base << " n " << n << " group " << group;
+    }
+  }
+  // i32 outputs of 16 lanes from byte 8 on default: 5 bank words a full group.
+  EXPECT_EQ(cyc::output_write_stalls(8, dla::DType::I32, 32, 16, HwConfig::preset("default")), 2u);
+  EXPECT_EQ(cyc::output_write_stalls(0, dla::DType::I32, 32, 16, HwConfig::preset("default")), 0u);
 }
 
 TEST(TimingFormulas, AccBankWordsServeTheWidestComputeAccessInOneClock) {

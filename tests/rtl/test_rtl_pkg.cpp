@@ -90,11 +90,13 @@ TEST(RtlPackage, HoldsEveryHardwareConfigFieldOfThePreset) {
   EXPECT_GE(checked, 28);
 }
 
-TEST(RtlPackage, HoldsTheAccSramGeometry) {
+TEST(RtlPackage, HoldsTheSramGeometry) {
   const auto cfg = dla::HwConfig::preset(DLA_RTL_PRESET);
   EXPECT_EQ(package()["ACC_SRAM_WORDS"], cfg.acc_sram_kib * 1024 / 4);
   EXPECT_EQ(package()["ACC_PORT_WORDS"], std::max(cfg.mac_cols, cfg.requant_lanes));
   EXPECT_EQ(package()["ACC_BANK_WORDS"], cfg.acc_bank_words());
+  EXPECT_EQ(package()["ACT_SRAM_BYTES"], cfg.act_sram_kib * 1024);
+  EXPECT_EQ(package()["ACT_PORT_BYTES"], cfg.act_port_bytes());
 }
 
 TEST(RtlPackage, HoldsTheDTypeTable) {

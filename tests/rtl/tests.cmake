@@ -19,7 +19,12 @@ gtest_discover_tests(test_rtl_blocks DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 6
 
 # verilator --lint-only -Wall on every block.
 find_program(DLA_VERILATOR verilator REQUIRED)
-foreach(top ${DLA_RTL_LINT_TOPS})
+foreach(top ${DLA_RTL_TOPS})
   add_test(NAME RtlLint.${top}
     COMMAND ${DLA_VERILATOR} --lint-only -Wall --top-module ${top} ${DLA_RTL_SOURCES})
+endforeach()
+# The rtl engine's SRAMs: dla_sram with the package's ACT and ACC geometry.
+foreach(geometry ACT ACC)
+  add_test(NAME RtlLint.dla_sram_${geometry}
+    COMMAND ${DLA_VERILATOR} --lint-only -Wall --top-module dla_sram -G${geometry}_GEOMETRY=1 ${DLA_RTL_SOURCES})
 endforeach()

@@ -133,6 +133,11 @@ struct HwConfig {
   /// most sram_banks bank words, so the compute side's partial sums and the requantizer
   /// never wait for a bank (which takes at least 2 banks).
   std::int64_t acc_bank_words() const;
+  /// The activation SRAM's widest compute access, in bytes: a beat's outputs (up to
+  /// requant_lanes, vector_lanes or lut_lanes elements of at most 4 bytes) or a MAC beat's
+  /// activation run (mac_rows lanes of a16w8's 2 bytes, a8w4's speedup bytes, or a4w4's
+  /// speedup nibbles, a byte more where the run starts mid-byte).
+  std::int64_t act_port_bytes() const;
   /// sram_access_clocks for the ACC SRAM: `words` words from word address `addr`.
   std::uint64_t acc_access_clocks(std::uint64_t addr, std::uint64_t words) const;
   AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }

@@ -38,10 +38,13 @@
 //                  two knots read per element); a VLUT first loads its table from PARAM,
 //                  ceil(entries / lut_lanes) cycles (16 for an 8-bit table on default).
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
-// SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); a
-// compute beat's SRAM accesses take one clock (the ACC SRAM's bank width,
-// HwConfig::acc_bank_words, guarantees it for partial-sum rows and requantizer groups;
-// compute reads of ACT, WGT and PARAM are not banked yet).
+// SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); the
+// ACC SRAM's accesses take one clock (its bank width, HwConfig::acc_bank_words, guarantees
+// it for partial-sum rows and requantizer groups); a dense MAC beat's activation run and
+// each group of outputs a unit writes (requant_lanes, vector_lanes or lut_lanes elements,
+// lut_lanes / 2 for i16 VLUT inputs) are one ACT access each, and a beat whose access takes
+// more than one clock (sram_access_clocks) adds the extra clocks to the formulas above;
+// depthwise and vector-operand reads of ACT and the reads of WGT and PARAM are not banked.
 #pragma once
 
 #include <array>

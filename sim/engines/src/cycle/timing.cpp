@@ -24,7 +24,55 @@ ModeRate mode_rate(const isa::Mac& insn, const HwConfig& hw) {
   return {u(isa::mac_speedup(mode, hw)), u(isa::mac_passes(mode, hw))};
 }
 
+/// Bytes one access of the ACT SRAM's port moves in one clock at any alignment.
+std::uint64_t one_clock_bytes(const HwConfig& hw) { return (u(hw.sram_banks) - 1) * u(hw.sram_bank_bytes) + 1; }
+
+/// Bytes [b0, b1) that elements [e0, e0 + k) of `bits` bits occupy.
+std::pair<std::uint64_t, std::uint64_t> element_bytes(std::uint64_t e0, std::uint64_t k, std::uint64_t bits) {
+  return {e0 * bits / 8, ((e0 + k) * bits + 7) / 8};
+}
+
+/// The clocks beyond one a beat that a dense MAC's activation runs take on the ACT SRAM's
+/// port: each beat reads the run of its chunk's channels at its pixel and kernel
+/// position, the same runs for every output-channel block and pass.
+std::uint64_t act_run_stalls(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
+  if (insn.depthwise) return 0;  // the rtl engine still gathers depthwise operands in C++
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  const std::uint64_t bits = u(dtype_info(isa::mac_act_type(mode, insn.act_unsigned != 0)).bits);
+  const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, in_c = u(insn.in_c);
+  if ((std::min(chunk, in_c) * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return 0;
+  const std::uint64_t in_w = u((insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1);
+  std::uint64_t stalls = 0;
+  for (std::uint64_t oh = 0; oh < u(insn.out_h); ++oh) {
+    for (std::uint64_t ow = 0; ow < u(insn.out_w); ++ow) {
+      for (std::uint64_t kh = 0; kh < u(insn.kernel_h); ++kh) {
+        for (std::uint64_t kw = 0; kw < u(insn.kernel_w); ++kw) {
+          const std::uint64_t pixel = (oh * u(insn.stride_h) + kh * u(insn.dilation)) * in_w + ow * u(insn.stride_w) +
+                                      kw * u(insn.dilation);
+          for (std::uint64_t ic0 = 0; ic0 < in_c; ic0 += chunk) {
+            const auto [b0, b1] = element_bytes(pixel * in_c + ic0, std::min(chunk, in_c - ic0), bits);
+            stalls += hw.sram_access_clocks(u(insn.act_addr) + b0, b1 - b0) - 1;
+          }
+        }
+      }
+    }
+  }
+  return stalls * ceil_div(u(insn.out_c), u(hw.mac_cols)) * r.passes;
+}
+
 }  // namespace
+
+std::uint64_t output_write_stalls(std::uint64_t base, DType type, std::uint64_t n, std::uint64_t group,
+                                  const HwConfig& hw) {
+  const auto bits = static_cast<std::uint64_t>(dtype_info(type).bits);
+  if ((group * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return 0;
+  std::uint64_t stalls = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
+    const auto [b0, b1] = element_bytes(e0, std::min(group, n - e0), bits);
+    stalls += hw.sram_access_clocks(base + b0, b1 - b0) - 1;
+  }
+  return stalls;
+}
 
 std::uint64_t mac_cycles(const isa::Mac& insn, const HwConfig& hw) {
   const ModeRate r = mode_rate(insn, hw);
@@ -33,7 +81,7 @@ std::uint64_t mac_cycles(const isa::Mac& insn, const HwConfig& hw) {
   const std::uint64_t taps = u(insn.kernel_h) * u(insn.kernel_w);
   const std::uint64_t per_pixel = insn.depthwise ? ceil_div(taps, r.speedup) * col_passes
                                                  : taps * ceil_div(u(insn.in_c), u(hw.mac_rows) * r.speedup) * col_passes;
-  return pixels * per_pixel * r.passes + u(hw.mac_pipeline_depth);
+  return pixels * per_pixel * r.passes + act_run_stalls(insn, hw, r) + u(hw.mac_pipeline_depth);
 }
 
 double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig& hw) {
@@ -43,7 +91,9 @@ double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig
 }
 
 std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
-  return ceil_div(u(insn.pixels) * u(insn.channels), u(hw.requant_lanes));
+  const std::uint64_t n = u(insn.pixels) * u(insn.channels);
+  return ceil_div(n, u(hw.requant_lanes)) +
+         output_write_stalls(u(insn.act_addr), static_cast<DType>(insn.out_type), n, u(hw.requant_lanes), hw);
 }
 
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
@@ -70,9 +120,37 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
   // semantics refuses it), and loads its table from PARAM first, lut_lanes entries a cycle.
   if (const auto* lut = std::get_if<isa::VLut>(&insn)) {
     const std::uint64_t lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
-    return ceil_div(u(lut_entries(static_cast<DType>(lut->in_type))), lanes) + ceil_div(work, lanes);
+    const auto in = static_cast<DType>(lut->in_type);
+    return ceil_div(u(lut_entries(in)), lanes) + ceil_div(work, lanes) +
+           output_write_stalls(u(lut->out_addr), static_cast<DType>(lut->out_type), u(lut->count),
+                               lut_interpolates(in) ? std::max<std::uint64_t>(lanes / 2, 1) : lanes, hw);
   }
-  return ceil_div(work, u(hw.vector_lanes));
+  return ceil_div(work, u(hw.vector_lanes)) + output_stalls(insn, hw);
+}
+
+std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw) {
+  const std::uint64_t lanes = u(hw.vector_lanes);
+  return std::visit(
+      [&](const auto& i) -> std::uint64_t {
+        using T = std::decay_t<decltype(i)>;
+        if constexpr (std::is_same_v<T, isa::VAdd>) {
+          return output_write_stalls(u(i.y_addr), static_cast<DType>(i.y_type), u(i.count), lanes, hw);
+        } else if constexpr (std::is_same_v<T, isa::VMaxPool>) {
+          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.type), u(i.out_h) * u(i.out_w) * u(i.channels),
+                                     lanes, hw);
+        } else if constexpr (std::is_same_v<T, isa::VAvgPool>) {
+          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.out_type),
+                                     u(i.out_h) * u(i.out_w) * u(i.channels), lanes, hw);
+        } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
+          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.type), 4 * u(i.in_h) * u(i.in_w) * u(i.channels),
+                                     lanes, hw);
+        } else if constexpr (std::is_same_v<T, isa::VCopy>) {
+          return output_write_stalls(u(i.dst_addr), DType::U8, u(i.bytes), lanes, hw);
+        } else {
+          return 0;
+        }
+      },
+      insn);
 }
 
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,

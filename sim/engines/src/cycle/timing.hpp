@@ -23,6 +23,14 @@ std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw);
 /// other instruction.
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw);
 
+/// Clocks beyond one a beat that writing n `type` elements from ACT byte `base`, `group`
+/// elements a beat, takes on the ACT SRAM's port (HwConfig::sram_access_clocks of each
+/// beat's bytes; 0 where every beat's bytes fit one clock).
+std::uint64_t output_write_stalls(std::uint64_t base, DType type, std::uint64_t n, std::uint64_t group,
+                                  const HwConfig& hw);
+/// output_write_stalls of a vector-unit instruction (VLUT: in vector_cycles).
+std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw);
+
 /// dram_burst_bytes-aligned bursts a 2D DRAM block touches: one contiguous range when
 /// stride == row_bytes, else every row on its own (a repeated row, stride 0, each time).
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,

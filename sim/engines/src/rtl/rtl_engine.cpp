@@ -4,8 +4,9 @@
 // The controller (dla_ctrl) takes each compute instruction's 128-bit word, decodes it and
 // walks its loops, one beat descriptor per clock; this file's sequencer gathers the
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
-// results back. The accumulator SRAM is RTL (dla_acc_sram, the preset's ACC geometry);
-// ACT, WGT and PARAM are still C++ arrays.
+// results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
+// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs and every unit's
+// outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
@@ -33,16 +34,16 @@
 // word on the previous instruction's last beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
 //
-// The ACC SRAM. In hardware a beat's read is issued a clock ahead and its write lands
-// while the next beat reads (the two ports; a bypass serves a read of the words being
-// written); here the SRAM runs on its own clock, each access to completion in turn, and a
-// beat's cycles grow by the clocks an access takes beyond one (none with the config's
-// geometry: HwConfig::acc_bank_words; the formula-vs-RTL timing tests would show any).
-// The ACC words others write (the DMA's bias loads, instructions not run on the RTL) are
-// written into the SRAM through its write port before an instruction reads them, where
-// they differ from what the core last wrote or read there; a MAC tile is read back
-// through the read port for the commit and the lockstep comparison. Those clocks are
-// not the instruction's.
+// The SRAMs (ACC; ACT for dense MAC activation runs and every unit's outputs). In hardware a beat's read is issued a clock ahead and its write lands while
+// the next beat reads (the two ports; a bypass serves a read of the words being written);
+// here each SRAM runs on its own clock, each access to completion in turn, and a beat's
+// cycles grow by the clocks its slowest access takes beyond one (ACC: none with the
+// config's geometry, HwConfig::acc_bank_words; ACT: the cycle model counts the same,
+// cycle::output_write_stalls). What others write (the DMA's loads, instructions not run on
+// the RTL) is written into an SRAM through its write port before an instruction reads it,
+// where it differs from what the core last wrote or read there; what an instruction wrote
+// is read back through the read port for the commit and the lockstep comparison. Those
+// clocks are not the instruction's.
 #include <verilated.h>
 
 #include <algorithm>
@@ -144,41 +145,44 @@ struct SramHang : Error {
   using Error::Error;
 };
 
-/// The ACC SRAM (dla_acc_sram) through its ports, and what the core last wrote or read
-/// at each word (so the words others wrote since are found by comparison).
-template <class M>
-class AccSram {
+/// An SRAM of the core (dla_sram; ACC_GEOMETRY: E = int64_t accumulators of kAccWordBits,
+/// ACT_GEOMETRY: E = uint8_t bytes) through its ports, and what the core last wrote or
+/// read at each element (so the elements others wrote since are found by comparison).
+template <class M, class E, int kBits>
+class SramPort {
  public:
-  AccSram(VerilatedContext* ctx, const HwConfig& hw)
-      : m_(ctx, "acc_sram"),
-        port_(static_cast<int>(hw.acc_port_words())),
-        bound_(u(port_) + kHangMargin),
-        mirror_(u(hw.acc_sram_words()), 0),
-        known_(u(hw.acc_sram_words()), 0) {}
+  SramPort(VerilatedContext* ctx, const char* name, const char* unit, std::int64_t elems, std::int64_t port)
+      : m_(ctx, name),
+        unit_(unit),
+        port_(static_cast<int>(port)),
+        bound_(u(port) + kHangMargin),
+        mirror_(u(elems), 0),
+        known_(u(elems), 0) {}
 
   void trace(rtl::RtlTrace& t) { m_.trace(t, false); }
 
-  /// Reads n <= ACC_PORT_WORDS words from word `addr` into out; returns the clocks it took.
-  std::uint64_t read(std::uint64_t addr, int n, std::int64_t* out) {
+  /// Reads n <= the port's width elements from `addr` into out; returns the clocks it took.
+  std::uint64_t read(std::uint64_t addr, int n, E* out) {
     m_->rd_req_i = 1;
     set(m_->rd_addr_i, addr);
     set(m_->rd_len_i, n);
     const std::uint64_t clocks = serve("a read", addr, n, m_->rd_req_i, [this] { return m_->rd_valid_o != 0; });
     for (int i = 0; i < n; ++i) {
-      out[i] = rtl::get_signed_field(m_->rd_data_o, i * kAccWordBits, kAccWordBits);
+      out[i] = static_cast<E>(kBits == 8 ? static_cast<std::int64_t>(rtl::get_field(m_->rd_data_o, i * kBits, kBits))
+                                         : rtl::get_signed_field(m_->rd_data_o, i * kBits, kBits));
       mirror_[addr + u(i)] = out[i];
       known_[addr + u(i)] = 1;
     }
     return clocks;
   }
 
-  /// Writes n <= ACC_PORT_WORDS words from `in` at word `addr`; returns the clocks it took.
-  std::uint64_t write(std::uint64_t addr, int n, const std::int64_t* in) {
+  /// Writes n <= the port's width elements from `in` at `addr`; returns the clocks it took.
+  std::uint64_t write(std::uint64_t addr, int n, const E* in) {
     m_->wr_req_i = 1;
     set(m_->wr_addr_i, addr);
     set(m_->wr_len_i, n);
     for (int i = 0; i < port_; ++i) {
-      rtl::put_field(m_->wr_data_i, i * kAccWordBits, kAccWordBits, i < n ? static_cast<std::uint64_t>(in[i]) : 0);
+      rtl::put_field(m_->wr_data_i, i * kBits, kBits, i < n ? static_cast<std::uint64_t>(in[i]) : 0);
     }
     const std::uint64_t clocks = serve("a write", addr, n, m_->wr_req_i, [this] { return m_->wr_ready_o != 0; });
     std::copy_n(in, n, mirror_.begin() + static_cast<std::ptrdiff_t>(addr));
@@ -186,10 +190,10 @@ class AccSram {
     return clocks;
   }
 
-  /// Words [base, base + n) of the machine state's ACC into the SRAM where they differ
-  /// from what the core last wrote or read there.
-  void sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) {
-    auto same = [&](std::uint64_t a) { return known_[a] != 0 && mirror_[a] == acc[a]; };
+  /// Elements [base, base + n) of the machine state's buffer into the SRAM where they
+  /// differ from what the core last wrote or read there.
+  void sync_in(const std::vector<E>& state, std::uint64_t base, std::uint64_t n) {
+    auto same = [&](std::uint64_t a) { return known_[a] != 0 && mirror_[a] == state[a]; };
     for (std::uint64_t a = base; a < base + n;) {
       if (same(a)) {
         ++a;
@@ -197,19 +201,22 @@ class AccSram {
       }
       std::uint64_t e = a + 1;
       while (e < base + n && e - a < u(port_) && !same(e)) ++e;
-      write(a, static_cast<int>(e - a), acc.data() + a);
+      write(a, static_cast<int>(e - a), state.data() + a);
       a = e;
     }
   }
 
-  /// Words [base, base + n) of the SRAM, read a port's width at a time.
-  std::vector<std::int64_t> read_back(std::uint64_t base, std::uint64_t n) {
-    std::vector<std::int64_t> v(n);
+  /// Elements [base, base + n) of the SRAM, read a port's width at a time.
+  std::vector<E> read_back(std::uint64_t base, std::uint64_t n) {
+    std::vector<E> v(n);
     for (std::uint64_t a = 0; a < n; a += u(port_)) {
       read(base + a, static_cast<int>(std::min<std::uint64_t>(u(port_), n - a)), v.data() + a);
     }
     return v;
   }
+
+  /// What the core last wrote or read at `addr` (after sync_in of it: the state's value).
+  E held(std::uint64_t addr) const { return mirror_[addr]; }
 
  private:
   template <class Port, class V>
@@ -224,8 +231,8 @@ class AccSram {
     std::uint64_t clocks = 0;
     do {
       if (clocks == bound_) {
-        throw SramHang(std::string(what) + " of " + std::to_string(n) + " words at word " + std::to_string(addr) +
-                       " did not complete within " + std::to_string(bound_) + " clocks");
+        throw SramHang(std::string("the ") + unit_ + ": " + what + " of " + std::to_string(n) + " elements at " +
+                       std::to_string(addr) + " did not complete within " + std::to_string(bound_) + " clocks");
       }
       m_.tick();
       req = 0;
@@ -234,11 +241,11 @@ class AccSram {
     return clocks;
   }
 
- private:
   Clocked<M> m_;
+  const char* unit_;
   int port_;
-  std::uint64_t bound_;  ///< clocks an access may take: one chunk per word at most, and the margin
-  std::vector<std::int64_t> mirror_;
+  std::uint64_t bound_;  ///< clocks an access may take: one chunk per element at most, and the margin
+  std::vector<E> mirror_;
   std::vector<std::uint8_t> known_;
 };
 
@@ -249,8 +256,10 @@ struct CoreResult {
   std::uint64_t beats = 0;      ///< beats the instruction needs
   std::uint64_t cycles = 0;     ///< clocks the core took
   std::string bad_beat;         ///< non-empty: the controller issued a beat outside the instruction
-  std::vector<std::int64_t> acc;   ///< MAC: the ACC words of the tile
-  std::vector<std::int32_t> values;  ///< REQUANT / VADD: the output elements
+  std::uint64_t stalls = 0;     ///< SRAM clocks beyond one a beat (in `cycles`)
+  std::vector<std::int64_t> acc;   ///< MAC: the ACC words of the tile, read back from the ACC SRAM
+  std::vector<std::int32_t> values;  ///< the other units: the output elements, as the block gave them
+  std::vector<std::uint8_t> bytes;   ///< and the output region, read back from the ACT SRAM
   std::uint64_t overflows = 0;
   std::uint64_t saturations = 0;
 };
@@ -261,7 +270,8 @@ struct MacJob {
   std::int64_t in_h = 0, in_w = 0;
   int speedup = 1;
   int act_bits = 8, wgt_bits = 8;  ///< width of one slot in a PE lane
-  std::vector<std::int32_t> act;   ///< [in_h][in_w][in_c]
+  int act_storage_bits = 8;        ///< of one activation in ACT (a16w8: 16)
+  std::vector<std::int32_t> act;   ///< depthwise: [in_h][in_w][in_c] (dense reads the ACT SRAM)
   std::vector<std::int32_t> wgt;   ///< [out_c][kh][kw][in_c] or [out_c][kh][kw]
 };
 
@@ -309,6 +319,10 @@ class Core {
   virtual void accept(const isa::Word& word) = 0;
   /// The ACC words [base, base + n) of the machine state into the ACC SRAM (uncounted).
   virtual void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) = 0;
+  /// The same for ACT bytes.
+  virtual void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) = 0;
+  /// Where the next vector-side instruction writes its `type` elements in ACT.
+  virtual void output(std::uint64_t base, DType type) = 0;
   virtual CoreResult mac(const MacJob& job, bool drop) = 0;
   virtual CoreResult requant(const RequantJob& job, bool drop) = 0;
   virtual CoreResult vadd(const VAddJob& job, bool drop) = 0;
@@ -318,7 +332,7 @@ class Core {
   virtual void trace(rtl::RtlTrace& t) = 0;
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
@@ -330,10 +344,18 @@ class CoreOf final : public Core {
         va_(ctx_.get(), "vadd"),
         lut_(ctx_.get(), "vlut"),
         pool_(ctx_.get(), "vpool"),
-        acc_(ctx_.get(), hw) {}
+        acc_(ctx_.get(), "acc_sram", "accumulator SRAM (dla_sram, ACC_GEOMETRY)", hw.acc_sram_words(), hw.acc_port_words()),
+        act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()) {}
 
   void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
     acc_.sync_in(acc, base, n);
+  }
+  void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) override {
+    act_.sync_in(act, base, n);
+  }
+  void output(std::uint64_t base, DType type) override {
+    out_base_ = base;
+    out_type_ = type;
   }
 
   void trace(rtl::RtlTrace& t) override {
@@ -345,6 +367,7 @@ class CoreOf final : public Core {
     lut_.trace(t);
     pool_.trace(t);
     acc_.trace(t);
+    act_.trace(t);
   }
 
   void accept(const isa::Word& word) override {
@@ -374,14 +397,28 @@ class CoreOf final : public Core {
       const std::int64_t oh = static_cast<std::int64_t>(p) / in.out_w, ow = static_cast<std::int64_t>(p) % in.out_w;
       origin[p] = (oh * in.stride_h * job.in_w + ow * in.stride_w) * ic_n;
     }
-    auto act_at = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) -> std::int32_t {
+    auto act_offset = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) {
       const std::int64_t kh = kpos / in.kernel_w, kw = kpos % in.kernel_w;
-      const std::int64_t off = (kh * in.dilation * job.in_w + kw * in.dilation) * ic_n + ic;
-      return job.act[static_cast<std::size_t>(origin[static_cast<std::size_t>(p)] + off)];
+      return origin[static_cast<std::size_t>(p)] + (kh * in.dilation * job.in_w + kw * in.dilation) * ic_n + ic;
+    };
+    // Dense: a beat's activations are one run of channels at one pixel and kernel
+    // position, read from the ACT SRAM (`run`: its bytes from byte run_b0 of the tile);
+    // depthwise still gathers from job.act.
+    const int sbits = job.act_storage_bits;
+    std::vector<std::uint8_t> run(u(hw_.act_port_bytes()));
+    std::int64_t run_b0 = 0;
+    auto act_at = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) -> std::int32_t {
+      const std::int64_t e = act_offset(p, kpos, ic);
+      if (dw) return job.act[static_cast<std::size_t>(e)];
+      const std::int64_t bit = e * sbits - run_b0 * 8;  // the raw bits: the lanes mask them
+      std::uint32_t v = run[u(bit / 8)];
+      if (sbits == 16) v |= static_cast<std::uint32_t>(run[u(bit / 8 + 1)]) << 8;
+      if (sbits == 4) v = (v >> (bit % 8)) & 0xFu;
+      return static_cast<std::int32_t>(v);
     };
     const std::uint64_t amask = (std::uint64_t{1} << job.act_bits) - 1, wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
     const std::uint64_t start = mac_.cycles();
-    std::uint64_t stalls = 0;  // ACC SRAM clocks beyond one a beat
+    std::uint64_t stalls = 0;  // SRAM clocks beyond one a beat
     std::vector<std::int64_t> psum(u(cols));
     while (ctrl_->beat_valid_o) {
       // The beat descriptor: which block, kernel position(s), channel chunk, pass and pixel.
@@ -420,6 +457,13 @@ class CoreOf final : public Core {
           }
       }
       mac_->hi_pass_i = ctrl_->pass_o != 0 ? 1 : 0;
+      std::uint64_t act_clocks = 1;
+      if (!dw) {
+        const std::int64_t e0 = act_offset(pixel, kpos, ic0), count = std::min<std::int64_t>(rows * s, ic_n - ic0);
+        run_b0 = e0 * sbits / 8;
+        const std::int64_t b1 = ((e0 + count) * sbits + 7) / 8;
+        act_clocks = act_.read(u(in.act_addr + run_b0), static_cast<int>(b1 - run_b0), run.data());
+      }
       for (int row = 0; row < rows; ++row) {
         std::uint64_t lane = 0;
         for (int j = 0; j < s; ++j) {
@@ -432,11 +476,11 @@ class CoreOf final : public Core {
       // the instruction accumulates onto ACC (a bias, an earlier chunk).
       const std::uint64_t row = u(in.acc_addr) + u(pixel * oc_n + oc0);
       const bool first = kpos == 0 && ctrl_->pass_o == 0 && (dw || ic0 == 0);
-      std::uint64_t clocks = 1;
+      std::uint64_t clocks = act_clocks;
       if (first && !in.accumulate) {
         std::fill_n(psum.begin(), n, 0);
       } else {
-        clocks = acc_.read(row, n, psum.data());
+        clocks = std::max(clocks, acc_.read(row, n, psum.data()));
       }
       for (int c = 0; c < cols; ++c) {
         rtl::put_field(mac_->psum_i, c * kAccWordBits, kAccWordBits, c < n ? static_cast<std::uint64_t>(psum[u(c)]) : 0);
@@ -470,10 +514,9 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = rq_.cycles();
-    std::uint64_t stalls = 0;  // ACC SRAM clocks beyond one a beat
     std::vector<std::int64_t> acc(u(lanes));
     walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
-      stalls += acc_.read(u(in.acc_addr) + e0, k, acc.data()) - 1;
+      r.stalls += acc_.read(u(in.acc_addr) + e0, k, acc.data()) - 1;
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
@@ -484,7 +527,8 @@ class CoreOf final : public Core {
       }
       return true;
     });
-    r.cycles = rq_.cycles() - start + stalls;
+    r.cycles = rq_.cycles() - start;
+    finish(r);
     r.saturations = static_cast<std::uint32_t>(rq_->sat_count_o - sat0);
     r.overflows = static_cast<std::uint32_t>(rq_->ovf_count_o - ovf0);
     return r;
@@ -516,6 +560,7 @@ class CoreOf final : public Core {
       return true;
     });
     r.cycles = va_.cycles() - start;
+    finish(r);
     r.saturations = static_cast<std::uint32_t>(va_->sat_count_o - sat0);
     return r;
   }
@@ -558,6 +603,7 @@ class CoreOf final : public Core {
       return true;
     });
     r.cycles = lut_.cycles() - start;
+    finish(r);
     r.saturations = static_cast<std::uint32_t>(lut_->sat_count_o - sat0);
     return r;
   }
@@ -594,6 +640,7 @@ class CoreOf final : public Core {
       return true;
     });
     r.cycles = pool_.cycles() - start;
+    finish(r);
     r.saturations = static_cast<std::uint32_t>(pool_->sat_count_o - sat0);
     return r;
   }
@@ -615,11 +662,43 @@ class CoreOf final : public Core {
         r.hung_beat = r.beats;
         break;
       }
-      for (int l = 0; ctrl_->wlast_o && l < k; ++l) {
-        r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(blk->y_o, l * kValueBits, kValueBits));
+      if (ctrl_->wlast_o) {
+        for (int l = 0; l < k; ++l) {
+          r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(blk->y_o, l * kValueBits, kValueBits));
+        }
+        r.stalls += write_outputs(e0, k, r.values) - 1;
       }
       ctrl_.tick();
     }
+  }
+
+  /// Elements [e0, e0 + k) of the output into the ACT SRAM, one write of the bytes they
+  /// occupy; returns its clocks. A byte the run shares with 4-bit elements outside it
+  /// keeps their nibble (the core's copy: the first and last byte of the output region
+  /// are synced in before the instruction, the others it wrote itself).
+  std::uint64_t write_outputs(std::uint64_t e0, int k, const std::vector<std::int32_t>& values) {
+    const auto bits = static_cast<std::uint64_t>(dtype_info(out_type_).bits);
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + u(k)) * bits + 7) / 8;
+    out_bytes_.resize(b1 - b0);
+    if (bits == 4) {
+      out_bytes_.front() = act_.held(out_base_ + b0);
+      out_bytes_.back() = act_.held(out_base_ + b1 - 1);
+      for (std::uint64_t e = e0; e < e0 + u(k); ++e) {
+        std::uint8_t& byte = out_bytes_[e / 2 - b0];
+        const unsigned sh = (e % 2) * 4;
+        byte = static_cast<std::uint8_t>((byte & ~(0xFu << sh)) | ((static_cast<unsigned>(values[e]) & 0xFu) << sh));
+      }
+    } else {
+      detail::pack(out_bytes_.data(), out_type_, u(k), values.data() + e0);
+    }
+    return act_.write(out_base_ + b0, static_cast<int>(b1 - b0), out_bytes_.data());
+  }
+
+  /// After a vector-side instruction: its stalls into its cycles, and its output region
+  /// read back from the ACT SRAM.
+  void finish(CoreResult& r) {
+    r.cycles += r.stalls;
+    if (r.completed && r.bad_beat.empty()) r.bytes = act_.read_back(out_base_, storage_bytes(out_type_, r.values.size()));
   }
 
   /// Whether the controller's group of k elements from e0 fits the block's `lanes` and
@@ -640,7 +719,11 @@ class CoreOf final : public Core {
   Clocked<Va> va_;
   Clocked<Lut> lut_;
   Clocked<Pool> pool_;
-  AccSram<Acc> acc_;
+  SramPort<Acc, std::int64_t, kAccWordBits> acc_;
+  SramPort<Act, std::uint8_t, 8> act_;
+  std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
+  DType out_type_ = DType::I8;
+  std::vector<std::uint8_t> out_bytes_;
 };
 
 // ---------------------------------------------------------------------------
@@ -652,14 +735,14 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc>>(hw);
+  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc, Act>>(hw);
 }
 
 #define DLA_RTL_CORE(p)                                                                                         \
   {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, \
-                  Vcore_##p##_vpool, Vcore_##p##_acc_sram>},
+                  Vcore_##p##_vpool, Vcore_##p##_acc_sram, Vcore_##p##_act_sram>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -670,8 +753,8 @@ const CoreEntry kCores[] = {
 bool same_core(const HwConfig& a, const HwConfig& b) {
   return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
          a.vector_lanes == b.vector_lanes && a.lut_lanes == b.lut_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
-         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.sram_banks == b.sram_banks &&
-         a.acc_bank_words() == b.acc_bank_words();
+         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.act_sram_kib == b.act_sram_kib &&
+         a.sram_banks == b.sram_banks && a.sram_bank_bytes == b.sram_bank_bytes && a.acc_bank_words() == b.acc_bank_words();
 }
 
 std::string core_text(const HwConfig& c) {
@@ -679,8 +762,10 @@ std::string core_text(const HwConfig& c) {
          std::to_string(c.requant_lanes) + " requant lanes, " + std::to_string(c.vector_lanes) + " vector lanes, " +
          std::to_string(c.lut_lanes) + " table lanes, a4w4_speedup " +
          std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
-         std::to_string(c.a16w8_passes) + ", " + std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " +
-         std::to_string(c.sram_banks) + " banks of " + std::to_string(c.acc_bank_words()) + " words";
+         std::to_string(c.a16w8_passes) + ", " + std::to_string(c.act_sram_kib) + " KiB ACT SRAM in " +
+         std::to_string(c.sram_banks) + " banks of " + std::to_string(c.sram_bank_bytes) + " bytes, " +
+         std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " + std::to_string(c.sram_banks) + " banks of " +
+         std::to_string(c.acc_bank_words()) + " words";
 }
 
 const CoreEntry& core_for(const HwConfig& hw) {
@@ -752,7 +837,10 @@ class RtlUnit final : public cycle::ComputeUnit {
       return std::nullopt;
     }
     // The contract first, on the shadow: the same errors as every engine for bad records.
-    for (const Access& a : fx) copy_region(*state_, shadow_, a.region);
+    for (const Access& a : fx) {
+      copy_region(*state_, shadow_, a.region);
+      if (a.kind == AccessKind::kWrite) out_ = a.region;  // one written region per compute instruction
+    }
     expected_ = perform(insn, shadow_, index, fx, ExecOptions{1, ExecOptions{}.parallel_min_macs});
     drop_ = options_.fault.kind == RtlFault::Kind::kDropBeat && options_.fault.instruction == index;
     if (trace_ != nullptr) {
@@ -765,8 +853,8 @@ class RtlUnit final : public cycle::ComputeUnit {
     try {
       result_ = run_on_core(insn, drop_);
     } catch (const SramHang& h) {
-      throw traced(ExecutionError("rtl: the accumulator SRAM (dla_acc_sram) hung on " + isa::disassemble(insn) +
-                                      layer_text(index) + ": " + h.what() + ", at cycle " + std::to_string(now),
+      throw traced(ExecutionError("rtl: an SRAM hung on " + isa::disassemble(insn) + layer_text(index) + ": " +
+                                      h.what() + ", at cycle " + std::to_string(now),
                                   index),
                    insn, index);
     }
@@ -788,7 +876,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     }
     if (options_.fault.kind == RtlFault::Kind::kCorruptResult && options_.fault.instruction == index) {
       if (!result_.acc.empty()) result_.acc[0] += 1;
-      if (!result_.values.empty()) result_.values[0] ^= 1;
+      if (!result_.bytes.empty()) result_.bytes[0] ^= 1;
     }
     ++on_rtl_;
     return result_.cycles;
@@ -809,11 +897,7 @@ class RtlUnit final : public cycle::ComputeUnit {
       std::copy(result_.acc.begin(), result_.acc.end(), m.acc.begin() + mac->acc_addr);
     } else {
       // Every other instruction writes its elements of one output type to one ACT region.
-      const Access* out = nullptr;
-      for (const Access& a : fx) {
-        if (a.kind == AccessKind::kWrite) out = &a;
-      }
-      detail::pack(m.act.data() + out->region.base, *output_type(insn), result_.values.size(), result_.values.data());
+      std::copy(result_.bytes.begin(), result_.bytes.end(), m.act.begin() + static_cast<std::ptrdiff_t>(out_.base));
     }
     ++checks_;
     for (const Access& a : fx) {
@@ -842,6 +926,12 @@ class RtlUnit final : public cycle::ComputeUnit {
  private:
   /// Hands the instruction's word to the controller and runs its beats on the blocks.
   CoreResult run_on_core(const isa::Instruction& insn, bool drop) {
+    if (const std::optional<DType> type = output_type(insn); type && !std::holds_alternative<isa::Mac>(insn)) {
+      // The output's first and last byte may hold 4-bit elements of others.
+      core_->output(out_.base, *type);
+      core_->act_sync_in(state_->act, out_.base, 1);
+      core_->act_sync_in(state_->act, out_.base + out_.row_len - 1, 1);
+    }
     core_->accept(isa::encode(insn));
     return std::visit(
         [&](const auto& in) -> CoreResult {
@@ -908,11 +998,17 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.speedup = static_cast<int>(isa::mac_speedup(mode, hw_));
     const DType at = isa::mac_act_type(mode, in.act_unsigned != 0), wt = isa::mac_wgt_type(mode);
     job.act_bits = mode == isa::MacMode::A16W8 ? 16 : dtype_info(at).bits;
+    job.act_storage_bits = dtype_info(at).bits;
     job.wgt_bits = dtype_info(wt).bits;
     job.in_h = (in.out_h - 1) * in.stride_h + (in.kernel_h - 1) * in.dilation + 1;
     job.in_w = (in.out_w - 1) * in.stride_w + (in.kernel_w - 1) * in.dilation + 1;
-    job.act.resize(u(job.in_h) * u(job.in_w) * u(in.in_c));
-    detail::unpack(state_->act.data() + in.act_addr, at, job.act.size(), job.act.data());
+    const std::uint64_t act_n = u(job.in_h) * u(job.in_w) * u(in.in_c);
+    if (in.depthwise) {
+      job.act.resize(act_n);
+      detail::unpack(state_->act.data() + in.act_addr, at, act_n, job.act.data());
+    } else {
+      core_->act_sync_in(state_->act, u(in.act_addr), storage_bytes(at, act_n));
+    }
     job.wgt.resize(u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c)));
     detail::unpack(state_->wgt.data() + in.wgt_addr, wt, job.wgt.size(), job.wgt.data());
     if (in.accumulate) core_->acc_sync_in(state_->acc, u(in.acc_addr), u(in.out_h) * u(in.out_w) * u(in.out_c));
@@ -1118,6 +1214,7 @@ class RtlUnit final : public cycle::ComputeUnit {
   std::uint64_t started_ = 0;
   bool drop_ = false;
   CoreResult result_;
+  Region out_;  ///< the region the current instruction writes
   Effects expected_;
   std::uint64_t on_rtl_ = 0;
   std::uint64_t checks_ = 0;
