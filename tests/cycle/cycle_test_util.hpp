@@ -124,6 +124,22 @@ inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::u
   return stalls;
 }
 
+/// The same for beats that move a group of two runs each (on two ports): the slower one's
+/// clocks a beat.
+inline std::uint64_t two_run_stalls(std::uint64_t base_a, std::uint64_t bits_a, std::uint64_t base_b, std::uint64_t bits_b,
+                                    std::uint64_t n, std::uint64_t group, const HwConfig& hw) {
+  auto clocks = [&](std::uint64_t base, std::uint64_t bits, std::uint64_t e0, std::uint64_t k) {
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + k) * bits + 7) / 8;
+    return sram_clocks(base + b0, b1 - b0, 1, 0, u(hw.sram_bank_bytes), u(hw.sram_banks));
+  };
+  std::uint64_t stalls = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
+    const std::uint64_t k = std::min(group, n - e0);
+    stalls += std::max(clocks(base_a, bits_a, e0, k), clocks(base_b, bits_b, e0, k)) - 1;
+  }
+  return stalls;
+}
+
 inline std::uint64_t type_bits(std::int64_t type) { return u(dla::dtype_info(static_cast<dla::DType>(type)).bits); }
 
 /// The same for a dense MAC's activation runs (one a beat: the chunk's channels at the
@@ -200,7 +216,8 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             const std::uint64_t n = 4 * u(x.in_h) * u(x.in_w) * u(x.channels);
             c.compute += cdiv(n, u(hw.vector_lanes)) + write_stalls(u(x.out_addr), type_bits(x.type), n, u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-            c.compute += cdiv(u(x.bytes), u(hw.vector_lanes)) + write_stalls(u(x.dst_addr), 8, u(x.bytes), u(hw.vector_lanes), hw);
+            c.compute += cdiv(u(x.bytes), u(hw.vector_lanes)) +
+                         two_run_stalls(u(x.src_addr), 8, u(x.dst_addr), 8, u(x.bytes), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VLut>) {
             const std::uint64_t per_element = x.in_type == static_cast<std::int64_t>(dla::DType::I16) ? 2 : 1;
             c.compute += cdiv(per_element * u(x.count), u(hw.vector_lanes));

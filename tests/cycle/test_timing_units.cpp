@@ -229,9 +229,9 @@ TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
   EXPECT_EQ(cyc::sram_port_cycles(st, one_bank), 4u);  // two words a row, one a clock
 }
 
-TEST(TimingFormulas, OutputWriteStallsCountEveryGroupsExtraClocks) {
-  // cyc::output_write_stalls against the test's bank-by-bank count, on every output type,
-  // alignments, group sizes and bank geometries.
+TEST(TimingFormulas, GroupStallsCountEveryBeatsExtraClocks) {
+  // cyc::group_stalls of one run against the test's bank-by-bank count, on every type,
+  // alignments, group sizes and bank geometries; of two runs, the slower one's clocks.
   std::mt19937_64 g(9);
   for (const char* name : {"small", "default", "large"}) {
     const HwConfig hw = HwConfig::preset(name);
@@ -239,13 +239,23 @@ TEST(TimingFormulas, OutputWriteStallsCountEveryGroupsExtraClocks) {
       const auto type = static_cast<dla::DType>(g() % 6);
       const std::uint64_t base = g() % 200, n = 1 + g() % 300, group = 1 + g() % 40;
       const auto bits = static_cast<std::uint64_t>(dla::dtype_info(type).bits);
-      ASSERT_EQ(cyc::output_write_stalls(base, type, n, group, hw), cycle_test::write_stalls(base, bits, n, group, hw))
+      ASSERT_EQ(cyc::group_stalls({{base, type}}, n, group, hw), cycle_test::write_stalls(base, bits, n, group, hw))
           << name << " " << dla::dtype_info(type).name << " base " << base << " n " << n << " group " << group;
     }
   }
   // i32 outputs of 16 lanes from byte 8 on default: 5 bank words a full group.
-  EXPECT_EQ(cyc::output_write_stalls(8, dla::DType::I32, 32, 16, HwConfig::preset("default")), 2u);
-  EXPECT_EQ(cyc::output_write_stalls(0, dla::DType::I32, 32, 16, HwConfig::preset("default")), 0u);
+  const HwConfig d = HwConfig::preset("default");
+  EXPECT_EQ(cyc::group_stalls({{8, dla::DType::I32}}, 32, 16, d), 2u);
+  EXPECT_EQ(cyc::group_stalls({{0, dla::DType::I32}}, 32, 16, d), 0u);
+  for (int i = 0; i < 200; ++i) {
+    const std::uint64_t a = g() % 100, b = g() % 100, n = 1 + g() % 200, group = 1 + g() % 80;
+    ASSERT_EQ(cyc::group_stalls({{a, dla::DType::U8}, {b, dla::DType::I16}}, n, group, d),
+              cycle_test::two_run_stalls(a, 8, b, 16, n, group, d))
+        << a << " " << b << " " << n << " " << group;
+  }
+  // Two runs of one beat each: two clocks when either takes two, not three.
+  EXPECT_EQ(cyc::group_stalls({{8, dla::DType::I32}, {8, dla::DType::I32}}, 16, 16, d), 1u);
+  EXPECT_EQ(cyc::group_stalls({{0, dla::DType::I32}, {8, dla::DType::I32}}, 16, 16, d), 1u);
 }
 
 TEST(TimingFormulas, AccBankWordsServeTheWidestComputeAccessInOneClock) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "dla/mac_modes.hpp"
 #include "dla/numerics.hpp"
@@ -62,14 +63,21 @@ std::uint64_t act_run_stalls(const isa::Mac& insn, const HwConfig& hw, const Mod
 
 }  // namespace
 
-std::uint64_t output_write_stalls(std::uint64_t base, DType type, std::uint64_t n, std::uint64_t group,
-                                  const HwConfig& hw) {
-  const auto bits = static_cast<std::uint64_t>(dtype_info(type).bits);
-  if ((group * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return 0;
+std::uint64_t group_stalls(const std::vector<ActRun>& runs, std::uint64_t n, std::uint64_t group, const HwConfig& hw) {
+  bool fits = true;
+  for (const ActRun& r : runs) {
+    const auto bits = static_cast<std::uint64_t>(dtype_info(r.type).bits);
+    fits = fits && (group * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw);
+  }
+  if (fits) return 0;
   std::uint64_t stalls = 0;
   for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
-    const auto [b0, b1] = element_bytes(e0, std::min(group, n - e0), bits);
-    stalls += hw.sram_access_clocks(base + b0, b1 - b0) - 1;
+    std::uint64_t slowest = 1;
+    for (const ActRun& r : runs) {
+      const auto [b0, b1] = element_bytes(e0, std::min(group, n - e0), static_cast<std::uint64_t>(dtype_info(r.type).bits));
+      slowest = std::max(slowest, hw.sram_access_clocks(r.base + b0, b1 - b0));
+    }
+    stalls += slowest - 1;
   }
   return stalls;
 }
@@ -93,7 +101,7 @@ double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig
 std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
   const std::uint64_t n = u(insn.pixels) * u(insn.channels);
   return ceil_div(n, u(hw.requant_lanes)) +
-         output_write_stalls(u(insn.act_addr), static_cast<DType>(insn.out_type), n, u(hw.requant_lanes), hw);
+         group_stalls({{u(insn.act_addr), static_cast<DType>(insn.out_type)}}, n, u(hw.requant_lanes), hw);
 }
 
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
@@ -122,8 +130,8 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
     const std::uint64_t lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
     const auto in = static_cast<DType>(lut->in_type);
     return ceil_div(u(lut_entries(in)), lanes) + ceil_div(work, lanes) +
-           output_write_stalls(u(lut->out_addr), static_cast<DType>(lut->out_type), u(lut->count),
-                               lut_interpolates(in) ? std::max<std::uint64_t>(lanes / 2, 1) : lanes, hw);
+           group_stalls({{u(lut->in_addr), in}, {u(lut->out_addr), static_cast<DType>(lut->out_type)}}, u(lut->count),
+                        lut_interpolates(in) ? std::max<std::uint64_t>(lanes / 2, 1) : lanes, hw);
   }
   return ceil_div(work, u(hw.vector_lanes)) + output_stalls(insn, hw);
 }
@@ -134,18 +142,18 @@ std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw) {
       [&](const auto& i) -> std::uint64_t {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, isa::VAdd>) {
-          return output_write_stalls(u(i.y_addr), static_cast<DType>(i.y_type), u(i.count), lanes, hw);
+          return group_stalls({{u(i.y_addr), static_cast<DType>(i.y_type)}}, u(i.count), lanes, hw);
         } else if constexpr (std::is_same_v<T, isa::VMaxPool>) {
-          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.type), u(i.out_h) * u(i.out_w) * u(i.channels),
-                                     lanes, hw);
+          return group_stalls({{u(i.out_addr), static_cast<DType>(i.type)}}, u(i.out_h) * u(i.out_w) * u(i.channels), lanes,
+                              hw);
         } else if constexpr (std::is_same_v<T, isa::VAvgPool>) {
-          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.out_type),
-                                     u(i.out_h) * u(i.out_w) * u(i.channels), lanes, hw);
+          return group_stalls({{u(i.out_addr), static_cast<DType>(i.out_type)}}, u(i.out_h) * u(i.out_w) * u(i.channels),
+                              lanes, hw);
         } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
-          return output_write_stalls(u(i.out_addr), static_cast<DType>(i.type), 4 * u(i.in_h) * u(i.in_w) * u(i.channels),
-                                     lanes, hw);
+          return group_stalls({{u(i.out_addr), static_cast<DType>(i.type)}}, 4 * u(i.in_h) * u(i.in_w) * u(i.channels),
+                              lanes, hw);
         } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-          return output_write_stalls(u(i.dst_addr), DType::U8, u(i.bytes), lanes, hw);
+          return group_stalls({{u(i.src_addr), DType::U8}, {u(i.dst_addr), DType::U8}}, u(i.bytes), lanes, hw);
         } else {
           return 0;
         }

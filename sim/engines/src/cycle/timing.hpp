@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "dla/hw_config.hpp"
 #include "dla/isa.hpp"
@@ -23,12 +24,19 @@ std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw);
 /// other instruction.
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw);
 
-/// Clocks beyond one a beat that writing n `type` elements from ACT byte `base`, `group`
-/// elements a beat, takes on the ACT SRAM's port (HwConfig::sram_access_clocks of each
-/// beat's bytes; 0 where every beat's bytes fit one clock).
-std::uint64_t output_write_stalls(std::uint64_t base, DType type, std::uint64_t n, std::uint64_t group,
-                                  const HwConfig& hw);
-/// output_write_stalls of a vector-unit instruction (VLUT: in vector_cycles).
+/// A contiguous run of `type` elements in ACT from byte `base` that a unit reads or
+/// writes, `group` elements a beat.
+struct ActRun {
+  std::uint64_t base;
+  DType type;
+};
+/// Clocks beyond one a beat when every beat of `group` elements (n in all) moves its
+/// elements of each run as one access of the ACT SRAM (the runs on their own ports, in
+/// parallel): the sum over beats of the slowest access's sram_access_clocks minus one; 0
+/// where every access fits one clock.
+std::uint64_t group_stalls(const std::vector<ActRun>& runs, std::uint64_t n, std::uint64_t group, const HwConfig& hw);
+/// group_stalls of a vector-unit instruction's ACT runs (VLUT: in vector_cycles): its
+/// output, and VCOPY's source.
 std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw);
 
 /// dram_burst_bytes-aligned bursts a 2D DRAM block touches: one contiguous range when

@@ -5,8 +5,8 @@
 // walks its loops, one beat descriptor per clock; this file's sequencer gathers the
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
 // results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
-// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs and every unit's
-// outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
+// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VLUT's and VCOPY's
+// inputs and every unit's outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
@@ -34,12 +34,12 @@
 // word on the previous instruction's last beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
 //
-// The SRAMs (ACC; ACT for dense MAC activation runs and every unit's outputs). In hardware a beat's read is issued a clock ahead and its write lands while
+// The SRAMs (ACC; ACT for the one-run reads above and every unit's outputs). In hardware a beat's read is issued a clock ahead and its write lands while
 // the next beat reads (the two ports; a bypass serves a read of the words being written);
 // here each SRAM runs on its own clock, each access to completion in turn, and a beat's
 // cycles grow by the clocks its slowest access takes beyond one (ACC: none with the
 // config's geometry, HwConfig::acc_bank_words; ACT: the cycle model counts the same,
-// cycle::output_write_stalls). What others write (the DMA's loads, instructions not run on
+// cycle::group_stalls). What others write (the DMA's loads, instructions not run on
 // the RTL) is written into an SRAM through its write port before an instruction reads it,
 // where it differs from what the core last wrote or read there; what an instruction wrote
 // is read back through the read port for the commit and the lockstep comparison. Those
@@ -291,7 +291,7 @@ struct VAddJob {
 
 struct LutJob {
   DType in = DType::I8, out = DType::I8;
-  std::vector<std::int32_t> x;
+  std::uint64_t in_addr = 0, count = 0;  ///< the inputs: `count` elements of `in` in ACT
   std::vector<std::int16_t> entry;  ///< the PARAM record's table
   RoundMode mode = RoundMode::HALF_UP;
 };
@@ -309,6 +309,9 @@ struct PoolJob {
   std::int32_t clip_lo = INT32_MIN, clip_hi = INT32_MAX;
   RoundMode mode = RoundMode::HALF_UP;
   std::function<bool(std::uint64_t, std::int64_t, std::int32_t*)> gather;
+  /// VCOPY: output element e is byte e from ACT byte *source, a group one read of the ACT
+  /// SRAM (else `gather`).
+  std::optional<std::uint64_t> source;
 };
 
 /// The blocks of one preset's core.
@@ -516,7 +519,7 @@ class CoreOf final : public Core {
     const std::uint64_t start = rq_.cycles();
     std::vector<std::int64_t> acc(u(lanes));
     walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
-      r.stalls += acc_.read(u(in.acc_addr) + e0, k, acc.data()) - 1;
+      beat_clocks_ = std::max(beat_clocks_, acc_.read(u(in.acc_addr) + e0, k, acc.data()));
       for (int l = 0; l < lanes; ++l) {
         const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
@@ -572,7 +575,7 @@ class CoreOf final : public Core {
     lut_->out_type_i = static_cast<std::uint8_t>(job.out);
     lut_->mode_i = static_cast<std::uint8_t>(job.mode);
     const std::uint32_t sat0 = lut_->sat_count_o;
-    const std::uint64_t n = job.x.size();
+    const std::uint64_t n = job.count;
     CoreResult r;
     r.values.resize(n);
     // The table first, one block of lanes entries per clock.
@@ -594,10 +597,12 @@ class CoreOf final : public Core {
     }
     lut_->load_i = 0;
     // An i16 element reads two knots: the controller gives half the lanes per beat.
+    std::vector<std::int32_t> x(u(lanes));
     walk_groups(lut_, lut_interpolates(job.in) ? lanes / 2 : lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
+      beat_clocks_ = std::max(beat_clocks_, read_elements(job.in_addr, job.in, e0, k, x.data()));
       for (int l = 0; l < lanes; ++l) {
         const bool en = l < k;
-        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.x[e0 + u(l)]) : 0);
+        rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(x[u(l)]) : 0);
         rtl::put_field(lut_->lane_en_i, l, 1, en ? 1 : 0);
       }
       return true;
@@ -622,6 +627,7 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(job.outputs);
     const std::uint64_t start = pool_.cycles();
+    std::vector<std::int32_t> xs(u(lanes));
     walk_groups(pool_, lanes, job.outputs, drop, r, [&](std::uint64_t e0, int k, std::int64_t pos) {
       if (pos >= job.positions) {
         r.bad_beat = "window position " + std::to_string(pos) + " of " + std::to_string(job.positions);
@@ -629,10 +635,11 @@ class CoreOf final : public Core {
       }
       pool_->first_i = ctrl_->first_o;
       pool_->last_i = ctrl_->wlast_o;
+      if (job.source) beat_clocks_ = std::max(beat_clocks_, read_elements(*job.source, job.in, e0, k, xs.data()));
       for (int l = 0; l < lanes; ++l) {
         std::int32_t x = 0;
         const bool en = l < k;
-        const bool take = en && job.gather(e0 + u(l), pos, &x);
+        const bool take = en && (job.source ? (x = xs[u(l)], true) : job.gather(e0 + u(l), pos, &x));
         rtl::put_field(pool_->x_i, l * kVecInBits, kVecInBits, static_cast<std::uint64_t>(x));
         rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
         rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
@@ -655,6 +662,7 @@ class CoreOf final : public Core {
     while (ctrl_->beat_valid_o) {
       const std::uint64_t e0 = ctrl_->elem_o;
       const int k = ctrl_->elems_o;
+      beat_clocks_ = 1;  // fill() raises it to its SRAM reads' clocks
       if (!group_inside(e0, k, lanes, n, &r) || !fill(e0, k, static_cast<std::int64_t>(ctrl_->pos_o))) break;
       ++r.beats;
       if (!blk.beat(drop && r.beats == 1)) {
@@ -666,10 +674,23 @@ class CoreOf final : public Core {
         for (int l = 0; l < k; ++l) {
           r.values[e0 + u(l)] = static_cast<std::int32_t>(rtl::get_signed_field(blk->y_o, l * kValueBits, kValueBits));
         }
-        r.stalls += write_outputs(e0, k, r.values) - 1;
+        beat_clocks_ = std::max(beat_clocks_, write_outputs(e0, k, r.values));
       }
+      r.stalls += beat_clocks_ - 1;  // the beat's accesses run on their own ports, in parallel
       ctrl_.tick();
     }
+  }
+
+  /// Elements [e0, e0 + k) of `type` elements from ACT byte `base` into out, one read of
+  /// the bytes they occupy; returns its clocks.
+  std::uint64_t read_elements(std::uint64_t base, DType type, std::uint64_t e0, int k, std::int32_t* out) {
+    const auto bits = static_cast<std::uint64_t>(dtype_info(type).bits);
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + u(k)) * bits + 7) / 8;
+    in_bytes_.resize(b1 - b0);
+    const std::uint64_t clocks = act_.read(base + b0, static_cast<int>(b1 - b0), in_bytes_.data());
+    const std::uint64_t first = b0 * 8 / bits;  // the element at in_bytes_[0]
+    for (int i = 0; i < k; ++i) out[i] = static_cast<std::int32_t>(dla::load_element(in_bytes_.data(), type, e0 + u(i) - first));
+    return clocks;
   }
 
   /// Elements [e0, e0 + k) of the output into the ACT SRAM, one write of the bytes they
@@ -723,7 +744,8 @@ class CoreOf final : public Core {
   SramPort<Act, std::uint8_t, 8> act_;
   std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
   DType out_type_ = DType::I8;
-  std::vector<std::uint8_t> out_bytes_;
+  std::vector<std::uint8_t> out_bytes_, in_bytes_;
+  std::uint64_t beat_clocks_ = 1;  ///< the current beat's slowest SRAM access
 };
 
 // ---------------------------------------------------------------------------
@@ -1053,7 +1075,9 @@ class RtlUnit final : public cycle::ComputeUnit {
     LutJob job;
     job.in = static_cast<DType>(in.in_type);
     job.out = static_cast<DType>(in.out_type);
-    job.x = unpack_act(in.in_addr, job.in, u(in.count));
+    job.in_addr = u(in.in_addr);
+    job.count = u(in.count);
+    core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, job.count));
     job.entry = isa::LutRecord::decode(state_->param.data() + in.param_addr, job.in).entry;
     job.mode = hw_.rounding_mode;
     return core_->lut(job, drop);
@@ -1127,11 +1151,8 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.in = job.out = DType::U8;
     job.outputs = u(in.bytes);
     job.mode = hw_.rounding_mode;
-    const std::uint8_t* src = state_->act.data() + in.src_addr;
-    job.gather = [src](std::uint64_t e, std::int64_t, std::int32_t* v) {
-      *v = src[e];
-      return true;
-    };
+    job.source = u(in.src_addr);
+    core_->act_sync_in(state_->act, u(in.src_addr), u(in.bytes));
     return core_->pool(job, drop);
   }
 
