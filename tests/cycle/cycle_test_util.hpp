@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -124,18 +125,19 @@ inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::u
   return stalls;
 }
 
-/// The same for beats that move a group of two runs each (on two ports): the slower one's
-/// clocks a beat.
-inline std::uint64_t two_run_stalls(std::uint64_t base_a, std::uint64_t bits_a, std::uint64_t base_b, std::uint64_t bits_b,
-                                    std::uint64_t n, std::uint64_t group, const HwConfig& hw) {
-  auto clocks = [&](std::uint64_t base, std::uint64_t bits, std::uint64_t e0, std::uint64_t k) {
-    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + k) * bits + 7) / 8;
-    return sram_clocks(base + b0, b1 - b0, 1, 0, u(hw.sram_bank_bytes), u(hw.sram_banks));
-  };
+/// The same for beats that move a group of several runs each ({base, bits}, each on its
+/// own port): the slowest one's clocks a beat.
+inline std::uint64_t runs_stalls(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& runs, std::uint64_t n,
+                                 std::uint64_t group, const HwConfig& hw) {
   std::uint64_t stalls = 0;
   for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
     const std::uint64_t k = std::min(group, n - e0);
-    stalls += std::max(clocks(base_a, bits_a, e0, k), clocks(base_b, bits_b, e0, k)) - 1;
+    std::uint64_t slowest = 1;
+    for (const auto& [base, bits] : runs) {
+      const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + k) * bits + 7) / 8;
+      slowest = std::max(slowest, sram_clocks(base + b0, b1 - b0, 1, 0, u(hw.sram_bank_bytes), u(hw.sram_banks)));
+    }
+    stalls += slowest - 1;
   }
   return stalls;
 }
@@ -204,7 +206,9 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             c.compute += cdiv(n, u(hw.requant_lanes)) + write_stalls(u(x.act_addr), type_bits(x.out_type), n, u(hw.requant_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VAdd>) {
             c.compute += cdiv(u(x.count), u(hw.vector_lanes)) +
-                         write_stalls(u(x.y_addr), type_bits(x.y_type), u(x.count), u(hw.vector_lanes), hw);
+                         runs_stalls({{u(x.a_addr), type_bits(x.a_type)}, {u(x.b_addr), type_bits(x.b_type)},
+                                      {u(x.y_addr), type_bits(x.y_type)}},
+                                     u(x.count), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VAvgPool>) {
             const std::uint64_t n = u(x.out_h) * u(x.out_w) * u(x.channels);
             std::int64_t out_type = 0;
@@ -217,7 +221,7 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             c.compute += cdiv(n, u(hw.vector_lanes)) + write_stalls(u(x.out_addr), type_bits(x.type), n, u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VCopy>) {
             c.compute += cdiv(u(x.bytes), u(hw.vector_lanes)) +
-                         two_run_stalls(u(x.src_addr), 8, u(x.dst_addr), 8, u(x.bytes), u(hw.vector_lanes), hw);
+                         runs_stalls({{u(x.src_addr), 8}, {u(x.dst_addr), 8}}, u(x.bytes), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VLut>) {
             const std::uint64_t per_element = x.in_type == static_cast<std::int64_t>(dla::DType::I16) ? 2 : 1;
             c.compute += cdiv(per_element * u(x.count), u(hw.vector_lanes));

@@ -250,7 +250,7 @@ TEST(TimingFormulas, GroupStallsCountEveryBeatsExtraClocks) {
   for (int i = 0; i < 200; ++i) {
     const std::uint64_t a = g() % 100, b = g() % 100, n = 1 + g() % 200, group = 1 + g() % 80;
     ASSERT_EQ(cyc::group_stalls({{a, dla::DType::U8}, {b, dla::DType::I16}}, n, group, d),
-              cycle_test::two_run_stalls(a, 8, b, 16, n, group, d))
+              cycle_test::runs_stalls({{a, 8}, {b, 16}}, n, group, d))
         << a << " " << b << " " << n << " " << group;
   }
   // Two runs of one beat each: two clocks when either takes two, not three.

@@ -41,11 +41,11 @@
 // SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); the
 // ACC SRAM's accesses take one clock (its bank width, HwConfig::acc_bank_words, guarantees
 // it for partial-sum rows and requantizer groups); a dense MAC beat's activation run,
-// VLUT's and VCOPY's inputs of a beat and each group of outputs a unit writes
+// VADD's two operands (two read ports), VLUT's and VCOPY's inputs of a beat and each group of outputs a unit writes
 // (requant_lanes, vector_lanes or lut_lanes elements, lut_lanes / 2 for i16 VLUT inputs)
 // are one ACT access each, and a beat whose slowest access takes more than one clock
-// (sram_access_clocks) adds the extra clocks to the formulas above; the depthwise, VADD
-// and window reads of ACT and the reads of WGT and PARAM are not banked.
+// (sram_access_clocks) adds the extra clocks to the formulas above; the depthwise and
+// window reads of ACT and the reads of WGT and PARAM are not banked.
 #pragma once
 
 #include <array>

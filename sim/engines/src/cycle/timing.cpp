@@ -142,7 +142,10 @@ std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw) {
       [&](const auto& i) -> std::uint64_t {
         using T = std::decay_t<decltype(i)>;
         if constexpr (std::is_same_v<T, isa::VAdd>) {
-          return group_stalls({{u(i.y_addr), static_cast<DType>(i.y_type)}}, u(i.count), lanes, hw);
+          return group_stalls({{u(i.a_addr), static_cast<DType>(i.a_type)},
+                               {u(i.b_addr), static_cast<DType>(i.b_type)},
+                               {u(i.y_addr), static_cast<DType>(i.y_type)}},
+                              u(i.count), lanes, hw);
         } else if constexpr (std::is_same_v<T, isa::VMaxPool>) {
           return group_stalls({{u(i.out_addr), static_cast<DType>(i.type)}}, u(i.out_h) * u(i.out_w) * u(i.channels), lanes,
                               hw);

@@ -5,8 +5,8 @@
 // walks its loops, one beat descriptor per clock; this file's sequencer gathers the
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
 // results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
-// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VLUT's and VCOPY's
-// inputs and every unit's outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
+// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VADD's, VLUT's and
+// VCOPY's inputs and every unit's outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
@@ -283,8 +283,7 @@ struct RequantJob {
 };
 
 struct VAddJob {
-  const isa::VAdd* insn = nullptr;
-  std::vector<std::int32_t> a, b;
+  const isa::VAdd* insn = nullptr;  ///< its operands are read from the ACT SRAM
   isa::AddRecord rec;
   HwConfig hw;
 };
@@ -348,13 +347,16 @@ class CoreOf final : public Core {
         lut_(ctx_.get(), "vlut"),
         pool_(ctx_.get(), "vpool"),
         acc_(ctx_.get(), "acc_sram", "accumulator SRAM (dla_sram, ACC_GEOMETRY)", hw.acc_sram_words(), hw.acc_port_words()),
-        act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()) {}
+        act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()),
+        act_b_(ctx_.get(), "act_sram_b", "activation SRAM's second copy (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(),
+               hw.act_port_bytes()) {}
 
   void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
     acc_.sync_in(acc, base, n);
   }
   void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) override {
     act_.sync_in(act, base, n);
+    act_b_.sync_in(act, base, n);
   }
   void output(std::uint64_t base, DType type) override {
     out_base_ = base;
@@ -371,6 +373,7 @@ class CoreOf final : public Core {
     pool_.trace(t);
     acc_.trace(t);
     act_.trace(t);
+    act_b_.trace(t);
   }
 
   void accept(const isa::Word& word) override {
@@ -552,12 +555,15 @@ class CoreOf final : public Core {
     CoreResult r;
     r.values.resize(n);
     const std::uint64_t start = va_.cycles();
+    std::vector<std::int32_t> a(u(lanes)), b(u(lanes));
     walk_groups(va_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
+      // The two operands on the two copies' read ports, in parallel.
+      beat_clocks_ = std::max({beat_clocks_, read_elements(act_, u(in.a_addr), static_cast<DType>(in.a_type), e0, k, a.data()),
+                               read_elements(act_b_, u(in.b_addr), static_cast<DType>(in.b_type), e0, k, b.data())});
       for (int l = 0; l < lanes; ++l) {
-        const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
-        rtl::put_field(va_->a_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.a[e]) : 0);
-        rtl::put_field(va_->b_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(job.b[e]) : 0);
+        rtl::put_field(va_->a_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(a[u(l)]) : 0);
+        rtl::put_field(va_->b_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(b[u(l)]) : 0);
         rtl::put_field(va_->lane_en_i, l, 1, en ? 1 : 0);
       }
       return true;
@@ -599,7 +605,7 @@ class CoreOf final : public Core {
     // An i16 element reads two knots: the controller gives half the lanes per beat.
     std::vector<std::int32_t> x(u(lanes));
     walk_groups(lut_, lut_interpolates(job.in) ? lanes / 2 : lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
-      beat_clocks_ = std::max(beat_clocks_, read_elements(job.in_addr, job.in, e0, k, x.data()));
+      beat_clocks_ = std::max(beat_clocks_, read_elements(act_, job.in_addr, job.in, e0, k, x.data()));
       for (int l = 0; l < lanes; ++l) {
         const bool en = l < k;
         rtl::put_field(lut_->x_i, l * kVecInBits, kVecInBits, en ? static_cast<std::uint64_t>(x[u(l)]) : 0);
@@ -635,7 +641,7 @@ class CoreOf final : public Core {
       }
       pool_->first_i = ctrl_->first_o;
       pool_->last_i = ctrl_->wlast_o;
-      if (job.source) beat_clocks_ = std::max(beat_clocks_, read_elements(*job.source, job.in, e0, k, xs.data()));
+      if (job.source) beat_clocks_ = std::max(beat_clocks_, read_elements(act_, *job.source, job.in, e0, k, xs.data()));
       for (int l = 0; l < lanes; ++l) {
         std::int32_t x = 0;
         const bool en = l < k;
@@ -683,11 +689,12 @@ class CoreOf final : public Core {
 
   /// Elements [e0, e0 + k) of `type` elements from ACT byte `base` into out, one read of
   /// the bytes they occupy; returns its clocks.
-  std::uint64_t read_elements(std::uint64_t base, DType type, std::uint64_t e0, int k, std::int32_t* out) {
+  template <class Port>
+  std::uint64_t read_elements(Port& port, std::uint64_t base, DType type, std::uint64_t e0, int k, std::int32_t* out) {
     const auto bits = static_cast<std::uint64_t>(dtype_info(type).bits);
     const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + u(k)) * bits + 7) / 8;
     in_bytes_.resize(b1 - b0);
-    const std::uint64_t clocks = act_.read(base + b0, static_cast<int>(b1 - b0), in_bytes_.data());
+    const std::uint64_t clocks = port.read(base + b0, static_cast<int>(b1 - b0), in_bytes_.data());
     const std::uint64_t first = b0 * 8 / bits;  // the element at in_bytes_[0]
     for (int i = 0; i < k; ++i) out[i] = static_cast<std::int32_t>(dla::load_element(in_bytes_.data(), type, e0 + u(i) - first));
     return clocks;
@@ -712,7 +719,9 @@ class CoreOf final : public Core {
     } else {
       detail::pack(out_bytes_.data(), out_type_, u(k), values.data() + e0);
     }
-    return act_.write(out_base_ + b0, static_cast<int>(b1 - b0), out_bytes_.data());
+    // Both copies take every write (in parallel, on their own write ports).
+    return std::max(act_.write(out_base_ + b0, static_cast<int>(b1 - b0), out_bytes_.data()),
+                    act_b_.write(out_base_ + b0, static_cast<int>(b1 - b0), out_bytes_.data()));
   }
 
   /// After a vector-side instruction: its stalls into its cycles, and its output region
@@ -741,7 +750,10 @@ class CoreOf final : public Core {
   Clocked<Lut> lut_;
   Clocked<Pool> pool_;
   SramPort<Acc, std::int64_t, kAccWordBits> acc_;
+  // ACT: two copies, each written by every write, so that two operands are read a clock
+  // (VADD's a on act_, b on act_b_); the other reads use act_.
   SramPort<Act, std::uint8_t, 8> act_;
+  SramPort<Act, std::uint8_t, 8> act_b_;
   std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
   DType out_type_ = DType::I8;
   std::vector<std::uint8_t> out_bytes_, in_bytes_;
@@ -1160,10 +1172,8 @@ class RtlUnit final : public cycle::ComputeUnit {
     VAddJob job;
     job.insn = &in;
     job.rec = isa::AddRecord::decode(state_->param.data() + in.param_addr);
-    job.a.resize(u(in.count));
-    job.b.resize(u(in.count));
-    detail::unpack(state_->act.data() + in.a_addr, static_cast<DType>(in.a_type), job.a.size(), job.a.data());
-    detail::unpack(state_->act.data() + in.b_addr, static_cast<DType>(in.b_type), job.b.size(), job.b.data());
+    core_->act_sync_in(state_->act, u(in.a_addr), storage_bytes(static_cast<DType>(in.a_type), u(in.count)));
+    core_->act_sync_in(state_->act, u(in.b_addr), storage_bytes(static_cast<DType>(in.b_type), u(in.count)));
     job.hw = hw_;
     return core_->vadd(job, drop);
   }
