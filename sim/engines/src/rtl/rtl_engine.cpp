@@ -711,11 +711,7 @@ class CoreOf final : public Core {
     if (bits == 4) {
       out_bytes_.front() = act_.held(out_base_ + b0);
       out_bytes_.back() = act_.held(out_base_ + b1 - 1);
-      for (std::uint64_t e = e0; e < e0 + u(k); ++e) {
-        std::uint8_t& byte = out_bytes_[e / 2 - b0];
-        const unsigned sh = (e % 2) * 4;
-        byte = static_cast<std::uint8_t>((byte & ~(0xFu << sh)) | ((static_cast<unsigned>(values[e]) & 0xFu) << sh));
-      }
+      for (std::uint64_t e = e0; e < e0 + u(k); ++e) dla::pack4(out_bytes_.data(), e - 2 * b0, values[e]);
     } else {
       detail::pack(out_bytes_.data(), out_type_, u(k), values.data() + e0);
     }
