@@ -113,20 +113,9 @@ inline std::uint64_t acc_bank_words(const HwConfig& hw) {
   }
 }
 
-/// Clocks beyond one a beat of writing n elements of `bits` bits from ACT byte `base`,
-/// `group` a beat, each beat's bytes one access of the ACT SRAM's port (sram_clocks).
-inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::uint64_t n, std::uint64_t group,
-                                  const HwConfig& hw) {
-  std::uint64_t stalls = 0;
-  for (std::uint64_t e0 = 0; e0 < n; e0 += group) {
-    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + std::min(group, n - e0)) * bits + 7) / 8;
-    stalls += sram_clocks(base + b0, b1 - b0, 1, 0, u(hw.sram_bank_bytes), u(hw.sram_banks)) - 1;
-  }
-  return stalls;
-}
-
-/// The same for beats that move a group of several runs each ({base, bits}, each on its
-/// own port): the slowest one's clocks a beat.
+/// Clocks beyond one a beat when every beat of `group` elements (n in all) moves its elements
+/// of each run ({ACT byte base, element bits}, each on its own port) as one access of the
+/// ACT SRAM's port (sram_clocks): the slowest one's clocks a beat.
 inline std::uint64_t runs_stalls(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& runs, std::uint64_t n,
                                  std::uint64_t group, const HwConfig& hw) {
   std::uint64_t stalls = 0;
@@ -140,6 +129,12 @@ inline std::uint64_t runs_stalls(const std::vector<std::pair<std::uint64_t, std:
     stalls += slowest - 1;
   }
   return stalls;
+}
+
+/// The same for one run: writing n elements of `bits` bits from ACT byte `base`.
+inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::uint64_t n, std::uint64_t group,
+                                  const HwConfig& hw) {
+  return runs_stalls({{base, bits}}, n, group, hw);
 }
 
 inline std::uint64_t type_bits(std::int64_t type) { return u(dla::dtype_info(static_cast<dla::DType>(type)).bits); }
