@@ -118,6 +118,9 @@ TORCH_LIBRARY(dla, m) {
   // float tensor in one pass (double sums): a folded BatchNorm's statistics and the range
   // its output observer needs.
   m.def("channel_moments(Tensor y, int channel_dim) -> (Tensor mean, Tensor var, Tensor min, Tensor max)");
+  // The STE gradient of a requantizing op: grad where its mask is true (the clamp kept the
+  // value), else 0 (what the ops' own backward does; for gradients assembled in Python).
+  m.def("ste_grad(Tensor grad, Tensor mask) -> Tensor");
   // Utilities without tensors (their one kernel serves every dispatch key).
   m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);

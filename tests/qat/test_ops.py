@@ -145,6 +145,26 @@ def test_quantize_matches_reference(mode, dtype):
         assert r.counts.tolist() == [0, sat]
 
 
+def test_quantize_of_tensors_split_across_threads_matches_reference(threads):
+    """Per tensor in 32 Ki blocks, per channel in rows: more than one block and row per thread."""
+    rng = np.random.default_rng(9)
+    x = torch.from_numpy(rng.normal(0, 30, 150_001) * rng.choice([1.0, 1e-3, 1e-9], 150_001)).float()
+    for clip in [None, (0, None)]:
+        r = F.quantize(x, "i8", 3, clip=clip, hw=hw_of("HALF_EVEN"))
+        lo, hi = out_range("i8", clip)
+        q, sat = ref_clamp(ref_round_real(x.numpy(), 3, "HALF_EVEN"), lo, hi)
+        assert np.array_equal(ints_of(r.y, 3), q) and r.counts.tolist() == [0, sat]
+    w = x[:150_000].reshape(300, 500) / 100
+    fracs = [int(f) for f in rng.integers(2, 12, 300)]
+    r = F.quantize_per_channel(w, fracs, 0, "i4", hw=hw_of("FLOOR"))
+    sat_total = 0
+    for oc, f in enumerate(fracs):
+        q, sat = ref_clamp(ref_round_real(w[oc].numpy(), f, "FLOOR"), -8, 7)
+        assert np.array_equal(ints_of(r.y[oc], f), q)
+        sat_total += sat
+    assert r.counts.tolist() == [0, sat_total]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_quantize_per_channel_and_double_inputs(mode):
     rng = np.random.default_rng(2)
@@ -179,8 +199,18 @@ CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Runs a test with torch's intra-op thread count at 1 and at 2 (the kernels split
+    images, rows and blocks across threads with at::parallel_for)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("case", CONV_CASES, ids=[str(i) for i in range(len(CONV_CASES))])
-def test_conv2d_matches_integer_reference(case):
+def test_conv2d_matches_integer_reference(case, threads):
     shape, stride, pad, dil, groups, xt, wt, yt, mode, acc_bits, policy, with_bias, clip = case
     n, c, h, wd, oc, kh, kw = shape
     stride, pad, dil = [(v, v) if isinstance(v, int) else v for v in (stride, pad, dil)]
@@ -287,7 +317,7 @@ def test_every_gemm_kernel_gives_the_same_integers(kernel):
     ((1, 600), ("i4", "i4", "u4"), "WRAP"),
     ((3, 300), ("u4", "i8", "u8"), "SATURATE_FINAL"),
 ])
-def test_linear_matches_integer_reference(mode, shape, types, policy):
+def test_linear_matches_integer_reference(mode, shape, types, policy, threads):
     rng = np.random.default_rng(len(shape) * 7 + shape[-1])
     xt, wt, yt = types
     k, n = shape[-1], 11
@@ -472,6 +502,31 @@ def test_quantize_ste_mask_is_zero_exactly_outside_the_clip():
     assert torch.equal(r.mask, inside)
     assert torch.equal(x.grad[~inside], torch.zeros(int((~inside).sum()), dtype=torch.float64))
     assert torch.equal(x.grad[inside], g[inside])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ste_grad_keeps_the_gradient_where_the_mask_is_true_and_zeroes_the_rest(dtype):
+    """dla.ste_grad (the STE mask of the ops' backward): torch.where(mask, g, 0), NaN and inf
+    included (a masked NaN is 0, not NaN), on a non-contiguous gradient too, and sizes that
+    split across threads unevenly."""
+    torch.manual_seed(4)
+    for shape in [(7,), (3, 5, 40, 41), (2, 96, 33, 17)]:
+        g = torch.randn(shape, dtype=dtype)
+        g.view(-1)[::97] = float("nan")
+        g.view(-1)[5::89] = float("inf")
+        mask = torch.rand(shape) > 0.4
+        want = torch.where(mask, g, torch.zeros((), dtype=dtype))
+        got = torch.ops.dla.ste_grad(g, mask)
+        assert got.dtype == dtype and got.shape == g.shape
+        assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.nan_to_num(), want.nan_to_num())
+        if g.dim() == 4:
+            gt, mt = g.transpose(1, 3), mask.transpose(1, 3)
+            assert torch.equal(torch.ops.dla.ste_grad(gt, mt).nan_to_num(),
+                               torch.where(mt, gt, torch.zeros((), dtype=dtype)).nan_to_num())
+    with pytest.raises(RuntimeError, match="mask has shape"):
+        torch.ops.dla.ste_grad(torch.zeros(3), torch.ones(4, dtype=torch.bool))
+    with pytest.raises(RuntimeError, match="bool"):
+        torch.ops.dla.ste_grad(torch.zeros(3), torch.ones(3))
 
 
 def test_ste_gradient_without_saturation_is_the_upstream_gradient():
