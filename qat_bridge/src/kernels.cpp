@@ -14,6 +14,7 @@
 #include "dla/requant_batch.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -263,22 +264,72 @@ std::int64_t recover_ints(const T* x, std::int64_t n, int frac, std::int64_t lo,
 
 namespace {
 
+/// quantize_span for floats, in blocks: m = floor(x * 2^(frac + 32)), exact where
+/// |m| < 2^62 (quantize_float_scaled's fast case), then q = requantize(m, 32) for the block
+/// by dla::requantize_rows, which vectorizes; the rest (huge values, NaN, inf) take
+/// quantize_real afterwards. Same integers as quantize_real(float), element by element.
+void quantize_floats(const float* x, std::int64_t n, int frac, const OutputSpec& out, float* y, bool* mask,
+                     Counts& counts) {
+  constexpr std::size_t kBlock = 1024;
+  static const std::array<int, kBlock> kShift32 = [] {
+    std::array<int, kBlock> s{};
+    s.fill(32);
+    return s;
+  }();
+  const AccSpec exact{64, OverflowPolicy::WRAP};  // the integers as they are: nothing to finalize
+  const double scale32 = std::ldexp(1.0, frac + 32);
+  const float inv = pow2<float>(-frac);
+  std::array<std::int64_t, kBlock> m;
+  std::array<std::int32_t, kBlock> q;
+  std::array<bool, kBlock> saturated;
+  auto fast = [](double t) { return t > -0x1p62 && t < 0x1p62; };
+  for (std::int64_t begin = 0; begin < n; begin += static_cast<std::int64_t>(kBlock)) {
+    const auto len = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(kBlock), n - begin));
+    const float* xb = x + begin;
+    bool any_slow = false;
+    for (std::size_t i = 0; i < len; ++i) {
+      const double t = static_cast<double>(xb[i]) * scale32;  // exact: a power-of-two scaling
+      const bool ok = fast(t);
+      const auto v = static_cast<std::int64_t>(ok ? t : 0.0);  // truncated toward zero
+      m[i] = v - static_cast<std::int64_t>(ok && static_cast<double>(v) > t);  // floor(t)
+      any_slow |= !ok;
+    }
+    const RequantCounts c =
+        requantize_rows(m.data(), static_cast<std::ptrdiff_t>(len), 1, len, kShift32.data(), exact, out, q.data(),
+                        static_cast<std::ptrdiff_t>(len), saturated.data());
+    std::int64_t saturations = static_cast<std::int64_t>(c.saturations);
+    if (any_slow) {
+      for (std::size_t i = 0; i < len; ++i) {
+        if (fast(static_cast<double>(xb[i]) * scale32)) continue;
+        saturations -= saturated[i] ? 1 : 0;
+        bool s = false;
+        q[i] = static_cast<std::int32_t>(quantize_real(static_cast<double>(xb[i]), frac, out, &s));
+        saturated[i] = s;
+        saturations += s ? 1 : 0;
+      }
+    }
+    for (std::size_t i = 0; i < len; ++i) {
+      y[begin + static_cast<std::int64_t>(i)] = static_cast<float>(q[i]) * inv;
+      mask[begin + static_cast<std::int64_t>(i)] = !saturated[i];
+    }
+    counts.saturations += saturations;
+  }
+}
+
 /// Fake-quantizes n reals with one frac (the inner loop of quantize_forward).
 template <RoundMode M, typename T>
 void quantize_span(const T* x, std::int64_t n, int frac, const OutputSpec& out_in, T* y, bool* mask,
                    Counts& counts) {
+  if constexpr (std::is_same_v<T, float>) {
+    quantize_floats(x, n, frac, out_in, y, mask, counts);
+    return;
+  }
   const OutputSpec out = constant_spec<M>(out_in);
   const T inv = pow2<T>(-frac);
-  const double scale32 = std::ldexp(1.0, frac + 32);
   std::int64_t saturations = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     bool saturated = false;
-    std::int64_t q = 0;
-    if constexpr (std::is_same_v<T, float>) {
-      q = quantize_float_scaled(x[i], scale32, frac, out, &saturated);
-    } else {
-      q = quantize_real(static_cast<double>(x[i]), frac, out, &saturated);
-    }
+    const std::int64_t q = quantize_real(static_cast<double>(x[i]), frac, out, &saturated);
     y[i] = static_cast<T>(q) * inv;
     mask[i] = !saturated;
     saturations += saturated ? 1 : 0;

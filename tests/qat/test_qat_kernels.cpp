@@ -182,6 +182,55 @@ TEST(QatQuantizeReal, NanSaturatesAndInfinitiesClamp) {
   EXPECT_EQ(quantize_real(-1e-30f, -32, spec(DType::I8, RoundMode::HALF_UP)), 0);
 }
 
+// quantize_forward on floats runs in blocks through the vectorized requantize_rows, with
+// the values it cannot scale exactly (huge, NaN, inf) taken apart: every element must be
+// quantize_real's (the scalar rounding checked above), and the count its saturations.
+TEST(QatQuantizeForward, FloatBlocksEqualTheScalarQuantizationElementByElement) {
+  std::mt19937_64 rng(7);
+  const std::int64_t n = 2600;  // two full blocks and a part
+  std::vector<float> x(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    float v = 0;
+    switch (i % 7) {
+      case 0: v = std::ldexp(static_cast<float>(2 * uniform(rng, -4000, 4000) + 1), -static_cast<int>(uniform(rng, 1, 12))); break;
+      case 1: v = std::ldexp(static_cast<float>(uniform(rng, -(1 << 23), 1 << 23)), static_cast<int>(uniform(rng, -60, 40))); break;
+      case 2: v = std::ldexp(static_cast<float>(uniform(rng, -1000, 1000)), -static_cast<int>(uniform(rng, 20, 60))); break;
+      case 3: v = static_cast<float>(uniform(rng, -300, 300)) / 8.0f; break;
+      case 4: v = i % 3 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                             : (i % 3 == 1 ? std::numeric_limits<float>::infinity() : -3.0e38f); break;
+      case 5: v = i % 2 == 0 ? 0.0f : -0.0f; break;
+      default: v = std::ldexp(static_cast<float>(uniform(rng, -255, 255)), -static_cast<int>(uniform(rng, 0, 8))); break;
+    }
+    x[static_cast<std::size_t>(i)] = v;
+  }
+  std::vector<float> y(x.size());
+  std::unique_ptr<bool[]> mask(new bool[x.size()]);
+  for (RoundMode mode : kModes) {
+    for (DType t : kActTypes) {
+      for (const auto& [lo, hi] : {std::pair<std::int64_t, std::int64_t>{std::numeric_limits<std::int64_t>::min(),
+                                                                          std::numeric_limits<std::int64_t>::max()},
+                                   {1, 5}}) {
+        for (int frac : {-3, 0, 5, 31}) {
+          const dla::OutputSpec out = spec(t, mode, lo, hi);
+          const Counts c = quantize_forward<float>(x.data(), 1, 1, n, &frac, out, y.data(), mask.get());
+          std::int64_t saturations = 0;
+          for (std::int64_t i = 0; i < n; ++i) {
+            bool saturated = false;
+            const std::int64_t want = quantize_real(x[static_cast<std::size_t>(i)], frac, out, &saturated);
+            saturations += saturated ? 1 : 0;
+            ASSERT_EQ(y[static_cast<std::size_t>(i)], std::ldexp(static_cast<float>(want), -frac))
+                << "element " << i << " x=" << x[static_cast<std::size_t>(i)] << " frac " << frac << " mode "
+                << static_cast<int>(mode) << " type " << static_cast<int>(t);
+            ASSERT_EQ(mask[static_cast<std::size_t>(i)], !saturated) << "element " << i;
+          }
+          ASSERT_EQ(c.saturations, saturations);
+          ASSERT_EQ(c.overflows, 0);
+        }
+      }
+    }
+  }
+}
+
 TEST(QatRecoverInts, ReturnsIntegersAndTheFirstBadElement) {
   for (int n : {3, 8, 13, 5000}) {
     std::vector<float> x(static_cast<std::size_t>(n));
