@@ -38,7 +38,8 @@ if(TARGET dla_qat)
   # emulator.
   set(_qat_dla_tool ";DLA_TOOL=$<TARGET_FILE:dla>")
   foreach(py models plan observers ddp fashion_mnist signoff compile_export device signoff_report export_integrity
-                 float_islands host_segments segmented_signoff regress_models torchvision damaged_files)
+                 float_islands host_segments segmented_signoff regress_models torchvision damaged_files
+                 bn_fold_grad)
     add_test(NAME qat_workflow_${py}
       COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
               ${CMAKE_CURRENT_SOURCE_DIR}/qat/workflow/test_${py}.py)

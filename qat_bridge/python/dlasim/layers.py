@@ -24,7 +24,7 @@ from torch import nn
 from . import functional as F
 from .hw import dtype_range
 from .nn import QModule
-from .observers import _flag, all_reduce_, make_observer, weight_fracs, world_size
+from .observers import _flag, all_reduce_, channel_range, make_observer, weight_fracs, world_size
 
 _LN2 = math.log(2.0)
 
@@ -36,7 +36,7 @@ class NonFiniteError(ValueError):
     """A tensor to quantize holds NaN or inf (QatConfig.nonfinite="error")."""
 
 
-Folded = namedtuple("Folded", ["weight", "bias", "y", "inv", "y_range"])
+Folded = namedtuple("Folded", ["weight", "bias", "y", "inv", "y_range", "mean", "var"])
 
 
 class RunContext:
@@ -166,6 +166,88 @@ class _TqtOut(torch.autograd.Function):
         return g, None, None, gl.reshape(())
 
 
+# What _FoldedConvBnGrad's backward needs of the forward (computed without autograd).
+FoldState = namedtuple("FoldState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "eps", "stats_grad",
+                                     "conv_args"])
+
+
+def _conv_grads(g, x, w, a, need_x, need_w):
+    """(d x, d w) of conv2d(x, w) for the output gradient g (one convolution backward)."""
+    gx, gw, _ = torch.ops.aten.convolution_backward(g, x, w, None, a["stride"], a["padding"], a["dilation"], False,
+                                                    [0, 0], a["groups"], [need_x, need_w, False])
+    return gx, gw
+
+
+class _FoldedConvBnGrad(torch.autograd.Function):
+    """Identity on the layer's output; the gradient of a conv + BatchNorm layer trained with
+    batch statistics, for x, the conv weight and bias, and the BN's gamma and beta, in as
+    few convolution backwards as float training's BatchNorm.
+
+    The forward (MacLayer, without autograd) is y = conv(x, w) for the statistics (mean,
+    var), inv = gamma / sqrt(var + eps), w' = w * inv, b' = beta + (b - mean) * inv and
+    out = requant(conv(x, Q(w')) + b'). Its gradient with the STE for Q and the requant
+    (mask: where the output clamp kept the value) has, per output channel, with
+    g1 = g * mask and g2 the gradient of y through mean and var:
+        d x = conv^T(g1, Q(w')) + conv^T(g2, w),   d w = inv * corr(x, g1) + corr(x, g2).
+    Both weight terms are one correlation of G = g1 + g2 / inv (times inv), and the
+    second data term is conv^T(g2 / inv, w') = conv^T(g2 / inv, Q(w')) up to the weights'
+    quantization error, so one convolution backward of G with Q(w') gives both (float
+    training runs one per layer too). d inv needs corr(x, g1) . w = sum(g1 * y), which the
+    saved y gives without a convolution. The exact two-backward form is used instead where
+    the weights saturated (the STE mask cuts corr(x, g1)), where a gamma is 0 (no g2 / inv)
+    and with bn_stats_grad "weight" (no statistics term in d x).
+    """
+
+    @staticmethod
+    def forward(ctx, out, x, w, b, gamma, beta, state):
+        ctx.state = state
+        ctx.has = (b is not None, gamma is not None)
+        ctx.save_for_backward(x, w, b, gamma)
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        s = ctx.state
+        x, w, b, gamma = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        c4 = (1, -1, 1, 1)  # per channel of a feature map
+        dims = (0, 2, 3)
+        count = float(g.numel() // g.shape[1])
+        g1 = g if s.out_mask is None else torch.ops.dla.ste_grad(g, s.out_mask)
+        gb_f = g1.sum(dims)
+        fused = s.w_mask is None and bool((s.inv != 0).all()) and s.stats_grad != "weight"
+        gx = gwf = None
+        if fused:
+            d_inv = (g1 * s.y).sum(dims)
+        else:
+            gx, gwf = _conv_grads(g1, x, s.wq, s.conv_args, need_x, True)
+            if s.w_mask is not None:
+                gwf = torch.ops.dla.ste_grad(gwf, s.w_mask)
+            d_inv = (gwf * w).sum((1, 2, 3))
+        d_inv = d_inv + gb_f * ((b - s.mean) if b is not None else -s.mean)  # through b'
+        d_gamma = d_inv / torch.sqrt(s.var + s.eps) if gamma is not None else None
+        if s.stats_grad:  # d y = a + slope * y per channel, from d mean and d var
+            d_mean = -gb_f * s.inv
+            d_var = -0.5 * d_inv * s.inv / (s.var + s.eps)
+            slope = d_var * (2.0 / count)
+            offset = d_mean / count - slope * s.mean
+        if fused:
+            G = g1 if not s.stats_grad else torch.addcmul((offset / s.inv).reshape(c4), s.y,
+                                                          (slope / s.inv).reshape(c4)).add_(g1)
+            gx, gG = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
+            gw = gG * s.inv.reshape(-1, 1, 1, 1) if need_w else None
+        else:
+            gw = gwf * s.inv.reshape(-1, 1, 1, 1)
+            if s.stats_grad:
+                g2 = torch.addcmul(offset.reshape(c4), s.y, slope.reshape(c4))
+                gx2, gw2 = _conv_grads(g2, x, w, s.conv_args, need_x and s.stats_grad != "weight", True)
+                gx = gx + gx2 if gx2 is not None else gx
+                gw = gw + gw2
+        gb = gb_f * s.inv if b is not None else None
+        gbeta = gb_f if ctx.needs_input_grad[5] else None
+        return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
+
+
 class QatLayer(QModule):
     """Base of the prepared layers: dlasim.nn's QModule (hw list, overflow and saturation
     counts) with the layer's name, its source module and a count of the outputs."""
@@ -290,6 +372,10 @@ class MacLayer(QatLayer):
     """
 
 
+    #: Training with batch statistics takes its gradient from _FoldedConvBnGrad (False: from
+    #: autograd through every step of the fold, which costs a second convolution backward).
+    fused_bn_grad = True
+
     def __init__(self, name, source, hw, kind, module, bn, in_id, out_id, weight_dtype, clip, config, conv_args=None):
         super().__init__(name, source, hw)
         self.kind = kind  # "conv2d" or "linear"
@@ -353,14 +439,15 @@ class MacLayer(QatLayer):
         bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
 
     def folded(self, x, batch_stats, update_running):
-        """Folded(w', b', y, inv, y_range): y is the float conv of x with the unfolded weights
-        (only when the batch statistics are used; else None), y * inv + (b' per channel) is
-        the folded layer's float output, y_range each channel's (min, max) of y or None;
-        inv is None without BatchNorm."""
+        """Folded(w', b', y, inv, y_range, mean, var): y is the float conv of x with the
+        unfolded weights (only when the batch statistics are used; else None), y * inv + (b'
+        per channel) is the folded layer's float output, y_range each channel's (min, max) of
+        y or None, mean and var the statistics folded in; inv, mean and var are None without
+        BatchNorm."""
         w, b = self.module.weight, self.module.bias
         bn = self.bn
         if bn is None:
-            return Folded(w, b, None, None, None)
+            return Folded(w, b, None, None, None, None, None)
         y = y_range = None
         if batch_stats:
             if self.bn_stats_grad == "weight":
@@ -380,7 +467,7 @@ class MacLayer(QatLayer):
         inv = gamma / torch.sqrt(var + bn.eps)
         w_f = w * self._shape(inv)
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
-        return Folded(w_f, b_f, y, inv, y_range)
+        return Folded(w_f, b_f, y, inv, y_range, mean, var)
 
     def _normalized(self, y, inv, b_f):
         """The folded layer's float output from folded()'s y (no gradient: for observers)."""
@@ -389,10 +476,10 @@ class MacLayer(QatLayer):
 
     # -- weights -------------------------------------------------------------------------
 
-    def _weight_fracs(self, w):
+    def _weight_fracs(self, w, w_range):
         if bool(self.weight_frac_frozen) and bool(self.weight_frac_set):
             return self.weight_frac.tolist()
-        fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw)
+        fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw, w_range)
         if self.training or bool(self.weight_frac_frozen):
             with torch.no_grad():
                 self.weight_frac.copy_(torch.tensor(fr, dtype=torch.int64))
@@ -401,20 +488,25 @@ class MacLayer(QatLayer):
 
     def quantized_weight(self, w):
         """(weight reals, fracs, counts) as the forward uses them."""
-        self._finite(w, "the weights of layer '%s' (module '%s')" % (self.name, self.source))
+        r, fr = self._quantized_weight(w)
+        return r.y, fr, r.counts
+
+    def _quantized_weight(self, w):
+        """(QResult of the weights' quantization, fracs)."""
+        w_range = channel_range(w)  # one pass serves the NaN / inf check and the fracs
+        if not bool(torch.isfinite(torch.stack(w_range)).all()):
+            self._finite(w, "the weights of layer '%s' (module '%s')" % (self.name, self.source))
         if self.weight_log2_scale is not None:
             if not bool(self.weight_frac_set):
                 with torch.no_grad():
-                    fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw)
+                    fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw, w_range)
                     self.weight_log2_scale.copy_(-torch.tensor(fr, dtype=self.weight_log2_scale.dtype))
                     self.weight_frac.copy_(torch.tensor(fr, dtype=torch.int64))
                     self.weight_frac_set.fill_(True)
             fr = [F.frac_from_log2_scale(v) for v in self.weight_log2_scale.detach().tolist()]
-            r = F.quantize_learnable(w, self.weight_log2_scale.to(w.dtype), 0, self.weight_dtype, None, self.hw)
-            return r.y, fr, r.counts
-        fr = self._weight_fracs(w)
-        r = F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw)
-        return r.y, fr, r.counts
+            return F.quantize_learnable(w, self.weight_log2_scale.to(w.dtype), 0, self.weight_dtype, None, self.hw), fr
+        fr = self._weight_fracs(w, w_range)
+        return F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw), fr
 
     def eval_weights(self):
         """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
@@ -429,12 +521,14 @@ class MacLayer(QatLayer):
         batch_stats = self.training and self.bn is not None and not bool(self.bn_frozen)
         if ctx.float_mode:
             with torch.no_grad():
-                w, b, y, inv, _ = self.folded(x, batch_stats, update_running=False)
+                w, b, y, inv = self.folded(x, batch_stats, update_running=False)[:4]
                 y = self._float_op(x, w, b) if y is None else self._normalized(y, inv, b)
                 y = clamp_real(y, self.clip)
             fout.observe(y, ctx)
             return y
-        w, b, y, inv, y_range = self.folded(x, batch_stats, update_running=batch_stats)
+        if batch_stats and self._fused_grad(ctx, fout):
+            return self._forward_fused_bn_grad(x, fin, fout, ctx)
+        w, b, y, inv, y_range = self.folded(x, batch_stats, update_running=batch_stats)[:5]
         wq, wfr, wcounts = self.quantized_weight(w)
         pre = None
         if fout.learnable and self.training:
@@ -448,16 +542,40 @@ class MacLayer(QatLayer):
             else:
                 with torch.no_grad():
                     fout.observe(self._float_op(x, w, b), ctx, self.clip)
-        yf = fout.frac()
-        clip = clip_ints(self.clip, yf)
-        common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
-                      y_dtype=fout.dtype, y_frac=yf, clip=clip, hw=self.hw)
-        if self.is_conv:
-            r = F.conv2d(x, wq, b, **common, **self.conv_args)
-        else:
-            r = F.linear(x, wq, b, **common)
+        r = self._mac(x, wq, wfr, b, fin, fout)
         self._count(r.counts + wcounts, r.y.numel())
         return self._out(ctx, r.y, pre, r.mask, fout)
+
+    def _mac(self, x, wq, wfr, b, fin, fout):
+        yf = fout.frac()
+        common = dict(x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
+                      y_dtype=fout.dtype, y_frac=yf, clip=clip_ints(self.clip, yf), hw=self.hw)
+        if self.is_conv:
+            return F.conv2d(x, wq, b, **common, **self.conv_args)
+        return F.linear(x, wq, b, **common)
+
+    def _fused_grad(self, ctx, fout):
+        """Whether a training step with batch statistics takes its gradient from
+        _FoldedConvBnGrad: a conv with fixed-point (not learnable) scales in one process
+        (under DDP the statistics' gradient is all-reduced by the general path)."""
+        return (self.fused_bn_grad and self.is_conv and torch.is_grad_enabled() and self.weight_log2_scale is None
+                and not fout.learnable and world_size() == 1)
+
+    def _forward_fused_bn_grad(self, x, fin, fout, ctx):
+        """The forward of the general path, without autograd, and _FoldedConvBnGrad's gradient."""
+        with torch.no_grad():
+            w_f, b_f, y, inv, y_range, mean, var = self.folded(x, True, update_running=True)
+            wr, wfr = self._quantized_weight(w_f)
+            fout.observe_affine(y, inv, b_f, 1, self.clip, ctx, y_range)
+            r = self._mac(x, wr.y, wfr, b_f, fin, fout)
+        self._count(r.counts + wr.counts, r.y.numel())
+        bn, conv = self.bn, self.module
+        state = FoldState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
+                          out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
+                          eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
+        gamma = bn.weight if bn.affine else None
+        beta = bn.bias if bn.affine else None
+        return _FoldedConvBnGrad.apply(r.y, x, conv.weight, conv.bias, gamma, beta, state)
 
 
 class AddLayer(QatLayer):

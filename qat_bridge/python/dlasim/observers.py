@@ -72,9 +72,16 @@ def frac_for_max(max_abs, dtype):
     return int(fracs_for_bound(torch.tensor([float(max_abs)], dtype=torch.float64), float(dtype_range(dtype)[1])))
 
 
-def weight_fracs_for(weight, dtype):
-    """frac_for_max of each output channel (dimension 0) of a weight tensor."""
-    lo, hi = torch.aminmax(weight.detach().reshape(weight.shape[0], -1), dim=1)  # one pass, no |w| copy
+def channel_range(weight):
+    """(min, max) of each output channel (dimension 0) of a weight tensor, in one pass (no
+    |w| copy); NaN where a channel holds a NaN, as torch.aminmax."""
+    return torch.aminmax(weight.detach().reshape(weight.shape[0], -1), dim=1)
+
+
+def weight_fracs_for(weight, dtype, w_range=None):
+    """frac_for_max of each output channel (dimension 0) of a weight tensor (w_range: its
+    channel_range, when the caller has it)."""
+    lo, hi = channel_range(weight) if w_range is None else w_range
     m = torch.maximum(-lo, hi).double()
     return fracs_for_bound(m, float(dtype_range(dtype)[1])).tolist()
 
@@ -283,9 +290,9 @@ def make_observer(kind, dtype, config, hw=None):
     raise ValueError("unknown observer %r (expected one of %s)" % (kind, ", ".join(OBSERVERS)))
 
 
-def weight_fracs(weight, dtype, kind="max", hw=None):
-    """Per-output-channel fracs of a weight tensor (dimension 0)."""
-    base = weight_fracs_for(weight, dtype)
+def weight_fracs(weight, dtype, kind="max", hw=None, w_range=None):
+    """Per-output-channel fracs of a weight tensor (dimension 0); w_range: its channel_range."""
+    base = weight_fracs_for(weight, dtype, w_range)
     if kind == "max":
         return base
     if kind != "mse":
@@ -310,5 +317,5 @@ def weight_fracs(weight, dtype, kind="max", hw=None):
 
 __all__ = ["_flag", "OBSERVERS", "WEIGHT_OBSERVERS", "Observer", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "PercentileObserver", "MSEObserver", "make_observer", "frac_for_range",
-           "frac_for_max", "weight_fracs_for", "fracs_for_bound", "weight_fracs", "all_reduce_",
+           "frac_for_max", "channel_range", "weight_fracs_for", "fracs_for_bound", "weight_fracs", "all_reduce_",
            "world_size"]
