@@ -70,12 +70,12 @@ inline std::int64_t origin(const ConvShape& s, std::int64_t p) {
 
 template <typename T>
 void scalar_run(const View& v, const T* act, std::int64_t* out, std::int64_t out_stride, Store store,
-                std::int64_t p_begin, std::int64_t p_end) {
+                std::int64_t p_begin, std::int64_t p_end, std::int64_t out_pixel0) {
   const ConvShape& s = *v.shape;
   const auto* w = reinterpret_cast<const std::int8_t*>(v.packed);
   for (std::int64_t p = p_begin; p < p_end; ++p) {
     const T* a = act + origin(s, p);
-    std::int64_t* o = out + p * out_stride;
+    std::int64_t* o = out + (p - out_pixel0) * out_stride;
     for (std::int64_t oc = 0; oc < s.out_c; ++oc) {
       const std::int8_t* wr = w + oc * v.total_steps;
       std::int64_t sum = 0;
@@ -768,8 +768,12 @@ ConvKernel::ConvKernel(const ConvShape& shape, ActType act, const std::int8_t* w
 }
 
 void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64_t p_begin, std::int64_t p_end,
-                     std::int64_t out_stride) const {
+                     std::int64_t out_stride, std::int64_t out_pixel0) const {
   check_pixels(shape_, p_begin, p_end);
+  if (out_pixel0 < 0 || out_pixel0 > p_begin) {
+    throw std::invalid_argument("dla::gemm: output origin pixel " + std::to_string(out_pixel0) +
+                                " is outside [0, p_begin = " + std::to_string(p_begin) + "]");
+  }
   if (out_stride == 0) out_stride = shape_.out_c;
   if (out_stride < shape_.out_c) {
     throw std::invalid_argument("dla::gemm: output stride " + std::to_string(out_stride) + " is less than out_c = " +
@@ -788,9 +792,15 @@ void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64
   switch (isa_) {
     case Isa::kScalar:
       switch (act_) {
-        case ActType::kU8: scalar_run(v, static_cast<const std::uint8_t*>(act), out, out_stride, store, p_begin, p_end); return;
-        case ActType::kS8: scalar_run(v, static_cast<const std::int8_t*>(act), out, out_stride, store, p_begin, p_end); return;
-        case ActType::kS16: scalar_run(v, static_cast<const std::int16_t*>(act), out, out_stride, store, p_begin, p_end); return;
+        case ActType::kU8:
+          scalar_run(v, static_cast<const std::uint8_t*>(act), out, out_stride, store, p_begin, p_end, out_pixel0);
+          return;
+        case ActType::kS8:
+          scalar_run(v, static_cast<const std::int8_t*>(act), out, out_stride, store, p_begin, p_end, out_pixel0);
+          return;
+        case ActType::kS16:
+          scalar_run(v, static_cast<const std::int16_t*>(act), out, out_stride, store, p_begin, p_end, out_pixel0);
+          return;
       }
       return;
 #if DLA_GEMM_X86
@@ -818,7 +828,7 @@ void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64
           std::int64_t* po[kAvx2MaxPixels];
           for (std::int64_t j = 0; j < np; ++j) {
             px[j] = buffer.data() + (origin(s, p0 + j) - lo);
-            po[j] = out + (p0 + j) * out_stride + b0 * kAvx2Lanes;
+            po[j] = out + (p0 + j - out_pixel0) * out_stride + b0 * kAvx2Lanes;
           }
           kAvx2Table[static_cast<std::size_t>(nb - 1)][static_cast<std::size_t>(np - 1)](v, px, wg, po, valid_last,
                                                                                           store);
@@ -841,7 +851,7 @@ void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64
           std::int64_t* po[kVnniMaxPixels];
           for (std::int64_t j = 0; j < np; ++j) {
             px[j] = bytes + origin(s, p0 + j) * elem_bytes;
-            po[j] = out + (p0 + j) * out_stride + b0 * kVnniLanes;
+            po[j] = out + (p0 + j - out_pixel0) * out_stride + b0 * kVnniLanes;
           }
           table[static_cast<std::size_t>(nb - 1)][static_cast<std::size_t>(np - 1)](v, px, wg, po, valid_last, store,
                                                                                     corr);

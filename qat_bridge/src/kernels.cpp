@@ -69,11 +69,14 @@ class ActTile {
       b8_.assign(static_cast<std::size_t>(n), 0);
     }
   }
-  void set(std::int64_t i, std::int16_t v) {
+  /// Element at + i * stride = src[i] for i < n (one type test per run, not per element).
+  void set_run(std::int64_t at, std::int64_t stride, const std::int16_t* src, std::int64_t n) {
     if (type_ == gemm::ActType::kS16) {
-      s16_[static_cast<std::size_t>(i)] = v;
+      std::int16_t* d = s16_.data() + at;
+      for (std::int64_t i = 0; i < n; ++i) d[i * stride] = src[i];
     } else {
-      b8_[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v);  // u8, or s8 two's complement
+      std::uint8_t* d = b8_.data() + at;
+      for (std::int64_t i = 0; i < n; ++i) d[i * stride] = static_cast<std::uint8_t>(src[i]);
     }
   }
   const void* data() const { return type_ == gemm::ActType::kS16 ? static_cast<const void*>(s16_.data()) : b8_.data(); }
@@ -109,11 +112,20 @@ void requant_mac_sums(const MacRequant& rq, std::int64_t oc0, std::int64_t* sums
       requantize_rows(sums, channels, static_cast<std::size_t>(rows), static_cast<std::size_t>(channels),
                       rq.shift + oc0, rq.acc, rq.out, scratch.q.data(), channels, scratch.saturated.get());
   const T scale = std::ldexp(T(1), -rq.frac_y);
-  for (std::int64_t r = 0; r < rows; ++r) {
+  auto put = [&](std::int64_t r, std::int64_t c) {
+    const auto i = static_cast<std::size_t>(r * channels + c);
+    y[r * y_row + c * y_channel] = static_cast<T>(scratch.q[i]) * scale;
+    mask[r * y_row + c * y_channel] = !scratch.saturated[i];
+  };
+  // The inner loop walks the output's unit stride (a conv's pixels, a linear's features):
+  // the other order scatters every store to a new cache line.
+  if (y_row == 1) {
     for (std::int64_t c = 0; c < channels; ++c) {
-      const auto i = static_cast<std::size_t>(r * channels + c);
-      y[r * y_row + c * y_channel] = static_cast<T>(scratch.q[i]) * scale;
-      mask[r * y_row + c * y_channel] = !scratch.saturated[i];
+      for (std::int64_t r = 0; r < rows; ++r) put(r, c);
+    }
+  } else {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = 0; c < channels; ++c) put(r, c);
     }
   }
   counts.overflows += static_cast<std::int64_t>(n.overflows);
@@ -409,8 +421,11 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
   shape.dilation_h = g.dil_h;
   shape.dilation_w = g.dil_w;
   const gemm::ActType type = act_type_of(x + n_begin * g.c * plane, (n_end - n_begin) * g.c * plane);
-  std::vector<std::int64_t> sums(static_cast<std::size_t>(p_n * ocg));
-  RequantScratch scratch(p_n * ocg);
+  // Pixels are requantized in chunks of about 8 Ki sums, right after the kernel wrote them
+  // (still in cache), and stored channel by channel into the [oc][pixel] output.
+  const std::int64_t chunk = std::clamp<std::int64_t>(8192 / ocg, 1, p_n);
+  std::vector<std::int64_t> sums(static_cast<std::size_t>(chunk * ocg));
+  RequantScratch scratch(chunk * ocg);
   std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
   for (std::int64_t gi = 0; gi < g.groups; ++gi) {
     // Weights of the group as [oc][kh][kw][c] s8.
@@ -426,17 +441,19 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
     for (std::int64_t img = n_begin; img < n_end; ++img) {
       // The image's group channels, zero-padded, as [hp][wp][cg].
       ActTile act(type, hp * wp * cg);
-      for (std::int64_t ic = 0; ic < cg; ++ic) {
-        const std::int16_t* src = x + (img * g.c + gi * cg + ic) * plane;
-        for (std::int64_t ih = 0; ih < g.h; ++ih) {
-          for (std::int64_t iw = 0; iw < g.w; ++iw) {
-            act.set(((ih + g.pad_h) * wp + iw + g.pad_w) * cg + ic, src[ih * g.w + iw]);
-          }
+      // Row by row, so that the stores of all channels of a row stay in cache.
+      for (std::int64_t ih = 0; ih < g.h; ++ih) {
+        for (std::int64_t ic = 0; ic < cg; ++ic) {
+          const std::int16_t* src = x + (img * g.c + gi * cg + ic) * plane + ih * g.w;
+          act.set_run(((ih + g.pad_h) * wp + g.pad_w) * cg + ic, cg, src, g.w);
         }
       }
-      kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, p_n);
       const std::int64_t at = (img * g.oc + gi * ocg) * p_n;  // y [oc][pixel]
-      requant_mac_sums(rq, gi * ocg, sums.data(), p_n, ocg, scratch, y + at, mask + at, 1, p_n, counts);
+      for (std::int64_t p0 = 0; p0 < p_n; p0 += chunk) {
+        const std::int64_t p1 = std::min(p_n, p0 + chunk);
+        kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, p0, p1, 0, p0);
+        requant_mac_sums(rq, gi * ocg, sums.data(), p1 - p0, ocg, scratch, y + at + p0, mask + at + p0, 1, p_n, counts);
+      }
     }
   }
   return counts;
@@ -461,7 +478,7 @@ Counts linear_forward(std::int64_t m, std::int64_t k, std::int64_t n, const std:
   for (std::int64_t r0 = row_begin; r0 < row_end; r0 += rows_max) {
     const std::int64_t rows = std::min(rows_max, row_end - r0);
     ActTile act(type, rows_max * k);
-    for (std::int64_t i = 0; i < rows * k; ++i) act.set(i, x[r0 * k + i]);
+    act.set_run(0, 1, x + r0 * k, rows * k);
     kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, 0, rows);
     requant_mac_sums(rq, 0, sums.data(), rows, n, scratch, y + r0 * n, mask + r0 * n, n, 1, counts);
   }

@@ -164,6 +164,14 @@ void check_conv(const ConvShape& s, ActType t, Fill fill, std::mt19937_64& rng, 
               << "out_stride " << stride << ", pixel " << p << ", column " << c;
         }
       }
+      // Only the pixels run, kept from out_pixel0 = p0 on: row p - p0 of a short buffer.
+      std::vector<std::int64_t> from_p0(static_cast<std::size_t>((p1 - p0) * s.out_c + 2), 999);
+      k.run(act.data(), from_p0.data(), Store::kOverwrite, p0, p1, 0, p0);
+      for (std::int64_t i = 0; i < (p1 - p0) * s.out_c; ++i) {
+        ASSERT_EQ(from_p0[static_cast<std::size_t>(i)], want[static_cast<std::size_t>(p0 * s.out_c + i)])
+            << "out_pixel0 " << p0 << ", output " << i << " of the buffer";
+      }
+      ASSERT_EQ(from_p0.back(), 999) << "a write past pixel p1 - 1";
     }
     for (std::size_t i = 0; i < n; ++i) {
       ASSERT_EQ(got[i], want[i]) << "overwrite, output " << i << " (pixel " << i / static_cast<std::size_t>(s.out_c)
@@ -274,6 +282,8 @@ TEST(Gemm, RefusesBadShapesAndRanges) {
   EXPECT_THROW(k.run(act.data(), out.data(), Store::kOverwrite, 1, 3), std::invalid_argument);
   EXPECT_THROW(k.run(act.data(), out.data(), Store::kOverwrite, 2, 1), std::invalid_argument);
   EXPECT_THROW(k.run(act.data(), out.data(), Store::kOverwrite, 0, 1, 3), std::invalid_argument);  // stride < out_c
+  EXPECT_THROW(k.run(act.data(), out.data(), Store::kOverwrite, 1, 2, 0, 2), std::invalid_argument);  // origin > p_begin
+  EXPECT_THROW(k.run(act.data(), out.data(), Store::kOverwrite, 1, 2, 0, -1), std::invalid_argument);
   EXPECT_THROW(depthwise(ConvShape::gemm(2, 4, 3), ActType::kU8, act.data(), w.data(), out.data(), Store::kOverwrite,
                          0, 2, Isa::kScalar),
                std::invalid_argument);

@@ -90,10 +90,11 @@ class ConvKernel {
 
   /// Pixels [p_begin, p_end) of the output (0 <= p_begin <= p_end <= shape().pixels()).
   /// act points to in_h * in_w * in_c elements of act_type() (uint8_t, int8_t or int16_t).
-  /// Pixel p's out_c outputs are out[p * out_stride + oc] (out_stride 0 means out_c; a
-  /// larger one lets kernels of output-channel slices write into one wider array).
+  /// Pixel p's out_c outputs are out[(p - out_pixel0) * out_stride + oc] (out_stride 0
+  /// means out_c; a larger one lets kernels of output-channel slices write into one wider
+  /// array; out_pixel0 in [0, p_begin] lets a caller keep only the pixels it runs).
   void run(const void* act, std::int64_t* out, Store store, std::int64_t p_begin, std::int64_t p_end,
-           std::int64_t out_stride = 0) const;
+           std::int64_t out_stride = 0, std::int64_t out_pixel0 = 0) const;
 
   /// One piece of the reduction: `len` elements contiguous in the activation tile (at
   /// act_off from a pixel's first element) and in the weight rows (at k_begin).
