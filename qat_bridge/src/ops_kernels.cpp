@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -546,6 +547,23 @@ std::tuple<Tensor, Tensor> bias_integers_cpu(const Tensor& bias, std::int64_t x_
   return {at::tensor(q, at::kLong), counts_tensor(counts)};
 }
 
+/// out[i] = mask[i] ? grad[i] : 0 for i < n, branch-free on the bits (a branch per element
+/// mispredicts on ReLU-like masks and keeps the loop scalar): the mask byte (0 or 1) becomes
+/// an all-zeros or all-ones word.
+template <typename T>
+void ste_grad_run(const T* __restrict grad, const bool* __restrict mask, T* __restrict out, std::int64_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  static_assert(sizeof(Bits) == sizeof(T) && sizeof(bool) == 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, grad + i, sizeof b);  // the bits, without breaking the aliasing rules
+    std::uint8_t m;
+    std::memcpy(&m, mask + i, 1);
+    b &= Bits{0} - static_cast<Bits>(m);
+    std::memcpy(out + i, &b, sizeof b);
+  }
+}
+
 /// grad where mask is true, else 0 (the STE gradient of a requantizing op), in one pass:
 /// on the CPU, at::where over a bool mask and a zero scalar takes ~60x a copy's time.
 Tensor ste_grad_cpu(const Tensor& grad, const Tensor& mask) {
@@ -559,18 +577,110 @@ Tensor ste_grad_cpu(const Tensor& grad, const Tensor& mask) {
   const Tensor m = mask.contiguous();
   Tensor out = at::empty(g.sizes(), g.options().memory_format(at::MemoryFormat::Contiguous));
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dla_ste_grad", [&] {
-    // Branch-free select on the bits (a branch per element mispredicts on ReLU-like masks
-    // and keeps the loop scalar): the mask byte (0 or 1) becomes an all-zeros or all-ones word.
-    using Bits = std::conditional_t<sizeof(scalar_t) == 4, std::uint32_t, std::uint64_t>;
-    static_assert(sizeof(Bits) == sizeof(scalar_t) && sizeof(bool) == 1);
-    const auto* __restrict pg = reinterpret_cast<const Bits*>(g.data_ptr<scalar_t>());
-    const auto* __restrict pm = reinterpret_cast<const std::uint8_t*>(m.data_ptr<bool>());
-    auto* __restrict po = reinterpret_cast<Bits*>(out.data_ptr<scalar_t>());
+    const scalar_t* pg = g.data_ptr<scalar_t>();
+    const bool* pm = m.data_ptr<bool>();
+    scalar_t* po = out.data_ptr<scalar_t>();
     at::parallel_for(0, g.numel(), std::int64_t{1} << 15, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) po[i] = pg[i] & (Bits{0} - static_cast<Bits>(pm[i]));
+      ste_grad_run(pg + begin, pm + begin, po + begin, end - begin);
     });
   });
   return out;
+}
+
+/// The layout of a tensor as [outer][channels][inner] around `channel_dim`.
+struct ChannelLayout {
+  std::int64_t outer = 1, channels = 1, inner = 1;
+  ChannelLayout(const Tensor& t, std::int64_t ax) : channels(t.size(ax)) {
+    for (std::int64_t d = 0; d < ax; ++d) outer *= t.size(d);
+    inner = channels == 0 ? 0 : t.numel() / (outer * channels);
+  }
+};
+
+/// Per-channel min and max of x along `channel_dim` in one read (NaN where a channel holds a
+/// NaN, as torch.aminmax): the range a weight's per-channel frac comes from.
+std::tuple<Tensor, Tensor> channel_range_cpu(const Tensor& x, std::int64_t channel_dim) {
+  const char* op = "dla::channel_range";
+  check_real_tensor(op, x, "x");
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
+  const Tensor c = x.contiguous();
+  const ChannelLayout l(c, normalize_axis(op, channel_dim, c.dim()));
+  TORCH_CHECK(l.outer * l.inner > 0, op, ": x has no elements per channel (shape ", x.sizes(), ")");
+  Tensor lo = at::empty({l.channels}, c.options());
+  Tensor hi = at::empty({l.channels}, c.options());
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "dla_channel_range", [&] {
+    const scalar_t* p = c.data_ptr<scalar_t>();
+    scalar_t* plo = lo.data_ptr<scalar_t>();
+    scalar_t* phi = hi.data_ptr<scalar_t>();
+    at::parallel_for(0, l.channels, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t ch = begin; ch < end; ++ch) {
+        scalar_t vmin = std::numeric_limits<scalar_t>::infinity(), vmax = -vmin;
+        bool nan = false;
+        for (std::int64_t o = 0; o < l.outer; ++o) {
+          const scalar_t* row = p + (o * l.channels + ch) * l.inner;
+          for (std::int64_t i = 0; i < l.inner; ++i) {
+            vmin = std::min(vmin, row[i]);
+            vmax = std::max(vmax, row[i]);
+            nan |= row[i] != row[i];
+          }
+        }
+        plo[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmin;
+        phi[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmax;
+      }
+    });
+  });
+  return {lo, hi};
+}
+
+/// g1 = grad where mask (none: everywhere), else 0, and per channel of `channel_dim` the
+/// sums of g1 and of g1 * y (double accumulators), in one read of grad, mask and y: the
+/// pieces of a folded BatchNorm's backward that touch every element.
+std::tuple<Tensor, Tensor, Tensor> ste_channel_sums_cpu(const Tensor& grad, const c10::optional<Tensor>& mask,
+                                                         const Tensor& y, std::int64_t channel_dim) {
+  const char* op = "dla::ste_channel_sums";
+  check_real_tensor(op, grad, "grad");
+  check_real_tensor(op, y, "y");
+  check_same_dtype(op, grad, "grad", y, "y");
+  TORCH_CHECK(grad.dim() >= 1 && grad.sizes() == y.sizes(), op, ": grad has shape ", grad.sizes(),
+              " but y has shape ", y.sizes());
+  const bool masked = mask.has_value() && mask->defined();
+  if (masked) {
+    TORCH_CHECK(mask->scalar_type() == at::kBool && mask->sizes() == grad.sizes(), op,
+                ": mask must be a bool tensor of grad's shape ", grad.sizes());
+  }
+  const Tensor g = grad.contiguous(), yc = y.contiguous();
+  const Tensor m = masked ? mask->contiguous() : Tensor();
+  const ChannelLayout l(g, normalize_axis(op, channel_dim, g.dim()));
+  Tensor g1 = at::empty(g.sizes(), g.options().memory_format(at::MemoryFormat::Contiguous));
+  Tensor sum = at::empty({l.channels}, g.options());
+  Tensor dot = at::empty({l.channels}, g.options());
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dla_ste_channel_sums", [&] {
+    const scalar_t* pg = g.data_ptr<scalar_t>();
+    const scalar_t* py = yc.data_ptr<scalar_t>();
+    const bool* pm = masked ? m.data_ptr<bool>() : nullptr;
+    scalar_t* po = g1.data_ptr<scalar_t>();
+    scalar_t* ps = sum.data_ptr<scalar_t>();
+    scalar_t* pd = dot.data_ptr<scalar_t>();
+    at::parallel_for(0, l.channels, 1, [&](std::int64_t begin, std::int64_t end) {
+      constexpr int kLanes = 4;  // independent accumulators: the adds' latency, not their count, bounds the loop
+      for (std::int64_t ch = begin; ch < end; ++ch) {
+        double s[kLanes] = {}, d[kLanes] = {};
+        for (std::int64_t o = 0; o < l.outer; ++o) {
+          const std::int64_t base = (o * l.channels + ch) * l.inner;
+          if (pm != nullptr) ste_grad_run(pg + base, pm + base, po + base, l.inner);
+          else std::copy_n(pg + base, l.inner, po + base);
+          const scalar_t* v = po + base;
+          const scalar_t* yv = py + base;
+          for (std::int64_t i = 0; i < l.inner; ++i) {
+            s[i % kLanes] += static_cast<double>(v[i]);
+            d[i % kLanes] += static_cast<double>(v[i]) * static_cast<double>(yv[i]);
+          }
+        }
+        ps[ch] = static_cast<scalar_t>((s[0] + s[1]) + (s[2] + s[3]));
+        pd[ch] = static_cast<scalar_t>((d[0] + d[1]) + (d[2] + d[3]));
+      }
+    });
+  });
+  return {g1, sum, dot};
 }
 
 /// Per-channel mean, biased variance (E[y^2] - mean^2, at least 0), min and max of y along
@@ -1029,6 +1139,8 @@ TORCH_LIBRARY_IMPL(dla, CPU, m) {
 #undef DLA_QAT_IMPL_CPU
   m.impl("bias_integers", &dla::qat::bias_integers_cpu);
   m.impl("ste_grad", &dla::qat::ste_grad_cpu);
+  m.impl("channel_range", &dla::qat::channel_range_cpu);
+  m.impl("ste_channel_sums", &dla::qat::ste_channel_sums_cpu);
 }
 
 TORCH_LIBRARY_IMPL(dla, Autograd, m) {

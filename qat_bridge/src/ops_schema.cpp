@@ -121,6 +121,11 @@ TORCH_LIBRARY(dla, m) {
   // The STE gradient of a requantizing op: grad where its mask is true (the clamp kept the
   // value), else 0 (what the ops' own backward does; for gradients assembled in Python).
   m.def("ste_grad(Tensor grad, Tensor mask) -> Tensor");
+  // Per-channel min and max in one read (NaN-propagating, as torch.aminmax): a weight's range.
+  m.def("channel_range(Tensor x, int channel_dim) -> (Tensor min, Tensor max)");
+  // g1 = ste_grad(grad, mask) and per channel sum(g1), sum(g1 * y), in one read: the
+  // element-wise part of a folded BatchNorm's backward.
+  m.def("ste_channel_sums(Tensor grad, Tensor? mask, Tensor y, int channel_dim) -> (Tensor g1, Tensor sum, Tensor dot)");
   // Utilities without tensors (their one kernel serves every dispatch key).
   m.def("hw_preset(str name) -> int[]", &dla::qat::hw_preset_op);
   m.def("hw_from_json(str text) -> int[]", &dla::qat::hw_from_json_op);

@@ -529,6 +529,40 @@ def test_ste_grad_keeps_the_gradient_where_the_mask_is_true_and_zeroes_the_rest(
         torch.ops.dla.ste_grad(torch.zeros(3), torch.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ste_channel_sums_are_the_masked_gradient_and_its_channel_sums(dtype):
+    """dla.ste_channel_sums (a folded BatchNorm's backward): g1 = torch.where(mask, g, 0),
+    sum(g1) and sum(g1 * y) per channel of dimension 1 (float64 references), without a mask
+    too."""
+    torch.manual_seed(6)
+    for shape in [(2, 5, 7, 9), (3, 4), (1, 3, 33, 65)]:
+        g, y = torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
+        dims = [d for d in range(len(shape)) if d != 1]
+        for mask in (torch.rand(shape) > 0.5, None):
+            want = g if mask is None else torch.where(mask, g, torch.zeros((), dtype=dtype))
+            g1, total, dot = torch.ops.dla.ste_channel_sums(g, mask, y, 1)
+            assert torch.equal(g1, want)
+            tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(total, want.double().sum(dims).to(dtype), **tol)
+            torch.testing.assert_close(dot, (want.double() * y.double()).sum(dims).to(dtype), **tol)
+    with pytest.raises(RuntimeError, match="y has shape"):
+        torch.ops.dla.ste_channel_sums(torch.zeros(2, 3), None, torch.zeros(2, 4), 1)
+
+
+def test_channel_range_is_aminmax_per_channel_nan_included():
+    torch.manual_seed(7)
+    w = torch.randn(6, 5, 3, 3)
+    w[2, 1, 0, 0] = float("nan")
+    w[4, 0, 2, 1] = float("inf")
+    lo, hi = torch.ops.dla.channel_range(w, 0)
+    want_lo, want_hi = torch.aminmax(w.reshape(6, -1), dim=1)
+    assert torch.equal(lo.isnan(), want_lo.isnan()) and torch.equal(hi.isnan(), want_hi.isnan())
+    assert torch.equal(lo.nan_to_num(), want_lo.nan_to_num()) and torch.equal(hi.nan_to_num(), want_hi.nan_to_num())
+    lo1, hi1 = torch.ops.dla.channel_range(w, 1)
+    assert torch.equal(lo1[[0, 2, 3, 4]], w.transpose(0, 1).reshape(5, -1)[[0, 2, 3, 4]].amin(1))
+    assert bool(lo1[1].isnan())
+
+
 def test_ste_gradient_without_saturation_is_the_upstream_gradient():
     """No element saturates (counts[1] == 0): the backward keeps no mask and passes the
     gradient through; one saturated element and it is masked again."""

@@ -201,7 +201,6 @@ class _FoldedConvBnGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, out, x, w, b, gamma, beta, state):
         ctx.state = state
-        ctx.has = (b is not None, gamma is not None)
         ctx.save_for_backward(x, w, b, gamma)
         return out.view_as(out)
 
@@ -211,14 +210,13 @@ class _FoldedConvBnGrad(torch.autograd.Function):
         x, w, b, gamma = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         c4 = (1, -1, 1, 1)  # per channel of a feature map
-        dims = (0, 2, 3)
         count = float(g.numel() // g.shape[1])
-        g1 = g if s.out_mask is None else torch.ops.dla.ste_grad(g, s.out_mask)
-        gb_f = g1.sum(dims)
+        # g1 = g * mask, per channel sum(g1) and sum(g1 * y) = corr(x, g1) . w, in one pass
+        g1, gb_f, g1_dot_y = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
         fused = s.w_mask is None and bool((s.inv != 0).all()) and s.stats_grad != "weight"
         gx = gwf = None
         if fused:
-            d_inv = (g1 * s.y).sum(dims)
+            d_inv = g1_dot_y
         else:
             gx, gwf = _conv_grads(g1, x, s.wq, s.conv_args, need_x, True)
             if s.w_mask is not None:
@@ -232,8 +230,9 @@ class _FoldedConvBnGrad(torch.autograd.Function):
             slope = d_var * (2.0 / count)
             offset = d_mean / count - slope * s.mean
         if fused:
-            G = g1 if not s.stats_grad else torch.addcmul((offset / s.inv).reshape(c4), s.y,
-                                                          (slope / s.inv).reshape(c4)).add_(g1)
+            G = g1  # g1 + g2 / inv, in place: g1 is this backward's own tensor
+            if s.stats_grad:
+                G.addcmul_(s.y, (slope / s.inv).reshape(c4)).add_((offset / s.inv).reshape(c4))
             gx, gG = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
             gw = gG * s.inv.reshape(-1, 1, 1, 1) if need_w else None
         else:

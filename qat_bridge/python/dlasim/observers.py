@@ -74,8 +74,8 @@ def frac_for_max(max_abs, dtype):
 
 def channel_range(weight):
     """(min, max) of each output channel (dimension 0) of a weight tensor, in one pass (no
-    |w| copy); NaN where a channel holds a NaN, as torch.aminmax."""
-    return torch.aminmax(weight.detach().reshape(weight.shape[0], -1), dim=1)
+    |w| copy; dla.channel_range); NaN where a channel holds a NaN, as torch.aminmax."""
+    return torch.ops.dla.channel_range(weight.detach(), 0)
 
 
 def weight_fracs_for(weight, dtype, w_range=None):
