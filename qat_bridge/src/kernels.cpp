@@ -79,7 +79,11 @@ class ActTile {
       for (std::int64_t i = 0; i < n; ++i) d[i * stride] = static_cast<std::uint8_t>(src[i]);
     }
   }
-  const void* data() const { return type_ == gemm::ActType::kS16 ? static_cast<const void*>(s16_.data()) : b8_.data(); }
+  const void* data() const { return at(0); }
+  /// Element i's address.
+  const void* at(std::int64_t i) const {
+    return type_ == gemm::ActType::kS16 ? static_cast<const void*>(s16_.data() + i) : b8_.data() + i;
+  }
 
  private:
   gemm::ActType type_;
@@ -397,66 +401,124 @@ std::string Conv2dGeometry::validate() const {
 }
 
 template <typename T>
-Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w,
-                      const MacRequant& rq, T* y, bool* mask, std::int64_t n_begin,
-                      std::int64_t n_end) {
-  const gemm::Isa isa = current_isa().load();
-  const std::int64_t cg = g.c / g.groups, ocg = g.oc / g.groups;
-  const std::int64_t oh_n = g.out_h(), ow_n = g.out_w(), p_n = oh_n * ow_n;
-  const std::int64_t hp = g.h + 2 * g.pad_h, wp = g.w + 2 * g.pad_w;
-  const std::int64_t plane = g.h * g.w;
-  Counts counts;
-  if (n_begin >= n_end) return counts;
-  gemm::ConvShape shape;
-  shape.in_h = hp;
-  shape.in_w = wp;
-  shape.in_c = cg;
-  shape.out_h = oh_n;
-  shape.out_w = ow_n;
-  shape.out_c = ocg;
-  shape.kernel_h = g.kh;
-  shape.kernel_w = g.kw;
-  shape.stride_h = g.stride_h;
-  shape.stride_w = g.stride_w;
-  shape.dilation_h = g.dil_h;
-  shape.dilation_w = g.dil_w;
-  const gemm::ActType type = act_type_of(x + n_begin * g.c * plane, (n_end - n_begin) * g.c * plane);
-  // Pixels are requantized in chunks of about 8 Ki sums, right after the kernel wrote them
-  // (still in cache), and stored channel by channel into the [oc][pixel] output.
-  const std::int64_t chunk = std::clamp<std::int64_t>(8192 / ocg, 1, p_n);
-  std::vector<std::int64_t> sums(static_cast<std::size_t>(chunk * ocg));
-  RequantScratch scratch(chunk * ocg);
-  std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
-  for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-    // Weights of the group as [oc][kh][kw][c] s8.
-    for (std::int64_t o = 0; o < ocg; ++o) {
-      for (std::int64_t ic = 0; ic < cg; ++ic) {
-        for (std::int64_t t = 0; t < g.kh * g.kw; ++t) {
-          wg[static_cast<std::size_t>((o * g.kh * g.kw + t) * cg + ic)] =
-              weight_s8(w[((gi * ocg + o) * cg + ic) * g.kh * g.kw + t]);
-        }
-      }
-    }
-    const gemm::ConvKernel kernel(shape, type, wg.data(), isa);
-    for (std::int64_t img = n_begin; img < n_end; ++img) {
-      // The image's group channels, zero-padded, as [hp][wp][cg].
-      ActTile act(type, hp * wp * cg);
-      // Row by row, so that the stores of all channels of a row stay in cache.
-      for (std::int64_t ih = 0; ih < g.h; ++ih) {
+struct Conv2dPlan<T>::Impl {
+  Conv2dGeometry g;
+  const std::int16_t* x;
+  MacRequant rq;
+  T* y;
+  bool* mask;
+  std::int64_t n_begin, cg, ocg, p_n, hp, wp, chunk, chunks_per_tile, tile_elems;
+  gemm::ActType type;
+  std::vector<gemm::ConvKernel> kernels;  // one per group
+  std::int64_t n_tiles;                   // one per image and group
+  ActTile act;                            // every tile: [image - n_begin][group][hp][wp][cg]
+
+  Impl(const Conv2dGeometry& geo, const std::int16_t* x_, const std::int16_t* w, const MacRequant& rq_, T* y_,
+       bool* mask_, std::int64_t n_begin_, std::int64_t n_end)
+      : g(geo), x(x_), rq(rq_), y(y_), mask(mask_), n_begin(n_begin_), cg(geo.c / geo.groups),
+        ocg(geo.oc / geo.groups), p_n(geo.out_h() * geo.out_w()), hp(geo.h + 2 * geo.pad_h),
+        wp(geo.w + 2 * geo.pad_w),
+        // Pixels are requantized in chunks of about 8 Ki sums, right after the kernel wrote
+        // them (still in cache), and stored channel by channel into the [oc][pixel] output.
+        chunk(std::clamp<std::int64_t>(8192 / std::max<std::int64_t>(ocg, 1), 1, std::max<std::int64_t>(p_n, 1))),
+        chunks_per_tile((p_n + chunk - 1) / chunk), tile_elems(hp * wp * cg),
+        type(act_type_of(x_ + n_begin_ * geo.c * geo.h * geo.w, (n_end - n_begin_) * geo.c * geo.h * geo.w)),
+        n_tiles(std::max<std::int64_t>(n_end - n_begin_, 0) * geo.groups), act(type, n_tiles * tile_elems) {
+    gemm::ConvShape shape;
+    shape.in_h = hp;
+    shape.in_w = wp;
+    shape.in_c = cg;
+    shape.out_h = g.out_h();
+    shape.out_w = g.out_w();
+    shape.out_c = ocg;
+    shape.kernel_h = g.kh;
+    shape.kernel_w = g.kw;
+    shape.stride_h = g.stride_h;
+    shape.stride_w = g.stride_w;
+    shape.dilation_h = g.dil_h;
+    shape.dilation_w = g.dil_w;
+    const gemm::Isa isa = current_isa().load();
+    std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
+    kernels.reserve(static_cast<std::size_t>(g.groups));
+    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+      // Weights of the group as [oc][kh][kw][c] s8.
+      for (std::int64_t o = 0; o < ocg; ++o) {
         for (std::int64_t ic = 0; ic < cg; ++ic) {
-          const std::int16_t* src = x + (img * g.c + gi * cg + ic) * plane + ih * g.w;
-          act.set_run(((ih + g.pad_h) * wp + g.pad_w) * cg + ic, cg, src, g.w);
+          for (std::int64_t t = 0; t < g.kh * g.kw; ++t) {
+            wg[static_cast<std::size_t>((o * g.kh * g.kw + t) * cg + ic)] =
+                weight_s8(w[((gi * ocg + o) * cg + ic) * g.kh * g.kw + t]);
+          }
         }
       }
-      const std::int64_t at = (img * g.oc + gi * ocg) * p_n;  // y [oc][pixel]
-      for (std::int64_t p0 = 0; p0 < p_n; p0 += chunk) {
-        const std::int64_t p1 = std::min(p_n, p0 + chunk);
-        kernel.run(act.data(), sums.data(), gemm::Store::kOverwrite, p0, p1, 0, p0);
-        requant_mac_sums(rq, gi * ocg, sums.data(), p1 - p0, ocg, scratch, y + at + p0, mask + at + p0, 1, p_n, counts);
+      kernels.emplace_back(shape, type, wg.data(), isa);
+    }
+  }
+};
+
+template <typename T>
+Conv2dPlan<T>::Conv2dPlan(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w,
+                          const MacRequant& rq, T* y, bool* mask, std::int64_t n_begin, std::int64_t n_end)
+    : impl_(std::make_unique<Impl>(g, x, w, rq, y, mask, n_begin, n_end)) {}
+
+template <typename T>
+Conv2dPlan<T>::~Conv2dPlan() = default;
+
+template <typename T>
+std::int64_t Conv2dPlan<T>::tiles() const {
+  return impl_->n_tiles;
+}
+
+template <typename T>
+std::int64_t Conv2dPlan<T>::tasks() const {
+  return tiles() * impl_->chunks_per_tile;
+}
+
+template <typename T>
+void Conv2dPlan<T>::fill_tiles(std::int64_t begin, std::int64_t end) {
+  Impl& m = *impl_;
+  const Conv2dGeometry& g = m.g;
+  const std::int64_t plane = g.h * g.w;
+  for (std::int64_t t = begin; t < end; ++t) {
+    const std::int64_t img = m.n_begin + t / g.groups, gi = t % g.groups;
+    // The image's group channels, zero-padded, as [hp][wp][cg], row by row so that the
+    // stores of all channels of a row stay in cache.
+    for (std::int64_t ih = 0; ih < g.h; ++ih) {
+      for (std::int64_t ic = 0; ic < m.cg; ++ic) {
+        const std::int16_t* src = m.x + (img * g.c + gi * m.cg + ic) * plane + ih * g.w;
+        m.act.set_run(t * m.tile_elems + ((ih + g.pad_h) * m.wp + g.pad_w) * m.cg + ic, m.cg, src, g.w);
       }
     }
   }
+}
+
+template <typename T>
+Counts Conv2dPlan<T>::run(std::int64_t begin, std::int64_t end) const {
+  const Impl& m = *impl_;
+  Counts counts;
+  if (begin >= end) return counts;
+  std::vector<std::int64_t> sums(static_cast<std::size_t>(m.chunk * m.ocg));
+  RequantScratch scratch(m.chunk * m.ocg);
+  for (std::int64_t task = begin; task < end; ++task) {
+    const std::int64_t t = task / m.chunks_per_tile;
+    const std::int64_t p0 = (task % m.chunks_per_tile) * m.chunk, p1 = std::min(m.p_n, p0 + m.chunk);
+    const std::int64_t img = m.n_begin + t / m.g.groups, gi = t % m.g.groups;
+    m.kernels[static_cast<std::size_t>(gi)].run(m.act.at(t * m.tile_elems), sums.data(), gemm::Store::kOverwrite, p0,
+                                                p1, 0, p0);
+    const std::int64_t at = (img * m.g.oc + gi * m.ocg) * m.p_n + p0;  // y [oc][pixel]
+    requant_mac_sums(m.rq, gi * m.ocg, sums.data(), p1 - p0, m.ocg, scratch, m.y + at, m.mask + at, 1, m.p_n,
+                     counts);
+  }
   return counts;
+}
+
+template <typename T>
+Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w,
+                      const MacRequant& rq, T* y, bool* mask, std::int64_t n_begin,
+                      std::int64_t n_end) {
+  if (n_begin >= n_end) return {};
+  Conv2dPlan<T> plan(g, x, w, rq, y, mask, n_begin, n_end);
+  plan.fill_tiles(0, plan.tiles());
+  return plan.run(0, plan.tasks());
 }
 
 template <typename T>
@@ -629,6 +691,8 @@ void max_pool2d_forward(const Pool2dGeometry& g, const std::int16_t* x, std::int
 
 DLA_QAT_INSTANTIATE(float)
 DLA_QAT_INSTANTIATE(double)
+template class Conv2dPlan<float>;
+template class Conv2dPlan<double>;
 #undef DLA_QAT_INSTANTIATE
 
 }  // namespace dla::qat

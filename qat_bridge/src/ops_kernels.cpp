@@ -394,10 +394,13 @@ Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Ten
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_conv2d", [&] {
     const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, s.x_type, s.x_frac, "x");
     const std::vector<std::int16_t> wq = recover_weights<scalar_t>(op, weight, s.w_type, s.w_fracs);
+    // Weights packed once here; tiles and pixel chunks split across threads (a batch of
+    // one image uses every thread too).
+    Conv2dPlan<scalar_t> plan(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(), mask_ptr(mask), 0, g.n);
+    at::parallel_for(0, plan.tiles(), 1, [&](std::int64_t begin, std::int64_t end) { plan.fill_tiles(begin, end); });
     std::mutex mu;
-    at::parallel_for(0, g.n, 1, [&](std::int64_t begin, std::int64_t end) {
-      const Counts c = conv2d_forward<scalar_t>(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(),
-                                                mask_ptr(mask), begin, end);
+    at::parallel_for(0, plan.tasks(), 1, [&](std::int64_t begin, std::int64_t end) {
+      const Counts c = plan.run(begin, end);
       const std::lock_guard<std::mutex> lock(mu);
       total += c;
     });

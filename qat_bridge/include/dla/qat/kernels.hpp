@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,31 @@ template <typename T>
 Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w,
                       const MacRequant& rq, T* y, bool* mask, std::int64_t n_begin,
                       std::int64_t n_end);
+
+/// conv2d_forward of images [n_begin, n_end) in pieces that threads share: the constructor
+/// (one thread) packs each group's weights and sizes the zero-padded activation tiles;
+/// fill_tiles(b, e) lays out tiles [b, e) (one per image and group) and run(b, e) computes
+/// tasks [b, e) (an image, a group and a chunk of output pixels each); calls on disjoint
+/// ranges may run on any threads at once, every fill_tiles before any run. Nothing is
+/// allocated per image, so worker threads do not churn their malloc arenas.
+template <typename T>
+class Conv2dPlan {
+ public:
+  Conv2dPlan(const Conv2dGeometry& g, const std::int16_t* x, const std::int16_t* w, const MacRequant& rq, T* y,
+             bool* mask, std::int64_t n_begin, std::int64_t n_end);
+  ~Conv2dPlan();
+  Conv2dPlan(const Conv2dPlan&) = delete;
+  Conv2dPlan& operator=(const Conv2dPlan&) = delete;
+
+  std::int64_t tiles() const;
+  std::int64_t tasks() const;
+  void fill_tiles(std::int64_t begin, std::int64_t end);
+  Counts run(std::int64_t begin, std::int64_t end) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Bit-exact linear layer for rows [row_begin, row_end): x int16 [m][k], w int16 [n][k],
 /// y and mask [m][n]; output channel = column n.
