@@ -284,8 +284,10 @@ namespace {
 /// |m| < 2^62 (quantize_float_scaled's fast case), then q = requantize(m, 32) for the block
 /// by dla::requantize_rows, which vectorizes; the rest (huge values, NaN, inf) take
 /// quantize_real afterwards. Same integers as quantize_real(float), element by element.
-void quantize_floats(const float* x, std::int64_t n, int frac, const OutputSpec& out, float* y, bool* mask,
-                     Counts& counts) {
+template <bool kScaled>
+void quantize_floats(const float* x, float scale, std::int64_t n, int frac, const OutputSpec& out, float* y,
+                     bool* mask, Counts& counts) {
+  auto real = [&](std::int64_t i) { return kScaled ? x[i] * scale : x[i]; };  // one float multiply, as torch's
   constexpr std::size_t kBlock = 1024;
   static const std::array<int, kBlock> kShift32 = [] {
     std::array<int, kBlock> s{};
@@ -301,10 +303,9 @@ void quantize_floats(const float* x, std::int64_t n, int frac, const OutputSpec&
   auto fast = [](double t) { return t > -0x1p62 && t < 0x1p62; };
   for (std::int64_t begin = 0; begin < n; begin += static_cast<std::int64_t>(kBlock)) {
     const auto len = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(kBlock), n - begin));
-    const float* xb = x + begin;
     bool any_slow = false;
     for (std::size_t i = 0; i < len; ++i) {
-      const double t = static_cast<double>(xb[i]) * scale32;  // exact: a power-of-two scaling
+      const double t = static_cast<double>(real(begin + static_cast<std::int64_t>(i))) * scale32;  // exact: 2^k
       const bool ok = fast(t);
       const auto v = static_cast<std::int64_t>(ok ? t : 0.0);  // truncated toward zero
       m[i] = v - static_cast<std::int64_t>(ok && static_cast<double>(v) > t);  // floor(t)
@@ -316,10 +317,11 @@ void quantize_floats(const float* x, std::int64_t n, int frac, const OutputSpec&
     std::int64_t saturations = static_cast<std::int64_t>(c.saturations);
     if (any_slow) {
       for (std::size_t i = 0; i < len; ++i) {
-        if (fast(static_cast<double>(xb[i]) * scale32)) continue;
+        const float v = real(begin + static_cast<std::int64_t>(i));
+        if (fast(static_cast<double>(v) * scale32)) continue;
         saturations -= saturated[i] ? 1 : 0;
         bool s = false;
-        q[i] = static_cast<std::int32_t>(quantize_real(static_cast<double>(xb[i]), frac, out, &s));
+        q[i] = static_cast<std::int32_t>(quantize_real(static_cast<double>(v), frac, out, &s));
         saturated[i] = s;
         saturations += s ? 1 : 0;
       }
@@ -334,10 +336,14 @@ void quantize_floats(const float* x, std::int64_t n, int frac, const OutputSpec&
 
 /// Fake-quantizes n reals with one frac (the inner loop of quantize_forward).
 template <RoundMode M, typename T>
-void quantize_span(const T* x, std::int64_t n, int frac, const OutputSpec& out_in, T* y, bool* mask,
+void quantize_span(const T* x, const T* scale, std::int64_t n, int frac, const OutputSpec& out_in, T* y, bool* mask,
                    Counts& counts) {
   if constexpr (std::is_same_v<T, float>) {
-    quantize_floats(x, n, frac, out_in, y, mask, counts);
+    if (scale != nullptr) {
+      quantize_floats<true>(x, *scale, n, frac, out_in, y, mask, counts);
+    } else {
+      quantize_floats<false>(x, 1.0f, n, frac, out_in, y, mask, counts);
+    }
     return;
   }
   const OutputSpec out = constant_spec<M>(out_in);
@@ -345,7 +351,8 @@ void quantize_span(const T* x, std::int64_t n, int frac, const OutputSpec& out_i
   std::int64_t saturations = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     bool saturated = false;
-    const std::int64_t q = quantize_real(static_cast<double>(x[i]), frac, out, &saturated);
+    const T v = scale != nullptr ? static_cast<T>(x[i] * *scale) : x[i];
+    const std::int64_t q = quantize_real(static_cast<double>(v), frac, out, &saturated);
     y[i] = static_cast<T>(q) * inv;
     mask[i] = !saturated;
     saturations += saturated ? 1 : 0;
@@ -357,14 +364,14 @@ void quantize_span(const T* x, std::int64_t n, int frac, const OutputSpec& out_i
 
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
-                        const int* fracs, const OutputSpec& out, T* y, bool* mask) {
+                        const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales) {
   Counts counts;
   with_round_mode(out.mode, [&](auto m) {
     for (std::int64_t o = 0; o < outer; ++o) {
       for (std::int64_t c = 0; c < channels; ++c) {
         const std::int64_t base = (o * channels + c) * inner;
-        quantize_span<decltype(m)::value, T>(x + base, inner, fracs[c], out, y + base, mask + base,
-                                             counts);
+        quantize_span<decltype(m)::value, T>(x + base, scales == nullptr ? nullptr : scales + c, inner, fracs[c], out,
+                                             y + base, mask + base, counts);
       }
     }
   });
@@ -674,7 +681,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const std::int16_t* x, std::int
   template std::int64_t recover_ints<T>(const T*, std::int64_t, int, std::int64_t, std::int64_t, \
                                         std::int16_t*);                                          \
   template Counts quantize_forward<T>(const T*, std::int64_t, std::int64_t, std::int64_t,       \
-                                      const int*, const OutputSpec&, T*, bool*);        \
+                                      const int*, const OutputSpec&, T*, bool*, const T*); \
   template Counts conv2d_forward<T>(const Conv2dGeometry&, const std::int16_t*,                 \
                                     const std::int16_t*, const MacRequant&, T*, bool*,          \
                                     std::int64_t, std::int64_t);                                 \

@@ -121,6 +121,10 @@ TORCH_LIBRARY(dla, m) {
   // The STE gradient of a requantizing op: grad where its mask is true (the clamp kept the
   // value), else 0 (what the ops' own backward does; for gradients assembled in Python).
   m.def("ste_grad(Tensor grad, Tensor mask) -> Tensor");
+  // quantize_per_channel(x * scale[c]) without the product tensor (bit-identical to the
+  // separate multiply): a BatchNorm folded into weights. No autograd (training glue).
+  m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, int[] fracs, int axis, int dtype, int? clip_lo,"
+        " int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
   // Per-channel min and max in one read (NaN-propagating, as torch.aminmax): a weight's range.
   m.def("channel_range(Tensor x, int channel_dim) -> (Tensor min, Tensor max)");
   // g1 = ste_grad(grad, mask) and per channel sum(g1), sum(g1 * y), in one read: the

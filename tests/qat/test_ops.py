@@ -165,6 +165,24 @@ def test_quantize_of_tensors_split_across_threads_matches_reference(threads):
     assert r.counts.tolist() == [0, sat_total]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quantize_per_channel_scaled_is_quantize_per_channel_of_the_product(dtype, threads):
+    """dla.quantize_per_channel_scaled(w, s) == quantize_per_channel(w * s[c]) bit for bit
+    (torch's multiply): negative, zero and tiny scales, saturating fracs, a huge product."""
+    torch.manual_seed(8)
+    w = torch.randn(40, 6, 3, 3, dtype=dtype) * 0.1
+    s = torch.randn(40, dtype=dtype) * 3
+    s[3], s[7], s[11] = 0.0, -1e-30, 1e30
+    fracs = [int(f) for f in torch.randint(0, 12, (40,))]
+    for t in ("i8", "i4"):
+        want = F.quantize_per_channel(w * s.reshape(-1, 1, 1, 1), fracs, 0, t, hw=hw_of("HALF_EVEN"))
+        got = F.quantize_per_channel_scaled(w, s, fracs, 0, t, hw=hw_of("HALF_EVEN"))
+        assert torch.equal(got.y, want.y) and torch.equal(got.mask, want.mask)
+        assert got.counts.tolist() == want.counts.tolist() and want.counts.tolist()[1] > 0
+    with pytest.raises(RuntimeError, match="scale must have shape"):
+        F.quantize_per_channel_scaled(w, s[:5], fracs, 0, "i8")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_quantize_per_channel_and_double_inputs(mode):
     rng = np.random.default_rng(2)

@@ -41,6 +41,14 @@ def quantize_per_channel(x, fracs, axis=0, dtype="i8", clip=None, hw=None):
                                                        dtype_code(dtype), lo, hi, as_hw_list(hw)))
 
 
+def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None):
+    """quantize_per_channel(x * scale[c]) without the product tensor, bit for bit (no
+    autograd: for weights with a BatchNorm folded in, under torch.no_grad)."""
+    lo, hi = _clip(clip)
+    return QResult(*torch.ops.dla.quantize_per_channel_scaled(x, scale, [int(f) for f in fracs], int(axis),
+                                                              dtype_code(dtype), lo, hi, as_hw_list(hw)))
+
+
 def quantize_learnable(x, log2_scale, axis=0, dtype="i8", clip=None, hw=None, smooth=False):
     lo, hi = _clip(clip)
     return QResult(*torch.ops.dla.quantize_learnable(x, log2_scale, int(axis), dtype_code(dtype), lo, hi,

@@ -437,12 +437,12 @@ class MacLayer(QatLayer):
         bn.running_mean.mul_(1 - m).add_(mean.detach() * m)
         bn.running_var.mul_(1 - m).add_(unbiased.detach() * m)
 
-    def folded(self, x, batch_stats, update_running):
+    def folded(self, x, batch_stats, update_running, fold_weight=True):
         """Folded(w', b', y, inv, y_range, mean, var): y is the float conv of x with the
         unfolded weights (only when the batch statistics are used; else None), y * inv + (b'
         per channel) is the folded layer's float output, y_range each channel's (min, max) of
         y or None, mean and var the statistics folded in; inv, mean and var are None without
-        BatchNorm."""
+        BatchNorm; fold_weight False leaves w' None (the caller folds it itself)."""
         w, b = self.module.weight, self.module.bias
         bn = self.bn
         if bn is None:
@@ -464,7 +464,7 @@ class MacLayer(QatLayer):
         gamma = bn.weight if bn.affine else torch.ones_like(mean)
         beta = bn.bias if bn.affine else torch.zeros_like(mean)
         inv = gamma / torch.sqrt(var + bn.eps)
-        w_f = w * self._shape(inv)
+        w_f = w * self._shape(inv) if fold_weight else None
         b_f = beta + ((b - mean) if b is not None else -mean) * inv
         return Folded(w_f, b_f, y, inv, y_range, mean, var)
 
@@ -506,6 +506,21 @@ class MacLayer(QatLayer):
             return F.quantize_learnable(w, self.weight_log2_scale.to(w.dtype), 0, self.weight_dtype, None, self.hw), fr
         fr = self._weight_fracs(w, w_range)
         return F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw), fr
+
+    def _quantized_folded_weight(self, inv):
+        """_quantized_weight(w * inv) (inv per output channel) without the product tensor
+        where the max observer sets the fracs: the products' range per channel is the
+        range's products (float rounding is monotone), and the op multiplies as it
+        quantizes; a non-finite range (or another observer) takes the product tensor."""
+        w = self.module.weight.detach()
+        if self.weight_observer == "max" and self.weight_log2_scale is None:
+            lo, hi = channel_range(w)
+            a, b = lo * inv, hi * inv
+            w_range = (torch.minimum(a, b), torch.maximum(a, b))
+            if bool(torch.isfinite(torch.stack(w_range)).all()):
+                fr = self._weight_fracs(None, w_range)
+                return F.quantize_per_channel_scaled(w, inv, fr, 0, self.weight_dtype, None, self.hw), fr
+        return self._quantized_weight(w * self._shape(inv))
 
     def eval_weights(self):
         """(weight reals, weight fracs, folded float bias or None) of the eval forward."""
@@ -563,8 +578,8 @@ class MacLayer(QatLayer):
     def _forward_fused_bn_grad(self, x, fin, fout, ctx):
         """The forward of the general path, without autograd, and _FoldedConvBnGrad's gradient."""
         with torch.no_grad():
-            w_f, b_f, y, inv, y_range, mean, var = self.folded(x, True, update_running=True)
-            wr, wfr = self._quantized_weight(w_f)
+            _, b_f, y, inv, y_range, mean, var = self.folded(x, True, update_running=True, fold_weight=False)
+            wr, wfr = self._quantized_folded_weight(inv)
             fout.observe_affine(y, inv, b_f, 1, self.clip, ctx, y_range)
             r = self._mac(x, wr.y, wfr, b_f, fin, fout)
         self._count(r.counts + wr.counts, r.y.numel())
