@@ -112,6 +112,16 @@ void requant_mac_sums(const MacRequant& rq, std::int64_t oc0, std::int64_t* sums
       for (std::int64_t c = 0; c < channels; ++c) sums[r * channels + c] += rq.bias[oc0 + c];
     }
   }
+  if (rq.sums_only) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const T scale = std::ldexp(T(1), -rq.shift[oc0 + c]);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        y[r * y_row + c * y_channel] = static_cast<T>(sums[r * channels + c]) * scale;
+        mask[r * y_row + c * y_channel] = true;
+      }
+    }
+    return;
+  }
   const RequantCounts n =
       requantize_rows(sums, channels, static_cast<std::size_t>(rows), static_cast<std::size_t>(channels),
                       rq.shift + oc0, rq.acc, rq.out, scratch.q.data(), channels, scratch.saturated.get());

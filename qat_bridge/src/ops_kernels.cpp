@@ -382,12 +382,13 @@ MacRequant mac_requant(const MacSetup& s) {
   return rq;
 }
 
-Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+/// conv2d_cpu and conv2d_sums_cpu: the checks, the integers and the threads; `sums_only`
+/// writes the exact sums as reals instead of requantizing them.
+Triple conv2d_run(const char* op, const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
                   std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
                   std::int64_t y_dtype, std::int64_t y_frac, IntList stride, IntList padding,
                   IntList dilation, std::int64_t groups, OptInt clip_lo, OptInt clip_hi,
-                  IntList hw_list) {
-  const char* op = "dla::conv2d";
+                  IntList hw_list, bool sums_only) {
   check_real_tensor(op, x, "x");
   check_real_tensor(op, weight, "weight");
   TORCH_CHECK(x.dim() == 4, op, ": x must be 4-d [n, c, h, w], got shape ", x.sizes());
@@ -408,7 +409,8 @@ Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Ten
               " group(s) (expected weight.size(1) == ", groups > 0 ? g.c / groups : 0, ")");
   MacSetup s = mac_setup(op, x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, y_frac,
                          clip_lo, clip_hi, hw_list);
-  const MacRequant rq = mac_requant(s);
+  MacRequant rq = mac_requant(s);
+  rq.sums_only = sums_only;
   Tensor y = at::empty({g.n, g.oc, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
   Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
   Counts total = s.bias_counts;
@@ -427,6 +429,26 @@ Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Ten
     });
   });
   return {y, mask, counts_tensor(total)};
+}
+
+Triple conv2d_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                  std::int64_t x_dtype, std::int64_t x_frac, std::int64_t w_dtype, IntList w_fracs,
+                  std::int64_t y_dtype, std::int64_t y_frac, IntList stride, IntList padding,
+                  IntList dilation, std::int64_t groups, OptInt clip_lo, OptInt clip_hi,
+                  IntList hw_list) {
+  return conv2d_run("dla::conv2d", x, weight, bias, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, y_frac, stride,
+                    padding, dilation, groups, clip_lo, clip_hi, hw_list, false);
+}
+
+/// The exact integer sums of conv2d (no bias, accumulator or output stage) as reals
+/// sum * 2^-(x_frac + w_fracs[oc]), rounded to x's float type: training glue (a folded
+/// BatchNorm's batch statistics from the integer convolution itself).
+Tensor conv2d_sums_cpu(const Tensor& x, const Tensor& weight, std::int64_t x_dtype, std::int64_t x_frac,
+                       std::int64_t w_dtype, IntList w_fracs, IntList stride, IntList padding, IntList dilation,
+                       std::int64_t groups, IntList hw_list) {
+  const std::int64_t i16 = static_cast<std::int64_t>(DType::I16);  // any output type: no output stage runs
+  return std::get<0>(conv2d_run("dla::conv2d_sums", x, weight, c10::nullopt, x_dtype, x_frac, w_dtype, w_fracs, i16,
+                                0, stride, padding, dilation, groups, c10::nullopt, c10::nullopt, hw_list, true));
 }
 
 Triple linear_cpu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
@@ -1165,6 +1187,7 @@ TORCH_LIBRARY_IMPL(dla, CPU, m) {
   m.impl("ste_grad", &dla::qat::ste_grad_cpu);
   m.impl("channel_range", &dla::qat::channel_range_cpu);
   m.impl("quantize_per_channel_scaled", &dla::qat::quantize_per_channel_scaled_cpu);
+  m.impl("conv2d_sums", &dla::qat::conv2d_sums_cpu);
   m.impl("ste_channel_sums", &dla::qat::ste_channel_sums_cpu);
 }
 

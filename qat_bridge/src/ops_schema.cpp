@@ -125,6 +125,11 @@ TORCH_LIBRARY(dla, m) {
   // separate multiply): a BatchNorm folded into weights. No autograd (training glue).
   m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, int[] fracs, int axis, int dtype, int? clip_lo,"
         " int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+  // The exact sums of conv2d (no bias, accumulator or output stage) as reals at
+  // x_frac + w_fracs[oc]: a folded BatchNorm's statistics from the integer convolution.
+  // No autograd (training glue).
+  m.def("conv2d_sums(Tensor x, Tensor weight, int x_dtype, int x_frac, int w_dtype, int[] w_fracs, int[2] stride,"
+        " int[2] padding, int[2] dilation, int groups, int[] hw) -> Tensor");
   // Per-channel min and max in one read (NaN-propagating, as torch.aminmax): a weight's range.
   m.def("channel_range(Tensor x, int channel_dim) -> (Tensor min, Tensor max)");
   // g1 = ste_grad(grad, mask) and per channel sum(g1), sum(g1 * y), in one read: the

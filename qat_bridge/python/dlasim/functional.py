@@ -69,6 +69,15 @@ def conv2d(x, weight, bias=None, *, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, 
                                          as_hw_list(hw)))
 
 
+def conv2d_sums(x, weight, *, x_dtype, x_frac, w_dtype, w_fracs, stride=1, padding=0, dilation=1, groups=1,
+                hw=None):
+    """The exact integer sums of conv2d (no bias, accumulator or output stage) as reals at
+    x_frac + w_fracs[oc] (no autograd: training glue)."""
+    return torch.ops.dla.conv2d_sums(x, weight, dtype_code(x_dtype), int(x_frac), dtype_code(w_dtype),
+                                     [int(f) for f in w_fracs], _pair(stride), _pair(padding), _pair(dilation),
+                                     int(groups), as_hw_list(hw))
+
+
 def linear(x, weight, bias=None, *, x_dtype, x_frac, w_dtype, w_fracs, y_dtype, y_frac, clip=None, hw=None):
     lo, hi = _clip(clip)
     return QResult(*torch.ops.dla.linear(x, weight, bias, dtype_code(x_dtype), int(x_frac), dtype_code(w_dtype),

@@ -31,6 +31,9 @@ _LN2 = math.log(2.0)
 #: What a quantizer does with NaN and inf (QatConfig.nonfinite).
 NONFINITE_POLICIES = ("error", "count")
 
+#: Where a folded BatchNorm's batch statistics come from in training (QatConfig.bn_stats_conv).
+BN_STATS_CONVS = ("float", "integer")
+
 
 class NonFiniteError(ValueError):
     """A tensor to quantize holds NaN or inf (QatConfig.nonfinite="error")."""
@@ -247,6 +250,61 @@ class _FoldedConvBnGrad(torch.autograd.Function):
         return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
 
 
+# What _IntegerBnGrad's backward needs of the forward.
+IntegerBnState = namedtuple("IntegerBnState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "inv_run", "eps",
+                                               "stats_grad", "conv_args"])
+
+
+class _IntegerBnGrad(torch.autograd.Function):
+    """Identity on the output; the gradient of MacLayer's "integer" batch-statistics step
+    (QatConfig.bn_stats_conv): y = conv(x, Q(w * inv_r)) / inv_r with the running
+    statistics' inv_r (the integer conv's exact sums), the batch's mean and var of y,
+    inv = gamma / sqrt(var + eps), out = quantize(y * inv + beta + (b - mean) * inv).
+    With the STE for both quantizers and inv_r a constant, d y = g1 * inv + g2 (g1 the
+    quantizer's masked gradient, g2 through mean and var, as BatchNorm's), and one
+    convolution backward of G = d y / inv_r with Q(w * inv_r) gives d x and, times inv_r,
+    d w (both statistics terms in one; with bn_stats_grad "weight" d x takes a second
+    backward without g2)."""
+
+    @staticmethod
+    def forward(ctx, out, x, w, b, gamma, beta, state):
+        ctx.state = state
+        ctx.save_for_backward(x, w, b, gamma)
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        s = ctx.state
+        x, w, b, gamma = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        c4 = (1, -1, 1, 1)  # per channel of a feature map
+        count = float(g.numel() // g.shape[1])
+        g1, gb_f, d_inv = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
+        d_inv = d_inv + gb_f * ((b - s.mean) if b is not None else -s.mean)  # through b'
+        d_gamma = d_inv / torch.sqrt(s.var + s.eps) if gamma is not None else None
+        G = g1.mul_((s.inv / s.inv_run).reshape(c4))  # d y / inv_r without the statistics' terms
+        G_x = G
+        if s.stats_grad:
+            slope = (-0.5 * d_inv * s.inv / (s.var + s.eps)) * (2.0 / count)
+            offset = -gb_f * s.inv / count - slope * s.mean
+            if s.stats_grad == "weight":
+                G_x = G.clone() if need_x else None
+            G.addcmul_(s.y, (slope / s.inv_run).reshape(c4)).add_((offset / s.inv_run).reshape(c4))
+        if G_x is G:
+            gx, gwq = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
+        else:
+            gx = _conv_grads(G_x, x, s.wq, s.conv_args, True, False)[0] if need_x else None
+            gwq = _conv_grads(G, x, s.wq, s.conv_args, False, True)[1] if need_w else None
+        gw = None
+        if gwq is not None:
+            if s.w_mask is not None:
+                gwq = torch.ops.dla.ste_grad(gwq, s.w_mask)
+            gw = gwq * s.inv_run.reshape(-1, 1, 1, 1)
+        gb = gb_f * s.inv if b is not None else None
+        gbeta = gb_f if ctx.needs_input_grad[5] else None
+        return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
+
+
 class QatLayer(QModule):
     """Base of the prepared layers: dlasim.nn's QModule (hw list, overflow and saturation
     counts) with the layer's name, its source module and a count of the outputs."""
@@ -386,6 +444,7 @@ class MacLayer(QatLayer):
         self.weight_observer = config.weight_observer
         self.nonfinite = config.nonfinite
         self.bn_stats_grad = config.bn_stats_grad
+        self.bn_stats_conv = getattr(config, "bn_stats_conv", "float")
         oc = module.weight.shape[0]
         self.register_buffer("weight_frac", torch.zeros(oc, dtype=torch.int64))
         self.register_buffer("weight_frac_frozen", _flag(False))
@@ -541,6 +600,10 @@ class MacLayer(QatLayer):
             fout.observe(y, ctx)
             return y
         if batch_stats and self._fused_grad(ctx, fout):
+            if self.bn_stats_conv == "integer":
+                out = self._forward_integer_bn(x, fin, fout, ctx)
+                if out is not None:
+                    return out
             return self._forward_fused_bn_grad(x, fin, fout, ctx)
         w, b, y, inv, y_range = self.folded(x, batch_stats, update_running=batch_stats)[:5]
         wq, wfr, wcounts = self.quantized_weight(w)
@@ -559,6 +622,38 @@ class MacLayer(QatLayer):
         r = self._mac(x, wq, wfr, b, fin, fout)
         self._count(r.counts + wcounts, r.y.numel())
         return self._out(ctx, r.y, pre, r.mask, fout)
+
+    def _forward_integer_bn(self, x, fin, fout, ctx):
+        """The "integer" batch-statistics step (see _IntegerBnGrad), or None where it cannot
+        run (no running statistics, or a running-stat fold with a zero factor)."""
+        bn, conv = self.bn, self.module
+        if not bn.track_running_stats or bn.running_var is None:
+            return None
+        c4 = (1, -1, 1, 1)
+        with torch.no_grad():
+            gamma = bn.weight if bn.affine else torch.ones_like(bn.running_var)
+            beta = bn.bias if bn.affine else torch.zeros_like(bn.running_var)
+            inv_run = gamma / torch.sqrt(bn.running_var + bn.eps)
+            if not bool((inv_run != 0).all()):
+                return None
+            wr, wfr = self._quantized_folded_weight(inv_run)
+            y = F.conv2d_sums(x, wr.y, x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
+                              hw=self.hw, **self.conv_args)
+            y.div_(inv_run.reshape(c4))  # the statistics' conv: conv(x, w) up to the weights' quantization
+            mean, var, n, y_range = self._batch_stats(y)
+            self._update_running(mean, var, n)
+            inv = gamma / torch.sqrt(var + bn.eps)
+            b = conv.bias
+            b_f = beta + ((b - mean) if b is not None else -mean) * inv
+            fout.observe_affine(y, inv, b_f, 1, self.clip, ctx, y_range)
+            yf = fout.frac()
+            r = F.quantize(self._normalized(y, inv, b_f), fout.dtype, yf, clip_ints(self.clip, yf), self.hw)
+        self._count(r.counts + wr.counts, r.y.numel())
+        state = IntegerBnState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
+                               out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
+                               inv_run=inv_run, eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
+        return _IntegerBnGrad.apply(r.y, x, conv.weight, conv.bias, bn.weight if bn.affine else None,
+                                    bn.bias if bn.affine else None, state)
 
     def _mac(self, x, wq, wfr, b, fin, fout):
         yf = fout.frac()
@@ -672,6 +767,6 @@ class FlattenLayer(QatLayer):
         return torch.flatten(x, 1)
 
 
-__all__ = ["NONFINITE_POLICIES", "NonFiniteError", "ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer",
+__all__ = ["NONFINITE_POLICIES", "BN_STATS_CONVS", "NonFiniteError", "ActFormat", "RunContext", "QatLayer", "QuantizeLayer", "MacLayer",
            "AddLayer", "AvgPoolLayer", "MaxPoolLayer", "ConcatLayer", "Upsample2xLayer", "FlattenLayer", "clip_ints",
            "clamp_real"]

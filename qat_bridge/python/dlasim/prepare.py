@@ -69,7 +69,7 @@ from torch import nn
 
 from .fuse import Analyzer, QNode
 from .hw import HwOptions
-from .layers import NONFINITE_POLICIES, ActFormat
+from .layers import BN_STATS_CONVS, NONFINITE_POLICIES, ActFormat
 from .observers import OBSERVERS, WEIGHT_OBSERVERS
 from .plan import PlanError, PrecisionPlan, input_specs, name_matches
 from .precision import Resolver, shared_of, site_of
@@ -90,6 +90,12 @@ class QatConfig:
     learnable_scales: bool = False        # TQT-style learnable log2 scales (weights and activations)
     bn_stats_grad: object = True          # gradient through the batch statistics: True (as BatchNorm),
     #                                       "weight" (to the weights only: cheaper), False (none)
+    bn_stats_conv: str = "float"          # where a folded BN's batch statistics come from in training:
+    #                                       "float" (a float conv of the input with the unfolded weights;
+    #                                       the output is the integer layer with the batch-folded weights)
+    #                                       or "integer" (the integer conv with running-stat-folded weights,
+    #                                       the output the quantized float BatchNorm of it: one conv per
+    #                                       layer, as torch.ao; eval and frozen BN are the integer layer)
     nonfinite: str = "error"              # a NaN or inf to quantize (input, float island output, weight):
     #                                       "error" (names the tensor and the count) or "count" (counted
     #                                       per layer and reported by dlasim.report; the op makes NaN 0
@@ -106,6 +112,8 @@ class QatConfig:
             raise ValueError("percentile must be in (50, 100]")
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ValueError("nonfinite %r is not one of %s" % (self.nonfinite, ", ".join(NONFINITE_POLICIES)))
+        if self.bn_stats_conv not in BN_STATS_CONVS:
+            raise ValueError("bn_stats_conv %r is not one of %s" % (self.bn_stats_conv, ", ".join(BN_STATS_CONVS)))
         return self
 
 

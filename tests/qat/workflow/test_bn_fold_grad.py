@@ -140,3 +140,114 @@ def test_saturated_weights_and_zero_gammas_take_the_exact_form():
     w = fused.layers["c1"].folded(x, True, False)[0]
     assert int(fused.layers["c1"]._quantized_weight(w)[0].counts[1]) > 0
     compare(fused, general, x, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# bn_stats_conv="integer": statistics from the integer conv with running-stat-folded
+# weights, against autograd through the same formula written with torch ops
+# ---------------------------------------------------------------------------
+
+
+class ConvBnRelu(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=bias)
+        self.bn = nn.BatchNorm2d(6)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+def integer_stats_reference(layer, ctx, xq, g, stats_grad):
+    """(output, d x, {name: gradient}) of the integer-statistics step by autograd, float64:
+    Q(w * inv_r) and the output quantizer as STEs, the statistics as BatchNorm's."""
+    from dlasim.layers import clip_ints
+
+    bn, conv = layer.bn, layer.module
+    with torch.no_grad():
+        inv_r = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        wq = layer._quantized_folded_weight(inv_r)[0].y
+    params = {"conv.weight": conv.weight, "bn.weight": bn.weight, "bn.bias": bn.bias}
+    if conv.bias is not None:
+        params["conv.bias"] = conv.bias
+    leaf = {n: p.detach().clone().requires_grad_() for n, p in params.items()}
+    x = xq.detach().clone().requires_grad_()
+    w_f = leaf["conv.weight"] * inv_r.reshape(-1, 1, 1, 1)
+    w_ste = w_f + (wq - w_f).detach()
+    a = layer.conv_args
+
+    def stats_conv(inp):
+        return torch.nn.functional.conv2d(inp, w_ste, None, a["stride"], a["padding"], a["dilation"],
+                                          a["groups"]) / inv_r.reshape(1, -1, 1, 1)
+
+    y = stats_conv(x)
+    # bn_stats_grad: through the statistics to x and w (True), to w only ("weight"), none (False)
+    stats_y = {True: y, "weight": stats_conv(x.detach()), False: y.detach()}[stats_grad]
+    mean = stats_y.mean((0, 2, 3))
+    var = stats_y.var((0, 2, 3), unbiased=False)
+    inv = leaf["bn.weight"] / torch.sqrt(var + bn.eps)
+    b = leaf.get("conv.bias")
+    out = y * inv.reshape(1, -1, 1, 1) + (leaf["bn.bias"] + ((b - mean) if b is not None else -mean) * inv).reshape(
+        1, -1, 1, 1)
+    fout = ctx.acts[layer.out_id]
+    yf = fout.frac()
+    q = dlasim.functional.quantize(out.detach(), fout.dtype, yf, clip_ints(layer.clip, yf), layer.hw)
+    kept = torch.where(q.mask, out, out.detach())
+    final = kept + (q.y - kept).detach()
+    (final * g).sum().backward()
+    return q.y, x.grad, {n: t.grad for n, t in leaf.items()}
+
+
+@pytest.mark.parametrize("stats_grad", [True, "weight", False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_integer_statistics_step_is_autograd_of_its_formula(stats_grad, bias):
+    from dlasim.layers import RunContext
+
+    torch.manual_seed(4)
+    x = torch.randn(3, 4, 9, 9, dtype=torch.float64)
+    net = ConvBnRelu(bias).double()
+    prepared = dlasim.prepare_qat(net, (x,), plan="int8", bn_stats_conv="integer", bn_stats_grad=stats_grad).double()
+    prepared.train()
+    prepared(x)
+    prepared(x)  # running statistics away from their initial values
+    (layer,) = [m for m in prepared.layers.values() if isinstance(m, MacLayer)]
+    ctx = RunContext(prepared.acts)
+    fin = ctx.acts[layer.in_id]
+    xq = dlasim.functional.quantize(x, fin.dtype, fin.frac()).y
+    g = torch.randn_like(prepared(x))
+    snapshot = copy.deepcopy(layer)  # the reference starts from the same running statistics
+    want_y, want_dx, want = integer_stats_reference(snapshot, ctx, xq, g, stats_grad)
+    xi = xq.clone().requires_grad_()
+    layer.zero_grad()
+    got_y = layer(xi, ctx)
+    (got_y * g).sum().backward()
+    assert torch.equal(got_y.detach(), want_y)
+    assert int((got_y != 0).sum()) > 0 and int((got_y == 0).sum()) > 0, "the ReLU clip should cut some outputs"
+    torch.testing.assert_close(xi.grad, want_dx, rtol=1e-9, atol=1e-12)
+    names = {"conv.weight": layer.module.weight, "bn.weight": layer.bn.weight, "bn.bias": layer.bn.bias}
+    if bias:
+        names["conv.bias"] = layer.module.bias
+    for n, p in names.items():
+        torch.testing.assert_close(p.grad, want[n], rtol=1e-9, atol=1e-12, msg=lambda m, n=n: "%s: %s" % (n, m))
+    # the running statistics moved as BatchNorm's would on the integer conv's output
+    assert not torch.equal(layer.bn.running_var, snapshot.bn.running_var)
+
+
+def test_integer_statistics_eval_and_frozen_bn_are_the_integer_layer():
+    """The option changes training with batch statistics only: frozen, the training
+    forward is the eval forward, bit for bit, as with the float statistics."""
+    torch.manual_seed(5)
+    x = torch.randn(4, 3, 12, 12)
+    prepared = dlasim.prepare_qat(ConvBnNet(), (x,), plan="int8", bn_stats_conv="integer", freeze_bn_epoch=1)
+    prepared.train()
+    for _ in range(3):
+        prepared(x)
+    dlasim.set_epoch(prepared, 1)
+    dlasim.disable_observers(prepared)
+    with torch.no_grad():
+        y_train = prepared(x)
+        y_eval = prepared.eval()(x)
+    assert torch.equal(y_train, y_eval)
+    with pytest.raises(ValueError, match="bn_stats_conv"):
+        dlasim.prepare_qat(ConvBnNet(), (x,), plan="int8", bn_stats_conv="half")
