@@ -258,6 +258,28 @@ def test_conv2d_matches_integer_reference(case, threads):
         assert r.counts.tolist() == [over, sat + bsat]
 
 
+@pytest.mark.parametrize("case", [0, 2, 5, 6], ids=str)
+def test_conv2d_sums_are_the_exact_integer_sums(case, threads):
+    """dla.conv2d_sums (a folded BN's statistics conv): the exact sums of the integers as
+    reals at x_frac + w_fracs[oc], against the naive integer convolution."""
+    shape, stride, pad, dil, groups, xt, wt = CONV_CASES[case][:7]
+    n, c, h, wd, oc, kh, kw = shape
+    stride, pad, dil = [(v, v) if isinstance(v, int) else v for v in (stride, pad, dil)]
+    rng = np.random.default_rng(40 + case)
+    xq = rand_ints(rng, xt, (n, c, h, wd), extremes=0.5)
+    wq = rand_ints(rng, wt, (oc, c // groups, kh, kw))
+    x_frac, w_fracs = 3, [int(v) for v in rng.integers(-2, 9, oc)]
+    exact = ref_conv_int(xq, wq, stride, pad, dil, groups)
+    for dtype in (torch.float32, torch.float64):
+        x = reals(xq, x_frac, dtype)
+        w = torch.stack([reals(wq[o], w_fracs[o], dtype) for o in range(oc)])
+        y = F.conv2d_sums(x, w, x_dtype=xt, x_frac=x_frac, w_dtype=wt, w_fracs=w_fracs, stride=stride, padding=pad,
+                          dilation=dil, groups=groups, hw=hw_of(acc_bits=8))  # no accumulator: 8 bits change nothing
+        want = exact.astype(np.float64) * np.exp2(-(x_frac + np.array(w_fracs)))[None, :, None, None]
+        assert y.dtype == dtype
+        assert np.array_equal(y.double().numpy(), want.astype(np.float32 if dtype == torch.float32 else np.float64))
+
+
 def _exact_layer(rng, c, k, spatial, xt="i8"):
     """Inputs and weights whose products all have one sign: |sum| up to c k k max|x| max|w|."""
     lo, hi = RANGES[xt]
