@@ -294,10 +294,27 @@ namespace {
 /// |m| < 2^62 (quantize_float_scaled's fast case), then q = requantize(m, 32) for the block
 /// by dla::requantize_rows, which vectorizes; the rest (huge values, NaN, inf) take
 /// quantize_real afterwards. Same integers as quantize_real(float), element by element.
-template <bool kScaled>
-void quantize_floats(const float* x, float scale, std::int64_t n, int frac, const OutputSpec& out, float* y,
-                     bool* mask, Counts& counts) {
-  auto real = [&](std::int64_t i) { return kScaled ? x[i] * scale : x[i]; };  // one float multiply, as torch's
+/// What quantize_forward does to x before it quantizes: nothing, x * scale, or
+/// x * scale + shift, each operation rounded to the element type as torch's separate
+/// multiply and add round (kernels.cpp builds with -ffp-contract=off: no fused multiply-add).
+enum class Pre { kNone, kScale, kAffine };
+
+template <Pre kPre, typename T>
+T pre_op(T x, T scale, T shift) {
+  if constexpr (kPre == Pre::kNone) {
+    return x;
+  } else if constexpr (kPre == Pre::kScale) {
+    return static_cast<T>(x * scale);
+  } else {
+    const T product = x * scale;
+    return static_cast<T>(product + shift);
+  }
+}
+
+template <Pre kPre>
+void quantize_floats(const float* x, float scale, float shift, std::int64_t n, int frac, const OutputSpec& out,
+                     float* y, bool* mask, Counts& counts) {
+  auto real = [&](std::int64_t i) { return pre_op<kPre>(x[i], scale, shift); };
   constexpr std::size_t kBlock = 1024;
   static const std::array<int, kBlock> kShift32 = [] {
     std::array<int, kBlock> s{};
@@ -346,13 +363,15 @@ void quantize_floats(const float* x, float scale, std::int64_t n, int frac, cons
 
 /// Fake-quantizes n reals with one frac (the inner loop of quantize_forward).
 template <RoundMode M, typename T>
-void quantize_span(const T* x, const T* scale, std::int64_t n, int frac, const OutputSpec& out_in, T* y, bool* mask,
-                   Counts& counts) {
+void quantize_span(const T* x, const T* scale, const T* shift, std::int64_t n, int frac, const OutputSpec& out_in,
+                   T* y, bool* mask, Counts& counts) {
   if constexpr (std::is_same_v<T, float>) {
-    if (scale != nullptr) {
-      quantize_floats<true>(x, *scale, n, frac, out_in, y, mask, counts);
+    if (shift != nullptr) {
+      quantize_floats<Pre::kAffine>(x, *scale, *shift, n, frac, out_in, y, mask, counts);
+    } else if (scale != nullptr) {
+      quantize_floats<Pre::kScale>(x, *scale, 0.0f, n, frac, out_in, y, mask, counts);
     } else {
-      quantize_floats<false>(x, 1.0f, n, frac, out_in, y, mask, counts);
+      quantize_floats<Pre::kNone>(x, 1.0f, 0.0f, n, frac, out_in, y, mask, counts);
     }
     return;
   }
@@ -361,7 +380,9 @@ void quantize_span(const T* x, const T* scale, std::int64_t n, int frac, const O
   std::int64_t saturations = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     bool saturated = false;
-    const T v = scale != nullptr ? static_cast<T>(x[i] * *scale) : x[i];
+    const T v = shift != nullptr ? pre_op<Pre::kAffine>(x[i], *scale, *shift)
+                : scale != nullptr ? pre_op<Pre::kScale>(x[i], *scale, T(0))
+                                   : x[i];
     const std::int64_t q = quantize_real(static_cast<double>(v), frac, out, &saturated);
     y[i] = static_cast<T>(q) * inv;
     mask[i] = !saturated;
@@ -374,13 +395,15 @@ void quantize_span(const T* x, const T* scale, std::int64_t n, int frac, const O
 
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
-                        const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales) {
+                        const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales,
+                        const T* shifts) {
   Counts counts;
   with_round_mode(out.mode, [&](auto m) {
     for (std::int64_t o = 0; o < outer; ++o) {
       for (std::int64_t c = 0; c < channels; ++c) {
         const std::int64_t base = (o * channels + c) * inner;
-        quantize_span<decltype(m)::value, T>(x + base, scales == nullptr ? nullptr : scales + c, inner, fracs[c], out,
+        quantize_span<decltype(m)::value, T>(x + base, scales == nullptr ? nullptr : scales + c,
+                                             shifts == nullptr ? nullptr : shifts + c, inner, fracs[c], out,
                                              y + base, mask + base, counts);
       }
     }
@@ -691,7 +714,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const std::int16_t* x, std::int
   template std::int64_t recover_ints<T>(const T*, std::int64_t, int, std::int64_t, std::int64_t, \
                                         std::int16_t*);                                          \
   template Counts quantize_forward<T>(const T*, std::int64_t, std::int64_t, std::int64_t,       \
-                                      const int*, const OutputSpec&, T*, bool*, const T*); \
+                                      const int*, const OutputSpec&, T*, bool*, const T*, const T*); \
   template Counts conv2d_forward<T>(const Conv2dGeometry&, const std::int16_t*,                 \
                                     const std::int16_t*, const MacRequant&, T*, bool*,          \
                                     std::int64_t, std::int64_t);                                 \

@@ -204,7 +204,8 @@ bool* mask_ptr(Tensor& mask) { return mask.data_ptr<bool>(); }
 
 Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
                              const std::vector<int>& fracs, DType dtype, OptInt clip_lo,
-                             OptInt clip_hi, const HwOptions& hw, const Tensor& scales = Tensor()) {
+                             OptInt clip_hi, const HwOptions& hw, const Tensor& scales = Tensor(),
+                             const Tensor& shifts = Tensor()) {
   const OutputSpec out = output_spec(op, dtype, hw.rounding, clip_lo, clip_hi);
   const Tensor xc = x.contiguous();
   Tensor y = at::empty_like(xc);
@@ -226,6 +227,7 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
   AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "dla_quantize", [&] {
     const scalar_t* px = xc.data_ptr<scalar_t>();
     const scalar_t* ps = scales.defined() ? scales.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pb = shifts.defined() ? shifts.data_ptr<scalar_t>() : nullptr;
     scalar_t* py = y.data_ptr<scalar_t>();
     bool* pm = mask_ptr(mask);
     const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(block, 1));
@@ -236,7 +238,7 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
         const std::int64_t len = std::min(block, (row + 1) * row_len - start);
         const std::int64_t ch = rows > 1 ? row % channels : 0;
         c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out, py + start, pm + start,
-                                        ps == nullptr ? nullptr : ps + ch);
+                                        ps == nullptr ? nullptr : ps + ch, pb == nullptr ? nullptr : pb + ch);
       }
       const std::lock_guard<std::mutex> lock(mu);
       counts += c;
@@ -269,23 +271,30 @@ Triple quantize_per_channel_cpu(const Tensor& x, IntList fracs, std::int64_t axi
   return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw);
 }
 
-/// quantize_per_channel(x * scale[c]) without the product tensor: the elements are the
-/// products a separate multiply gives, bit for bit (a weight with its BatchNorm folded in).
-Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, IntList fracs, std::int64_t axis,
-                                       std::int64_t dtype, OptInt clip_lo, OptInt clip_hi, IntList hw_list) {
+/// quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries: the elements
+/// are what a separate multiply (and add) give, bit for bit (a weight with its BatchNorm
+/// folded in; a BatchNorm's output).
+Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, const c10::optional<Tensor>& shift,
+                                       IntList fracs, std::int64_t axis, std::int64_t dtype, OptInt clip_lo,
+                                       OptInt clip_hi, IntList hw_list) {
   const char* op = "dla::quantize_per_channel_scaled";
   const HwOptions hw = parse_hw(op, hw_list);
   check_real_tensor(op, x, "x");
-  check_real_tensor(op, scale, "scale");
-  check_same_dtype(op, x, "x", scale, "scale");
   TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
   const DType t = act_dtype(op, dtype, "dtype");
   const std::int64_t ax = normalize_axis(op, axis, x.dim());
-  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == x.size(ax), op, ": scale must have shape [", x.size(ax),
-              "] (one per channel of axis ", ax, "), got ", scale.sizes());
+  auto per_channel = [&](const Tensor& v, const char* name) {
+    check_real_tensor(op, v, name);
+    check_same_dtype(op, x, "x", v, name);
+    TORCH_CHECK(v.dim() == 1 && v.size(0) == x.size(ax), op, ": ", name, " must have shape [", x.size(ax),
+                "] (one per channel of axis ", ax, "), got ", v.sizes());
+    return v.contiguous();
+  };
+  const Tensor s = per_channel(scale, "scale");
+  const Tensor b = shift.has_value() && shift->defined() ? per_channel(*shift, "shift") : Tensor();
   std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
   if (f.size() == 1 && x.size(ax) != 1) f.assign(static_cast<std::size_t>(x.size(ax)), f[0]);
-  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, scale.contiguous());
+  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b);
 }
 
 Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,

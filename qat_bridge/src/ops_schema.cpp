@@ -121,10 +121,11 @@ TORCH_LIBRARY(dla, m) {
   // The STE gradient of a requantizing op: grad where its mask is true (the clamp kept the
   // value), else 0 (what the ops' own backward does; for gradients assembled in Python).
   m.def("ste_grad(Tensor grad, Tensor mask) -> Tensor");
-  // quantize_per_channel(x * scale[c]) without the product tensor (bit-identical to the
-  // separate multiply): a BatchNorm folded into weights. No autograd (training glue).
-  m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, int[] fracs, int axis, int dtype, int? clip_lo,"
-        " int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+  // quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries (bit-identical
+  // to the separate multiply and add): a BatchNorm folded into weights, a BatchNorm's output.
+  // No autograd (training glue).
+  m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, Tensor? shift, int[] fracs, int axis, int dtype,"
+        " int? clip_lo, int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
   // The exact sums of conv2d (no bias, accumulator or output stage) as reals at
   // x_frac + w_fracs[oc]: a folded BatchNorm's statistics from the integer convolution.
   // No autograd (training glue).

@@ -181,6 +181,16 @@ def test_quantize_per_channel_scaled_is_quantize_per_channel_of_the_product(dtyp
         assert got.counts.tolist() == want.counts.tolist() and want.counts.tolist()[1] > 0
     with pytest.raises(RuntimeError, match="scale must have shape"):
         F.quantize_per_channel_scaled(w, s[:5], fracs, 0, "i8")
+    # with a shift, per channel of a feature map, one frac: quantize(y * s + b) (a BatchNorm's output)
+    y = torch.randn(2, 40, 5, 7, dtype=dtype) * 4
+    b = torch.randn(40, dtype=dtype)
+    for clip in [None, (0, None)]:
+        want = F.quantize(y * s.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1), "i8", 4, clip=clip, hw=hw_of("HALF_UP"))
+        got = F.quantize_per_channel_scaled(y, s, [4], 1, "i8", clip=clip, hw=hw_of("HALF_UP"), shift=b)
+        assert torch.equal(got.y, want.y) and torch.equal(got.mask, want.mask)
+        assert got.counts.tolist() == want.counts.tolist()
+    with pytest.raises(RuntimeError, match="shift must have shape"):
+        F.quantize_per_channel_scaled(y, s, [4], 1, "i8", shift=b[:3])
 
 
 @pytest.mark.parametrize("mode", MODES)

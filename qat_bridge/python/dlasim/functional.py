@@ -41,11 +41,12 @@ def quantize_per_channel(x, fracs, axis=0, dtype="i8", clip=None, hw=None):
                                                        dtype_code(dtype), lo, hi, as_hw_list(hw)))
 
 
-def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None):
-    """quantize_per_channel(x * scale[c]) without the product tensor, bit for bit (no
-    autograd: for weights with a BatchNorm folded in, under torch.no_grad)."""
+def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None, shift=None):
+    """quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries, bit for bit
+    (no autograd: weights with a BatchNorm folded in, a BatchNorm's output; under
+    torch.no_grad)."""
     lo, hi = _clip(clip)
-    return QResult(*torch.ops.dla.quantize_per_channel_scaled(x, scale, [int(f) for f in fracs], int(axis),
+    return QResult(*torch.ops.dla.quantize_per_channel_scaled(x, scale, shift, [int(f) for f in fracs], int(axis),
                                                               dtype_code(dtype), lo, hi, as_hw_list(hw)))
 
 

@@ -647,7 +647,8 @@ class MacLayer(QatLayer):
             b_f = beta + ((b - mean) if b is not None else -mean) * inv
             fout.observe_affine(y, inv, b_f, 1, self.clip, ctx, y_range)
             yf = fout.frac()
-            r = F.quantize(self._normalized(y, inv, b_f), fout.dtype, yf, clip_ints(self.clip, yf), self.hw)
+            # quantize(y * inv + b') per channel, without the two temporaries
+            r = F.quantize_per_channel_scaled(y, inv, [yf], 1, fout.dtype, clip_ints(self.clip, yf), self.hw, b_f)
         self._count(r.counts + wr.counts, r.y.numel())
         state = IntegerBnState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
                                out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,

@@ -60,10 +60,13 @@ std::int64_t recover_ints(const T* x, std::int64_t n, int frac, std::int64_t lo,
 /// y = requantize(x * 2^fracs[c]) * 2^-fracs[c] (quantize_real per element), mask = 1
 /// where the clamp did not change the value. `fracs` has `channels` entries. With
 /// `scales` (one per channel), the reals are x * scales[c] rounded to T first, exactly the
-/// tensor a separate multiply would give (a BatchNorm folded into weights without a copy).
+/// tensor a separate multiply would give (a BatchNorm folded into weights without a copy);
+/// with `shifts` too, x * scales[c] + shifts[c], each operation rounded (a BatchNorm's
+/// output without its two temporaries). shifts needs scales.
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
-                        const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales = nullptr);
+                        const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales = nullptr,
+                        const T* shifts = nullptr);
 
 // ---------------------------------------------------------------------------
 // MAC ops: conv2d and linear
