@@ -181,7 +181,29 @@ def _conv_grads(g, x, w, a, need_x, need_w):
     return gx, gw
 
 
-class _FoldedConvBnGrad(torch.autograd.Function):
+class _BatchStatsGrad(torch.autograd.Function):
+    """Base of the gradients of a conv + BatchNorm step on batch statistics: identity on the
+    layer's output (computed without autograd), what the backward needs kept on ctx."""
+
+    @staticmethod
+    def forward(ctx, out, x, w, b, gamma, beta, state):
+        ctx.state = state
+        ctx.save_for_backward(x, w, b, gamma)
+        return out.view_as(out)
+
+
+def _statistics_line(s, gb_f, d_inv, b, gamma, count):
+    """(d inv, d gamma, slope, offset) of a folded BatchNorm: d inv gains the b' = beta +
+    (b - mean) inv term; the gradient of y through mean and var is offset + slope * y per
+    channel (BatchNorm's)."""
+    d_inv = d_inv + gb_f * ((b - s.mean) if b is not None else -s.mean)
+    d_gamma = d_inv / torch.sqrt(s.var + s.eps) if gamma is not None else None
+    slope = (-0.5 * d_inv * s.inv / (s.var + s.eps)) * (2.0 / count)
+    offset = -gb_f * s.inv / count - slope * s.mean
+    return d_inv, d_gamma, slope, offset
+
+
+class _FoldedConvBnGrad(_BatchStatsGrad):
     """Identity on the layer's output; the gradient of a conv + BatchNorm layer trained with
     batch statistics, for x, the conv weight and bias, and the BN's gamma and beta, in as
     few convolution backwards as float training's BatchNorm.
@@ -202,12 +224,6 @@ class _FoldedConvBnGrad(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, out, x, w, b, gamma, beta, state):
-        ctx.state = state
-        ctx.save_for_backward(x, w, b, gamma)
-        return out.view_as(out)
-
-    @staticmethod
     def backward(ctx, g):
         s = ctx.state
         x, w, b, gamma = ctx.saved_tensors
@@ -225,13 +241,7 @@ class _FoldedConvBnGrad(torch.autograd.Function):
             if s.w_mask is not None:
                 gwf = torch.ops.dla.ste_grad(gwf, s.w_mask)
             d_inv = (gwf * w).sum((1, 2, 3))
-        d_inv = d_inv + gb_f * ((b - s.mean) if b is not None else -s.mean)  # through b'
-        d_gamma = d_inv / torch.sqrt(s.var + s.eps) if gamma is not None else None
-        if s.stats_grad:  # d y = a + slope * y per channel, from d mean and d var
-            d_mean = -gb_f * s.inv
-            d_var = -0.5 * d_inv * s.inv / (s.var + s.eps)
-            slope = d_var * (2.0 / count)
-            offset = d_mean / count - slope * s.mean
+        d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, d_inv, b, gamma, count)
         if fused:
             G = g1  # g1 + g2 / inv, in place: g1 is this backward's own tensor
             if s.stats_grad:
@@ -255,7 +265,7 @@ IntegerBnState = namedtuple("IntegerBnState", ["wq", "w_mask", "out_mask", "y", 
                                                "stats_grad", "conv_args"])
 
 
-class _IntegerBnGrad(torch.autograd.Function):
+class _IntegerBnGrad(_BatchStatsGrad):
     """Identity on the output; the gradient of MacLayer's "integer" batch-statistics step
     (QatConfig.bn_stats_conv): y = conv(x, Q(w * inv_r)) / inv_r with the running
     statistics' inv_r (the integer conv's exact sums), the batch's mean and var of y,
@@ -267,26 +277,17 @@ class _IntegerBnGrad(torch.autograd.Function):
     backward without g2)."""
 
     @staticmethod
-    def forward(ctx, out, x, w, b, gamma, beta, state):
-        ctx.state = state
-        ctx.save_for_backward(x, w, b, gamma)
-        return out.view_as(out)
-
-    @staticmethod
     def backward(ctx, g):
         s = ctx.state
         x, w, b, gamma = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         c4 = (1, -1, 1, 1)  # per channel of a feature map
         count = float(g.numel() // g.shape[1])
-        g1, gb_f, d_inv = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
-        d_inv = d_inv + gb_f * ((b - s.mean) if b is not None else -s.mean)  # through b'
-        d_gamma = d_inv / torch.sqrt(s.var + s.eps) if gamma is not None else None
+        g1, gb_f, g1_dot_y = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
+        d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, g1_dot_y, b, gamma, count)
         G = g1.mul_((s.inv / s.inv_run).reshape(c4))  # d y / inv_r without the statistics' terms
         G_x = G
         if s.stats_grad:
-            slope = (-0.5 * d_inv * s.inv / (s.var + s.eps)) * (2.0 / count)
-            offset = -gb_f * s.inv / count - slope * s.mean
             if s.stats_grad == "weight":
                 G_x = G.clone() if need_x else None
             G.addcmul_(s.y, (slope / s.inv_run).reshape(c4)).add_((offset / s.inv_run).reshape(c4))
