@@ -446,7 +446,8 @@ void for_each_block(std::int64_t begin, std::int64_t end, std::int64_t max_block
 template <typename T>
 __attribute__((always_inline)) inline void depthwise_body(const ConvShape& s, std::int64_t amax, const T* act,
                                                           const std::int8_t* w, std::int64_t* out, Store store,
-                                                          std::int64_t p_begin, std::int64_t p_end) {
+                                                          std::int64_t p_begin, std::int64_t p_end,
+                                                          std::int64_t out_pixel0) {
   const std::int64_t ch = s.out_c, taps = s.kernel_h * s.kernel_w;
   std::int64_t wmax = 1;
   std::vector<std::int32_t> wt(static_cast<std::size_t>(taps * ch));
@@ -484,7 +485,7 @@ __attribute__((always_inline)) inline void depthwise_body(const ConvShape& s, st
         ++in_chunk;
       }
     }
-    std::int64_t* __restrict o = out + p * ch;
+    std::int64_t* __restrict o = out + (p - out_pixel0) * ch;
     if (multi) {
       for (std::int64_t c = 0; c < ch; ++c) wide[c] += sum[c];
       if (store == Store::kOverwrite) {
@@ -502,38 +503,46 @@ __attribute__((always_inline)) inline void depthwise_body(const ConvShape& s, st
 
 template <typename T>
 void depthwise_scalar(const ConvShape& s, std::int64_t amax, const T* act, const std::int8_t* w, std::int64_t* out,
-                      Store store, std::int64_t p_begin, std::int64_t p_end) {
-  depthwise_body(s, amax, act, w, out, store, p_begin, p_end);
+                      Store store, std::int64_t p_begin, std::int64_t p_end, std::int64_t out_pixel0) {
+  depthwise_body(s, amax, act, w, out, store, p_begin, p_end, out_pixel0);
 }
 
 #if DLA_GEMM_X86
 template <typename T>
 __attribute__((target("avx2"))) void depthwise_avx2(const ConvShape& s, std::int64_t amax, const T* act,
                                                     const std::int8_t* w, std::int64_t* out, Store store,
-                                                    std::int64_t p_begin, std::int64_t p_end) {
-  depthwise_body(s, amax, act, w, out, store, p_begin, p_end);
+                                                    std::int64_t p_begin, std::int64_t p_end,
+                                                    std::int64_t out_pixel0) {
+  depthwise_body(s, amax, act, w, out, store, p_begin, p_end, out_pixel0);
 }
 
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void depthwise_avx512(
     const ConvShape& s, std::int64_t amax, const T* act, const std::int8_t* w, std::int64_t* out, Store store,
-    std::int64_t p_begin, std::int64_t p_end) {
-  depthwise_body(s, amax, act, w, out, store, p_begin, p_end);
+    std::int64_t p_begin, std::int64_t p_end, std::int64_t out_pixel0) {
+  depthwise_body(s, amax, act, w, out, store, p_begin, p_end, out_pixel0);
 }
 #endif
 
 template <typename T>
 void depthwise_typed(const ConvShape& s, std::int64_t amax, const T* act, const std::int8_t* w, std::int64_t* out,
-                     Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa) {
+                     Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa, std::int64_t out_pixel0) {
   switch (isa) {
 #if DLA_GEMM_X86
-    case Isa::kAvx512Vnni: depthwise_avx512(s, amax, act, w, out, store, p_begin, p_end); return;
-    case Isa::kAvx2: depthwise_avx2(s, amax, act, w, out, store, p_begin, p_end); return;
+    case Isa::kAvx512Vnni: depthwise_avx512(s, amax, act, w, out, store, p_begin, p_end, out_pixel0); return;
+    case Isa::kAvx2: depthwise_avx2(s, amax, act, w, out, store, p_begin, p_end, out_pixel0); return;
 #else
     case Isa::kAvx512Vnni:
     case Isa::kAvx2:
 #endif
-    case Isa::kScalar: depthwise_scalar(s, amax, act, w, out, store, p_begin, p_end); return;
+    case Isa::kScalar: depthwise_scalar(s, amax, act, w, out, store, p_begin, p_end, out_pixel0); return;
+  }
+}
+
+void check_out_pixel0(std::int64_t out_pixel0, std::int64_t p_begin) {
+  if (out_pixel0 < 0 || out_pixel0 > p_begin) {
+    throw std::invalid_argument("dla::gemm: output origin pixel " + std::to_string(out_pixel0) +
+                                " is outside [0, p_begin = " + std::to_string(p_begin) + "]");
   }
 }
 
@@ -770,10 +779,7 @@ ConvKernel::ConvKernel(const ConvShape& shape, ActType act, const std::int8_t* w
 void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64_t p_begin, std::int64_t p_end,
                      std::int64_t out_stride, std::int64_t out_pixel0) const {
   check_pixels(shape_, p_begin, p_end);
-  if (out_pixel0 < 0 || out_pixel0 > p_begin) {
-    throw std::invalid_argument("dla::gemm: output origin pixel " + std::to_string(out_pixel0) +
-                                " is outside [0, p_begin = " + std::to_string(p_begin) + "]");
-  }
+  check_out_pixel0(out_pixel0, p_begin);
   if (out_stride == 0) out_stride = shape_.out_c;
   if (out_stride < shape_.out_c) {
     throw std::invalid_argument("dla::gemm: output stride " + std::to_string(out_stride) + " is less than out_c = " +
@@ -867,23 +873,27 @@ void ConvKernel::run(const void* act, std::int64_t* out, Store store, std::int64
 }
 
 void depthwise(const ConvShape& shape, ActType act_type, const void* act, const std::int8_t* w, std::int64_t* out,
-               Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa) {
+               Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa, std::int64_t out_pixel0) {
   check_or_throw(shape, isa);
   if (shape.in_c != shape.out_c) {
     throw std::invalid_argument("dla::gemm: depthwise needs in_c == out_c (in_c = " + std::to_string(shape.in_c) +
                                 ", out_c = " + std::to_string(shape.out_c) + ")");
   }
   check_pixels(shape, p_begin, p_end);
+  check_out_pixel0(out_pixel0, p_begin);
   const std::int64_t amax = act_max_abs(act_type);
   switch (act_type) {
     case ActType::kU8:
-      depthwise_typed(shape, amax, static_cast<const std::uint8_t*>(act), w, out, store, p_begin, p_end, isa);
+      depthwise_typed(shape, amax, static_cast<const std::uint8_t*>(act), w, out, store, p_begin, p_end, isa,
+                      out_pixel0);
       return;
     case ActType::kS8:
-      depthwise_typed(shape, amax, static_cast<const std::int8_t*>(act), w, out, store, p_begin, p_end, isa);
+      depthwise_typed(shape, amax, static_cast<const std::int8_t*>(act), w, out, store, p_begin, p_end, isa,
+                      out_pixel0);
       return;
     case ActType::kS16:
-      depthwise_typed(shape, amax, static_cast<const std::int16_t*>(act), w, out, store, p_begin, p_end, isa);
+      depthwise_typed(shape, amax, static_cast<const std::int16_t*>(act), w, out, store, p_begin, p_end, isa,
+                      out_pixel0);
       return;
   }
 }

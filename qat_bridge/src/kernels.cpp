@@ -500,24 +500,31 @@ struct Conv2dPlan<T>::Impl {
   MacRequant rq;
   T* y;
   bool* mask;
-  std::int64_t n_begin, cg, ocg, p_n, hp, wp, chunk, chunks_per_tile, tile_elems;
+  // A depthwise conv (one input and one output channel per group) runs as one group of all
+  // channels through gemm::depthwise instead of a tiny GEMM per channel.
+  bool depthwise;
+  std::int64_t groups, n_begin, cg, ocg, p_n, hp, wp, chunk, chunks_per_tile, tile_elems;
   gemm::ActType type;
-  std::vector<gemm::ConvKernel> kernels;  // one per group
+  gemm::ConvShape shape;
+  gemm::Isa isa;
+  std::vector<gemm::ConvKernel> kernels;  // one per group (none when depthwise)
+  std::vector<std::int8_t> dw_weights;    // depthwise: [c][kh][kw] s8
   std::int64_t n_tiles;                   // one per image and group
   ActTile act;                            // every tile: [image - n_begin][group][hp][wp][cg]
 
   Impl(const Conv2dGeometry& geo, const std::int16_t* x_, const std::int16_t* w, const MacRequant& rq_, T* y_,
        bool* mask_, std::int64_t n_begin_, std::int64_t n_end)
-      : g(geo), x(x_), rq(rq_), y(y_), mask(mask_), n_begin(n_begin_), cg(geo.c / geo.groups),
-        ocg(geo.oc / geo.groups), p_n(geo.out_h() * geo.out_w()), hp(geo.h + 2 * geo.pad_h),
+      : g(geo), x(x_), rq(rq_), y(y_), mask(mask_), depthwise(geo.groups > 1 && geo.groups == geo.c && geo.oc == geo.c),
+        groups(depthwise ? 1 : geo.groups), n_begin(n_begin_), cg(geo.c / groups), ocg(geo.oc / groups),
+        p_n(geo.out_h() * geo.out_w()), hp(geo.h + 2 * geo.pad_h),
         wp(geo.w + 2 * geo.pad_w),
         // Pixels are requantized in chunks of about 8 Ki sums, right after the kernel wrote
         // them (still in cache), and stored channel by channel into the [oc][pixel] output.
         chunk(std::clamp<std::int64_t>(8192 / std::max<std::int64_t>(ocg, 1), 1, std::max<std::int64_t>(p_n, 1))),
         chunks_per_tile((p_n + chunk - 1) / chunk), tile_elems(hp * wp * cg),
         type(act_type_of(x_ + n_begin_ * geo.c * geo.h * geo.w, (n_end - n_begin_) * geo.c * geo.h * geo.w)),
-        n_tiles(std::max<std::int64_t>(n_end - n_begin_, 0) * geo.groups), act(type, n_tiles * tile_elems) {
-    gemm::ConvShape shape;
+        isa(current_isa().load()), n_tiles(std::max<std::int64_t>(n_end - n_begin_, 0) * groups),
+        act(type, n_tiles * tile_elems) {
     shape.in_h = hp;
     shape.in_w = wp;
     shape.in_c = cg;
@@ -530,10 +537,14 @@ struct Conv2dPlan<T>::Impl {
     shape.stride_w = g.stride_w;
     shape.dilation_h = g.dil_h;
     shape.dilation_w = g.dil_w;
-    const gemm::Isa isa = current_isa().load();
+    if (depthwise) {
+      dw_weights.resize(static_cast<std::size_t>(g.oc * g.kh * g.kw));
+      for (std::size_t i = 0; i < dw_weights.size(); ++i) dw_weights[i] = weight_s8(w[i]);  // [c][1][kh][kw]
+      return;
+    }
     std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
-    kernels.reserve(static_cast<std::size_t>(g.groups));
-    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+    kernels.reserve(static_cast<std::size_t>(groups));
+    for (std::int64_t gi = 0; gi < groups; ++gi) {
       // Weights of the group as [oc][kh][kw][c] s8.
       for (std::int64_t o = 0; o < ocg; ++o) {
         for (std::int64_t ic = 0; ic < cg; ++ic) {
@@ -572,7 +583,7 @@ void Conv2dPlan<T>::fill_tiles(std::int64_t begin, std::int64_t end) {
   const Conv2dGeometry& g = m.g;
   const std::int64_t plane = g.h * g.w;
   for (std::int64_t t = begin; t < end; ++t) {
-    const std::int64_t img = m.n_begin + t / g.groups, gi = t % g.groups;
+    const std::int64_t img = m.n_begin + t / m.groups, gi = t % m.groups;
     // The image's group channels, zero-padded, as [hp][wp][cg], row by row so that the
     // stores of all channels of a row stay in cache.
     for (std::int64_t ih = 0; ih < g.h; ++ih) {
@@ -594,9 +605,14 @@ Counts Conv2dPlan<T>::run(std::int64_t begin, std::int64_t end) const {
   for (std::int64_t task = begin; task < end; ++task) {
     const std::int64_t t = task / m.chunks_per_tile;
     const std::int64_t p0 = (task % m.chunks_per_tile) * m.chunk, p1 = std::min(m.p_n, p0 + m.chunk);
-    const std::int64_t img = m.n_begin + t / m.g.groups, gi = t % m.g.groups;
-    m.kernels[static_cast<std::size_t>(gi)].run(m.act.at(t * m.tile_elems), sums.data(), gemm::Store::kOverwrite, p0,
-                                                p1, 0, p0);
+    const std::int64_t img = m.n_begin + t / m.groups, gi = t % m.groups;
+    if (m.depthwise) {
+      gemm::depthwise(m.shape, m.type, m.act.at(t * m.tile_elems), m.dw_weights.data(), sums.data(),
+                      gemm::Store::kOverwrite, p0, p1, m.isa, p0);
+    } else {
+      m.kernels[static_cast<std::size_t>(gi)].run(m.act.at(t * m.tile_elems), sums.data(), gemm::Store::kOverwrite,
+                                                  p0, p1, 0, p0);
+    }
     const std::int64_t at = (img * m.g.oc + gi * m.ocg) * m.p_n + p0;  // y [oc][pixel]
     requant_mac_sums(m.rq, gi * m.ocg, sums.data(), p1 - p0, m.ocg, scratch, m.y + at, m.mask + at, 1, m.p_n,
                      counts);

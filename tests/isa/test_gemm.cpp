@@ -148,6 +148,14 @@ void check_conv(const ConvShape& s, ActType t, Fill fill, std::mt19937_64& rng, 
       depthwise(s, t, act.data(), w.data(), got.data(), Store::kOverwrite, 0, pixels, isa);
       depthwise(s, t, act.data(), w.data(), part.data(), Store::kOverwrite, p0, p1, isa);
       depthwise(s, t, act.data(), w.data(), acc.data(), Store::kAddSaturate, p0, p1, isa);
+      // Only the pixels run, kept from out_pixel0 = p0 on: row p - p0 of a short buffer.
+      std::vector<std::int64_t> from_p0(static_cast<std::size_t>((p1 - p0) * s.out_c + 2), 999);
+      depthwise(s, t, act.data(), w.data(), from_p0.data(), Store::kOverwrite, p0, p1, isa, p0);
+      for (std::int64_t i = 0; i < (p1 - p0) * s.out_c; ++i) {
+        ASSERT_EQ(from_p0[static_cast<std::size_t>(i)], want[static_cast<std::size_t>(p0 * s.out_c + i)])
+            << "depthwise out_pixel0 " << p0 << ", output " << i << " of the buffer";
+      }
+      ASSERT_EQ(from_p0.back(), 999) << "a depthwise write past pixel p1 - 1";
     } else {
       const ConvKernel k(s, t, w.data(), isa);
       k.run(act.data(), got.data(), Store::kOverwrite, 0, pixels);

@@ -124,10 +124,11 @@ class ConvKernel {
   std::vector<std::int64_t> correction_;
 };
 
-/// Depthwise convolution (in_c == out_c == c): out[p][c] = sum over kh, kw of
-/// act[ih][iw][c] * w[c][kh][kw], for pixels [p_begin, p_end). Same exactness and store
-/// contract as ConvKernel.
+/// Depthwise convolution (in_c == out_c == c): out[p - out_pixel0][c] = sum over kh, kw of
+/// act[ih][iw][c] * w[c][kh][kw], for pixels [p_begin, p_end). Same exactness, store and
+/// out_pixel0 contract as ConvKernel::run.
 void depthwise(const ConvShape& shape, ActType act_type, const void* act, const std::int8_t* w, std::int64_t* out,
-               Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa = best_isa());
+               Store store, std::int64_t p_begin, std::int64_t p_end, Isa isa = best_isa(),
+               std::int64_t out_pixel0 = 0);
 
 }  // namespace dla::gemm
