@@ -117,7 +117,6 @@ void requant_mac_sums(const MacRequant& rq, std::int64_t oc0, std::int64_t* sums
       const T scale = std::ldexp(T(1), -rq.shift[oc0 + c]);
       for (std::int64_t r = 0; r < rows; ++r) {
         y[r * y_row + c * y_channel] = static_cast<T>(sums[r * channels + c]) * scale;
-        mask[r * y_row + c * y_channel] = true;
       }
     }
     return;
@@ -290,10 +289,6 @@ std::int64_t recover_ints(const T* x, std::int64_t n, int frac, std::int64_t lo,
 
 namespace {
 
-/// quantize_span for floats, in blocks: m = floor(x * 2^(frac + 32)), exact where
-/// |m| < 2^62 (quantize_float_scaled's fast case), then q = requantize(m, 32) for the block
-/// by dla::requantize_rows, which vectorizes; the rest (huge values, NaN, inf) take
-/// quantize_real afterwards. Same integers as quantize_real(float), element by element.
 /// What quantize_forward does to x before it quantizes: nothing, x * scale, or
 /// x * scale + shift, each operation rounded to the element type as torch's separate
 /// multiply and add round (kernels.cpp builds with -ffp-contract=off: no fused multiply-add).
@@ -367,6 +362,10 @@ bool use_avx512dq() {
 }
 #endif
 
+/// quantize_span for floats, in blocks: m = floor(pre(x) * 2^(frac + 32)), exact where
+/// |m| < 2^62 (quantize_float_scaled's fast case), then q = requantize(m, 32) for the block
+/// by dla::requantize_rows, which vectorizes; the rest (huge values, NaN, inf) take
+/// quantize_real afterwards. Same integers as quantize_real(float), element by element.
 template <Pre kPre>
 void quantize_floats(const float* x, float scale, float shift, std::int64_t n, int frac, const OutputSpec& out,
                      float* y, bool* mask, Counts& counts) {
@@ -614,8 +613,8 @@ Counts Conv2dPlan<T>::run(std::int64_t begin, std::int64_t end) const {
                                                   p0, p1, 0, p0);
     }
     const std::int64_t at = (img * m.g.oc + gi * m.ocg) * m.p_n + p0;  // y [oc][pixel]
-    requant_mac_sums(m.rq, gi * m.ocg, sums.data(), p1 - p0, m.ocg, scratch, m.y + at, m.mask + at, 1, m.p_n,
-                     counts);
+    bool* mask = m.mask == nullptr ? nullptr : m.mask + at;  // none when only the sums are wanted
+    requant_mac_sums(m.rq, gi * m.ocg, sums.data(), p1 - p0, m.ocg, scratch, m.y + at, mask, 1, m.p_n, counts);
   }
   return counts;
 }

@@ -421,14 +421,15 @@ Triple conv2d_run(const char* op, const Tensor& x, const Tensor& weight, const c
   MacRequant rq = mac_requant(s);
   rq.sums_only = sums_only;
   Tensor y = at::empty({g.n, g.oc, g.out_h(), g.out_w()}, x.options().memory_format(at::MemoryFormat::Contiguous));
-  Tensor mask = at::empty(y.sizes(), y.options().dtype(at::kBool));
+  Tensor mask = sums_only ? Tensor() : at::empty(y.sizes(), y.options().dtype(at::kBool));
   Counts total = s.bias_counts;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_conv2d", [&] {
     const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, s.x_type, s.x_frac, "x");
     const std::vector<std::int16_t> wq = recover_weights<scalar_t>(op, weight, s.w_type, s.w_fracs);
     // Weights packed once here; tiles and pixel chunks split across threads (a batch of
     // one image uses every thread too).
-    Conv2dPlan<scalar_t> plan(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(), mask_ptr(mask), 0, g.n);
+    Conv2dPlan<scalar_t> plan(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(),
+                              sums_only ? nullptr : mask_ptr(mask), 0, g.n);
     at::parallel_for(0, plan.tiles(), 1, [&](std::int64_t begin, std::int64_t end) { plan.fill_tiles(begin, end); });
     std::mutex mu;
     at::parallel_for(0, plan.tasks(), 1, [&](std::int64_t begin, std::int64_t end) {
@@ -744,12 +745,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_cpu(const Tensor& y, 
   const char* op = "dla::channel_moments";
   check_real_tensor(op, y, "y");
   TORCH_CHECK(y.dim() >= 1, op, ": y must have at least one dimension");
-  const std::int64_t ax = normalize_axis(op, channel_dim, y.dim());
   const Tensor c = y.contiguous();
-  const std::int64_t channels = c.size(ax);
-  std::int64_t outer = 1;
-  for (std::int64_t d = 0; d < ax; ++d) outer *= c.size(d);
-  const std::int64_t inner = channels == 0 ? 0 : c.numel() / (outer * channels);
+  const ChannelLayout l(c, normalize_axis(op, channel_dim, y.dim()));
+  const std::int64_t channels = l.channels, outer = l.outer, inner = l.inner;
   const std::int64_t count = outer * inner;
   TORCH_CHECK(count > 0, op, ": y has no elements per channel (shape ", y.sizes(), ")");
   Tensor mean = at::empty({channels}, c.options());

@@ -169,9 +169,10 @@ class _TqtOut(torch.autograd.Function):
         return g, None, None, gl.reshape(())
 
 
-# What _FoldedConvBnGrad's backward needs of the forward (computed without autograd).
-FoldState = namedtuple("FoldState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "eps", "stats_grad",
-                                     "conv_args"])
+# What a batch-statistics backward needs of the forward (computed without autograd); inv_run
+# is the running statistics' fold of the "integer" step (None for _FoldedConvBnGrad).
+BatchStatsState = namedtuple("BatchStatsState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "inv_run",
+                                                 "eps", "stats_grad", "conv_args"])
 
 
 def _conv_grads(g, x, w, a, need_x, need_w):
@@ -190,6 +191,16 @@ class _BatchStatsGrad(torch.autograd.Function):
         ctx.state = state
         ctx.save_for_backward(x, w, b, gamma)
         return out.view_as(out)
+
+    @staticmethod
+    def _begin(ctx, g):
+        """What both backwards start from: (state, x, w, b, gamma, need_x, need_w, count,
+        g1 = g * mask, per channel sum(g1) and sum(g1 * y)) (the sums in one pass)."""
+        s = ctx.state
+        x, w, b, gamma = ctx.saved_tensors
+        count = float(g.numel() // g.shape[1])
+        g1, gb_f, g1_dot_y = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
+        return s, x, w, b, gamma, ctx.needs_input_grad[1], ctx.needs_input_grad[2], count, g1, gb_f, g1_dot_y
 
 
 def _statistics_line(s, gb_f, d_inv, b, gamma, count):
@@ -225,17 +236,12 @@ class _FoldedConvBnGrad(_BatchStatsGrad):
 
     @staticmethod
     def backward(ctx, g):
-        s = ctx.state
-        x, w, b, gamma = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        s, x, w, b, gamma, need_x, need_w, count, g1, gb_f, g1_dot_y = _BatchStatsGrad._begin(ctx, g)
         c4 = (1, -1, 1, 1)  # per channel of a feature map
-        count = float(g.numel() // g.shape[1])
-        # g1 = g * mask, per channel sum(g1) and sum(g1 * y) = corr(x, g1) . w, in one pass
-        g1, gb_f, g1_dot_y = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
         fused = s.w_mask is None and bool((s.inv != 0).all()) and s.stats_grad != "weight"
         gx = gwf = None
         if fused:
-            d_inv = g1_dot_y
+            d_inv = g1_dot_y  # = corr(x, g1) . w
         else:
             gx, gwf = _conv_grads(g1, x, s.wq, s.conv_args, need_x, True)
             if s.w_mask is not None:
@@ -260,11 +266,6 @@ class _FoldedConvBnGrad(_BatchStatsGrad):
         return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
 
 
-# What _IntegerBnGrad's backward needs of the forward.
-IntegerBnState = namedtuple("IntegerBnState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "inv_run", "eps",
-                                               "stats_grad", "conv_args"])
-
-
 class _IntegerBnGrad(_BatchStatsGrad):
     """Identity on the output; the gradient of MacLayer's "integer" batch-statistics step
     (QatConfig.bn_stats_conv): y = conv(x, Q(w * inv_r)) / inv_r with the running
@@ -278,12 +279,8 @@ class _IntegerBnGrad(_BatchStatsGrad):
 
     @staticmethod
     def backward(ctx, g):
-        s = ctx.state
-        x, w, b, gamma = ctx.saved_tensors
-        need_x, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        s, x, w, b, gamma, need_x, need_w, count, g1, gb_f, g1_dot_y = _BatchStatsGrad._begin(ctx, g)
         c4 = (1, -1, 1, 1)  # per channel of a feature map
-        count = float(g.numel() // g.shape[1])
-        g1, gb_f, g1_dot_y = torch.ops.dla.ste_channel_sums(g, s.out_mask, s.y, 1)
         d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, g1_dot_y, b, gamma, count)
         G = g1.mul_((s.inv / s.inv_run).reshape(c4))  # d y / inv_r without the statistics' terms
         G_x = G
@@ -650,12 +647,7 @@ class MacLayer(QatLayer):
             yf = fout.frac()
             # quantize(y * inv + b') per channel, without the two temporaries
             r = F.quantize_per_channel_scaled(y, inv, [yf], 1, fout.dtype, clip_ints(self.clip, yf), self.hw, b_f)
-        self._count(r.counts + wr.counts, r.y.numel())
-        state = IntegerBnState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
-                               out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
-                               inv_run=inv_run, eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
-        return _IntegerBnGrad.apply(r.y, x, conv.weight, conv.bias, bn.weight if bn.affine else None,
-                                    bn.bias if bn.affine else None, state)
+        return self._with_batch_stats_grad(_IntegerBnGrad, x, r, wr, y, mean, var, inv, inv_run)
 
     def _mac(self, x, wq, wfr, b, fin, fout):
         yf = fout.frac()
@@ -679,14 +671,19 @@ class MacLayer(QatLayer):
             wr, wfr = self._quantized_folded_weight(inv)
             fout.observe_affine(y, inv, b_f, 1, self.clip, ctx, y_range)
             r = self._mac(x, wr.y, wfr, b_f, fin, fout)
+        return self._with_batch_stats_grad(_FoldedConvBnGrad, x, r, wr, y, mean, var, inv, None)
+
+    def _with_batch_stats_grad(self, fn, x, r, wr, y, mean, var, inv, inv_run):
+        """Counts the step's overflows and saturations (output r, weights wr) and attaches the
+        gradient `fn` (a _BatchStatsGrad) to the output; a mask is kept only where something
+        saturated."""
         self._count(r.counts + wr.counts, r.y.numel())
         bn, conv = self.bn, self.module
-        state = FoldState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
-                          out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
-                          eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
-        gamma = bn.weight if bn.affine else None
-        beta = bn.bias if bn.affine else None
-        return _FoldedConvBnGrad.apply(r.y, x, conv.weight, conv.bias, gamma, beta, state)
+        state = BatchStatsState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
+                                out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
+                                inv_run=inv_run, eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
+        return fn.apply(r.y, x, conv.weight, conv.bias, bn.weight if bn.affine else None,
+                        bn.bias if bn.affine else None, state)
 
 
 class AddLayer(QatLayer):

@@ -100,8 +100,8 @@ struct MacRequant {
   int frac_y = 0;                          ///< output frac: y = q * 2^-frac_y
   std::int64_t max_abs_x = 32768;          ///< bound on |x|, for exact int32 partial sums
   std::int64_t max_abs_w = 128;            ///< bound on |w|
-  /// No accumulator or output stage: y = (exact + bias) * 2^-shift[oc] rounded to T, mask
-  /// true (training glue: the exact sums as reals, not DLA numerics).
+  /// No accumulator or output stage: y = (exact + bias) * 2^-shift[oc] rounded to T, no
+  /// mask written (training glue: the exact sums as reals, not DLA numerics).
   bool sums_only = false;
 };
 
