@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -372,9 +373,14 @@ TEST(RequantBatch, EltwiseAddAgainstInt128Reference) {
           b[i] = static_cast<std::int32_t>(rng() % 65536) - 32768;
         }
         const Isa isa = isas()[static_cast<std::size_t>(trial) % isas().size()];
-        const std::uint64_t got = isa == Isa::kBest
-                                      ? dla::eltwise_add_run(a.data(), b.data(), n, sh, out, y.data())
-                                      : dla::batch_detail::add_block(a.data(), b.data(), n, sh, out, y.data(), isa);
+        // Every other trial asks for the per-element flags too.
+        const bool with_flags = trial % 2 == 1;
+        std::unique_ptr<bool[]> flags(new bool[n + 3]);
+        for (std::size_t i = 0; i < n + 3; ++i) flags[i] = (i % 3) == 0;
+        bool* flags_ptr = with_flags ? flags.get() : nullptr;
+        const std::uint64_t got =
+            isa == Isa::kBest ? dla::eltwise_add_run(a.data(), b.data(), n, sh, out, y.data(), flags_ptr)
+                              : dla::batch_detail::add_block(a.data(), b.data(), n, sh, out, y.data(), flags_ptr, isa);
         std::uint64_t saturations = 0;
         for (std::size_t i = 0; i < n; ++i) {
           const i128 sum = static_cast<i128>(a[i]) * pow2(sh.shift_a) + static_cast<i128>(b[i]) * pow2(sh.shift_b);
@@ -384,8 +390,14 @@ TEST(RequantBatch, EltwiseAddAgainstInt128Reference) {
           const auto want = static_cast<std::int64_t>(rounded < r.lo ? r.lo : rounded > r.hi ? r.hi : rounded);
           ASSERT_EQ(y[i], want) << "a " << a[i] << " b " << b[i] << " shifts " << sh.shift_a << " " << sh.shift_b
                                 << " " << sh.shift_y << " mode " << mode_str(mode) << " isa " << isa_str(isa);
+          if (with_flags) {
+            ASSERT_EQ(flags[i], sat) << "flag of element " << i << " isa " << isa_str(isa);
+          }
         }
-        for (std::size_t i = n; i < n + 3; ++i) ASSERT_EQ(y[i], 0x5A5A) << "wrote past n";
+        for (std::size_t i = n; i < n + 3; ++i) {
+          ASSERT_EQ(y[i], 0x5A5A) << "wrote past n";
+          ASSERT_EQ(flags[i], (i % 3) == 0) << "flag written past n";
+        }
         EXPECT_EQ(got, saturations);
       }
     }

@@ -242,10 +242,11 @@ struct RowsKernel {
 };
 
 /// The loop of eltwise_add_run for mode M (kUsual: shift_y usual, shift_a and shift_b in
-/// [0, 31]).
-template <RoundMode M, bool kUsual, typename In, typename Out>
+/// [0, 31]; kFlags: per-element saturation flags wanted).
+template <RoundMode M, bool kUsual, bool kFlags, typename In, typename Out>
 DLA_REQUANT_INLINE std::uint64_t add_loop(const In* __restrict a, const In* __restrict b, std::size_t n,
-                                          AddShifts sh, std::int64_t lo, std::int64_t hi, Out* __restrict y) {
+                                          AddShifts sh, std::int64_t lo, std::int64_t hi, Out* __restrict y,
+                                          bool* __restrict flags) {
   const OutputSpec out = constant_spec<M>(lo, hi);
   if constexpr (kUsual) {
     // The clamps change nothing for usual shifts; they state the range (see requant_row).
@@ -255,13 +256,14 @@ DLA_REQUANT_INLINE std::uint64_t add_loop(const In* __restrict a, const In* __re
   for (std::size_t i = 0; i < n; ++i) {
     bool sat = false;
     y[i] = static_cast<Out>(eltwise_add(a[i], b[i], sh, out, &sat));
+    if constexpr (kFlags) flags[i] = sat;
     saturations += sat ? 1 : 0;
   }
   return saturations;
 }
 
 /// The loop of eltwise_add_run, as a functor for run_vectorized.
-template <RoundMode M, bool kUsual, typename In, typename Out>
+template <RoundMode M, bool kUsual, bool kFlags, typename In, typename Out>
 struct AddKernel {
   const In* a;
   const In* b;
@@ -269,9 +271,10 @@ struct AddKernel {
   AddShifts sh;
   std::int64_t lo, hi;  ///< the output range
   Out* y;
+  bool* saturated;
   std::uint64_t saturations;
 
-  DLA_REQUANT_INLINE void operator()() { saturations = add_loop<M, kUsual>(a, b, n, sh, lo, hi, y); }
+  DLA_REQUANT_INLINE void operator()() { saturations = add_loop<M, kUsual, kFlags>(a, b, n, sh, lo, hi, y, saturated); }
 };
 
 }  // namespace batch_detail
@@ -342,7 +345,7 @@ namespace batch_detail {
 /// eltwise_add_run on the vector ISA `isa`.
 template <typename In, typename Out>
 std::uint64_t add_block(const In* a, const In* b, std::size_t n, const AddShifts& shifts, const OutputSpec& out,
-                        Out* y, Isa isa) {
+                        Out* y, bool* saturated, Isa isa) {
   static_assert(std::is_integral_v<In> && sizeof(In) <= 4, "inputs are at most 32-bit integers");
   static_assert(std::is_integral_v<Out> && sizeof(Out) <= 4, "outputs are at most 32-bit integers");
   std::uint64_t saturations = 0;
@@ -350,13 +353,16 @@ std::uint64_t add_block(const In* a, const In* b, std::size_t n, const AddShifts
                      shifts.shift_b >= 0 && shifts.shift_b <= 31;
   with_round_mode(out.mode, [&](auto mode) {
     with_bool(usual, [&](auto usual_c) {
-      AddKernel<decltype(mode)::value, usual_c, In, Out> k{a, b, n, shifts, out.lo(), out.hi(), y, 0};
-      if constexpr (usual_c) {
-        run_vectorized(k, isa);
-      } else {
-        run_portable(k);
-      }
-      saturations = k.saturations;
+      with_bool(saturated != nullptr, [&](auto flags_c) {
+        AddKernel<decltype(mode)::value, usual_c, flags_c, In, Out> k{a, b, n, shifts, out.lo(), out.hi(),
+                                                                      y, saturated, 0};
+        if constexpr (usual_c) {
+          run_vectorized(k, isa);
+        } else {
+          run_portable(k);
+        }
+        saturations = k.saturations;
+      });
     });
   });
   return saturations;
@@ -365,12 +371,13 @@ std::uint64_t add_block(const In* a, const In* b, std::size_t n, const AddShifts
 }  // namespace batch_detail
 
 /// Eltwise add of n elements: y[i] = eltwise_add(a[i], b[i], shifts, out). Returns the
-/// saturations. In is an integer type of at most 32 bits (values of at most 16 bits, as
+/// saturations; with `saturated`, also sets saturated[i] to whether the clamp changed
+/// element i. In is an integer type of at most 32 bits (values of at most 16 bits, as
 /// eltwise_add requires); Out as for requantize_rows. y must not overlap a or b.
 template <typename In, typename Out>
 std::uint64_t eltwise_add_run(const In* a, const In* b, std::size_t n, const AddShifts& shifts,
-                              const OutputSpec& out, Out* y) {
-  return batch_detail::add_block(a, b, n, shifts, out, y, batch_detail::Isa::kBest);
+                              const OutputSpec& out, Out* y, bool* saturated = nullptr) {
+  return batch_detail::add_block(a, b, n, shifts, out, y, saturated, batch_detail::Isa::kBest);
 }
 
 }  // namespace dla
