@@ -405,9 +405,9 @@ void quantize_floats(const float* x, float scale, float shift, std::int64_t n, i
         saturations += s ? 1 : 0;
       }
     }
-    for (std::size_t i = 0; i < len; ++i) {
-      y[begin + static_cast<std::int64_t>(i)] = static_cast<float>(q[i]) * inv;
-      mask[begin + static_cast<std::int64_t>(i)] = !saturated[i];
+    for (std::size_t i = 0; i < len; ++i) y[begin + static_cast<std::int64_t>(i)] = static_cast<float>(q[i]) * inv;
+    if (mask != nullptr) {
+      for (std::size_t i = 0; i < len; ++i) mask[begin + static_cast<std::int64_t>(i)] = !saturated[i];
     }
     counts.saturations += saturations;
   }
@@ -437,7 +437,7 @@ void quantize_span(const T* x, const T* scale, const T* shift, std::int64_t n, i
                                    : x[i];
     const std::int64_t q = quantize_real(static_cast<double>(v), frac, out, &saturated);
     y[i] = static_cast<T>(q) * inv;
-    mask[i] = !saturated;
+    if (mask != nullptr) mask[i] = !saturated;
     saturations += saturated ? 1 : 0;
   }
   counts.saturations += saturations;
@@ -456,7 +456,7 @@ Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, s
         const std::int64_t base = (o * channels + c) * inner;
         quantize_span<decltype(m)::value, T>(x + base, scales == nullptr ? nullptr : scales + c,
                                              shifts == nullptr ? nullptr : shifts + c, inner, fracs[c], out,
-                                             y + base, mask + base, counts);
+                                             y + base, mask == nullptr ? nullptr : mask + base, counts);
       }
     }
   });
@@ -494,26 +494,32 @@ std::string Conv2dGeometry::validate() const {
 
 template <typename T>
 struct Conv2dPlan<T>::Impl {
+  /// Output channels per packed kernel: the kernels' widest register block, so slicing
+  /// costs no efficiency, and a layer's weights are packed by several threads at once.
+  static constexpr std::int64_t kSlice = 64;
+
   Conv2dGeometry g;
   const std::int16_t* x;
+  const std::int16_t* w;
   MacRequant rq;
   T* y;
   bool* mask;
   // A depthwise conv (one input and one output channel per group) runs as one group of all
   // channels through gemm::depthwise instead of a tiny GEMM per channel.
   bool depthwise;
-  std::int64_t groups, n_begin, cg, ocg, p_n, hp, wp, chunk, chunks_per_tile, tile_elems;
+  std::int64_t groups, n_begin, cg, ocg, p_n, hp, wp, chunk, chunks_per_tile, tile_elems, slices;
   gemm::ActType type;
   gemm::ConvShape shape;
   gemm::Isa isa;
-  std::vector<gemm::ConvKernel> kernels;  // one per group (none when depthwise)
-  std::vector<std::int8_t> dw_weights;    // depthwise: [c][kh][kw] s8
-  std::int64_t n_tiles;                   // one per image and group
-  ActTile act;                            // every tile: [image - n_begin][group][hp][wp][cg]
+  std::vector<std::unique_ptr<gemm::ConvKernel>> kernels;  // [group][slice] (none when depthwise)
+  std::vector<std::int8_t> dw_weights;                     // depthwise: [c][kh][kw] s8
+  std::int64_t n_tiles;                                    // one per image and group
+  ActTile act;                                             // every tile: [image - n_begin][group][hp][wp][cg]
 
-  Impl(const Conv2dGeometry& geo, const std::int16_t* x_, const std::int16_t* w, const MacRequant& rq_, T* y_,
+  Impl(const Conv2dGeometry& geo, const std::int16_t* x_, const std::int16_t* w_, const MacRequant& rq_, T* y_,
        bool* mask_, std::int64_t n_begin_, std::int64_t n_end)
-      : g(geo), x(x_), rq(rq_), y(y_), mask(mask_), depthwise(geo.groups > 1 && geo.groups == geo.c && geo.oc == geo.c),
+      : g(geo), x(x_), w(w_), rq(rq_), y(y_), mask(mask_),
+        depthwise(geo.groups > 1 && geo.groups == geo.c && geo.oc == geo.c),
         groups(depthwise ? 1 : geo.groups), n_begin(n_begin_), cg(geo.c / groups), ocg(geo.oc / groups),
         p_n(geo.out_h() * geo.out_w()), hp(geo.h + 2 * geo.pad_h),
         wp(geo.w + 2 * geo.pad_w),
@@ -521,6 +527,7 @@ struct Conv2dPlan<T>::Impl {
         // them (still in cache), and stored channel by channel into the [oc][pixel] output.
         chunk(std::clamp<std::int64_t>(8192 / std::max<std::int64_t>(ocg, 1), 1, std::max<std::int64_t>(p_n, 1))),
         chunks_per_tile((p_n + chunk - 1) / chunk), tile_elems(hp * wp * cg),
+        slices(depthwise ? 0 : (ocg + kSlice - 1) / kSlice),
         type(act_type_of(x_ + n_begin_ * geo.c * geo.h * geo.w, (n_end - n_begin_) * geo.c * geo.h * geo.w)),
         isa(current_isa().load()), n_tiles(std::max<std::int64_t>(n_end - n_begin_, 0) * groups),
         act(type, n_tiles * tile_elems) {
@@ -541,19 +548,27 @@ struct Conv2dPlan<T>::Impl {
       for (std::size_t i = 0; i < dw_weights.size(); ++i) dw_weights[i] = weight_s8(w[i]);  // [c][1][kh][kw]
       return;
     }
-    std::vector<std::int8_t> wg(static_cast<std::size_t>(ocg * g.kh * g.kw * cg));
-    kernels.reserve(static_cast<std::size_t>(groups));
-    for (std::int64_t gi = 0; gi < groups; ++gi) {
-      // Weights of the group as [oc][kh][kw][c] s8.
-      for (std::int64_t o = 0; o < ocg; ++o) {
+    kernels.resize(static_cast<std::size_t>(groups * slices));
+  }
+
+  /// Packs kernels [begin, end) (group k / slices, output channels of slice k % slices).
+  void pack(std::int64_t begin, std::int64_t end) {
+    std::vector<std::int8_t> ws;
+    for (std::int64_t k = begin; k < end; ++k) {
+      const std::int64_t gi = k / slices, oc0 = (k % slices) * kSlice, oc1 = std::min(ocg, oc0 + kSlice);
+      // The slice's weights as [oc][kh][kw][c] s8.
+      ws.resize(static_cast<std::size_t>((oc1 - oc0) * g.kh * g.kw * cg));
+      for (std::int64_t o = oc0; o < oc1; ++o) {
         for (std::int64_t ic = 0; ic < cg; ++ic) {
+          const std::int16_t* src = w + ((gi * ocg + o) * cg + ic) * g.kh * g.kw;
           for (std::int64_t t = 0; t < g.kh * g.kw; ++t) {
-            wg[static_cast<std::size_t>((o * g.kh * g.kw + t) * cg + ic)] =
-                weight_s8(w[((gi * ocg + o) * cg + ic) * g.kh * g.kw + t]);
+            ws[static_cast<std::size_t>(((o - oc0) * g.kh * g.kw + t) * cg + ic)] = weight_s8(src[t]);
           }
         }
       }
-      kernels.emplace_back(shape, type, wg.data(), isa);
+      gemm::ConvShape slice = shape;
+      slice.out_c = oc1 - oc0;
+      kernels[static_cast<std::size_t>(k)] = std::make_unique<gemm::ConvKernel>(slice, type, ws.data(), isa);
     }
   }
 };
@@ -565,6 +580,16 @@ Conv2dPlan<T>::Conv2dPlan(const Conv2dGeometry& g, const std::int16_t* x, const 
 
 template <typename T>
 Conv2dPlan<T>::~Conv2dPlan() = default;
+
+template <typename T>
+std::int64_t Conv2dPlan<T>::packs() const {
+  return static_cast<std::int64_t>(impl_->kernels.size());
+}
+
+template <typename T>
+void Conv2dPlan<T>::pack(std::int64_t begin, std::int64_t end) {
+  impl_->pack(begin, end);
+}
 
 template <typename T>
 std::int64_t Conv2dPlan<T>::tiles() const {
@@ -609,8 +634,11 @@ Counts Conv2dPlan<T>::run(std::int64_t begin, std::int64_t end) const {
       gemm::depthwise(m.shape, m.type, m.act.at(t * m.tile_elems), m.dw_weights.data(), sums.data(),
                       gemm::Store::kOverwrite, p0, p1, m.isa, p0);
     } else {
-      m.kernels[static_cast<std::size_t>(gi)].run(m.act.at(t * m.tile_elems), sums.data(), gemm::Store::kOverwrite,
-                                                  p0, p1, 0, p0);
+      for (std::int64_t s = 0; s < m.slices; ++s) {
+        m.kernels[static_cast<std::size_t>(gi * m.slices + s)]->run(m.act.at(t * m.tile_elems),
+                                                                    sums.data() + s * Impl::kSlice,
+                                                                    gemm::Store::kOverwrite, p0, p1, m.ocg, p0);
+      }
     }
     const std::int64_t at = (img * m.g.oc + gi * m.ocg) * m.p_n + p0;  // y [oc][pixel]
     bool* mask = m.mask == nullptr ? nullptr : m.mask + at;  // none when only the sums are wanted
@@ -625,6 +653,7 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
                       std::int64_t n_end) {
   if (n_begin >= n_end) return {};
   Conv2dPlan<T> plan(g, x, w, rq, y, mask, n_begin, n_end);
+  plan.pack(0, plan.packs());
   plan.fill_tiles(0, plan.tiles());
   return plan.run(0, plan.tasks());
 }
@@ -681,16 +710,20 @@ template <typename T>
 Counts add_forward(const std::int16_t* a, const std::int16_t* b, std::int64_t n,
                    const AddShifts& shifts_in, const OutputSpec& out_in, int frac_y, T* y,
                    bool* mask) {
-  const AddShifts shifts = shifts_in;  // locals: the stores below cannot alias them
-  const OutputSpec out = out_in;
+  // Blocks through dla::eltwise_add_run (vectorized), then scaled to reals.
+  constexpr std::int64_t kBlock = 1024;
+  std::array<std::int32_t, kBlock> q;
+  std::array<bool, kBlock> saturated;
   Counts counts;
   const T scale = pow2<T>(-frac_y);
-  for (std::int64_t i = 0; i < n; ++i) {
-    bool saturated = false;
-    const std::int64_t q = eltwise_add(a[i], b[i], shifts, out, &saturated);
-    y[i] = static_cast<T>(q) * scale;
-    mask[i] = !saturated;
-    counts.saturations += saturated ? 1 : 0;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t len = std::min(kBlock, n - i0);
+    counts.saturations += static_cast<std::int64_t>(
+        eltwise_add_run(a + i0, b + i0, static_cast<std::size_t>(len), shifts_in, out_in, q.data(), saturated.data()));
+    for (std::int64_t k = 0; k < len; ++k) {
+      y[i0 + k] = static_cast<T>(q[static_cast<std::size_t>(k)]) * scale;
+      mask[i0 + k] = !saturated[static_cast<std::size_t>(k)];
+    }
   }
   return counts;
 }

@@ -5,6 +5,7 @@
 //   CompositeImplicitAutograd: dla::concat (checks, then at::cat).
 // No CUDA kernels yet: a CUDA tensor reaches no kernel and the dispatcher says so.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -202,14 +203,16 @@ bool* mask_ptr(Tensor& mask) { return mask.data_ptr<bool>(); }
 // CPU kernels
 // ---------------------------------------------------------------------------
 
+/// want_mask false: the mask is written only when an element saturated (a second pass);
+/// otherwise it is an all-true view without storage.
 Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
                              const std::vector<int>& fracs, DType dtype, OptInt clip_lo,
                              OptInt clip_hi, const HwOptions& hw, const Tensor& scales = Tensor(),
-                             const Tensor& shifts = Tensor()) {
+                             const Tensor& shifts = Tensor(), bool want_mask = true) {
   const OutputSpec out = output_spec(op, dtype, hw.rounding, clip_lo, clip_hi);
   const Tensor xc = x.contiguous();
   Tensor y = at::empty_like(xc);
-  Tensor mask = at::empty(xc.sizes(), xc.options().dtype(at::kBool));
+  Tensor mask = want_mask ? at::empty(xc.sizes(), xc.options().dtype(at::kBool)) : Tensor();
   std::int64_t outer = 1, channels = 1, inner = xc.numel();
   if (fracs.size() > 1) {
     channels = xc.size(axis);
@@ -229,7 +232,7 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
     const scalar_t* ps = scales.defined() ? scales.data_ptr<scalar_t>() : nullptr;
     const scalar_t* pb = shifts.defined() ? shifts.data_ptr<scalar_t>() : nullptr;
     scalar_t* py = y.data_ptr<scalar_t>();
-    bool* pm = mask_ptr(mask);
+    bool* pm = mask.defined() ? mask_ptr(mask) : nullptr;
     const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(block, 1));
     at::parallel_for(0, rows * blocks_per_row, grain, [&](std::int64_t begin, std::int64_t end) {
       Counts c;
@@ -237,13 +240,19 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
         const std::int64_t row = i / blocks_per_row, start = row * row_len + (i % blocks_per_row) * block;
         const std::int64_t len = std::min(block, (row + 1) * row_len - start);
         const std::int64_t ch = rows > 1 ? row % channels : 0;
-        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out, py + start, pm + start,
-                                        ps == nullptr ? nullptr : ps + ch, pb == nullptr ? nullptr : pb + ch);
+        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out, py + start,
+                                        pm == nullptr ? nullptr : pm + start, ps == nullptr ? nullptr : ps + ch,
+                                        pb == nullptr ? nullptr : pb + ch);
       }
       const std::lock_guard<std::mutex> lock(mu);
       counts += c;
     });
   });
+  if (!mask.defined()) {
+    if (counts.saturations != 0) return quantize_channels_cpu(op, x, axis, fracs, dtype, clip_lo, clip_hi, hw, scales,
+                                                               shifts, true);
+    mask = at::ones({}, xc.options().dtype(at::kBool)).expand(xc.sizes());
+  }
   return {y, mask, counts_tensor(counts)};
 }
 
@@ -276,7 +285,7 @@ Triple quantize_per_channel_cpu(const Tensor& x, IntList fracs, std::int64_t axi
 /// folded in; a BatchNorm's output).
 Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, const c10::optional<Tensor>& shift,
                                        IntList fracs, std::int64_t axis, std::int64_t dtype, OptInt clip_lo,
-                                       OptInt clip_hi, IntList hw_list) {
+                                       OptInt clip_hi, IntList hw_list, bool want_mask) {
   const char* op = "dla::quantize_per_channel_scaled";
   const HwOptions hw = parse_hw(op, hw_list);
   check_real_tensor(op, x, "x");
@@ -294,7 +303,7 @@ Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, con
   const Tensor b = shift.has_value() && shift->defined() ? per_channel(*shift, "shift") : Tensor();
   std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
   if (f.size() == 1 && x.size(ax) != 1) f.assign(static_cast<std::size_t>(x.size(ax)), f[0]);
-  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b);
+  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b, want_mask);
 }
 
 Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
@@ -426,10 +435,11 @@ Triple conv2d_run(const char* op, const Tensor& x, const Tensor& weight, const c
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dla_conv2d", [&] {
     const std::vector<std::int16_t> xq = recover_tensor<scalar_t>(op, x, s.x_type, s.x_frac, "x");
     const std::vector<std::int16_t> wq = recover_weights<scalar_t>(op, weight, s.w_type, s.w_fracs);
-    // Weights packed once here; tiles and pixel chunks split across threads (a batch of
-    // one image uses every thread too).
+    // Weights packed once per call, in slices across threads; tiles and pixel chunks split
+    // across threads (a batch of one image uses every thread too).
     Conv2dPlan<scalar_t> plan(g, xq.data(), wq.data(), rq, y.data_ptr<scalar_t>(),
                               sums_only ? nullptr : mask_ptr(mask), 0, g.n);
+    at::parallel_for(0, plan.packs(), 1, [&](std::int64_t begin, std::int64_t end) { plan.pack(begin, end); });
     at::parallel_for(0, plan.tiles(), 1, [&](std::int64_t begin, std::int64_t end) { plan.fill_tiles(begin, end); });
     std::mutex mu;
     at::parallel_for(0, plan.tasks(), 1, [&](std::int64_t begin, std::int64_t end) {
@@ -519,10 +529,39 @@ Triple add_cpu(const Tensor& a, const Tensor& b, std::int64_t a_dtype, std::int6
   Tensor mask = at::empty(a.sizes(), a.options().dtype(at::kBool));
   Counts counts;
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "dla_add", [&] {
-    const std::vector<std::int16_t> aq = recover_tensor<scalar_t>(op, a, at_, fa, "a");
-    const std::vector<std::int16_t> bq = recover_tensor<scalar_t>(op, b, bt, fb, "b");
-    counts = add_forward<scalar_t>(aq.data(), bq.data(), a.numel(), sh, out, fy,
-                                   y.data_ptr<scalar_t>(), mask_ptr(mask));
+    // Blocks across threads, each recovered into integers on the stack and added: no
+    // tensor-sized temporaries. A block that holds a value off the grid stops the pass and
+    // recover_tensor names the first such element.
+    const Tensor ac = a.contiguous(), bc = b.contiguous();
+    const scalar_t* pa = ac.data_ptr<scalar_t>();
+    const scalar_t* pb = bc.data_ptr<scalar_t>();
+    scalar_t* py = y.data_ptr<scalar_t>();
+    bool* pm = mask_ptr(mask);
+    const DTypeInfo ia = dtype_info(at_), ib = dtype_info(bt);
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t n = a.numel(), blocks = (n + kBlock - 1) / kBlock;
+    std::atomic<bool> on_grid{true};
+    std::atomic<std::int64_t> saturations{0};
+    at::parallel_for(0, blocks, 8, [&](std::int64_t begin, std::int64_t end) {
+      std::array<std::int16_t, kBlock> aq, bq;
+      std::int64_t sat = 0;
+      for (std::int64_t blk = begin; blk < end && on_grid.load(std::memory_order_relaxed); ++blk) {
+        const std::int64_t i0 = blk * kBlock, len = std::min(kBlock, n - i0);
+        if (recover_ints<scalar_t>(pa + i0, len, fa, ia.min, ia.max, aq.data()) >= 0 ||
+            recover_ints<scalar_t>(pb + i0, len, fb, ib.min, ib.max, bq.data()) >= 0) {
+          on_grid = false;
+          break;
+        }
+        sat += add_forward<scalar_t>(aq.data(), bq.data(), len, sh, out, fy, py + i0, pm + i0).saturations;
+      }
+      saturations += sat;
+    });
+    if (!on_grid) {
+      recover_tensor<scalar_t>(op, a, at_, fa, "a");  // throws, naming the element
+      recover_tensor<scalar_t>(op, b, bt, fb, "b");
+      TORCH_CHECK(false, op, ": an input is not on its type's grid");  // not reached
+    }
+    counts.saturations = saturations;
   });
   return {y, mask, counts_tensor(counts)};
 }

@@ -124,8 +124,10 @@ TORCH_LIBRARY(dla, m) {
   // quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries (bit-identical
   // to the separate multiply and add): a BatchNorm folded into weights, a BatchNorm's output.
   // No autograd (training glue).
+  // With want_mask false the mask is computed only when an element saturated, and is
+  // otherwise an all-true view without storage (weights, which rarely saturate).
   m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, Tensor? shift, int[] fracs, int axis, int dtype,"
-        " int? clip_lo, int? clip_hi, int[] hw) -> (Tensor y, Tensor mask, Tensor counts)");
+        " int? clip_lo, int? clip_hi, int[] hw, bool want_mask=True) -> (Tensor y, Tensor mask, Tensor counts)");
   // The exact sums of conv2d (no bias, accumulator or output stage) as reals at
   // x_frac + w_fracs[oc]: a folded BatchNorm's statistics from the integer convolution.
   // No autograd (training glue).

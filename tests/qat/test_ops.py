@@ -193,6 +193,23 @@ def test_quantize_per_channel_scaled_is_quantize_per_channel_of_the_product(dtyp
         F.quantize_per_channel_scaled(y, s, [4], 1, "i8", shift=b[:3])
 
 
+def test_quantize_per_channel_scaled_mask_on_demand(threads):
+    """want_mask=False: the same y and counts; the mask equals the full one, computed only
+    when something saturated (an all-true view without storage otherwise)."""
+    torch.manual_seed(9)
+    w = torch.randn(70, 8, 3, 3) * 0.1
+    s = torch.rand(70) + 0.5
+    fits = [6] * 70  # |w * s| < 1: nothing saturates at frac 6 in i8
+    sat = [int(f) for f in torch.randint(6, 12, (70,))]
+    for fracs, saturates in ((fits, False), (sat, True)):
+        full = F.quantize_per_channel_scaled(w, s, fracs, 0, "i8")
+        lazy = F.quantize_per_channel_scaled(w, s, fracs, 0, "i8", want_mask=False)
+        assert torch.equal(lazy.y, full.y) and lazy.counts.tolist() == full.counts.tolist()
+        assert (full.counts.tolist()[1] > 0) == saturates
+        assert lazy.mask.shape == w.shape and torch.equal(lazy.mask, full.mask)
+        assert (lazy.mask.stride() == (0, 0, 0, 0)) == (not saturates)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_quantize_per_channel_and_double_inputs(mode):
     rng = np.random.default_rng(2)
@@ -224,6 +241,9 @@ CONV_CASES = [
     ((2, 12, 6, 5, 12, 3, 3), 2, 1, 1, 12, "i16", "i4", "i4", "FLOOR", 24, "WRAP", False, (-3, 5)),
     ((1, 2, 3, 3, 3, 3, 3), 1, 0, 1, 1, "u4", "i4", "i16", "HALF_UP", 8, "WRAP", True, None),
     ((4, 33, 3, 3, 17, 2, 2), 1, 0, 1, 1, "i8", "i8", "i8", "HALF_EVEN", 18, "SATURATE_FINAL", True, None),
+    # more output channels than one packed kernel holds (64): slices, a ragged last one
+    ((2, 16, 5, 6, 150, 3, 3), 1, 1, 1, 1, "u8", "i8", "i8", "HALF_UP", 32, "WRAP", True, None),
+    ((1, 8, 4, 5, 272, 3, 3), 1, 1, 1, 2, "i8", "i4", "i8", "HALF_EVEN", 24, "SATURATE_FINAL", False, None),
 ]
 
 
@@ -408,6 +428,26 @@ def test_add_matches_reference(mode, types, fracs):
         q, sat = ref_clamp(ref_shift(total, f - fy, mode), *out_range(yt, clip))
         assert np.array_equal(ints_of(r.y, fy), q)
         assert r.counts.tolist() == [0, sat]
+
+
+def test_add_in_blocks_across_threads_with_its_mask(threads):
+    """A tensor of many blocks: every element, the mask (1 where the clamp kept the value)
+    and the count; a value off the grid in a late block is named by its element index."""
+    rng = np.random.default_rng(77)
+    a, b = rand_ints(rng, "i8", (3, 40, 50, 70)), rand_ints(rng, "i8", (3, 40, 50, 70))
+    fa, fb, fy = 5, 3, 4
+    r = F.add(reals(a, fa), reals(b, fb), a_dtype="i8", a_frac=fa, b_dtype="i8", b_frac=fb, y_dtype="i8",
+              y_frac=fy, clip=(-20, 90), hw=hw_of("HALF_EVEN"))
+    total = a + b * (1 << (fa - fb))
+    unclamped = ref_shift(total, fa - fy, "HALF_EVEN")
+    q, sat = ref_clamp(unclamped, -20, 90)
+    assert np.array_equal(ints_of(r.y, fy), q)
+    assert np.array_equal(r.mask.numpy(), q == unclamped) and 0 < sat < q.size
+    assert r.counts.tolist() == [0, sat]
+    bad = reals(a, fa).clone()
+    bad.view(-1)[400_001] = 0.01
+    with pytest.raises(RuntimeError, match=r"a is not a quantized tensor of type i8 at frac 5: element 400001 is 0.01"):
+        F.add(bad, reals(b, fb), a_dtype="i8", a_frac=fa, b_dtype="i8", b_frac=fb, y_dtype="i8", y_frac=fy)
 
 
 def ref_avgpool_m(n, s):

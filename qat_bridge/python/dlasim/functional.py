@@ -41,13 +41,15 @@ def quantize_per_channel(x, fracs, axis=0, dtype="i8", clip=None, hw=None):
                                                        dtype_code(dtype), lo, hi, as_hw_list(hw)))
 
 
-def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None, shift=None):
+def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None, shift=None, want_mask=True):
     """quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries, bit for bit
     (no autograd: weights with a BatchNorm folded in, a BatchNorm's output; under
-    torch.no_grad)."""
+    torch.no_grad). want_mask=False computes the mask only when an element saturated (else
+    it is an all-true view without storage): for weights, which rarely saturate."""
     lo, hi = _clip(clip)
     return QResult(*torch.ops.dla.quantize_per_channel_scaled(x, scale, shift, [int(f) for f in fracs], int(axis),
-                                                              dtype_code(dtype), lo, hi, as_hw_list(hw)))
+                                                              dtype_code(dtype), lo, hi, as_hw_list(hw),
+                                                              bool(want_mask)))
 
 
 def quantize_learnable(x, log2_scale, axis=0, dtype="i8", clip=None, hw=None, smooth=False):

@@ -576,7 +576,8 @@ class MacLayer(QatLayer):
             w_range = (torch.minimum(a, b), torch.maximum(a, b))
             if bool(torch.isfinite(torch.stack(w_range)).all()):
                 fr = self._weight_fracs(None, w_range)
-                return F.quantize_per_channel_scaled(w, inv, fr, 0, self.weight_dtype, None, self.hw), fr
+                return F.quantize_per_channel_scaled(w, inv, fr, 0, self.weight_dtype, None, self.hw,
+                                                     want_mask=False), fr
         return self._quantized_weight(w * self._shape(inv))
 
     def eval_weights(self):

@@ -62,7 +62,7 @@ std::int64_t recover_ints(const T* x, std::int64_t n, int frac, std::int64_t lo,
 /// `scales` (one per channel), the reals are x * scales[c] rounded to T first, exactly the
 /// tensor a separate multiply would give (a BatchNorm folded into weights without a copy);
 /// with `shifts` too, x * scales[c] + shifts[c], each operation rounded (a BatchNorm's
-/// output without its two temporaries). shifts needs scales.
+/// output without its two temporaries). shifts needs scales. A null mask is not written.
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
                         const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales = nullptr,
@@ -115,11 +115,12 @@ Counts conv2d_forward(const Conv2dGeometry& g, const std::int16_t* x, const std:
                       std::int64_t n_end);
 
 /// conv2d_forward of images [n_begin, n_end) in pieces that threads share: the constructor
-/// (one thread) packs each group's weights and sizes the zero-padded activation tiles;
-/// fill_tiles(b, e) lays out tiles [b, e) (one per image and group) and run(b, e) computes
-/// tasks [b, e) (an image, a group and a chunk of output pixels each); calls on disjoint
-/// ranges may run on any threads at once, every fill_tiles before any run. Nothing is
-/// allocated per image, so worker threads do not churn their malloc arenas.
+/// sizes the zero-padded activation tiles; pack(b, e) packs weight kernels [b, e) (a group's
+/// slice of output channels each; w must stay valid until then), fill_tiles(b, e) lays out
+/// tiles [b, e) (one per image and group) and run(b, e) computes tasks [b, e) (an image, a
+/// group and a chunk of output pixels each); calls on disjoint ranges may run on any
+/// threads at once, every pack and fill_tiles before any run. Nothing is allocated per
+/// image, so worker threads do not churn their malloc arenas.
 template <typename T>
 class Conv2dPlan {
  public:
@@ -129,8 +130,10 @@ class Conv2dPlan {
   Conv2dPlan(const Conv2dPlan&) = delete;
   Conv2dPlan& operator=(const Conv2dPlan&) = delete;
 
+  std::int64_t packs() const;
   std::int64_t tiles() const;
   std::int64_t tasks() const;
+  void pack(std::int64_t begin, std::int64_t end);
   void fill_tiles(std::int64_t begin, std::int64_t end);
   Counts run(std::int64_t begin, std::int64_t end) const;
 
