@@ -442,7 +442,7 @@ class MacLayer(QatLayer):
         self.weight_observer = config.weight_observer
         self.nonfinite = config.nonfinite
         self.bn_stats_grad = config.bn_stats_grad
-        self.bn_stats_conv = getattr(config, "bn_stats_conv", "float")
+        self.bn_stats_conv = getattr(config, "bn_stats_conv", "integer")
         oc = module.weight.shape[0]
         self.register_buffer("weight_frac", torch.zeros(oc, dtype=torch.int64))
         self.register_buffer("weight_frac_frozen", _flag(False))

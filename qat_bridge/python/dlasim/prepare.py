@@ -90,12 +90,12 @@ class QatConfig:
     learnable_scales: bool = False        # TQT-style learnable log2 scales (weights and activations)
     bn_stats_grad: object = True          # gradient through the batch statistics: True (as BatchNorm),
     #                                       "weight" (to the weights only: cheaper), False (none)
-    bn_stats_conv: str = "float"          # where a folded BN's batch statistics come from in training:
-    #                                       "float" (a float conv of the input with the unfolded weights;
-    #                                       the output is the integer layer with the batch-folded weights)
-    #                                       or "integer" (the integer conv with running-stat-folded weights,
+    bn_stats_conv: str = "integer"        # where a folded BN's batch statistics come from in training:
+    #                                       "integer" (the integer conv with running-stat-folded weights,
     #                                       the output the quantized float BatchNorm of it: one conv per
-    #                                       layer, as torch.ao; eval and frozen BN are the integer layer)
+    #                                       layer, as torch.ao) or "float" (a float conv of the input with
+    #                                       the unfolded weights besides the integer layer with the
+    #                                       batch-folded weights); eval and frozen BN are the integer layer
     nonfinite: str = "error"              # a NaN or inf to quantize (input, float island output, weight):
     #                                       "error" (names the tensor and the count) or "count" (counted
     #                                       per layer and reported by dlasim.report; the op makes NaN 0

@@ -36,7 +36,10 @@ class ConvBnNet(nn.Module):
 
 
 def prepared_pair(net, x, **kw):
-    """(fused, autograd-through-the-fold) copies of one prepared model, calibrated on x."""
+    """(fused, autograd-through-the-fold) copies of one prepared model, calibrated on x, with
+    the batch statistics from the float conv (bn_stats_conv="float"), whose gradient
+    _FoldedConvBnGrad fuses."""
+    kw.setdefault("bn_stats_conv", "float")
     fused = dlasim.prepare_qat(net, (x,), plan="int8", **kw).double()
     fused.train()
     fused(x)

@@ -129,20 +129,36 @@ def test_observer_disable_epoch_freezes_every_frac():
     assert p2.fracs()["x"][1] < before["x"][1]
 
 
-def test_bn_folding_updates_running_stats_like_batchnorm_until_frozen():
-    prepared, x = small(freeze_bn_epoch=1)
+@pytest.mark.parametrize("stats_conv", ["integer", "float"])
+def test_bn_folding_updates_running_stats_like_batchnorm_until_frozen(stats_conv):
+    """The statistics contract: BatchNorm's running statistics, updated as nn.BatchNorm2d
+    would on the conv of the quantized input, with the weights folded by the running
+    statistics, quantized and unfolded again ("integer", the default: the conv that runs)
+    or with the float weights ("float")."""
+    prepared, x = small(freeze_bn_epoch=1, bn_stats_conv=stats_conv)
     dlasim.set_epoch(prepared, 0)
     prepared.train()
     prepared(x)  # calibrates and runs one step
     layer = prepared.layers["conv1_0"]
     bn_ref = nn.BatchNorm2d(4)
     bn_ref.load_state_dict(layer.bn.state_dict())
+    w = layer.module.weight.detach()
+    if stats_conv == "integer":
+        with torch.no_grad():
+            inv_r = bn_ref.weight / torch.sqrt(bn_ref.running_var + bn_ref.eps)
+            wq = layer._quantized_folded_weight(inv_r)[0].y
+        def stats_conv_of(xq):
+            return torch.nn.functional.conv2d(xq, wq, None, padding=1) / inv_r.reshape(1, -1, 1, 1)
+    else:
+        def stats_conv_of(xq):
+            return torch.nn.functional.conv2d(xq, w, None, padding=1)
     x2 = torch.rand(8, 1, 28, 28)
     prepared(x2)
     dtype, frac = prepared.fracs()["x"]
     xq = dlasim.functional.quantize(x2, dtype, frac).y  # what the conv read
     bn_ref.train()
-    bn_ref(torch.nn.functional.conv2d(xq, layer.module.weight.detach(), None, padding=1))
+    with torch.no_grad():
+        bn_ref(stats_conv_of(xq))
     torch.testing.assert_close(layer.bn.running_mean, bn_ref.running_mean)
     torch.testing.assert_close(layer.bn.running_var, bn_ref.running_var)
     dlasim.set_epoch(prepared, 1)
