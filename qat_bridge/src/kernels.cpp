@@ -556,14 +556,22 @@ struct Conv2dPlan<T>::Impl {
     std::vector<std::int8_t> ws;
     for (std::int64_t k = begin; k < end; ++k) {
       const std::int64_t gi = k / slices, oc0 = (k % slices) * kSlice, oc1 = std::min(ocg, oc0 + kSlice);
-      // The slice's weights as [oc][kh][kw][c] s8.
-      ws.resize(static_cast<std::size_t>((oc1 - oc0) * g.kh * g.kw * cg));
+      // The slice's weights as [oc][kh][kw][c] s8: per output channel, its [c][kh][kw]
+      // block checked in one pass (the compiler vectorizes the bounds), then transposed.
+      const std::int64_t taps = g.kh * g.kw, per_oc = cg * taps;
+      ws.resize(static_cast<std::size_t>((oc1 - oc0) * per_oc));
       for (std::int64_t o = oc0; o < oc1; ++o) {
+        const std::int16_t* src = w + (gi * ocg + o) * per_oc;
+        std::int8_t* dst = ws.data() + (o - oc0) * per_oc;
+        std::int16_t lo = 0, hi = 0;
+        for (std::int64_t i = 0; i < per_oc; ++i) {
+          lo = std::min(lo, src[i]);
+          hi = std::max(hi, src[i]);
+        }
+        weight_s8(lo);  // throws for a weight outside s8
+        weight_s8(hi);
         for (std::int64_t ic = 0; ic < cg; ++ic) {
-          const std::int16_t* src = w + ((gi * ocg + o) * cg + ic) * g.kh * g.kw;
-          for (std::int64_t t = 0; t < g.kh * g.kw; ++t) {
-            ws[static_cast<std::size_t>(((o - oc0) * g.kh * g.kw + t) * cg + ic)] = weight_s8(src[t]);
-          }
+          for (std::int64_t t = 0; t < taps; ++t) dst[t * cg + ic] = static_cast<std::int8_t>(src[ic * taps + t]);
         }
       }
       gemm::ConvShape slice = shape;
