@@ -778,6 +778,54 @@ std::tuple<Tensor, Tensor, Tensor> ste_channel_sums_cpu(const Tensor& grad, cons
   return {g1, sum, dot};
 }
 
+/// g = g * g_scale[c] + y * y_scale[c] + shift[c] per channel c of `channel_dim`, in place
+/// and in one pass, each operation rounded to g's type (g_scale absent: 1).
+Tensor& channel_affine_cpu(Tensor& g, const c10::optional<Tensor>& g_scale, const Tensor& y, const Tensor& y_scale,
+                           const Tensor& shift, std::int64_t channel_dim) {
+  const char* op = "dla::channel_affine_";
+  check_real_tensor(op, g, "g");
+  check_real_tensor(op, y, "y");
+  check_same_dtype(op, g, "g", y, "y");
+  TORCH_CHECK(g.dim() >= 1 && g.sizes() == y.sizes(), op, ": g has shape ", g.sizes(), " but y has shape ",
+              y.sizes());
+  TORCH_CHECK(g.is_contiguous(), op, ": g must be contiguous (it is written in place)");
+  const ChannelLayout l(g, normalize_axis(op, channel_dim, g.dim()));
+  auto per_channel = [&](const Tensor& v, const char* name) {
+    check_real_tensor(op, v, name);
+    check_same_dtype(op, g, "g", v, name);
+    TORCH_CHECK(v.dim() == 1 && v.size(0) == l.channels, op, ": ", name, " must have shape [", l.channels,
+                "], got ", v.sizes());
+    return v.contiguous();
+  };
+  const bool scaled = g_scale.has_value() && g_scale->defined();
+  const Tensor gs = scaled ? per_channel(*g_scale, "g_scale") : Tensor();
+  const Tensor ys = per_channel(y_scale, "y_scale"), sh = per_channel(shift, "shift");
+  const Tensor yc = y.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dla_channel_affine", [&] {
+    scalar_t* pg = g.data_ptr<scalar_t>();
+    const scalar_t* py = yc.data_ptr<scalar_t>();
+    const scalar_t* pgs = scaled ? gs.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* pys = ys.data_ptr<scalar_t>();
+    const scalar_t* psh = sh.data_ptr<scalar_t>();
+    const std::int64_t rows = l.outer * l.channels;
+    const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(l.inner, 1));
+    at::parallel_for(0, rows, grain, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        const std::int64_t ch = r % l.channels;
+        const scalar_t a = pgs != nullptr ? pgs[ch] : scalar_t(1), b = pys[ch], c = psh[ch];
+        scalar_t* v = pg + r * l.inner;
+        const scalar_t* yv = py + r * l.inner;
+        for (std::int64_t i = 0; i < l.inner; ++i) {
+          const scalar_t t = v[i] * a;
+          const scalar_t u = yv[i] * b;
+          v[i] = (t + u) + c;
+        }
+      }
+    });
+  });
+  return g;
+}
+
 /// Per-channel mean, biased variance (E[y^2] - mean^2, at least 0), min and max of y along
 /// `channel_dim`: one read of y, double accumulators, channels split across threads.
 std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_cpu(const Tensor& y, std::int64_t channel_dim) {
@@ -1235,6 +1283,7 @@ TORCH_LIBRARY_IMPL(dla, CPU, m) {
   m.impl("quantize_per_channel_scaled", &dla::qat::quantize_per_channel_scaled_cpu);
   m.impl("conv2d_sums", &dla::qat::conv2d_sums_cpu);
   m.impl("ste_channel_sums", &dla::qat::ste_channel_sums_cpu);
+  m.impl("channel_affine_", &dla::qat::channel_affine_cpu);
 }
 
 TORCH_LIBRARY_IMPL(dla, Autograd, m) {

@@ -639,6 +639,27 @@ def test_ste_channel_sums_are_the_masked_gradient_and_its_channel_sums(dtype):
         torch.ops.dla.ste_channel_sums(torch.zeros(2, 3), None, torch.zeros(2, 4), 1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_channel_affine_is_mul_addcmul_add_in_one_pass(dtype, threads):
+    """dla.channel_affine_(g, a, y, b, c, 1) == g * a[c] + y * b[c] + c[c], bit for bit (torch's
+    separate operations), in place, with and without a; shapes and bad arguments."""
+    torch.manual_seed(10)
+    for shape in [(2, 5, 7, 9), (3, 4), (1, 70, 33, 65)]:
+        c4 = [1] * len(shape)
+        c4[1] = -1
+        g, y = torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
+        a, b, c = (torch.randn(shape[1], dtype=dtype) for _ in range(3))
+        for scale in (a, None):
+            want = (g if scale is None else g * scale.reshape(c4)) + y * b.reshape(c4) + c.reshape(c4)
+            got = g.clone()
+            out = torch.ops.dla.channel_affine_(got, scale, y, b, c, 1)
+            assert out.data_ptr() == got.data_ptr() and torch.equal(got, want)
+    with pytest.raises(RuntimeError, match="y_scale must have shape"):
+        torch.ops.dla.channel_affine_(torch.zeros(2, 3), None, torch.zeros(2, 3), torch.zeros(4), torch.zeros(3), 1)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        torch.ops.dla.channel_affine_(torch.zeros(3, 2).t(), None, torch.zeros(2, 3), torch.zeros(3), torch.zeros(3), 1)
+
+
 def test_channel_range_is_aminmax_per_channel_nan_included():
     torch.manual_seed(7)
     w = torch.randn(6, 5, 3, 3)

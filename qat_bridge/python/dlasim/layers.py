@@ -249,9 +249,9 @@ class _FoldedConvBnGrad(_BatchStatsGrad):
             d_inv = (gwf * w).sum((1, 2, 3))
         d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, d_inv, b, gamma, count)
         if fused:
-            G = g1  # g1 + g2 / inv, in place: g1 is this backward's own tensor
+            G = g1  # g1 + g2 / inv, in place (one pass): g1 is this backward's own tensor
             if s.stats_grad:
-                G.addcmul_(s.y, (slope / s.inv).reshape(c4)).add_((offset / s.inv).reshape(c4))
+                torch.ops.dla.channel_affine_(G, None, s.y, slope / s.inv, offset / s.inv, 1)
             gx, gG = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
             gw = gG * s.inv.reshape(-1, 1, 1, 1) if need_w else None
         else:
@@ -282,12 +282,15 @@ class _IntegerBnGrad(_BatchStatsGrad):
         s, x, w, b, gamma, need_x, need_w, count, g1, gb_f, g1_dot_y = _BatchStatsGrad._begin(ctx, g)
         c4 = (1, -1, 1, 1)  # per channel of a feature map
         d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, g1_dot_y, b, gamma, count)
-        G = g1.mul_((s.inv / s.inv_run).reshape(c4))  # d y / inv_r without the statistics' terms
-        G_x = G
-        if s.stats_grad:
-            if s.stats_grad == "weight":
-                G_x = G.clone() if need_x else None
-            G.addcmul_(s.y, (slope / s.inv_run).reshape(c4)).add_((offset / s.inv_run).reshape(c4))
+        scale = s.inv / s.inv_run  # d y / inv_r = g1 * inv / inv_r + the statistics' terms / inv_r
+        G = G_x = g1  # in place: g1 is this backward's own tensor
+        if s.stats_grad == "weight" and need_x:
+            G_x = g1.mul_(scale.reshape(c4))  # d x without the statistics' terms
+            G = torch.ops.dla.channel_affine_(G_x.clone(), None, s.y, slope / s.inv_run, offset / s.inv_run, 1)
+        elif s.stats_grad:
+            torch.ops.dla.channel_affine_(G, scale, s.y, slope / s.inv_run, offset / s.inv_run, 1)  # one pass
+        else:
+            G.mul_(scale.reshape(c4))
         if G_x is G:
             gx, gwq = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
         else:
