@@ -368,7 +368,7 @@ bool use_avx512dq() {
 /// quantize_real afterwards. Same integers as quantize_real(float), element by element.
 template <Pre kPre>
 void quantize_floats(const float* x, float scale, float shift, std::int64_t n, int frac, const OutputSpec& out,
-                     float* y, bool* mask, Counts& counts) {
+                     float* y, bool* mask, std::int16_t* ints, Counts& counts) {
   auto real = [&](std::int64_t i) { return pre_op<kPre>(x[i], scale, shift); };
   constexpr std::size_t kBlock = 1024;
   static const std::array<int, kBlock> kShift32 = [] {
@@ -405,7 +405,11 @@ void quantize_floats(const float* x, float scale, float shift, std::int64_t n, i
         saturations += s ? 1 : 0;
       }
     }
-    for (std::size_t i = 0; i < len; ++i) y[begin + static_cast<std::int64_t>(i)] = static_cast<float>(q[i]) * inv;
+    if (ints != nullptr) {
+      for (std::size_t i = 0; i < len; ++i) ints[begin + static_cast<std::int64_t>(i)] = static_cast<std::int16_t>(q[i]);
+    } else {
+      for (std::size_t i = 0; i < len; ++i) y[begin + static_cast<std::int64_t>(i)] = static_cast<float>(q[i]) * inv;
+    }
     if (mask != nullptr) {
       for (std::size_t i = 0; i < len; ++i) mask[begin + static_cast<std::int64_t>(i)] = !saturated[i];
     }
@@ -416,14 +420,14 @@ void quantize_floats(const float* x, float scale, float shift, std::int64_t n, i
 /// Fake-quantizes n reals with one frac (the inner loop of quantize_forward).
 template <RoundMode M, typename T>
 void quantize_span(const T* x, const T* scale, const T* shift, std::int64_t n, int frac, const OutputSpec& out_in,
-                   T* y, bool* mask, Counts& counts) {
+                   T* y, bool* mask, std::int16_t* ints, Counts& counts) {
   if constexpr (std::is_same_v<T, float>) {
     if (shift != nullptr) {
-      quantize_floats<Pre::kAffine>(x, *scale, *shift, n, frac, out_in, y, mask, counts);
+      quantize_floats<Pre::kAffine>(x, *scale, *shift, n, frac, out_in, y, mask, ints, counts);
     } else if (scale != nullptr) {
-      quantize_floats<Pre::kScale>(x, *scale, 0.0f, n, frac, out_in, y, mask, counts);
+      quantize_floats<Pre::kScale>(x, *scale, 0.0f, n, frac, out_in, y, mask, ints, counts);
     } else {
-      quantize_floats<Pre::kNone>(x, 1.0f, 0.0f, n, frac, out_in, y, mask, counts);
+      quantize_floats<Pre::kNone>(x, 1.0f, 0.0f, n, frac, out_in, y, mask, ints, counts);
     }
     return;
   }
@@ -436,7 +440,11 @@ void quantize_span(const T* x, const T* scale, const T* shift, std::int64_t n, i
                 : scale != nullptr ? pre_op<Pre::kScale>(x[i], *scale, T(0))
                                    : x[i];
     const std::int64_t q = quantize_real(static_cast<double>(v), frac, out, &saturated);
-    y[i] = static_cast<T>(q) * inv;
+    if (ints != nullptr) {
+      ints[i] = static_cast<std::int16_t>(q);
+    } else {
+      y[i] = static_cast<T>(q) * inv;
+    }
     if (mask != nullptr) mask[i] = !saturated;
     saturations += saturated ? 1 : 0;
   }
@@ -448,7 +456,7 @@ void quantize_span(const T* x, const T* scale, const T* shift, std::int64_t n, i
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
                         const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales,
-                        const T* shifts) {
+                        const T* shifts, std::int16_t* ints) {
   Counts counts;
   with_round_mode(out.mode, [&](auto m) {
     for (std::int64_t o = 0; o < outer; ++o) {
@@ -456,7 +464,9 @@ Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, s
         const std::int64_t base = (o * channels + c) * inner;
         quantize_span<decltype(m)::value, T>(x + base, scales == nullptr ? nullptr : scales + c,
                                              shifts == nullptr ? nullptr : shifts + c, inner, fracs[c], out,
-                                             y + base, mask == nullptr ? nullptr : mask + base, counts);
+                                             ints != nullptr ? nullptr : y + base,
+                                             mask == nullptr ? nullptr : mask + base,
+                                             ints == nullptr ? nullptr : ints + base, counts);
       }
     }
   });
@@ -823,7 +833,8 @@ void max_pool2d_forward(const Pool2dGeometry& g, const std::int16_t* x, std::int
   template std::int64_t recover_ints<T>(const T*, std::int64_t, int, std::int64_t, std::int64_t, \
                                         std::int16_t*);                                          \
   template Counts quantize_forward<T>(const T*, std::int64_t, std::int64_t, std::int64_t,       \
-                                      const int*, const OutputSpec&, T*, bool*, const T*, const T*); \
+                                      const int*, const OutputSpec&, T*, bool*, const T*, const T*,  \
+                                      std::int16_t*);                                                \
   template Counts conv2d_forward<T>(const Conv2dGeometry&, const std::int16_t*,                 \
                                     const std::int16_t*, const MacRequant&, T*, bool*,          \
                                     std::int64_t, std::int64_t);                                 \

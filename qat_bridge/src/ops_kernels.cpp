@@ -85,6 +85,19 @@ void check_real_tensor(const char* op, const Tensor& t, const char* name) {
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const char* an, const Tensor& b,
+                      const char* bn);
+
+/// A conv weight: reals of x's type, or an int16 tensor of the integers.
+void check_weight_tensor(const char* op, const Tensor& x, const Tensor& weight) {
+  if (weight.defined() && weight.scalar_type() == at::kShort) {
+    TORCH_CHECK(weight.device().is_cpu(), op, ": weight is on ", weight.device(), "; the dla ops have CPU kernels only");
+    return;
+  }
+  check_real_tensor(op, weight, "weight");
+  check_same_dtype(op, x, "x", weight, "weight");
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const char* an, const Tensor& b,
                       const char* bn) {
   TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": ", an, " (", a.scalar_type(), ") and ", bn,
               " (", b.scalar_type(), ") must have the same dtype");
@@ -156,11 +169,25 @@ std::vector<std::int16_t> recover_tensor(const char* op, const Tensor& t, DType 
   return q;
 }
 
-/// Weights [oc][...] with one frac per output channel.
+/// Weights [oc][...] with one frac per output channel; an int16 tensor holds the integers
+/// themselves (quantize_per_channel_scaled's as_ints), checked against the type's range.
 template <typename T>
 std::vector<std::int16_t> recover_weights(const char* op, const Tensor& w, DType dtype,
                                           const std::vector<int>& fracs) {
   const Tensor c = w.contiguous();
+  if (c.scalar_type() == at::kShort) {
+    const DTypeInfo info = dtype_info(dtype);
+    const std::int16_t* p = c.data_ptr<std::int16_t>();
+    std::vector<std::int16_t> q(p, p + c.numel());
+    std::int16_t lo = 0, hi = 0;
+    for (const std::int16_t v : q) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    TORCH_CHECK(lo >= info.min && hi <= info.max, op, ": weight holds integers in [", lo, ", ", hi,
+                "], outside ", info.name, " [", info.min, ", ", info.max, "]");
+    return q;
+  }
   const std::int64_t oc = c.size(0), per = oc == 0 ? 0 : c.numel() / oc;
   std::vector<std::int16_t> q(static_cast<std::size_t>(c.numel()));
   const T* p = c.data_ptr<T>();
@@ -204,14 +231,15 @@ bool* mask_ptr(Tensor& mask) { return mask.data_ptr<bool>(); }
 // ---------------------------------------------------------------------------
 
 /// want_mask false: the mask is written only when an element saturated (a second pass);
-/// otherwise it is an all-true view without storage.
+/// otherwise it is an all-true view without storage. as_ints: y is an int16 tensor of the
+/// integers q instead of the reals q * 2^-frac.
 Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
                              const std::vector<int>& fracs, DType dtype, OptInt clip_lo,
                              OptInt clip_hi, const HwOptions& hw, const Tensor& scales = Tensor(),
-                             const Tensor& shifts = Tensor(), bool want_mask = true) {
+                             const Tensor& shifts = Tensor(), bool want_mask = true, bool as_ints = false) {
   const OutputSpec out = output_spec(op, dtype, hw.rounding, clip_lo, clip_hi);
   const Tensor xc = x.contiguous();
-  Tensor y = at::empty_like(xc);
+  Tensor y = as_ints ? at::empty(xc.sizes(), xc.options().dtype(at::kShort)) : at::empty_like(xc);
   Tensor mask = want_mask ? at::empty(xc.sizes(), xc.options().dtype(at::kBool)) : Tensor();
   std::int64_t outer = 1, channels = 1, inner = xc.numel();
   if (fracs.size() > 1) {
@@ -231,7 +259,8 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
     const scalar_t* px = xc.data_ptr<scalar_t>();
     const scalar_t* ps = scales.defined() ? scales.data_ptr<scalar_t>() : nullptr;
     const scalar_t* pb = shifts.defined() ? shifts.data_ptr<scalar_t>() : nullptr;
-    scalar_t* py = y.data_ptr<scalar_t>();
+    scalar_t* py = as_ints ? nullptr : y.data_ptr<scalar_t>();
+    std::int16_t* pi = as_ints ? y.data_ptr<std::int16_t>() : nullptr;
     bool* pm = mask.defined() ? mask_ptr(mask) : nullptr;
     const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(block, 1));
     at::parallel_for(0, rows * blocks_per_row, grain, [&](std::int64_t begin, std::int64_t end) {
@@ -240,9 +269,10 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
         const std::int64_t row = i / blocks_per_row, start = row * row_len + (i % blocks_per_row) * block;
         const std::int64_t len = std::min(block, (row + 1) * row_len - start);
         const std::int64_t ch = rows > 1 ? row % channels : 0;
-        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out, py + start,
-                                        pm == nullptr ? nullptr : pm + start, ps == nullptr ? nullptr : ps + ch,
-                                        pb == nullptr ? nullptr : pb + ch);
+        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out,
+                                        py == nullptr ? nullptr : py + start, pm == nullptr ? nullptr : pm + start,
+                                        ps == nullptr ? nullptr : ps + ch, pb == nullptr ? nullptr : pb + ch,
+                                        pi == nullptr ? nullptr : pi + start);
       }
       const std::lock_guard<std::mutex> lock(mu);
       counts += c;
@@ -250,7 +280,7 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
   });
   if (!mask.defined()) {
     if (counts.saturations != 0) return quantize_channels_cpu(op, x, axis, fracs, dtype, clip_lo, clip_hi, hw, scales,
-                                                               shifts, true);
+                                                               shifts, true, as_ints);
     mask = at::ones({}, xc.options().dtype(at::kBool)).expand(xc.sizes());
   }
   return {y, mask, counts_tensor(counts)};
@@ -285,7 +315,7 @@ Triple quantize_per_channel_cpu(const Tensor& x, IntList fracs, std::int64_t axi
 /// folded in; a BatchNorm's output).
 Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, const c10::optional<Tensor>& shift,
                                        IntList fracs, std::int64_t axis, std::int64_t dtype, OptInt clip_lo,
-                                       OptInt clip_hi, IntList hw_list, bool want_mask) {
+                                       OptInt clip_hi, IntList hw_list, bool want_mask, bool as_ints) {
   const char* op = "dla::quantize_per_channel_scaled";
   const HwOptions hw = parse_hw(op, hw_list);
   check_real_tensor(op, x, "x");
@@ -303,7 +333,7 @@ Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, con
   const Tensor b = shift.has_value() && shift->defined() ? per_channel(*shift, "shift") : Tensor();
   std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
   if (f.size() == 1 && x.size(ax) != 1) f.assign(static_cast<std::size_t>(x.size(ax)), f[0]);
-  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b, want_mask);
+  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b, want_mask, as_ints);
 }
 
 Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
@@ -361,8 +391,7 @@ MacSetup mac_setup(const char* op, const Tensor& x, const Tensor& weight,
   MacSetup s;
   s.hw = parse_hw(op, hw_list);
   check_real_tensor(op, x, "x");
-  check_real_tensor(op, weight, "weight");
-  check_same_dtype(op, x, "x", weight, "weight");
+  check_weight_tensor(op, x, weight);
   s.x_type = act_dtype(op, x_dtype, "x_dtype");
   s.w_type = wgt_dtype(op, w_dtype, "w_dtype");
   s.y_type = act_dtype(op, y_dtype, "y_dtype");
@@ -408,7 +437,7 @@ Triple conv2d_run(const char* op, const Tensor& x, const Tensor& weight, const c
                   IntList dilation, std::int64_t groups, OptInt clip_lo, OptInt clip_hi,
                   IntList hw_list, bool sums_only) {
   check_real_tensor(op, x, "x");
-  check_real_tensor(op, weight, "weight");
+  check_weight_tensor(op, x, weight);
   TORCH_CHECK(x.dim() == 4, op, ": x must be 4-d [n, c, h, w], got shape ", x.sizes());
   TORCH_CHECK(weight.dim() == 4, op, ": weight must be 4-d [out_channels, in_channels / groups, kh, kw], got shape ",
               weight.sizes());

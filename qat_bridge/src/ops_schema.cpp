@@ -125,9 +125,11 @@ TORCH_LIBRARY(dla, m) {
   // to the separate multiply and add): a BatchNorm folded into weights, a BatchNorm's output.
   // No autograd (training glue).
   // With want_mask false the mask is computed only when an element saturated, and is
-  // otherwise an all-true view without storage (weights, which rarely saturate).
+  // otherwise an all-true view without storage (weights, which rarely saturate); with
+  // as_ints y is an int16 tensor of the integers (conv2d and conv2d_sums take it as weight).
   m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, Tensor? shift, int[] fracs, int axis, int dtype,"
-        " int? clip_lo, int? clip_hi, int[] hw, bool want_mask=True) -> (Tensor y, Tensor mask, Tensor counts)");
+        " int? clip_lo, int? clip_hi, int[] hw, bool want_mask=True, bool as_ints=False)"
+        " -> (Tensor y, Tensor mask, Tensor counts)");
   // The exact sums of conv2d (no bias, accumulator or output stage) as reals at
   // x_frac + w_fracs[oc]: a folded BatchNorm's statistics from the integer convolution.
   // No autograd (training glue).

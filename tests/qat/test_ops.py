@@ -208,6 +208,11 @@ def test_quantize_per_channel_scaled_mask_on_demand(threads):
         assert (full.counts.tolist()[1] > 0) == saturates
         assert lazy.mask.shape == w.shape and torch.equal(lazy.mask, full.mask)
         assert (lazy.mask.stride() == (0, 0, 0, 0)) == (not saturates)
+        # as_ints: y holds the integers themselves, as int16
+        ints = F.quantize_per_channel_scaled(w, s, fracs, 0, "i8", want_mask=False, as_ints=True)
+        assert ints.y.dtype == torch.int16 and torch.equal(ints.mask, full.mask)
+        scale = torch.tensor([2.0 ** -f for f in fracs]).reshape(-1, 1, 1, 1)
+        assert torch.equal(ints.y * scale, full.y) and ints.counts.tolist() == full.counts.tolist()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -308,6 +313,16 @@ def test_conv2d_sums_are_the_exact_integer_sums(case, threads):
         want = exact.astype(np.float64) * np.exp2(-(x_frac + np.array(w_fracs)))[None, :, None, None]
         assert y.dtype == dtype
         assert np.array_equal(y.double().numpy(), want.astype(np.float32 if dtype == torch.float32 else np.float64))
+        # the weight as an int16 tensor of its integers (quantize_per_channel_scaled's as_ints)
+        yi = F.conv2d_sums(x, torch.from_numpy(wq.astype(np.int16)), x_dtype=xt, x_frac=x_frac, w_dtype=wt,
+                           w_fracs=w_fracs, stride=stride, padding=pad, dilation=dil, groups=groups,
+                           hw=hw_of(acc_bits=8))
+        assert torch.equal(yi, y)
+    lo, hi = RANGES[wt]
+    with pytest.raises(RuntimeError, match=r"weight holds integers in \[.*\], outside %s" % wt):
+        F.conv2d_sums(reals(xq, x_frac), torch.full((oc, c // groups, kh, kw), hi + 1, dtype=torch.int16), x_dtype=xt,
+                      x_frac=x_frac, w_dtype=wt, w_fracs=w_fracs, stride=stride, padding=pad, dilation=dil,
+                      groups=groups)
 
 
 def _exact_layer(rng, c, k, spatial, xt="i8"):

@@ -41,15 +41,17 @@ def quantize_per_channel(x, fracs, axis=0, dtype="i8", clip=None, hw=None):
                                                        dtype_code(dtype), lo, hi, as_hw_list(hw)))
 
 
-def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None, shift=None, want_mask=True):
+def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, hw=None, shift=None, want_mask=True,
+                                as_ints=False):
     """quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries, bit for bit
     (no autograd: weights with a BatchNorm folded in, a BatchNorm's output; under
     torch.no_grad). want_mask=False computes the mask only when an element saturated (else
-    it is an all-true view without storage): for weights, which rarely saturate."""
+    it is an all-true view without storage): for weights, which rarely saturate. as_ints=True
+    returns the integers as an int16 y (conv2d and conv2d_sums take it as their weight)."""
     lo, hi = _clip(clip)
     return QResult(*torch.ops.dla.quantize_per_channel_scaled(x, scale, shift, [int(f) for f in fracs], int(axis),
                                                               dtype_code(dtype), lo, hi, as_hw_list(hw),
-                                                              bool(want_mask)))
+                                                              bool(want_mask), bool(as_ints)))
 
 
 def quantize_learnable(x, log2_scale, axis=0, dtype="i8", clip=None, hw=None, smooth=False):

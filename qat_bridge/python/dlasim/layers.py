@@ -170,9 +170,18 @@ class _TqtOut(torch.autograd.Function):
 
 
 # What a batch-statistics backward needs of the forward (computed without autograd); inv_run
-# is the running statistics' fold of the "integer" step (None for _FoldedConvBnGrad).
-BatchStatsState = namedtuple("BatchStatsState", ["wq", "w_mask", "out_mask", "y", "mean", "var", "inv", "inv_run",
-                                                 "eps", "stats_grad", "conv_args"])
+# is the running statistics' fold of the "integer" step (None for _FoldedConvBnGrad). wq is
+# Q(w') as reals, or as its int16 integers with w_scale = 2^-frac per output channel (a
+# quarter of the memory of float64 reals, half of float32, kept from forward to backward).
+BatchStatsState = namedtuple("BatchStatsState", ["wq", "w_scale", "w_mask", "out_mask", "y", "mean", "var", "inv",
+                                                 "inv_run", "eps", "stats_grad", "conv_args"])
+
+
+def _weight_reals(s, dtype):
+    """Q(w') of a BatchStatsState as reals of `dtype`."""
+    if s.wq.is_floating_point():
+        return s.wq
+    return s.wq * s.w_scale.to(dtype).reshape(-1, 1, 1, 1)  # one pass, exact (q * 2^-frac)
 
 
 def _conv_grads(g, x, w, a, need_x, need_w):
@@ -282,6 +291,7 @@ class _IntegerBnGrad(_BatchStatsGrad):
         s, x, w, b, gamma, need_x, need_w, count, g1, gb_f, g1_dot_y = _BatchStatsGrad._begin(ctx, g)
         c4 = (1, -1, 1, 1)  # per channel of a feature map
         d_inv, d_gamma, slope, offset = _statistics_line(s, gb_f, g1_dot_y, b, gamma, count)
+        wq = _weight_reals(s, x.dtype)
         scale = s.inv / s.inv_run  # d y / inv_r = g1 * inv / inv_r + the statistics' terms / inv_r
         G = G_x = g1  # in place: g1 is this backward's own tensor
         if s.stats_grad == "weight" and need_x:
@@ -292,10 +302,10 @@ class _IntegerBnGrad(_BatchStatsGrad):
         else:
             G.mul_(scale.reshape(c4))
         if G_x is G:
-            gx, gwq = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
+            gx, gwq = _conv_grads(G, x, wq, s.conv_args, need_x, need_w)
         else:
-            gx = _conv_grads(G_x, x, s.wq, s.conv_args, True, False)[0] if need_x else None
-            gwq = _conv_grads(G, x, s.wq, s.conv_args, False, True)[1] if need_w else None
+            gx = _conv_grads(G_x, x, wq, s.conv_args, True, False)[0] if need_x else None
+            gwq = _conv_grads(G, x, wq, s.conv_args, False, True)[1] if need_w else None
         gw = None
         if gwq is not None:
             if s.w_mask is not None:
@@ -567,11 +577,12 @@ class MacLayer(QatLayer):
         fr = self._weight_fracs(w, w_range)
         return F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw), fr
 
-    def _quantized_folded_weight(self, inv):
+    def _quantized_folded_weight(self, inv, as_ints=False):
         """_quantized_weight(w * inv) (inv per output channel) without the product tensor
         where the max observer sets the fracs: the products' range per channel is the
         range's products (float rounding is monotone), and the op multiplies as it
-        quantizes; a non-finite range (or another observer) takes the product tensor."""
+        quantizes (as_ints: its y is the int16 integers); a non-finite range (or another
+        observer) takes the product tensor (y the reals)."""
         w = self.module.weight.detach()
         if self.weight_observer == "max" and self.weight_log2_scale is None:
             lo, hi = channel_range(w)
@@ -580,7 +591,7 @@ class MacLayer(QatLayer):
             if bool(torch.isfinite(torch.stack(w_range)).all()):
                 fr = self._weight_fracs(None, w_range)
                 return F.quantize_per_channel_scaled(w, inv, fr, 0, self.weight_dtype, None, self.hw,
-                                                     want_mask=False), fr
+                                                     want_mask=False, as_ints=as_ints), fr
         return self._quantized_weight(w * self._shape(inv))
 
     def eval_weights(self):
@@ -638,7 +649,7 @@ class MacLayer(QatLayer):
             inv_run = gamma / torch.sqrt(bn.running_var + bn.eps)
             if not bool((inv_run != 0).all()):
                 return None
-            wr, wfr = self._quantized_folded_weight(inv_run)
+            wr, wfr = self._quantized_folded_weight(inv_run, as_ints=True)
             y = F.conv2d_sums(x, wr.y, x_dtype=fin.dtype, x_frac=fin.frac(), w_dtype=self.weight_dtype, w_fracs=wfr,
                               hw=self.hw, **self.conv_args)
             y.div_(inv_run.reshape(c4))  # the statistics' conv: conv(x, w) up to the weights' quantization
@@ -651,7 +662,8 @@ class MacLayer(QatLayer):
             yf = fout.frac()
             # quantize(y * inv + b') per channel, without the two temporaries
             r = F.quantize_per_channel_scaled(y, inv, [yf], 1, fout.dtype, clip_ints(self.clip, yf), self.hw, b_f)
-        return self._with_batch_stats_grad(_IntegerBnGrad, x, r, wr, y, mean, var, inv, inv_run)
+        w_scale = torch.tensor([2.0 ** -f for f in wfr], dtype=x.dtype)
+        return self._with_batch_stats_grad(_IntegerBnGrad, x, r, wr, y, mean, var, inv, inv_run, w_scale)
 
     def _mac(self, x, wq, wfr, b, fin, fout):
         yf = fout.frac()
@@ -677,13 +689,13 @@ class MacLayer(QatLayer):
             r = self._mac(x, wr.y, wfr, b_f, fin, fout)
         return self._with_batch_stats_grad(_FoldedConvBnGrad, x, r, wr, y, mean, var, inv, None)
 
-    def _with_batch_stats_grad(self, fn, x, r, wr, y, mean, var, inv, inv_run):
+    def _with_batch_stats_grad(self, fn, x, r, wr, y, mean, var, inv, inv_run, w_scale=None):
         """Counts the step's overflows and saturations (output r, weights wr) and attaches the
         gradient `fn` (a _BatchStatsGrad) to the output; a mask is kept only where something
         saturated."""
         self._count(r.counts + wr.counts, r.y.numel())
         bn, conv = self.bn, self.module
-        state = BatchStatsState(wq=wr.y, w_mask=wr.mask if int(wr.counts[1]) else None,
+        state = BatchStatsState(wq=wr.y, w_scale=w_scale, w_mask=wr.mask if int(wr.counts[1]) else None,
                                 out_mask=r.mask if int(r.counts[1]) else None, y=y, mean=mean, var=var, inv=inv,
                                 inv_run=inv_run, eps=bn.eps, stats_grad=self.bn_stats_grad, conv_args=self.conv_args)
         return fn.apply(r.y, x, conv.weight, conv.bias, bn.weight if bn.affine else None,

@@ -63,10 +63,11 @@ std::int64_t recover_ints(const T* x, std::int64_t n, int frac, std::int64_t lo,
 /// tensor a separate multiply would give (a BatchNorm folded into weights without a copy);
 /// with `shifts` too, x * scales[c] + shifts[c], each operation rounded (a BatchNorm's
 /// output without its two temporaries). shifts needs scales. A null mask is not written.
+/// With `ints`, the integers q are written there instead of the reals into y (y unused).
 template <typename T>
 Counts quantize_forward(const T* x, std::int64_t outer, std::int64_t channels, std::int64_t inner,
                         const int* fracs, const OutputSpec& out, T* y, bool* mask, const T* scales = nullptr,
-                        const T* shifts = nullptr);
+                        const T* shifts = nullptr, std::int16_t* ints = nullptr);
 
 // ---------------------------------------------------------------------------
 // MAC ops: conv2d and linear
