@@ -140,9 +140,9 @@ TORCH_LIBRARY(dla, m) {
   // g1 = ste_grad(grad, mask) and per channel sum(g1), sum(g1 * y), in one read: the
   // element-wise part of a folded BatchNorm's backward.
   m.def("ste_channel_sums(Tensor grad, Tensor? mask, Tensor y, int channel_dim) -> (Tensor g1, Tensor sum, Tensor dot)");
-  // g = g * g_scale[c] + y * y_scale[c] + shift[c] in place, in one pass (each operation
-  // rounded, as mul_, addcmul_ and add_ in turn): a folded BatchNorm's statistics terms
-  // added to its input gradient.
+  // g = g * g_scale[c] + y * y_scale[c] + shift[c] in place, in one pass (each product and
+  // sum rounded, as torch's separate multiplies and adds): a folded BatchNorm's statistics
+  // terms added to its input gradient.
   m.def("channel_affine_(Tensor(a!) g, Tensor? g_scale, Tensor y, Tensor y_scale, Tensor shift, int channel_dim)"
         " -> Tensor(a!)");
   // Utilities without tensors (their one kernel serves every dispatch key).

@@ -655,7 +655,7 @@ def test_ste_channel_sums_are_the_masked_gradient_and_its_channel_sums(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_channel_affine_is_mul_addcmul_add_in_one_pass(dtype, threads):
+def test_channel_affine_is_the_separate_multiplies_and_adds_in_one_pass(dtype, threads):
     """dla.channel_affine_(g, a, y, b, c, 1) == g * a[c] + y * b[c] + c[c], bit for bit (torch's
     separate operations), in place, with and without a; shapes and bad arguments."""
     torch.manual_seed(10)
