@@ -296,18 +296,43 @@ Triple quantize_cpu(const Tensor& x, std::int64_t dtype, std::int64_t frac, OptI
   return quantize_channels_cpu(op, x, 0, fracs, t, clip_lo, clip_hi, hw);
 }
 
+/// The checked arguments every per-channel quantize op shares.
+struct PerChannelArgs {
+  HwOptions hw;
+  DType dtype;
+  std::int64_t axis;
+};
+
+PerChannelArgs per_channel_args(const char* op, const Tensor& x, std::int64_t axis, std::int64_t dtype,
+                                IntList hw_list) {
+  PerChannelArgs a;
+  a.hw = parse_hw(op, hw_list);
+  check_real_tensor(op, x, "x");
+  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
+  a.dtype = act_dtype(op, dtype, "dtype");
+  a.axis = normalize_axis(op, axis, x.dim());
+  return a;
+}
+
+/// A per-channel vector argument `name` of an op on `ref` (reals of ref's type, shape
+/// [channels] for the channels of `axis`), contiguous.
+Tensor channel_vector(const char* op, const Tensor& ref, const char* ref_name, const Tensor& v, const char* name,
+                      std::int64_t channels, std::int64_t axis) {
+  check_real_tensor(op, v, name);
+  check_same_dtype(op, ref, ref_name, v, name);
+  TORCH_CHECK(v.dim() == 1 && v.size(0) == channels, op, ": ", name, " must have shape [", channels,
+              "] (one per channel of axis ", axis, "), got ", v.sizes());
+  return v.contiguous();
+}
+
 Triple quantize_per_channel_cpu(const Tensor& x, IntList fracs, std::int64_t axis,
                                 std::int64_t dtype, OptInt clip_lo, OptInt clip_hi,
                                 IntList hw_list) {
   const char* op = "dla::quantize_per_channel";
-  const HwOptions hw = parse_hw(op, hw_list);
-  check_real_tensor(op, x, "x");
-  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
-  const DType t = act_dtype(op, dtype, "dtype");
-  const std::int64_t ax = normalize_axis(op, axis, x.dim());
-  std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
-  if (fracs.size() == 1 && x.size(ax) != 1) f.resize(1);
-  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw);
+  const PerChannelArgs a = per_channel_args(op, x, axis, dtype, hw_list);
+  std::vector<int> f = channel_fracs(op, fracs, x.size(a.axis), "fracs");
+  if (fracs.size() == 1 && x.size(a.axis) != 1) f.resize(1);
+  return quantize_channels_cpu(op, x, a.axis, f, a.dtype, clip_lo, clip_hi, a.hw);
 }
 
 /// quantize_per_channel(x * scale[c] (+ shift[c])) without the temporaries: the elements
@@ -317,23 +342,14 @@ Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, con
                                        IntList fracs, std::int64_t axis, std::int64_t dtype, OptInt clip_lo,
                                        OptInt clip_hi, IntList hw_list, bool want_mask, bool as_ints) {
   const char* op = "dla::quantize_per_channel_scaled";
-  const HwOptions hw = parse_hw(op, hw_list);
-  check_real_tensor(op, x, "x");
-  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least one dimension");
-  const DType t = act_dtype(op, dtype, "dtype");
-  const std::int64_t ax = normalize_axis(op, axis, x.dim());
-  auto per_channel = [&](const Tensor& v, const char* name) {
-    check_real_tensor(op, v, name);
-    check_same_dtype(op, x, "x", v, name);
-    TORCH_CHECK(v.dim() == 1 && v.size(0) == x.size(ax), op, ": ", name, " must have shape [", x.size(ax),
-                "] (one per channel of axis ", ax, "), got ", v.sizes());
-    return v.contiguous();
-  };
-  const Tensor s = per_channel(scale, "scale");
-  const Tensor b = shift.has_value() && shift->defined() ? per_channel(*shift, "shift") : Tensor();
-  std::vector<int> f = channel_fracs(op, fracs, x.size(ax), "fracs");
-  if (f.size() == 1 && x.size(ax) != 1) f.assign(static_cast<std::size_t>(x.size(ax)), f[0]);
-  return quantize_channels_cpu(op, x, ax, f, t, clip_lo, clip_hi, hw, s, b, want_mask, as_ints);
+  const PerChannelArgs a = per_channel_args(op, x, axis, dtype, hw_list);
+  const std::int64_t ax = a.axis, channels = x.size(ax);
+  const Tensor s = channel_vector(op, x, "x", scale, "scale", channels, ax);
+  const Tensor b = shift.has_value() && shift->defined() ? channel_vector(op, x, "x", *shift, "shift", channels, ax)
+                                                         : Tensor();
+  std::vector<int> f = channel_fracs(op, fracs, channels, "fracs");
+  if (f.size() == 1 && channels != 1) f.assign(static_cast<std::size_t>(channels), f[0]);
+  return quantize_channels_cpu(op, x, ax, f, a.dtype, clip_lo, clip_hi, a.hw, s, b, want_mask, as_ints);
 }
 
 Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
@@ -818,17 +834,12 @@ Tensor& channel_affine_cpu(Tensor& g, const c10::optional<Tensor>& g_scale, cons
   TORCH_CHECK(g.dim() >= 1 && g.sizes() == y.sizes(), op, ": g has shape ", g.sizes(), " but y has shape ",
               y.sizes());
   TORCH_CHECK(g.is_contiguous(), op, ": g must be contiguous (it is written in place)");
-  const ChannelLayout l(g, normalize_axis(op, channel_dim, g.dim()));
-  auto per_channel = [&](const Tensor& v, const char* name) {
-    check_real_tensor(op, v, name);
-    check_same_dtype(op, g, "g", v, name);
-    TORCH_CHECK(v.dim() == 1 && v.size(0) == l.channels, op, ": ", name, " must have shape [", l.channels,
-                "], got ", v.sizes());
-    return v.contiguous();
-  };
+  const std::int64_t ax = normalize_axis(op, channel_dim, g.dim());
+  const ChannelLayout l(g, ax);
   const bool scaled = g_scale.has_value() && g_scale->defined();
-  const Tensor gs = scaled ? per_channel(*g_scale, "g_scale") : Tensor();
-  const Tensor ys = per_channel(y_scale, "y_scale"), sh = per_channel(shift, "shift");
+  const Tensor gs = scaled ? channel_vector(op, g, "g", *g_scale, "g_scale", l.channels, ax) : Tensor();
+  const Tensor ys = channel_vector(op, g, "g", y_scale, "y_scale", l.channels, ax);
+  const Tensor sh = channel_vector(op, g, "g", shift, "shift", l.channels, ax);
   const Tensor yc = y.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dla_channel_affine", [&] {
     scalar_t* pg = g.data_ptr<scalar_t>();
