@@ -443,6 +443,10 @@ std::int64_t HwConfig::act_port_bytes() const {
   return std::max(outputs, run);
 }
 
+std::int64_t HwConfig::wgt_port_bytes() const {
+  return std::max({mac_rows, (a8w4_speedup * mac_rows + 1) / 2 + 1, (a4w4_speedup * mac_rows + 1) / 2 + 1});
+}
+
 std::uint64_t HwConfig::acc_access_clocks(std::uint64_t addr, std::uint64_t words) const {
   return bank_clocks(addr, words, static_cast<std::uint64_t>(acc_bank_words()), static_cast<std::uint64_t>(sram_banks));
 }

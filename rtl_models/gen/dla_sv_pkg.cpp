@@ -137,6 +137,8 @@ void emit_derived(SvPackage& pkg, const dla::HwConfig& cfg) {
   pkg.param("ACC_PORT_WORDS", cfg.acc_port_words(), "widest ACC access: max(MAC_COLS, REQUANT_LANES) words");
   pkg.param("ACT_SRAM_BYTES", cfg.act_sram_bytes(), "bytes the ACT SRAM holds");
   pkg.param("ACT_PORT_BYTES", cfg.act_port_bytes(), "widest ACT access of the compute side, bytes");
+  pkg.param("WGT_SRAM_BYTES", cfg.wgt_sram_bytes(), "bytes the WGT SRAM holds");
+  pkg.param("WGT_PORT_BYTES", cfg.wgt_port_bytes(), "widest WGT access of the compute side (one column's weights), bytes");
   pkg.param("ACC_BANK_WORDS", cfg.acc_bank_words(),
             "accumulator words per ACC bank word: ACC_PORT_WORDS words at any address take one clock");
 }

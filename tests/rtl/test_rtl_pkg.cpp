@@ -97,6 +97,11 @@ TEST(RtlPackage, HoldsTheSramGeometry) {
   EXPECT_EQ(package()["ACC_BANK_WORDS"], cfg.acc_bank_words());
   EXPECT_EQ(package()["ACT_SRAM_BYTES"], cfg.act_sram_kib * 1024);
   EXPECT_EQ(package()["ACT_PORT_BYTES"], cfg.act_port_bytes());
+  EXPECT_EQ(package()["WGT_SRAM_BYTES"], cfg.wgt_sram_kib * 1024);
+  // One column's weights of a set: mac_rows 8-bit weights, or the 4-bit modes' rows *
+  // speedup nibbles with a byte for a run that starts mid-byte.
+  const std::int64_t nibble_run = std::max(cfg.a8w4_speedup, cfg.a4w4_speedup) * cfg.mac_rows;
+  EXPECT_EQ(package()["WGT_PORT_BYTES"], std::max(cfg.mac_rows, (nibble_run + 1) / 2 + 1));
 }
 
 TEST(RtlPackage, HoldsTheDTypeTable) {

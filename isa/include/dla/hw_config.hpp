@@ -138,6 +138,11 @@ struct HwConfig {
   /// activation run (mac_rows lanes of a16w8's 2 bytes, a8w4's speedup bytes, or a4w4's
   /// speedup nibbles, a byte more where the run starts mid-byte).
   std::int64_t act_port_bytes() const;
+  /// The weight SRAM's widest compute access, in bytes: the weights one column of the MAC
+  /// array takes for a weight set, a run of mac_rows lanes of one 8-bit weight (a8w8,
+  /// a16w8) or of a8w4's / a4w4's speedup nibbles (a byte more where the run starts
+  /// mid-byte); a depthwise row's run of at most the speedup's kernel positions is shorter.
+  std::int64_t wgt_port_bytes() const;
   /// sram_access_clocks for the ACC SRAM: `words` words from word address `addr`.
   std::uint64_t acc_access_clocks(std::uint64_t addr, std::uint64_t words) const;
   AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }
