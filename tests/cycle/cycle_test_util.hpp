@@ -139,24 +139,61 @@ inline std::uint64_t write_stalls(std::uint64_t base, std::uint64_t bits, std::u
 
 inline std::uint64_t type_bits(std::int64_t type) { return u(dla::dtype_info(static_cast<dla::DType>(type)).bits); }
 
-/// The same for a dense MAC's activation runs (one a beat: the chunk's channels at the
-/// beat's pixel and kernel position), for every output-channel block and pass.
-inline std::uint64_t act_run_stalls(const isa::Mac& x, std::uint64_t chunk, std::uint64_t blocks_and_passes,
-                                    const HwConfig& hw) {
-  if (x.depthwise) return 0;
+/// A MAC's clocks without the pipeline fill, walked set by set in the controller's order
+/// (dense: output-channel block of mac_cols, kernel position, input-channel chunk;
+/// depthwise: block of min(rows, cols) channels, `speedup` kernel positions): a set's
+/// weights are read from the WGT SRAM one run per column (dense) or lane (depthwise), each
+/// run's clocks by sram_clocks, into the second weight register while the previous set
+/// computes; a set's beats are its pixels times the passes, each beat one clock plus its
+/// activation run's extra clocks (dense). A set starts when the previous set's beats and
+/// its own reads are both done; the first set's reads start the instruction.
+inline std::uint64_t mac_walk_cycles(const isa::Mac& x, const HwConfig& hw) {
+  const auto [speedup, passes] = mode_rate(x, hw);
   const auto mode = static_cast<isa::MacMode>(x.mode);
-  const std::uint64_t bits = u(dla::dtype_info(isa::mac_act_type(mode, x.act_unsigned != 0)).bits);
+  const std::uint64_t wbits = u(dla::dtype_info(isa::mac_wgt_type(mode)).bits);
+  const std::uint64_t abits = u(dla::dtype_info(isa::mac_act_type(mode, x.act_unsigned != 0)).bits);
+  const std::uint64_t kk = u(x.kernel_h) * u(x.kernel_w), in_c = u(x.in_c), out_c = u(x.out_c);
   const std::uint64_t in_w = u((x.out_w - 1) * x.stride_w + (x.kernel_w - 1) * x.dilation + 1);
-  std::uint64_t stalls = 0;
-  for (std::int64_t oh = 0; oh < x.out_h; ++oh)
-    for (std::int64_t ow = 0; ow < x.out_w; ++ow)
-      for (std::int64_t kh = 0; kh < x.kernel_h; ++kh)
-        for (std::int64_t kw = 0; kw < x.kernel_w; ++kw) {
-          const std::uint64_t at = u((oh * x.stride_h + kh * x.dilation) * static_cast<std::int64_t>(in_w) +
-                                     ow * x.stride_w + kw * x.dilation) * u(x.in_c);
-          stalls += write_stalls(u(x.act_addr) + at * bits / 8, bits, u(x.in_c), chunk, hw);
+  const std::uint64_t word = u(hw.sram_bank_bytes), banks = u(hw.sram_banks);
+  const bool dw = x.depthwise != 0;
+  const std::uint64_t block = dw ? u(std::min(hw.mac_rows, hw.mac_cols)) : u(hw.mac_cols);
+  const std::uint64_t chunk = u(hw.mac_rows) * speedup;
+  auto run_clocks = [&](std::uint64_t base, std::uint64_t e0, std::uint64_t count, std::uint64_t bits) {
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + count) * bits + 7) / 8;
+    return sram_clocks(base + b0, b1 - b0, 1, 0, word, banks);
+  };
+  std::uint64_t set_start = 0, now = 0;
+  bool first = true;
+  for (std::uint64_t oc0 = 0; oc0 < out_c; oc0 += block) {
+    const std::uint64_t n = std::min(block, out_c - oc0);
+    for (std::uint64_t kpos = 0; kpos < kk; kpos += dw ? speedup : 1) {
+      for (std::uint64_t ic0 = 0; ic0 < (dw ? 1 : in_c); ic0 += chunk) {
+        std::uint64_t load = 0;
+        for (std::uint64_t k = 0; k < n; ++k) {
+          load += dw ? run_clocks(u(x.wgt_addr), (oc0 + k) * kk + kpos, std::min(speedup, kk - kpos), wbits)
+                     : run_clocks(u(x.wgt_addr), ((oc0 + k) * kk + kpos) * in_c + ic0, std::min(chunk, in_c - ic0), wbits);
         }
-  return stalls * blocks_and_passes;
+        now = first ? load : std::max(now, set_start + load);
+        first = false;
+        set_start = now;
+        for (std::uint64_t pass = 0; pass < passes; ++pass) {
+          for (std::int64_t oh = 0; oh < x.out_h; ++oh) {
+            for (std::int64_t ow = 0; ow < x.out_w; ++ow) {
+              std::uint64_t beat = 1;
+              if (!dw) {
+                const std::uint64_t pixel = u((oh * x.stride_h + static_cast<std::int64_t>(kpos) / x.kernel_w * x.dilation) *
+                                                  static_cast<std::int64_t>(in_w) +
+                                              ow * x.stride_w + static_cast<std::int64_t>(kpos) % x.kernel_w * x.dilation);
+                beat = run_clocks(u(x.act_addr), pixel * in_c + ic0, std::min(chunk, in_c - ic0), abits);
+              }
+              now += beat;
+            }
+          }
+        }
+      }
+    }
+  }
+  return now;
 }
 
 inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_t begin, std::uint32_t end) {
@@ -185,13 +222,7 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
                                                                  u(hw.sram_bank_bytes), u(hw.sram_banks)));
             c.bus_bytes += bytes;
           } else if constexpr (std::is_same_v<T, isa::Mac>) {
-            const auto [speedup, passes] = mode_rate(x, hw);
-            const std::uint64_t cols = cdiv(u(x.out_c), u(hw.mac_cols));
-            const std::uint64_t taps = u(x.kernel_h) * u(x.kernel_w);
-            const std::uint64_t per_pixel =
-                x.depthwise ? cdiv(taps, speedup) * cols : taps * cdiv(u(x.in_c), u(hw.mac_rows) * speedup) * cols;
-            const std::uint64_t cyc = u(x.out_h) * u(x.out_w) * per_pixel * passes + u(hw.mac_pipeline_depth) +
-                                      act_run_stalls(x, u(hw.mac_rows) * speedup, cols * passes, hw);
+            const std::uint64_t cyc = mac_walk_cycles(x, hw) + u(hw.mac_pipeline_depth);
             c.compute += cyc;
             c.mac += cyc;
             ++c.mac_instructions;

@@ -87,7 +87,7 @@ TEST(CycleDevice, AMacWaitsForItsTokenThenFillsThePipeline) {
   isa::Load l = load(at, 64);
   l.tokens.push_next = true;
   b.add(l);
-  isa::Mac m;  // 1x1 output, 1 input and output channel: 1 cycle + 4 of pipeline
+  isa::Mac m;  // 1x1 output, 1 input and output channel: 1 weight read, 1 beat, 4 of pipeline
   m.tokens.pop_prev = true;
   m.act_addr = 0;
   m.acc_addr = 0;
@@ -95,11 +95,11 @@ TEST(CycleDevice, AMacWaitsForItsTokenThenFillsThePipeline) {
   b.add(isa::End{});
   const auto dev = run_cycle(hw, b.build());
   const CycleReport& r = dev->report();
-  EXPECT_EQ(r.cycles, 108u);
-  EXPECT_EQ(r.mac_busy, 5u);
+  EXPECT_EQ(r.cycles, 109u);
+  EXPECT_EQ(r.mac_busy, 6u);
   EXPECT_EQ(stall(r, 2, Stall::kTokenFromLoad), 101u);  // dispatched at 2, token at 103
   EXPECT_EQ(r.units[2].idle, 2u);
-  EXPECT_EQ(r.units[2].busy, 5u);
+  EXPECT_EQ(r.units[2].busy, 6u);
 }
 
 TEST(CycleDevice, LoadAndStoreShareTheDramBus) {
@@ -147,7 +147,8 @@ TEST(CycleDevice, FullQueuesAndTokenFifosStallWhereTheyShould) {
     l.tokens.push_next = true;
     b.add(l);
   }
-  isa::Mac slow;  // pops the first token, then 16 * 16 * 9 + 4 cycles on other data
+  isa::Mac slow;  // pops the first token, then 16 + 16 * 16 * 9 + 4 cycles on other data
+                  // (the first weight set's 16 column reads; the later sets' hide)
   slow.tokens.pop_prev = true;
   slow.act_addr = 100000;
   slow.out_h = slow.out_w = 16;
@@ -170,9 +171,9 @@ TEST(CycleDevice, FullQueuesAndTokenFifosStallWhereTheyShould) {
   EXPECT_EQ(stall(r, 0, Stall::kQueueFullLoad), 100u);
   // The MAC is dispatched at 104 (decoded after the third load) and pops the first token at
   // once. The second load's token waits in the one-deep FIFO until the first copy pops it
-  // after the MAC (104 + 2308 = 2412); the third load finishes at 307 and waits until then.
-  EXPECT_EQ(stall(r, 1, Stall::kFifoFullToCompute), 2412u - 307u);
-  EXPECT_EQ(r.mac_busy, 2308u);
+  // after the MAC (104 + 2324 = 2428); the third load finishes at 307 and waits until then.
+  EXPECT_EQ(stall(r, 1, Stall::kFifoFullToCompute), 2428u - 307u);
+  EXPECT_EQ(r.mac_busy, 2324u);
   for (const auto& u : r.units) EXPECT_EQ(u.busy + u.stalled() + u.idle, r.cycles) << u.name;
 }
 

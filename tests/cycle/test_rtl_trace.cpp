@@ -230,7 +230,7 @@ TEST_F(RtlTrace, DeclaresEveryBlocksSignalsAndDumpsTheClocksOfTheCycleWindow) {
     for (const std::string& s : v.vars) inner += s.rfind(block + ".dla_", 0) == 0 ? 1 : 0;
     EXPECT_GT(inner, 10u) << block;
   }
-  for (const std::string s : {"mac_array.psum_i", "mac_array.psum_o", "mac_array.act_i", "mac_array.wgt_i",
+  for (const std::string s : {"mac_array.psum_i", "mac_array.psum_o", "mac_array.act_i", "mac_array.wlanes_i",
                               "requant.acc_i", "requant.y_o", "vadd.y_o", "vlut.y_o", "vpool.y_o"}) {
     EXPECT_TRUE(v.vars.count(s)) << s;
   }
@@ -324,7 +324,7 @@ TEST_F(RtlTrace, AMismatchOrAHangLeavesTheInstructionAloneAndTheErrorNamesTheFil
     // (The other blocks idle at their reset values on the fresh core.)
     const std::vector<std::string> ran = i == k.c.first_mac
                                              ? std::vector<std::string>{"mac_array.psum_i", "mac_array.psum_o",
-                                                                        "mac_array.act_i", "mac_array.wgt_i"}
+                                                                        "mac_array.act_i", "mac_array.wlanes_i"}
                                              : std::vector<std::string>{"requant.acc_i", "requant.y_o"};
     for (const std::string& s : ran) {
       EXPECT_EQ(v.of(s), ref.of(s)) << s << " of instruction " << i;

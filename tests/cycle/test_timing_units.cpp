@@ -117,27 +117,69 @@ TEST(TimingFormulas, MacCyclesPerModeDepthwiseAndPipeline) {
   ASSERT_EQ(hw.mac_rows, 16);
   ASSERT_EQ(hw.mac_cols, 16);
   isa::Mac m;
-  m.out_h = 2;
-  m.out_w = 3;
+  m.out_h = 4;
+  m.out_w = 5;
   m.in_c = 40;   // 3 row passes in a8w8, 1 in a4w4 (64 per pass), 2 in a8w4 (32 per pass)
   m.out_c = 20;  // 2 column passes
   m.kernel_h = 3;
   m.kernel_w = 3;
+  // 20 pixels a weight set: every set's weight reads (one clock per column, at most 16)
+  // hide behind the previous set's beats, but the first set's 16 come before any beat.
   m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 3 * 2 + 4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 20u * 9 * 3 * 2 + 4);
   m.mode = static_cast<std::int64_t>(isa::MacMode::A4W4);
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 1 * 2 + 4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 20u * 9 * 1 * 2 + 4);
   m.mode = static_cast<std::int64_t>(isa::MacMode::A8W4);
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2 * 2 + 4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 20u * 9 * 2 * 2 + 4);
   m.mode = static_cast<std::int64_t>(isa::MacMode::A16W8);
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 3 * 2 * 2 + 4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 20u * 9 * 3 * 2 * 2 + 4);
+  // 6 pixels a set: the weight reads bound the sets of the first block (16 columns, 16
+  // clocks each), the beats those of the second (4 columns). Sets: 27 per block in a8w8
+  // (9 positions x 3 chunks), 9 in a4w4, 18 in a8w4; a set waits max(previous beats,
+  // its reads), and the last set's beats end the instruction.
+  m.out_h = 2;
+  m.out_w = 3;
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 26u * 16 + 28 * 6 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A4W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 8u * 16 + 10 * 6 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 17u * 16 + 19 * 6 + 4);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A16W8);  // 12 beats a set (2 passes)
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 26u * 16 + 28 * 12 + 4);
   m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
   m.depthwise = 1;
   m.in_c = m.out_c = 20;
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2 + 4);  // one row of PEs: 9 taps, 2 column passes
+  // One row of PEs per channel: 9 sets of one position per block of 16 (then 4) channels.
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 8u * 16 + 10 * 6 + 4);
   hw.mac_pipeline_depth = 0;
-  EXPECT_EQ(cyc::mac_cycles(m, hw), 6u * 9 * 2);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 8u * 16 + 10 * 6);
   EXPECT_DOUBLE_EQ(cyc::mac_ideal_cycles(m, 6 * 9 * 20, hw), 6.0 * 9 * 20 / 256);
+}
+
+TEST(TimingFormulas, MacWeightRunsOfSeveralClocks) {
+  // 2 banks of 4 bytes: a run that touches more than 2 bank words takes more than one
+  // clock. A 1 x 1 MAC of one pixel: the weight reads bound every set.
+  HwConfig hw = HwConfig::preset("small");
+  hw.sram_banks = 2;
+  hw.sram_bank_bytes = 4;
+  hw.mac_pipeline_depth = 0;
+  isa::Mac m;
+  m.out_h = m.out_w = 1;
+  m.kernel_h = m.kernel_w = 1;
+  m.in_c = static_cast<std::int64_t>(hw.mac_rows);  // one chunk: runs of mac_rows bytes
+  m.out_c = static_cast<std::int64_t>(hw.mac_cols);
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  ASSERT_EQ(hw.mac_rows, 4);
+  // Runs of 4 bytes at 0, 4, 8, 12: one bank word each, one clock each; then the pixel's beat.
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 4u + 1);
+  m.wgt_addr = 2;  // each run straddles two bank words, in two banks: still one clock
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 4u + 1);
+  m.in_c = 12;  // 3 chunks; runs of 4 bytes at 12k + 4c + 2 touch 2 words: one clock
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 3u * 4 + 1);
+  hw.sram_bank_bytes = 2;  // a run of 4 bytes at an odd address touches 3 words: two clocks
+  m.wgt_addr = 1;
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 3u * 4 * 2 + 1);
 }
 
 TEST(TimingFormulas, RequantAndVectorLanes) {

@@ -53,8 +53,9 @@ std::int64_t get_signed(const Port& port, int lsb, int width) {
 template <class Model>
 class Block {
  public:
-  Block() : ctx_(std::make_unique<VerilatedContext>()), m_(std::make_unique<Model>(ctx_.get())) {
-    // The reset is asynchronous on the falling edge of rst_ni: drive a real edge.
+  Block() : ctx_(std::make_unique<VerilatedContext>()), m_(std::make_unique<Model>(ctx_.get())) { reset(); }
+  /// The reset is asynchronous on the falling edge of rst_ni: drive a real edge.
+  void reset() {
     m_->clk_i = 0;
     m_->rst_ni = 1;
     m_->eval();

@@ -74,15 +74,58 @@ class MacBench {
       ASSERT_EQ(get_signed(dut_->psum_o, c * kAccWordBits, kAccWordBits), held[static_cast<std::size_t>(c)]);
   }
 
-  /// One MAC beat (both passes for A16W8) with random operands; checks every column.
+  /// A new weight set with random weights, written one column a clock into the load
+  /// register, then two beats (both passes each for A16W8) with random activations and
+  /// partial sums, checking every column: the set's first beat (wswap_i) and one more on
+  /// the held weights. A column of junk is written into the load register during both
+  /// beats: neither may see it (the swap takes the register as it was before the clock).
   /// `extremes` draws every operand from its type's bounds only.
   void run_beat(EdgeRandom& rnd, MacMode mode, bool act_unsigned, bool extremes = false) {
     const auto pick = [&](std::int64_t lo, std::int64_t hi) {
       return extremes ? (rnd.coin() ? lo : hi) : rnd.value(lo, hi);
     };
     const ModeShape s = shape(mode, act_unsigned);
-    const auto ai = dla::dtype_info(s.act), wi = dla::dtype_info(s.wgt);
-    std::vector<std::vector<std::int64_t>> x(static_cast<std::size_t>(rows_));
+    const auto wi = dla::dtype_info(s.wgt);
+    w_.assign(static_cast<std::size_t>(rows_ * cols_), {});
+    for (int c = 0; c < cols_; ++c) {
+      for (int r = 0; r < rows_; ++r) {
+        auto& w = w_[static_cast<std::size_t>(r * cols_ + c)];
+        for (int j = 0; j < s.per_pe; ++j) w.push_back(pick(wi.min, wi.max));
+        put(dut_->wlanes_i, r * kPeLaneBits, kPeLaneBits, lane(s.wgt, w));
+      }
+      dut_->wcol_i = static_cast<std::uint8_t>(c);
+      dut_->wload_i = 1;
+      dut_->valid_i = 0;
+      dut_.tick();
+      ASSERT_EQ(dut_->valid_o, 0) << "a weight write is not a beat";
+    }
+    for (const bool swap : {true, false}) {
+      for (int r = 0; r < rows_; ++r) put(dut_->wlanes_i, r * kPeLaneBits, kPeLaneBits, rnd.value(0, 0xffff));
+      dut_->wcol_i = static_cast<std::uint8_t>(rnd.value(0, cols_ - 1));
+      dut_->wload_i = 1;
+      ASSERT_NO_FATAL_FAILURE(check_beat(rnd, s, mode, act_unsigned, pick, swap)) << (swap ? "swap beat" : "held beat");
+    }
+    dut_->wload_i = 0;
+  }
+
+  /// After a reset both weight registers hold zeros, whatever was loaded before: a beat
+  /// with and one without wswap_i give their partial sums back.
+  void reset_clears_weights(EdgeRandom& rnd, MacMode mode) {
+    const ModeShape s = shape(mode, false);
+    dut_.reset();
+    w_.assign(static_cast<std::size_t>(rows_ * cols_), std::vector<std::int64_t>(static_cast<std::size_t>(s.per_pe), 0));
+    const auto pick = [&](std::int64_t lo, std::int64_t hi) { return rnd.value(lo, hi); };
+    dut_->wload_i = 0;
+    for (const bool swap : {false, true}) {
+      ASSERT_NO_FATAL_FAILURE(check_beat(rnd, s, mode, false, pick, swap)) << (swap ? "swap beat" : "held beat");
+    }
+  }
+
+ private:
+  /// One beat on the weights w_ (both passes for A16W8), wswap_i = swap on its first clock.
+  template <class Pick>
+  void check_beat(EdgeRandom& rnd, const ModeShape& s, MacMode mode, bool act_unsigned, const Pick& pick, bool swap) {
+    const auto ai = dla::dtype_info(s.act);
     std::vector<std::int64_t> expected(static_cast<std::size_t>(cols_));
     for (int c = 0; c < cols_; ++c) {
       const std::int64_t psum = rnd.value(-(std::int64_t{1} << 40), std::int64_t{1} << 40);
@@ -90,37 +133,36 @@ class MacBench {
       put(dut_->psum_i, c * kAccWordBits, kAccWordBits, psum);
     }
     for (int r = 0; r < rows_; ++r) {
-      auto& xr = x[static_cast<std::size_t>(r)];
+      std::vector<std::int64_t> xr;
       for (int j = 0; j < s.per_pe; ++j) xr.push_back(pick(ai.min, ai.max));
       put(dut_->act_i, r * kPeLaneBits, kPeLaneBits, lane(s.act, xr));
       for (int c = 0; c < cols_; ++c) {
-        std::vector<std::int64_t> w;
-        for (int j = 0; j < s.per_pe; ++j) {
-          w.push_back(pick(wi.min, wi.max));
-          expected[static_cast<std::size_t>(c)] += xr[static_cast<std::size_t>(j)] * w.back();
-        }
-        put(dut_->wgt_i, (r * cols_ + c) * kPeLaneBits, kPeLaneBits, lane(s.wgt, w));
+        const auto& w = w_[static_cast<std::size_t>(r * cols_ + c)];
+        for (int j = 0; j < s.per_pe; ++j) expected[static_cast<std::size_t>(c)] += xr[static_cast<std::size_t>(j)] * w[static_cast<std::size_t>(j)];
       }
     }
     dut_->valid_i = 1;
+    dut_->wswap_i = swap ? 1 : 0;
     dut_->mode_i = static_cast<std::uint8_t>(mode);
     dut_->act_unsigned_i = act_unsigned ? 1 : 0;
     dut_->hi_pass_i = 0;
     dut_.tick();
+    dut_->wswap_i = 0;
     if (mode == MacMode::A16W8) {  // second pass onto the first pass's partial sums
       for (int c = 0; c < cols_; ++c)
         put(dut_->psum_i, c * kAccWordBits, kAccWordBits, get_signed(dut_->psum_o, c * kAccWordBits, kAccWordBits));
       dut_->hi_pass_i = 1;
       dut_.tick();
     }
+    dut_->valid_i = 0;
     ASSERT_EQ(dut_->valid_o, 1);
     for (int c = 0; c < cols_; ++c)
       ASSERT_EQ(get_signed(dut_->psum_o, c * kAccWordBits, kAccWordBits), expected[static_cast<std::size_t>(c)])
           << "column " << c << ", mode " << dla::isa::mac_mode_name(mode) << (act_unsigned ? ", unsigned" : "");
   }
 
- private:
   int rows_, cols_;
+  std::vector<std::vector<std::int64_t>> w_;  ///< PE (r, c)'s weights at r * cols + c
   Block<Vdla_mac_array> dut_;
 };
 
@@ -148,6 +190,16 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(dla::isa::mac_mode_name(std::get<0>(param_info.param))) +
              (std::get<1>(param_info.param) ? "_unsigned" : "_signed");
     });
+
+TEST(RtlMacArrayWeights, AResetClearsBothWeightRegisters) {
+  MacBench bench;
+  EdgeRandom rnd(11);
+  for (const auto mode : {MacMode::A8W8, MacMode::A4W4}) {
+    ASSERT_NO_FATAL_FAILURE(bench.run_beat(rnd, mode, false));
+    ASSERT_NO_FATAL_FAILURE(bench.run_beat(rnd, mode, false));  // both registers hold weights
+    ASSERT_NO_FATAL_FAILURE(bench.reset_clears_weights(rnd, mode)) << dla::isa::mac_mode_name(mode);
+  }
+}
 
 /// Only extreme operands (type minimum or maximum): the largest products of both signs,
 /// in every mode.

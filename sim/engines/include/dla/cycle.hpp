@@ -25,12 +25,21 @@
 //                  HwConfig::acc_bank_words wide): a transfer ends no earlier than its first
 //                  data beat plus those clocks. LOAD fill_zero takes the SRAM clocks alone
 //                  without touching DRAM.
-//   MAC            out_h * out_w * kernel_h * kernel_w * ceil(in_c / (mac_rows * s)) *
-//                  ceil(out_c / mac_cols) * p cycles + mac_pipeline_depth, with s the
-//                  mode's speedup (a4w4_speedup, a8w4_speedup, else 1) and p = a16w8_passes
-//                  for A16W8 (else 1). Depthwise: each column reduces its own channel on
-//                  one row of PEs: out_h * out_w * ceil(kernel_h * kernel_w / s) *
-//                  ceil(out_c / mac_cols) * p + mac_pipeline_depth.
+//   MAC            weight-stationary, in weight sets: dense, one per block of mac_cols
+//                  output channels, kernel position and chunk of mac_rows * s input
+//                  channels; depthwise (each lane reduces its own channel on the array's
+//                  diagonal), one per block of min(mac_rows, mac_cols) channels and group of
+//                  s kernel positions; s the mode's speedup (a4w4_speedup, a8w4_speedup,
+//                  else 1). A set takes out_h * out_w * p beats (p = a16w8_passes for A16W8,
+//                  else 1), one cycle each. Its weights are read from the WGT SRAM, one run
+//                  per active column (depthwise: lane), each run sram_access_clocks, into
+//                  the array's second weight register while the previous set computes: a
+//                  set starts max(previous set's beats, its own reads) after the previous
+//                  one, the first set's reads come first, and mac_pipeline_depth is added
+//                  once. Where every set has at least as many beats as columns to read,
+//                  the reads hide and a dense MAC takes out_h * out_w * kernel_h *
+//                  kernel_w * ceil(in_c / (mac_rows * s)) * ceil(out_c / mac_cols) * p +
+//                  min(out_c, mac_cols) + mac_pipeline_depth cycles.
 //   REQUANT        ceil(pixels * channels / requant_lanes) cycles.
 //   vector unit    ceil(work / vector_lanes) cycles (VLUT: / lut_lanes), work = count (VADD), output elements
 //                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
@@ -44,8 +53,9 @@
 // VADD's two operands (two read ports), VLUT's and VCOPY's inputs of a beat and each group of outputs a unit writes
 // (requant_lanes, vector_lanes or lut_lanes elements, lut_lanes / 2 for i16 VLUT inputs)
 // are one ACT access each, and a beat whose slowest access takes more than one clock
-// (sram_access_clocks) adds the extra clocks to the formulas above; the depthwise and
-// window reads of ACT and the reads of WGT and PARAM are not banked.
+// (sram_access_clocks) adds the extra clocks to the formulas above; the MAC's weight runs
+// are WGT accesses (above); the depthwise and window reads of ACT and the reads of PARAM
+// are not banked.
 #pragma once
 
 #include <array>

@@ -33,32 +33,87 @@ std::pair<std::uint64_t, std::uint64_t> element_bytes(std::uint64_t e0, std::uin
   return {e0 * bits / 8, ((e0 + k) * bits + 7) / 8};
 }
 
-/// The clocks beyond one a beat that a dense MAC's activation runs take on the ACT SRAM's
-/// port: each beat reads the run of its chunk's channels at its pixel and kernel
-/// position, the same runs for every output-channel block and pass.
-std::uint64_t act_run_stalls(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
-  if (insn.depthwise) return 0;  // the rtl engine still gathers depthwise operands in C++
+/// Per (kernel position, input-channel chunk) of a dense MAC, the clocks beyond one a beat
+/// that its activation runs take on the ACT SRAM's port over the output pixels (each beat
+/// reads the run of its chunk's channels at its pixel and kernel position; the same runs
+/// for every output-channel block and pass); empty when every run takes one clock.
+std::vector<std::uint64_t> act_run_stalls(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
+  if (insn.depthwise) return {};  // the rtl engine still gathers depthwise operands in C++
   const auto mode = static_cast<isa::MacMode>(insn.mode);
   const std::uint64_t bits = u(dtype_info(isa::mac_act_type(mode, insn.act_unsigned != 0)).bits);
-  const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, in_c = u(insn.in_c);
-  if ((std::min(chunk, in_c) * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return 0;
+  const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, in_c = u(insn.in_c), chunks = ceil_div(in_c, chunk);
+  if ((std::min(chunk, in_c) * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return {};
   const std::uint64_t in_w = u((insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1);
-  std::uint64_t stalls = 0;
+  std::vector<std::uint64_t> stalls(u(insn.kernel_h) * u(insn.kernel_w) * chunks, 0);
   for (std::uint64_t oh = 0; oh < u(insn.out_h); ++oh) {
     for (std::uint64_t ow = 0; ow < u(insn.out_w); ++ow) {
       for (std::uint64_t kh = 0; kh < u(insn.kernel_h); ++kh) {
         for (std::uint64_t kw = 0; kw < u(insn.kernel_w); ++kw) {
           const std::uint64_t pixel = (oh * u(insn.stride_h) + kh * u(insn.dilation)) * in_w + ow * u(insn.stride_w) +
                                       kw * u(insn.dilation);
-          for (std::uint64_t ic0 = 0; ic0 < in_c; ic0 += chunk) {
-            const auto [b0, b1] = element_bytes(pixel * in_c + ic0, std::min(chunk, in_c - ic0), bits);
-            stalls += hw.sram_access_clocks(u(insn.act_addr) + b0, b1 - b0) - 1;
+          for (std::uint64_t c = 0; c < chunks; ++c) {
+            const auto [b0, b1] = element_bytes(pixel * in_c + c * chunk, std::min(chunk, in_c - c * chunk), bits);
+            stalls[(kh * u(insn.kernel_w) + kw) * chunks + c] += hw.sram_access_clocks(u(insn.act_addr) + b0, b1 - b0) - 1;
           }
         }
       }
     }
   }
-  return stalls * ceil_div(u(insn.out_c), u(hw.mac_cols)) * r.passes;
+  return stalls;
+}
+
+/// The clocks the WGT SRAM's port takes to read one weight set: a run per active column
+/// (dense: the chunk's channels at kernel position kpos of output channel oc0 + k) or
+/// diagonal lane (depthwise: the speedup's kernel positions from kpos of channel oc0 + k).
+std::uint64_t weight_set_clocks(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r, std::uint64_t bits,
+                                std::uint64_t oc0, std::uint64_t n, std::uint64_t kpos, std::uint64_t ic0) {
+  const std::uint64_t kk = u(insn.kernel_h) * u(insn.kernel_w), in_c = u(insn.in_c);
+  std::uint64_t clocks = 0;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    const std::uint64_t e0 = insn.depthwise ? (oc0 + k) * kk + kpos : ((oc0 + k) * kk + kpos) * in_c + ic0;
+    const std::uint64_t count = insn.depthwise ? std::min(r.speedup, kk - kpos) : std::min(u(hw.mac_rows) * r.speedup, in_c - ic0);
+    const auto [b0, b1] = element_bytes(e0, count, bits);
+    clocks += hw.sram_access_clocks(u(insn.wgt_addr) + b0, b1 - b0);
+  }
+  return clocks;
+}
+
+/// A MAC's beats with its weight loads, in the controller's order of weight sets (dense: for
+/// each block of mac_cols output channels, kernel position and input-channel chunk;
+/// depthwise: for each block of min(mac_rows, mac_cols) channels and group of `speedup`
+/// kernel positions). A set's beats are its pixels times the passes plus their activation
+/// stalls. The WGT port reads set i + 1 into the array's second weight register while set
+/// i computes, so set i + 1 starts max(B_i, L_{i+1}) after set i, and the first set's
+/// reads L_0 come before any beat.
+std::uint64_t mac_beats_with_weight_loads(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
+  const std::uint64_t pixels = u(insn.out_h) * u(insn.out_w), out_c = u(insn.out_c), in_c = u(insn.in_c);
+  const std::uint64_t kk = u(insn.kernel_h) * u(insn.kernel_w);
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  const std::uint64_t bits = u(dtype_info(isa::mac_wgt_type(mode)).bits);
+  const bool dw = insn.depthwise != 0;
+  const std::uint64_t block = dw ? u(std::min(hw.mac_rows, hw.mac_cols)) : u(hw.mac_cols);
+  const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, chunks = dw ? 1 : ceil_div(in_c, chunk);
+  const std::uint64_t kstep = dw ? r.speedup : 1;
+  const std::vector<std::uint64_t> act = act_run_stalls(insn, hw, r);
+  // Every run of one clock (a run's bytes, a byte more for nibbles, within what one clock
+  // serves at any alignment): a set's reads take one clock per active column or lane.
+  const std::uint64_t widest = dw ? r.speedup : std::min(chunk, in_c);
+  const bool one_clock_runs = (widest * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw);
+  std::uint64_t total = 0, prev_beats = 0;
+  bool first = true;
+  for (std::uint64_t oc0 = 0; oc0 < out_c; oc0 += block) {
+    const std::uint64_t n = std::min(block, out_c - oc0);
+    for (std::uint64_t kpos = 0; kpos < kk; kpos += kstep) {
+      for (std::uint64_t c = 0; c < chunks; ++c) {
+        const std::uint64_t load =
+            one_clock_runs ? n : weight_set_clocks(insn, hw, r, bits, oc0, n, kpos, c * chunk);
+        total += first ? load : std::max(prev_beats, load);
+        first = false;
+        prev_beats = (pixels + (act.empty() ? 0 : act[kpos * chunks + c])) * r.passes;
+      }
+    }
+  }
+  return total + prev_beats;
 }
 
 }  // namespace
@@ -83,13 +138,7 @@ std::uint64_t group_stalls(const std::vector<ActRun>& runs, std::uint64_t n, std
 }
 
 std::uint64_t mac_cycles(const isa::Mac& insn, const HwConfig& hw) {
-  const ModeRate r = mode_rate(insn, hw);
-  const std::uint64_t pixels = u(insn.out_h) * u(insn.out_w);
-  const std::uint64_t col_passes = ceil_div(u(insn.out_c), u(hw.mac_cols));
-  const std::uint64_t taps = u(insn.kernel_h) * u(insn.kernel_w);
-  const std::uint64_t per_pixel = insn.depthwise ? ceil_div(taps, r.speedup) * col_passes
-                                                 : taps * ceil_div(u(insn.in_c), u(hw.mac_rows) * r.speedup) * col_passes;
-  return pixels * per_pixel * r.passes + act_run_stalls(insn, hw, r) + u(hw.mac_pipeline_depth);
+  return mac_beats_with_weight_loads(insn, hw, mode_rate(insn, hw)) + u(hw.mac_pipeline_depth);
 }
 
 double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig& hw) {

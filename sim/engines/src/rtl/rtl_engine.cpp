@@ -6,18 +6,21 @@
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
 // results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
 // activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VADD's, VLUT's and
-// VCOPY's inputs and every unit's outputs; the other ACT reads, WGT and PARAM are still C++ arrays.
+// VCOPY's inputs and every unit's outputs, and so is the weight SRAM (WGT_GEOMETRY); the
+// other ACT reads and PARAM are still C++ arrays.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
-//            PE lane), and each a16w8 pass, the weight lanes are set once (load_wgt) and
-//            every output pixel is one beat; the partial sums of a pixel are read from the
+//            PE lane), the weights are read from the WGT SRAM, one read per column, into
+//            the array's load register while the previous weight set computes, and the
+//            set's first beat (load_wgt) swaps them in: a set starts when the previous
+//            set's beats and its own reads are done. Every output pixel (and a16w8 pass) is one beat; the partial sums of a pixel are read from the
 //            ACC SRAM (zero for a tile's first contribution without `accumulate`), go
 //            through the array's psum_i, come back on psum_o and are written to the ACC
 //            SRAM: its read-modify-write, one read and one write of at most mac_cols
 //            words a beat on its two ports. Depthwise: channel c on row c, weights on the diagonal,
-//            a8w4 / a4w4 pack 2 / 4 kernel positions per lane. The array's mode inputs
-//            are the controller's decoded fields. Beats: the cycle model's formula
-//            without the pipeline fill (timing.hpp).
+//            a8w4 / a4w4 pack 2 / 4 kernel positions per lane (one WGT read per lane). The
+//            array's mode inputs are the controller's decoded fields. Clocks: the cycle
+//            model's formula without the pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, read from the ACC SRAM, each
 //            with its channel's shift.
 //   VADD     vector_lanes elements per beat.
@@ -103,6 +106,15 @@ class Clocked {
     m_->eval();
   }
   M* operator->() { return m_.get(); }
+  /// A clock the block shares with the beats of others (the MAC array's weight writes,
+  /// which overlap the previous weight set's beats): neither counted nor traced, so the
+  /// trace shows its effect at the next counted edge.
+  void tick_shared() {
+    m_->clk_i = 1;
+    m_->eval();
+    m_->clk_i = 0;
+    m_->eval();
+  }
   /// One clock: the rising edge (registers take the beat), then the falling edge.
   void tick() {
     m_->clk_i = 1;
@@ -272,7 +284,7 @@ struct MacJob {
   int act_bits = 8, wgt_bits = 8;  ///< width of one slot in a PE lane
   int act_storage_bits = 8;        ///< of one activation in ACT (a16w8: 16)
   std::vector<std::int32_t> act;   ///< depthwise: [in_h][in_w][in_c] (dense reads the ACT SRAM)
-  std::vector<std::int32_t> wgt;   ///< [out_c][kh][kw][in_c] or [out_c][kh][kw]
+  DType wgt_type = DType::I8;      ///< the weights in the WGT SRAM: [out_c][kh][kw][in_c] or [out_c][kh][kw]
 };
 
 struct RequantJob {
@@ -323,6 +335,8 @@ class Core {
   virtual void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) = 0;
   /// The same for ACT bytes.
   virtual void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) = 0;
+  /// The same for WGT bytes.
+  virtual void wgt_sync_in(const std::vector<std::uint8_t>& wgt, std::uint64_t base, std::uint64_t n) = 0;
   /// Where the next vector-side instruction writes its `type` elements in ACT.
   virtual void output(std::uint64_t base, DType type) = 0;
   virtual CoreResult mac(const MacJob& job, bool drop) = 0;
@@ -334,7 +348,7 @@ class Core {
   virtual void trace(rtl::RtlTrace& t) = 0;
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
@@ -349,7 +363,8 @@ class CoreOf final : public Core {
         acc_(ctx_.get(), "acc_sram", "accumulator SRAM (dla_sram, ACC_GEOMETRY)", hw.acc_sram_words(), hw.acc_port_words()),
         act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()),
         act_b_(ctx_.get(), "act_sram_b", "activation SRAM's second copy (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(),
-               hw.act_port_bytes()) {}
+               hw.act_port_bytes()),
+        wgt_(ctx_.get(), "wgt_sram", "weight SRAM (dla_sram, WGT_GEOMETRY)", hw.wgt_sram_bytes(), hw.wgt_port_bytes()) {}
 
   void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
     acc_.sync_in(acc, base, n);
@@ -357,6 +372,9 @@ class CoreOf final : public Core {
   void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) override {
     act_.sync_in(act, base, n);
     act_b_.sync_in(act, base, n);
+  }
+  void wgt_sync_in(const std::vector<std::uint8_t>& wgt, std::uint64_t base, std::uint64_t n) override {
+    wgt_.sync_in(wgt, base, n);
   }
   void output(std::uint64_t base, DType type) override {
     out_base_ = base;
@@ -374,6 +392,7 @@ class CoreOf final : public Core {
     acc_.trace(t);
     act_.trace(t);
     act_b_.trace(t);
+    wgt_.trace(t);
   }
 
   void accept(const isa::Word& word) override {
@@ -422,9 +441,10 @@ class CoreOf final : public Core {
       if (sbits == 4) v = (v >> (bit % 8)) & 0xFu;
       return static_cast<std::int32_t>(v);
     };
-    const std::uint64_t amask = (std::uint64_t{1} << job.act_bits) - 1, wmask = (std::uint64_t{1} << job.wgt_bits) - 1;
+    const std::uint64_t amask = (std::uint64_t{1} << job.act_bits) - 1;
     const std::uint64_t start = mac_.cycles();
-    std::uint64_t stalls = 0;  // SRAM clocks beyond one a beat
+    std::uint64_t stalls = 0;  // SRAM clocks beyond one a beat, and waits for weights
+    std::uint64_t set_start = 0;  // when the current weight set's beats began (its successor's reads then)
     std::vector<std::int64_t> psum(u(cols));
     while (ctrl_->beat_valid_o) {
       // The beat descriptor: which block, kernel position(s), channel chunk, pass and pixel.
@@ -450,18 +470,16 @@ class CoreOf final : public Core {
         return row < n && *kp < kk;
       };
       if (ctrl_->load_wgt_o) {
-        for (int row = 0; row < rows; ++row)
-          for (int col = 0; col < cols; ++col) {
-            std::uint64_t lane = 0;
-            for (int j = 0; j < s && (dw ? row == col : col < n); ++j) {
-              std::int64_t kp = 0, ic = 0;
-              if (!slot(row, j, &kp, &ic)) continue;
-              const std::int64_t at = dw ? ic * kk + kp : ((oc0 + col) * kk + kp) * ic_n + ic;
-              lane |= (static_cast<std::uint64_t>(job.wgt[static_cast<std::size_t>(at)]) & wmask) << (j * job.wgt_bits);
-            }
-            rtl::put_field(mac_->wgt_i, (row * cols + col) * kPeLaneBits, kPeLaneBits, lane);
-          }
+        // A new weight set: read from the WGT SRAM into the array's load register while
+        // the previous set computes; its first beat swaps it in (wswap_i). The set starts
+        // when both the previous set's beats and its own reads are done.
+        // The clocks of the wait are the array's, idle (no beat): counted and traced.
+        const std::uint64_t load = load_weights(job, oc0, n, kpos, ic0, dw);
+        const std::uint64_t ready = set_start + load;
+        while (mac_.cycles() - start + stalls < ready) mac_.tick();
+        set_start = mac_.cycles() - start + stalls;
       }
+      mac_->wswap_i = ctrl_->load_wgt_o;
       mac_->hi_pass_i = ctrl_->pass_o != 0 ? 1 : 0;
       std::uint64_t act_clocks = 1;
       if (!dw) {
@@ -497,6 +515,7 @@ class CoreOf final : public Core {
         r.hung_beat = r.beats;
         break;
       }
+      mac_->wswap_i = 0;
       for (int c = 0; c < n; ++c) psum[u(c)] = rtl::get_signed_field(mac_->psum_o, c * kAccWordBits, kAccWordBits);
       stalls += std::max(clocks, acc_.write(row, n, psum.data())) - 1;
       ctrl_.tick();
@@ -659,6 +678,47 @@ class CoreOf final : public Core {
   }
 
  private:
+  /// Writes the weight set at (oc0, n columns or diagonal lanes, kpos, ic0) into the MAC
+  /// array's load register, one column a clock, each column's weights one read of the WGT
+  /// SRAM (dense: the chunk's channels at kpos for output channel oc0 + k; depthwise: the
+  /// speedup's kernel positions from kpos for channel ic0 + k, on row k of column k);
+  /// returns the clocks the reads took on the one port. In hardware these clocks overlap
+  /// the previous set's beats, so the array's clocks here are not counted (tick_shared):
+  /// mac() accounts for the overlap.
+  std::uint64_t load_weights(const MacJob& job, std::int64_t oc0, int n, std::int64_t kpos, std::int64_t ic0, bool dw) {
+    const isa::Mac& in = *job.insn;
+    const auto rows = static_cast<int>(hw_.mac_rows);
+    const std::int64_t kk = in.kernel_h * in.kernel_w, ic_n = in.in_c;
+    const int s = job.speedup;
+    const auto bits = static_cast<std::uint64_t>(job.wgt_bits);
+    const std::uint64_t wmask = (std::uint64_t{1} << bits) - 1;
+    std::uint64_t clocks = 0;
+    for (int k = 0; k < n; ++k) {
+      // Run k: `count` weights from element e0; slot j of lane i goes to row i (dense) or k.
+      const std::int64_t e0 = dw ? (ic0 + k) * kk + kpos : ((oc0 + k) * kk + kpos) * ic_n + ic0;
+      const std::int64_t count = dw ? std::min<std::int64_t>(s, kk - kpos) : std::min<std::int64_t>(rows * s, ic_n - ic0);
+      const std::uint64_t b0 = u(e0) * bits / 8, b1 = (u(e0 + count) * bits + 7) / 8;
+      wgt_bytes_.resize(b1 - b0);
+      clocks += wgt_.read(u(in.wgt_addr) + b0, static_cast<int>(b1 - b0), wgt_bytes_.data());
+      const std::uint64_t first = b0 * 8 / bits;  // the element at wgt_bytes_[0]
+      for (int r = 0; r < rows; ++r) rtl::put_field(mac_->wlanes_i, r * kPeLaneBits, kPeLaneBits, 0);
+      const int lanes = dw ? 1 : static_cast<int>((count + s - 1) / s);
+      for (int i = 0; i < lanes; ++i) {
+        std::uint64_t lane = 0;
+        for (int j = 0; j < s && i * s + j < count; ++j) {
+          const auto w = static_cast<std::uint64_t>(dla::load_element(wgt_bytes_.data(), job.wgt_type, u(e0) - first + u(i * s + j)));
+          lane |= (w & wmask) << (u(j) * bits);
+        }
+        rtl::put_field(mac_->wlanes_i, (dw ? k : i) * kPeLaneBits, kPeLaneBits, lane);
+      }
+      mac_->wcol_i = static_cast<std::remove_reference_t<decltype(mac_->wcol_i)>>(k);
+      mac_->wload_i = 1;
+      mac_.tick_shared();
+      mac_->wload_i = 0;
+    }
+    return clocks;
+  }
+
   /// The lane-group beats of a vector instruction on block `blk` (at most `lanes` elements
   /// per beat, n in all): fill(e0, k, pos) sets the lanes of the beat (false: a bad
   /// descriptor, recorded in r); after a window's last beat (every beat but a pool's
@@ -750,9 +810,10 @@ class CoreOf final : public Core {
   // (VADD's a on act_, b on act_b_); the other reads use act_.
   SramPort<Act, std::uint8_t, 8> act_;
   SramPort<Act, std::uint8_t, 8> act_b_;
+  SramPort<Wgt, std::uint8_t, 8> wgt_;
   std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
   DType out_type_ = DType::I8;
-  std::vector<std::uint8_t> out_bytes_, in_bytes_;
+  std::vector<std::uint8_t> out_bytes_, in_bytes_, wgt_bytes_;
   std::uint64_t beat_clocks_ = 1;  ///< the current beat's slowest SRAM access
 };
 
@@ -765,14 +826,14 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc, Act>>(hw);
+  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc, Act, Wgt>>(hw);
 }
 
 #define DLA_RTL_CORE(p)                                                                                         \
   {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, \
-                  Vcore_##p##_vpool, Vcore_##p##_acc_sram, Vcore_##p##_act_sram>},
+                  Vcore_##p##_vpool, Vcore_##p##_acc_sram, Vcore_##p##_act_sram, Vcore_##p##_wgt_sram>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -783,7 +844,7 @@ const CoreEntry kCores[] = {
 bool same_core(const HwConfig& a, const HwConfig& b) {
   return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
          a.vector_lanes == b.vector_lanes && a.lut_lanes == b.lut_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
-         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.act_sram_kib == b.act_sram_kib &&
+         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.act_sram_kib == b.act_sram_kib && a.wgt_sram_kib == b.wgt_sram_kib &&
          a.sram_banks == b.sram_banks && a.sram_bank_bytes == b.sram_bank_bytes && a.acc_bank_words() == b.acc_bank_words();
 }
 
@@ -794,7 +855,7 @@ std::string core_text(const HwConfig& c) {
          std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
          std::to_string(c.a16w8_passes) + ", " + std::to_string(c.act_sram_kib) + " KiB ACT SRAM in " +
          std::to_string(c.sram_banks) + " banks of " + std::to_string(c.sram_bank_bytes) + " bytes, " +
-         std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " + std::to_string(c.sram_banks) + " banks of " +
+         std::to_string(c.wgt_sram_kib) + " KiB WGT SRAM, " + std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " + std::to_string(c.sram_banks) + " banks of " +
          std::to_string(c.acc_bank_words()) + " words";
 }
 
@@ -1039,8 +1100,9 @@ class RtlUnit final : public cycle::ComputeUnit {
     } else {
       core_->act_sync_in(state_->act, u(in.act_addr), storage_bytes(at, act_n));
     }
-    job.wgt.resize(u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c)));
-    detail::unpack(state_->wgt.data() + in.wgt_addr, wt, job.wgt.size(), job.wgt.data());
+    job.wgt_type = wt;
+    core_->wgt_sync_in(state_->wgt, u(in.wgt_addr),
+                       storage_bytes(wt, u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c))));
     if (in.accumulate) core_->acc_sync_in(state_->acc, u(in.acc_addr), u(in.out_h) * u(in.out_w) * u(in.out_c));
     return core_->mac(job, drop);
   }
