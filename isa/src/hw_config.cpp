@@ -19,6 +19,7 @@
 
 #include "dla/error.hpp"
 #include "dla/file_io.hpp"
+#include "dla/param_records.hpp"
 #include "dla/suggest.hpp"
 
 namespace dla {
@@ -445,6 +446,12 @@ std::int64_t HwConfig::act_port_bytes() const {
 
 std::int64_t HwConfig::wgt_port_bytes() const {
   return std::max({mac_rows, (a8w4_speedup * mac_rows + 1) / 2 + 1, (a4w4_speedup * mac_rows + 1) / 2 + 1});
+}
+
+std::int64_t HwConfig::param_port_bytes() const {
+  return std::max({static_cast<std::int64_t>(isa::RequantRecord::size(static_cast<std::size_t>(requant_lanes))),
+                   static_cast<std::int64_t>(isa::AddRecord::kSize), static_cast<std::int64_t>(isa::AvgPoolRecord::kSize),
+                   static_cast<std::int64_t>(isa::LutRecord::kLayout[0].bytes) * lut_lanes});
 }
 
 std::uint64_t HwConfig::acc_access_clocks(std::uint64_t addr, std::uint64_t words) const {

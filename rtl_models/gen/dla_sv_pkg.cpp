@@ -139,6 +139,8 @@ void emit_derived(SvPackage& pkg, const dla::HwConfig& cfg) {
   pkg.param("ACT_PORT_BYTES", cfg.act_port_bytes(), "widest ACT access of the compute side, bytes");
   pkg.param("WGT_SRAM_BYTES", cfg.wgt_sram_bytes(), "bytes the WGT SRAM holds");
   pkg.param("WGT_PORT_BYTES", cfg.wgt_port_bytes(), "widest WGT access of the compute side (one column's weights), bytes");
+  pkg.param("PARAM_SRAM_BYTES", cfg.param_sram_bytes(), "bytes the PARAM SRAM holds");
+  pkg.param("PARAM_PORT_BYTES", cfg.param_port_bytes(), "widest PARAM access of the compute side (a record, a beat's shifts, a table block), bytes");
   pkg.param("ACC_BANK_WORDS", cfg.acc_bank_words(),
             "accumulator words per ACC bank word: ACC_PORT_WORDS words at any address take one clock");
 }

@@ -102,6 +102,10 @@ TEST(RtlPackage, HoldsTheSramGeometry) {
   // speedup nibbles with a byte for a run that starts mid-byte.
   const std::int64_t nibble_run = std::max(cfg.a8w4_speedup, cfg.a4w4_speedup) * cfg.mac_rows;
   EXPECT_EQ(package()["WGT_PORT_BYTES"], std::max(cfg.mac_rows, (nibble_run + 1) / 2 + 1));
+  EXPECT_EQ(package()["PARAM_SRAM_BYTES"], cfg.param_sram_kib * 1024);
+  // The widest of: a requant record's two int32 clips and requant_lanes int8 shifts, an
+  // add record (two clips, three shifts: 11 bytes), lut_lanes int16 table entries.
+  EXPECT_EQ(package()["PARAM_PORT_BYTES"], std::max({8 + cfg.requant_lanes, std::int64_t{11}, 2 * cfg.lut_lanes}));
 }
 
 TEST(RtlPackage, HoldsTheDTypeTable) {

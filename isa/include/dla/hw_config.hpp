@@ -143,6 +143,11 @@ struct HwConfig {
   /// a16w8) or of a8w4's / a4w4's speedup nibbles (a byte more where the run starts
   /// mid-byte); a depthwise row's run of at most the speedup's kernel positions is shorter.
   std::int64_t wgt_port_bytes() const;
+  /// The parameter SRAM's widest compute access, in bytes: a record read when its
+  /// instruction is accepted (a requant record's clips with up to requant_lanes shifts,
+  /// an add or average-pool record), a requantizer beat's shifts (at most requant_lanes)
+  /// or a block of lut_lanes 2-byte table entries.
+  std::int64_t param_port_bytes() const;
   /// sram_access_clocks for the ACC SRAM: `words` words from word address `addr`.
   std::uint64_t acc_access_clocks(std::uint64_t addr, std::uint64_t words) const;
   AccSpec acc_spec() const { return {static_cast<int>(acc_bits), overflow_policy}; }
