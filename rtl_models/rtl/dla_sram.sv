@@ -17,12 +17,14 @@
 //          ending cycle t + n - 1, with wr_done_o in that cycle.
 // BANKS and WORD are powers of two (HwConfig::validate), so the divisions are bit selects.
 //
-// ACT_GEOMETRY, WGT_GEOMETRY or ACC_GEOMETRY take the other parameters' defaults from the
+// ACT_GEOMETRY, WGT_GEOMETRY, PARAM_GEOMETRY or ACC_GEOMETRY take the other parameters' defaults from the
 // generated package, so the rtl engine's SRAMs get the config's geometry by one flag (-G...=1):
 //   ACT_GEOMETRY  the activation SRAM: ACT_SRAM_BYTES bytes, a port of ACT_PORT_BYTES (the
 //                 widest run a compute beat reads or writes);
 //   WGT_GEOMETRY  the weight SRAM: WGT_SRAM_BYTES bytes, a port of WGT_PORT_BYTES (one
 //                 column's weights of a weight set);
+//   PARAM_GEOMETRY the parameter SRAM: PARAM_SRAM_BYTES bytes, a port of PARAM_PORT_BYTES
+//                 (a record, a requantizer beat's shifts or a block of table entries);
 //   ACC_GEOMETRY  the accumulator SRAM: ACC_SRAM_WORDS words of dla_core_pkg::
 //                 ACC_WORD_BITS, ACC_BANK_WORDS to a bank word, a port of ACC_PORT_WORDS
 //                 (HwConfig::acc_bank_words: such an access at any address takes one clock);
@@ -31,18 +33,21 @@ module dla_sram
 #(
   parameter int ACT_GEOMETRY = 0,
   parameter int WGT_GEOMETRY = 0,
+  parameter int PARAM_GEOMETRY = 0,
   parameter int ACC_GEOMETRY = 0,
   parameter int BANKS = dla_pkg::SRAM_BANKS,
   parameter int WORD = ACC_GEOMETRY != 0 ? dla_pkg::ACC_BANK_WORDS : dla_pkg::SRAM_BANK_BYTES,  // elements per bank word
   // capacity: a multiple of WORD * BANKS (the ACC words rounded up to whole lines)
   parameter int ELEMS = ACT_GEOMETRY != 0 ? dla_pkg::ACT_SRAM_BYTES
                       : WGT_GEOMETRY != 0 ? dla_pkg::WGT_SRAM_BYTES
+                      : PARAM_GEOMETRY != 0 ? dla_pkg::PARAM_SRAM_BYTES
                       : ACC_GEOMETRY != 0 ? (dla_pkg::ACC_SRAM_WORDS + WORD * BANKS - 1) / (WORD * BANKS) * (WORD * BANKS)
                       : 4096,
   parameter int ELEM_W = ACC_GEOMETRY != 0 ? dla_core_pkg::ACC_WORD_BITS : 8,
   // widest access, elements
   parameter int PORT = ACT_GEOMETRY != 0 ? dla_pkg::ACT_PORT_BYTES
                      : WGT_GEOMETRY != 0 ? dla_pkg::WGT_PORT_BYTES
+                     : PARAM_GEOMETRY != 0 ? dla_pkg::PARAM_PORT_BYTES
                      : ACC_GEOMETRY != 0 ? dla_pkg::ACC_PORT_WORDS : BANKS * WORD,
   localparam int AW = $clog2(ELEMS),
   localparam int LW = $clog2(PORT + 1)

@@ -196,6 +196,30 @@ inline std::uint64_t mac_walk_cycles(const isa::Mac& x, const HwConfig& hw) {
   return now;
 }
 
+/// A REQUANT's clocks, group by group: each group of requant_lanes elements is one beat of
+/// one clock plus the extra clocks of its slowest access: the output write to ACT and,
+/// with more channels than lanes, the reads of its channels' shifts from the PARAM record
+/// (int32 clip_lo, int32 clip_hi, then one int8 shift per channel): a run from the group's
+/// first channel and, past the last channel, one from channel 0 (its own port).
+inline std::uint64_t requant_walk_cycles(const isa::Requant& x, const HwConfig& hw) {
+  const std::uint64_t n = u(x.pixels) * u(x.channels), lanes = u(hw.requant_lanes), channels = u(x.channels);
+  const std::uint64_t word = u(hw.sram_bank_bytes), banks = u(hw.sram_banks), bits = type_bits(x.out_type);
+  const std::uint64_t shifts = u(x.param_addr) + 8;
+  std::uint64_t cycles = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += lanes) {
+    const std::uint64_t k = std::min(lanes, n - e0);
+    std::uint64_t slowest = sram_clocks(u(x.act_addr) + e0 * bits / 8, (e0 + k) * bits / 8 + ((e0 + k) * bits % 8 != 0) - e0 * bits / 8,
+                                        1, 0, word, banks);
+    if (channels > lanes) {
+      const std::uint64_t c0 = e0 % channels, first = std::min(k, channels - c0);
+      slowest = std::max(slowest, sram_clocks(shifts + c0, first, 1, 0, word, banks));
+      if (first < k) slowest = std::max(slowest, sram_clocks(shifts, k - first, 1, 0, word, banks));
+    }
+    cycles += slowest;
+  }
+  return cycles;
+}
+
 inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_t begin, std::uint32_t end) {
   UnitCycles c;
   const std::uint64_t bpc = u(hw.dram_bytes_per_cycle), lat = u(hw.dram_latency_cycles), burst = u(hw.dram_burst_bytes);
@@ -228,8 +252,7 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
             ++c.mac_instructions;
             c.mac_bound += mac_bound(x, hw);
           } else if constexpr (std::is_same_v<T, isa::Requant>) {
-            const std::uint64_t n = u(x.pixels) * u(x.channels);
-            c.compute += cdiv(n, u(hw.requant_lanes)) + write_stalls(u(x.act_addr), type_bits(x.out_type), n, u(hw.requant_lanes), hw);
+            c.compute += requant_walk_cycles(x, hw);
           } else if constexpr (std::is_same_v<T, isa::VAdd>) {
             c.compute += cdiv(u(x.count), u(hw.vector_lanes)) +
                          runs_stalls({{u(x.a_addr), type_bits(x.a_type)}, {u(x.b_addr), type_bits(x.b_type)},

@@ -230,6 +230,12 @@ TEST_F(RtlTrace, DeclaresEveryBlocksSignalsAndDumpsTheClocksOfTheCycleWindow) {
     for (const std::string& s : v.vars) inner += s.rfind(block + ".dla_", 0) == 0 ? 1 : 0;
     EXPECT_GT(inner, 10u) << block;
   }
+  // The SRAMs beside them, each with its ports.
+  for (const std::string sram : {"acc_sram", "act_sram", "act_sram_b", "wgt_sram", "param_sram", "param_sram_b"}) {
+    for (const std::string port : {"rd_addr_i", "rd_data_o", "wr_addr_i", "wr_data_i"}) {
+      EXPECT_TRUE(v.vars.count(sram + "." + port)) << sram << "." << port;
+    }
+  }
   for (const std::string s : {"mac_array.psum_i", "mac_array.psum_o", "mac_array.act_i", "mac_array.wlanes_i",
                               "requant.acc_i", "requant.y_o", "vadd.y_o", "vlut.y_o", "vpool.y_o"}) {
     EXPECT_TRUE(v.vars.count(s)) << s;

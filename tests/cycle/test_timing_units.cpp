@@ -220,6 +220,37 @@ TEST(TimingFormulas, RequantAndVectorLanes) {
   EXPECT_EQ(cyc::vector_cycles(cp, narrow), 2u);    // VCOPY keeps vector_lanes
 }
 
+TEST(TimingFormulas, ParamReadsOfShiftsAndTablesThatTakeSeveralClocks) {
+  // 2 banks of 4 bytes: an access of up to 5 bytes takes one clock at any alignment, 16
+  // bytes take 2 or 3. The requant record's shifts start 8 bytes in (two int32 clips).
+  HwConfig hw = HwConfig::preset("default");
+  hw.sram_banks = 2;
+  hw.sram_bank_bytes = 4;
+  ASSERT_EQ(hw.requant_lanes, 16);
+  isa::Requant rq;
+  rq.out_type = static_cast<std::int64_t>(dla::DType::I4);  // 8 bytes a group: one clock
+  rq.pixels = 1;
+  rq.channels = 40;
+  // Groups from channel 0, 16 (16 shifts at PARAM 8..23, 24..39: 4 words, 2 clocks) and 32
+  // (8 shifts at 40..47: 1 clock).
+  EXPECT_EQ(cyc::requant_cycles(rq, hw), 3u + 1 + 1);
+  rq.pixels = 2;
+  // Then channels 32..39 with 0..7 (two runs of 8 bytes on two ports: 1 clock), 8..23 (16..31:
+  // 2 clocks) and 24..39 (32..47: 2 clocks).
+  EXPECT_EQ(cyc::requant_cycles(rq, hw), 5u + 1 + 1 + 0 + 1 + 1);
+  rq.channels = 16;  // the shifts fit the lanes: read with the record, none a beat
+  rq.pixels = 5;
+  EXPECT_EQ(cyc::requant_cycles(rq, hw), 5u);
+  // A table block of 16 entries is 32 bytes: 8 words, 4 clocks; 9 words from byte 2: 5.
+  isa::VLut lut;
+  lut.count = 4;  // one beat whose 4 input bytes and 2 output bytes take one clock
+  lut.in_type = static_cast<std::int64_t>(dla::DType::I8);
+  lut.out_type = static_cast<std::int64_t>(dla::DType::I4);
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 16u * 4 + 1);
+  lut.param_addr = 2;
+  EXPECT_EQ(cyc::vector_cycles(lut, hw), 16u * 5 + 1);
+}
+
 TEST(TimingFormulas, SramPortClocksFollowBanksAndAlignment) {
   const dla::HwConfig hw = dla::HwConfig::preset("default");  // 4 banks of 16 bytes
   ASSERT_EQ(hw.sram_banks, 4);

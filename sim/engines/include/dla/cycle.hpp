@@ -45,7 +45,8 @@
 //                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
 //                  count (VLUT of 4- and 8-bit inputs) or 2 * count (VLUT of i16 inputs,
 //                  two knots read per element); a VLUT first loads its table from PARAM,
-//                  ceil(entries / lut_lanes) cycles (16 for an 8-bit table on default).
+//                  one block of lut_lanes entries a cycle (16 cycles for an 8-bit table on
+//                  default), each block one PARAM access.
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
 // SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); the
 // ACC SRAM's accesses take one clock (its bank width, HwConfig::acc_bank_words, guarantees
@@ -54,8 +55,13 @@
 // (requant_lanes, vector_lanes or lut_lanes elements, lut_lanes / 2 for i16 VLUT inputs)
 // are one ACT access each, and a beat whose slowest access takes more than one clock
 // (sram_access_clocks) adds the extra clocks to the formulas above; the MAC's weight runs
-// are WGT accesses (above); the depthwise and window reads of ACT and the reads of PARAM
-// are not banked.
+// are WGT accesses (above). PARAM: a record (REQUANT's clips, with its shifts where the
+// channels fit in requant_lanes; VADD's and VAVGPOOL's records) is read when the word is
+// accepted, which overlaps the previous instruction's last beat (no cycle); with more
+// channels than lanes each requantizer beat reads its group's shifts, a run from its
+// first channel and, where the group wraps, one from channel 0 on a second port, in
+// parallel with its other accesses; the table blocks above. The depthwise and window
+// reads of ACT are not banked.
 #pragma once
 
 #include <array>

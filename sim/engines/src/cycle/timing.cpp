@@ -9,6 +9,7 @@
 
 #include "dla/mac_modes.hpp"
 #include "dla/numerics.hpp"
+#include "dla/param_records.hpp"
 
 namespace dla::sim::cycle {
 namespace {
@@ -148,9 +149,24 @@ double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig
 }
 
 std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
-  const std::uint64_t n = u(insn.pixels) * u(insn.channels);
-  return ceil_div(n, u(hw.requant_lanes)) +
-         group_stalls({{u(insn.act_addr), static_cast<DType>(insn.out_type)}}, n, u(hw.requant_lanes), hw);
+  const std::uint64_t n = u(insn.pixels) * u(insn.channels), lanes = u(hw.requant_lanes), channels = u(insn.channels);
+  const std::uint64_t out_stalls = group_stalls({{u(insn.act_addr), static_cast<DType>(insn.out_type)}}, n, lanes, hw);
+  // With more channels than lanes each beat also reads its group's shifts from PARAM: a
+  // run from its first channel and, where the group wraps, one from channel 0 on the
+  // second copy's port (the record is read with the word when its shifts fit the lanes).
+  if (channels <= lanes || lanes <= one_clock_bytes(hw)) return ceil_div(n, lanes) + out_stalls;
+  const std::uint64_t bits = u(dtype_info(static_cast<DType>(insn.out_type)).bits);
+  const std::uint64_t shifts = u(insn.param_addr) + isa::RequantRecord::size(0);
+  std::uint64_t stalls = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += lanes) {
+    const std::uint64_t k = std::min(lanes, n - e0), c0 = e0 % channels, first = std::min(k, channels - c0);
+    const auto [b0, b1] = element_bytes(e0, k, bits);
+    std::uint64_t slowest = std::max(hw.sram_access_clocks(u(insn.act_addr) + b0, b1 - b0),
+                                     hw.sram_access_clocks(shifts + c0, first));
+    if (first < k) slowest = std::max(slowest, hw.sram_access_clocks(shifts, k - first));
+    stalls += slowest - 1;
+  }
+  return ceil_div(n, lanes) + stalls;
 }
 
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
@@ -174,11 +190,20 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
       },
       insn);
   // The lookup-table unit has lanes of its own (a VLUT never reaches here with none:
-  // semantics refuses it), and loads its table from PARAM first, lut_lanes entries a cycle.
+  // semantics refuses it), and loads its table from PARAM first, lut_lanes entries a
+  // cycle, each block one read of the PARAM SRAM (more cycles where its bytes take more).
   if (const auto* lut = std::get_if<isa::VLut>(&insn)) {
     const std::uint64_t lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
     const auto in = static_cast<DType>(lut->in_type);
-    return ceil_div(u(lut_entries(in)), lanes) + ceil_div(work, lanes) +
+    const std::uint64_t entries = u(lut_entries(in)), entry_bytes = isa::LutRecord::kLayout[0].bytes;
+    std::uint64_t table = ceil_div(entries, lanes);
+    if (lanes * entry_bytes > one_clock_bytes(hw)) {
+      table = 0;
+      for (std::uint64_t e0 = 0; e0 < entries; e0 += lanes) {
+        table += hw.sram_access_clocks(u(lut->param_addr) + e0 * entry_bytes, std::min(lanes, entries - e0) * entry_bytes);
+      }
+    }
+    return table + ceil_div(work, lanes) +
            group_stalls({{u(lut->in_addr), in}, {u(lut->out_addr), static_cast<DType>(lut->out_type)}}, u(lut->count),
                         lut_interpolates(in) ? std::max<std::uint64_t>(lanes / 2, 1) : lanes, hw);
   }

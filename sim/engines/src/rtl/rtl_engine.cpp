@@ -6,8 +6,9 @@
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
 // results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
 // activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VADD's, VLUT's and
-// VCOPY's inputs and every unit's outputs, and so is the weight SRAM (WGT_GEOMETRY); the
-// other ACT reads and PARAM are still C++ arrays.
+// VCOPY's inputs and every unit's outputs, and so are the weight SRAM (WGT_GEOMETRY) and
+// the parameter SRAM (PARAM_GEOMETRY, two copies as ACT); the depthwise and window reads
+// of ACT are still C++ gathers from the machine state.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), the weights are read from the WGT SRAM, one read per column, into
@@ -22,9 +23,11 @@
 //            array's mode inputs are the controller's decoded fields. Clocks: the cycle
 //            model's formula without the pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, read from the ACC SRAM, each
-//            with its channel's shift.
+//            with its channel's shift: the record is read from PARAM with the word (all its
+//            shifts where the channels fit the lanes), else each beat reads its group's
+//            shifts (two runs where the group wraps to channel 0, one per copy).
 //   VADD     vector_lanes elements per beat.
-//   VLUT     the table is loaded from the PARAM record, lut_lanes entries per clock,
+//   VLUT     the table is loaded from the PARAM SRAM, lut_lanes entries per clock,
 //            then lut_lanes elements per beat (lut_lanes / 2 for i16: two knots each).
 //   VMAXPOOL, VAVGPOOL  vector_lanes consecutive output elements (pixel-major, channel
 //            minor) at a time, one beat per window position (max pool: positions in the
@@ -288,22 +291,19 @@ struct MacJob {
 };
 
 struct RequantJob {
-  const isa::Requant* insn = nullptr;
-  const std::int8_t* shifts = nullptr;
-  isa::RequantRecord clips;
+  const isa::Requant* insn = nullptr;  ///< its record is read from the PARAM SRAM
   HwConfig hw;
 };
 
 struct VAddJob {
-  const isa::VAdd* insn = nullptr;  ///< its operands are read from the ACT SRAM
-  isa::AddRecord rec;
+  const isa::VAdd* insn = nullptr;  ///< its operands are read from the ACT SRAM, its record from PARAM
   HwConfig hw;
 };
 
 struct LutJob {
   DType in = DType::I8, out = DType::I8;
   std::uint64_t in_addr = 0, count = 0;  ///< the inputs: `count` elements of `in` in ACT
-  std::vector<std::int16_t> entry;  ///< the PARAM record's table
+  std::uint64_t param_addr = 0;          ///< the table record in PARAM, read block by block
   RoundMode mode = RoundMode::HALF_UP;
 };
 
@@ -337,6 +337,12 @@ class Core {
   virtual void act_sync_in(const std::vector<std::uint8_t>& act, std::uint64_t base, std::uint64_t n) = 0;
   /// The same for WGT bytes.
   virtual void wgt_sync_in(const std::vector<std::uint8_t>& wgt, std::uint64_t base, std::uint64_t n) = 0;
+  /// The same for PARAM bytes.
+  virtual void param_sync_in(const std::vector<std::uint8_t>& param, std::uint64_t base, std::uint64_t n) = 0;
+  /// A record of n <= param_port_bytes() bytes from PARAM byte `addr`, read when its
+  /// instruction is accepted (in the clock the controller takes the word, which overlaps
+  /// the previous instruction's last beat: not counted).
+  virtual std::vector<std::uint8_t> param_record(std::uint64_t addr, std::uint64_t n) = 0;
   /// Where the next vector-side instruction writes its `type` elements in ACT.
   virtual void output(std::uint64_t base, DType type) = 0;
   virtual CoreResult mac(const MacJob& job, bool drop) = 0;
@@ -348,7 +354,7 @@ class Core {
   virtual void trace(rtl::RtlTrace& t) = 0;
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt, class Param>
 class CoreOf final : public Core {
  public:
   explicit CoreOf(const HwConfig& hw)
@@ -364,7 +370,11 @@ class CoreOf final : public Core {
         act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()),
         act_b_(ctx_.get(), "act_sram_b", "activation SRAM's second copy (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(),
                hw.act_port_bytes()),
-        wgt_(ctx_.get(), "wgt_sram", "weight SRAM (dla_sram, WGT_GEOMETRY)", hw.wgt_sram_bytes(), hw.wgt_port_bytes()) {}
+        wgt_(ctx_.get(), "wgt_sram", "weight SRAM (dla_sram, WGT_GEOMETRY)", hw.wgt_sram_bytes(), hw.wgt_port_bytes()),
+        param_(ctx_.get(), "param_sram", "parameter SRAM (dla_sram, PARAM_GEOMETRY)", hw.param_sram_bytes(),
+               hw.param_port_bytes()),
+        param_b_(ctx_.get(), "param_sram_b", "parameter SRAM's second copy (dla_sram, PARAM_GEOMETRY)",
+                 hw.param_sram_bytes(), hw.param_port_bytes()) {}
 
   void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
     acc_.sync_in(acc, base, n);
@@ -376,6 +386,11 @@ class CoreOf final : public Core {
   void wgt_sync_in(const std::vector<std::uint8_t>& wgt, std::uint64_t base, std::uint64_t n) override {
     wgt_.sync_in(wgt, base, n);
   }
+  void param_sync_in(const std::vector<std::uint8_t>& param, std::uint64_t base, std::uint64_t n) override {
+    param_.sync_in(param, base, n);
+    param_b_.sync_in(param, base, n);
+  }
+  std::vector<std::uint8_t> param_record(std::uint64_t addr, std::uint64_t n) override { return param_.read_back(addr, n); }
   void output(std::uint64_t base, DType type) override {
     out_base_ = base;
     out_type_ = type;
@@ -393,6 +408,8 @@ class CoreOf final : public Core {
     act_.trace(t);
     act_b_.trace(t);
     wgt_.trace(t);
+    param_.trace(t);
+    param_b_.trace(t);
   }
 
   void accept(const isa::Word& word) override {
@@ -528,10 +545,19 @@ class CoreOf final : public Core {
   CoreResult requant(const RequantJob& job, bool drop) override {
     const isa::Requant& in = *job.insn;
     const auto lanes = static_cast<int>(hw_.requant_lanes);
-    const std::uint64_t n = u(in.pixels) * u(in.channels);
+    const std::uint64_t n = u(in.pixels) * u(in.channels), channels = u(in.channels);
+    // The record when the word is accepted: its clips, and all its shifts when they fit
+    // in the lanes (then each beat picks its channels' from them); more channels than
+    // lanes: each beat reads its group's shifts, channels c0.. on the first copy's port
+    // and, where the group wraps to channel 0, the rest on the second copy's (a group of
+    // at most `lanes` <= channels wraps at most once).
+    const bool held = channels <= u(lanes);
+    const std::uint64_t shifts_at = u(in.param_addr) + isa::RequantRecord::size(0);
+    const std::vector<std::uint8_t> rec = param_record(u(in.param_addr), isa::RequantRecord::size(held ? channels : 0));
+    const isa::RequantRecord clips = isa::RequantRecord::decode(rec.data(), held ? channels : 0);
     rq_->out_type_i = static_cast<std::uint8_t>(in.out_type);
-    rq_->clip_lo_i = static_cast<std::uint32_t>(job.clips.clip_lo);
-    rq_->clip_hi_i = static_cast<std::uint32_t>(job.clips.clip_hi);
+    rq_->clip_lo_i = static_cast<std::uint32_t>(clips.clip_lo);
+    rq_->clip_hi_i = static_cast<std::uint32_t>(clips.clip_hi);
     rq_->mode_i = static_cast<std::uint8_t>(job.hw.rounding_mode);
     rq_->policy_i = static_cast<std::uint8_t>(job.hw.overflow_policy);
     rq_->acc_bits_i = static_cast<std::uint8_t>(job.hw.acc_bits);
@@ -540,14 +566,21 @@ class CoreOf final : public Core {
     r.values.resize(n);
     const std::uint64_t start = rq_.cycles();
     std::vector<std::int64_t> acc(u(lanes));
+    std::vector<std::uint8_t> shift(u(lanes));
     walk_groups(rq_, lanes, n, drop, r, [&](std::uint64_t e0, int k, std::int64_t) {
       beat_clocks_ = std::max(beat_clocks_, acc_.read(u(in.acc_addr) + e0, k, acc.data()));
+      const std::uint64_t c0 = e0 % channels;
+      if (!held) {
+        const auto first = static_cast<int>(std::min<std::uint64_t>(u(k), channels - c0));
+        beat_clocks_ = std::max(beat_clocks_, param_.read(shifts_at + c0, first, shift.data()));
+        if (first < k) beat_clocks_ = std::max(beat_clocks_, param_b_.read(shifts_at, k - first, shift.data() + first));
+      }
       for (int l = 0; l < lanes; ++l) {
-        const std::uint64_t e = e0 + u(l);
         const bool en = l < k;
+        const std::uint64_t c = (c0 + u(l)) % channels;
+        const std::uint64_t sh = !en ? 0 : held ? static_cast<std::uint8_t>(clips.shift[c]) : shift[u(l)];
         rtl::put_field(rq_->acc_i, l * kAccWordBits, kAccWordBits, en ? static_cast<std::uint64_t>(acc[u(l)]) : 0);
-        rtl::put_field(rq_->shift_i, l * kShiftBits, kShiftBits,
-                       en ? static_cast<std::uint64_t>(job.shifts[e % u(in.channels)]) : 0);
+        rtl::put_field(rq_->shift_i, l * kShiftBits, kShiftBits, sh);
         rtl::put_field(rq_->lane_en_i, l, 1, en ? 1 : 0);
       }
       return true;
@@ -563,12 +596,13 @@ class CoreOf final : public Core {
     const isa::VAdd& in = *job.insn;
     const auto lanes = static_cast<int>(hw_.vector_lanes);
     const std::uint64_t n = u(in.count);
-    va_->shift_a_i = static_cast<std::uint8_t>(job.rec.shift_a);
-    va_->shift_b_i = static_cast<std::uint8_t>(job.rec.shift_b);
-    va_->shift_y_i = static_cast<std::uint8_t>(job.rec.shift_y);
+    const isa::AddRecord rec = isa::AddRecord::decode(param_record(u(in.param_addr), isa::AddRecord::kSize).data());
+    va_->shift_a_i = static_cast<std::uint8_t>(rec.shift_a);
+    va_->shift_b_i = static_cast<std::uint8_t>(rec.shift_b);
+    va_->shift_y_i = static_cast<std::uint8_t>(rec.shift_y);
     va_->y_type_i = static_cast<std::uint8_t>(in.y_type);
-    va_->clip_lo_i = static_cast<std::uint32_t>(job.rec.clip_lo);
-    va_->clip_hi_i = static_cast<std::uint32_t>(job.rec.clip_hi);
+    va_->clip_lo_i = static_cast<std::uint32_t>(rec.clip_lo);
+    va_->clip_hi_i = static_cast<std::uint32_t>(rec.clip_hi);
     va_->mode_i = static_cast<std::uint8_t>(job.hw.rounding_mode);
     const std::uint32_t sat0 = va_->sat_count_o;
     CoreResult r;
@@ -603,19 +637,24 @@ class CoreOf final : public Core {
     const std::uint64_t n = job.count;
     CoreResult r;
     r.values.resize(n);
-    // The table first, one block of lanes entries per clock.
+    // The table first, one block of lanes entries per clock, each one read of the PARAM
+    // SRAM (a beat of more clocks where the block's bytes take more).
+    const auto entries = static_cast<std::size_t>(lut_entries(job.in));
+    constexpr std::size_t kEntryBytes = isa::LutRecord::kLayout[0].bytes;
+    std::vector<std::uint8_t> block(u(lanes) * kEntryBytes);
     while (ctrl_->tload_o) {
       const std::size_t b = ctrl_->tblock_o;
-      if (b * u(lanes) >= job.entry.size()) {
-        r.bad_beat = "table block " + std::to_string(b) + " of a " + std::to_string(job.entry.size()) + "-entry table";
+      if (b * u(lanes) >= entries) {
+        r.bad_beat = "table block " + std::to_string(b) + " of a " + std::to_string(entries) + "-entry table";
         return r;
       }
+      const std::size_t k = std::min(u(lanes), entries - b * u(lanes));
+      r.stalls += param_.read(job.param_addr + b * u(lanes) * kEntryBytes, static_cast<int>(k * kEntryBytes), block.data()) - 1;
       lut_->load_i = 1;
       lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
-      for (int l = 0; l < lanes; ++l) {
-        const std::size_t j = b * u(lanes) + u(l);
-        rtl::put_field(lut_->load_data_i, l * kLutEntryBits, kLutEntryBits,
-                       j < job.entry.size() ? static_cast<std::uint64_t>(job.entry[j]) : 0);
+      for (std::size_t l = 0; l < u(lanes); ++l) {
+        const std::uint64_t entry = l < k ? static_cast<std::uint64_t>(block[l * kEntryBytes] | (block[l * kEntryBytes + 1] << 8)) : 0;
+        rtl::put_field(lut_->load_data_i, static_cast<int>(l) * kLutEntryBits, kLutEntryBits, entry);
       }
       lut_.tick();
       ctrl_.tick();
@@ -811,6 +850,10 @@ class CoreOf final : public Core {
   SramPort<Act, std::uint8_t, 8> act_;
   SramPort<Act, std::uint8_t, 8> act_b_;
   SramPort<Wgt, std::uint8_t, 8> wgt_;
+  // PARAM: two copies, as ACT, so that a requantizer beat reads a group of shifts that
+  // wraps to channel 0 in one clock (the rest of the group on param_b_).
+  SramPort<Param, std::uint8_t, 8> param_;
+  SramPort<Param, std::uint8_t, 8> param_b_;
   std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
   DType out_type_ = DType::I8;
   std::vector<std::uint8_t> out_bytes_, in_bytes_, wgt_bytes_;
@@ -826,14 +869,15 @@ struct CoreEntry {
   std::unique_ptr<Core> (*make)(const HwConfig& hw);
 };
 
-template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt>
+template <class Ctrl, class Mac, class Rq, class Va, class Lut, class Pool, class Acc, class Act, class Wgt, class Param>
 std::unique_ptr<Core> make_core(const HwConfig& hw) {
-  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc, Act, Wgt>>(hw);
+  return std::make_unique<CoreOf<Ctrl, Mac, Rq, Va, Lut, Pool, Acc, Act, Wgt, Param>>(hw);
 }
 
 #define DLA_RTL_CORE(p)                                                                                         \
   {#p, &make_core<Vcore_##p##_ctrl, Vcore_##p##_mac_array, Vcore_##p##_requant, Vcore_##p##_vadd, Vcore_##p##_vlut, \
-                  Vcore_##p##_vpool, Vcore_##p##_acc_sram, Vcore_##p##_act_sram, Vcore_##p##_wgt_sram>},
+                  Vcore_##p##_vpool, Vcore_##p##_acc_sram, Vcore_##p##_act_sram, Vcore_##p##_wgt_sram, \
+                  Vcore_##p##_param_sram>},
 const CoreEntry kCores[] = {
 #include "dla_rtl_cores.inc"
 };
@@ -844,7 +888,7 @@ const CoreEntry kCores[] = {
 bool same_core(const HwConfig& a, const HwConfig& b) {
   return a.mac_rows == b.mac_rows && a.mac_cols == b.mac_cols && a.requant_lanes == b.requant_lanes &&
          a.vector_lanes == b.vector_lanes && a.lut_lanes == b.lut_lanes && a.a4w4_speedup == b.a4w4_speedup && a.a8w4_speedup == b.a8w4_speedup &&
-         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.act_sram_kib == b.act_sram_kib && a.wgt_sram_kib == b.wgt_sram_kib &&
+         a.a16w8_passes == b.a16w8_passes && a.acc_sram_kib == b.acc_sram_kib && a.act_sram_kib == b.act_sram_kib && a.wgt_sram_kib == b.wgt_sram_kib && a.param_sram_kib == b.param_sram_kib &&
          a.sram_banks == b.sram_banks && a.sram_bank_bytes == b.sram_bank_bytes && a.acc_bank_words() == b.acc_bank_words();
 }
 
@@ -855,7 +899,7 @@ std::string core_text(const HwConfig& c) {
          std::to_string(c.a4w4_speedup) + ", a8w4_speedup " + std::to_string(c.a8w4_speedup) + ", a16w8_passes " +
          std::to_string(c.a16w8_passes) + ", " + std::to_string(c.act_sram_kib) + " KiB ACT SRAM in " +
          std::to_string(c.sram_banks) + " banks of " + std::to_string(c.sram_bank_bytes) + " bytes, " +
-         std::to_string(c.wgt_sram_kib) + " KiB WGT SRAM, " + std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " + std::to_string(c.sram_banks) + " banks of " +
+         std::to_string(c.wgt_sram_kib) + " KiB WGT SRAM, " + std::to_string(c.param_sram_kib) + " KiB PARAM SRAM, " + std::to_string(c.acc_sram_kib) + " KiB ACC SRAM in " + std::to_string(c.sram_banks) + " banks of " +
          std::to_string(c.acc_bank_words()) + " words";
 }
 
@@ -1111,9 +1155,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     RequantJob job;
     job.insn = &in;
     core_->acc_sync_in(state_->acc, u(in.acc_addr), u(in.pixels) * u(in.channels));
-    const std::uint8_t* rec = state_->param.data() + in.param_addr;
-    job.clips = isa::RequantRecord::decode(rec, 0);
-    job.shifts = isa::RequantRecord::shifts_at(rec);
+    core_->param_sync_in(state_->param, u(in.param_addr), isa::RequantRecord::size(u(in.channels)));
     job.hw = hw_;
     return core_->requant(job, drop);
   }
@@ -1148,7 +1190,8 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.in_addr = u(in.in_addr);
     job.count = u(in.count);
     core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, job.count));
-    job.entry = isa::LutRecord::decode(state_->param.data() + in.param_addr, job.in).entry;
+    job.param_addr = u(in.param_addr);
+    core_->param_sync_in(state_->param, job.param_addr, isa::LutRecord::size(job.in));
     job.mode = hw_.rounding_mode;
     return core_->lut(job, drop);
   }
@@ -1179,7 +1222,9 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.out = static_cast<DType>(in.out_type);
     job.outputs = u(in.out_h) * u(in.out_w) * u(in.channels);
     job.positions = in.kernel_h * in.kernel_w;
-    const isa::AvgPoolRecord rec = isa::AvgPoolRecord::decode(state_->param.data() + in.param_addr);
+    core_->param_sync_in(state_->param, u(in.param_addr), isa::AvgPoolRecord::kSize);
+    const isa::AvgPoolRecord rec =
+        isa::AvgPoolRecord::decode(core_->param_record(u(in.param_addr), isa::AvgPoolRecord::kSize).data());
     // describe() has checked that M fits (perform() ran on the shadow first).
     job.mult = *avgpool_multiplier(job.positions, static_cast<int>(hw_.avgpool_shift));
     job.shift = rec.shift;
@@ -1229,7 +1274,7 @@ class RtlUnit final : public cycle::ComputeUnit {
   CoreResult run_vadd(const isa::VAdd& in, bool drop) {
     VAddJob job;
     job.insn = &in;
-    job.rec = isa::AddRecord::decode(state_->param.data() + in.param_addr);
+    core_->param_sync_in(state_->param, u(in.param_addr), isa::AddRecord::kSize);
     core_->act_sync_in(state_->act, u(in.a_addr), storage_bytes(static_cast<DType>(in.a_type), u(in.count)));
     core_->act_sync_in(state_->act, u(in.b_addr), storage_bytes(static_cast<DType>(in.b_type), u(in.count)));
     job.hw = hw_;
