@@ -14,11 +14,12 @@
 //            PE lane), the weights are read from the WGT SRAM, one read per column, into
 //            the array's load register while the previous weight set computes, and the
 //            set's first beat (load_wgt) swaps them in: a set starts when the previous
-//            set's beats and its own reads are done. Every output pixel (and a16w8 pass) is one beat; the partial sums of a pixel are read from the
-//            ACC SRAM (zero for a tile's first contribution without `accumulate`), go
-//            through the array's psum_i, come back on psum_o and are written to the ACC
-//            SRAM: its read-modify-write, one read and one write of at most mac_cols
-//            words a beat on its two ports. Depthwise: channel c on row c, weights on the diagonal,
+//            set's beats and its own reads are done. Every output pixel (and a16w8 pass)
+//            is one beat; the partial sums of a pixel are read from the ACC SRAM (zero
+//            for a tile's first contribution without `accumulate`), go through the
+//            array's psum_i, come back on psum_o and are written to the ACC SRAM: its
+//            read-modify-write, one read and one write of at most mac_cols words a beat
+//            on its two ports. Depthwise: channel c on row c, weights on the diagonal,
 //            a8w4 / a4w4 pack 2 / 4 kernel positions per lane (one WGT read per lane). The
 //            array's mode inputs are the controller's decoded fields. Clocks: the cycle
 //            model's formula without the pipeline fill (timing.hpp).
