@@ -138,11 +138,13 @@ struct LutRecord {
   static LutRecord decode(const std::uint8_t* p, DType in) {
     LutRecord r;
     r.entry.resize(static_cast<std::size_t>(lut_entries(in)));
-    for (std::size_t j = 0; j < r.entry.size(); ++j) {
-      const std::uint8_t* e = p + j * kLayout[0].bytes;
-      r.entry[j] = static_cast<std::int16_t>(static_cast<std::uint16_t>(e[0] | (e[1] << 8)));
-    }
+    for (std::size_t j = 0; j < r.entry.size(); ++j) r.entry[j] = entry_at(p, j);
     return r;
+  }
+  /// Entry j of the table at p (the rtl engine reads the table a block at a time).
+  static std::int16_t entry_at(const std::uint8_t* p, std::size_t j) {
+    const std::uint8_t* e = p + j * kLayout[0].bytes;
+    return static_cast<std::int16_t>(static_cast<std::uint16_t>(e[0] | (e[1] << 8)));
   }
 };
 

@@ -654,8 +654,9 @@ class CoreOf final : public Core {
       lut_->load_i = 1;
       lut_->load_block_i = static_cast<std::remove_reference_t<decltype(lut_->load_block_i)>>(b);
       for (std::size_t l = 0; l < u(lanes); ++l) {
-        const std::uint64_t entry = l < k ? static_cast<std::uint64_t>(block[l * kEntryBytes] | (block[l * kEntryBytes + 1] << 8)) : 0;
-        rtl::put_field(lut_->load_data_i, static_cast<int>(l) * kLutEntryBits, kLutEntryBits, entry);
+        const std::int16_t entry = l < k ? isa::LutRecord::entry_at(block.data(), l) : std::int16_t{0};
+        rtl::put_field(lut_->load_data_i, static_cast<int>(l) * kLutEntryBits, kLutEntryBits,
+                       static_cast<std::uint16_t>(entry));
       }
       lut_.tick();
       ctrl_.tick();
