@@ -29,6 +29,12 @@ ModeRate mode_rate(const isa::Mac& insn, const HwConfig& hw) {
 /// Bytes one access of the ACT SRAM's port moves in one clock at any alignment.
 std::uint64_t one_clock_bytes(const HwConfig& hw) { return (u(hw.sram_banks) - 1) * u(hw.sram_bank_bytes) + 1; }
 
+/// Whether every run of at most n elements of `bits` bits takes one clock of a byte
+/// SRAM's port wherever it starts (4-bit runs may start mid-byte: a byte more).
+bool runs_take_one_clock(std::uint64_t n, std::uint64_t bits, const HwConfig& hw) {
+  return (n * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw);
+}
+
 /// Bytes [b0, b1) that elements [e0, e0 + k) of `bits` bits occupy.
 std::pair<std::uint64_t, std::uint64_t> element_bytes(std::uint64_t e0, std::uint64_t k, std::uint64_t bits) {
   return {e0 * bits / 8, ((e0 + k) * bits + 7) / 8};
@@ -43,7 +49,7 @@ std::vector<std::uint64_t> act_run_stalls(const isa::Mac& insn, const HwConfig& 
   const auto mode = static_cast<isa::MacMode>(insn.mode);
   const std::uint64_t bits = u(dtype_info(isa::mac_act_type(mode, insn.act_unsigned != 0)).bits);
   const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, in_c = u(insn.in_c), chunks = ceil_div(in_c, chunk);
-  if ((std::min(chunk, in_c) * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw)) return {};
+  if (runs_take_one_clock(std::min(chunk, in_c), bits, hw)) return {};
   const std::uint64_t in_w = u((insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1);
   std::vector<std::uint64_t> stalls(u(insn.kernel_h) * u(insn.kernel_w) * chunks, 0);
   for (std::uint64_t oh = 0; oh < u(insn.out_h); ++oh) {
@@ -96,10 +102,9 @@ std::uint64_t mac_beats_with_weight_loads(const isa::Mac& insn, const HwConfig& 
   const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, chunks = dw ? 1 : ceil_div(in_c, chunk);
   const std::uint64_t kstep = dw ? r.speedup : 1;
   const std::vector<std::uint64_t> act = act_run_stalls(insn, hw, r);
-  // Every run of one clock (a run's bytes, a byte more for nibbles, within what one clock
-  // serves at any alignment): a set's reads take one clock per active column or lane.
+  // Where every run takes one clock, a set's reads take one clock per active column or lane.
   const std::uint64_t widest = dw ? r.speedup : std::min(chunk, in_c);
-  const bool one_clock_runs = (widest * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw);
+  const bool one_clock_runs = runs_take_one_clock(widest, bits, hw);
   std::uint64_t total = 0, prev_beats = 0;
   bool first = true;
   for (std::uint64_t oc0 = 0; oc0 < out_c; oc0 += block) {
@@ -123,7 +128,7 @@ std::uint64_t group_stalls(const std::vector<ActRun>& runs, std::uint64_t n, std
   bool fits = true;
   for (const ActRun& r : runs) {
     const auto bits = static_cast<std::uint64_t>(dtype_info(r.type).bits);
-    fits = fits && (group * bits + 7) / 8 + (bits == 4 ? 1 : 0) <= one_clock_bytes(hw);
+    fits = fits && runs_take_one_clock(group, bits, hw);
   }
   if (fits) return 0;
   std::uint64_t stalls = 0;
@@ -154,7 +159,7 @@ std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
   // With more channels than lanes each beat also reads its group's shifts from PARAM: a
   // run from its first channel and, where the group wraps, one from channel 0 on the
   // second copy's port (the record is read with the word when its shifts fit the lanes).
-  if (channels <= lanes || lanes <= one_clock_bytes(hw)) return ceil_div(n, lanes) + out_stalls;
+  if (channels <= lanes || runs_take_one_clock(lanes, 8, hw)) return ceil_div(n, lanes) + out_stalls;
   const std::uint64_t bits = u(dtype_info(static_cast<DType>(insn.out_type)).bits);
   const std::uint64_t shifts = u(insn.param_addr) + isa::RequantRecord::size(0);
   std::uint64_t stalls = 0;
@@ -197,7 +202,7 @@ std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
     const auto in = static_cast<DType>(lut->in_type);
     const std::uint64_t entries = u(lut_entries(in)), entry_bytes = isa::LutRecord::kLayout[0].bytes;
     std::uint64_t table = ceil_div(entries, lanes);
-    if (lanes * entry_bytes > one_clock_bytes(hw)) {
+    if (!runs_take_one_clock(lanes, 8 * entry_bytes, hw)) {
       table = 0;
       for (std::uint64_t e0 = 0; e0 < entries; e0 += lanes) {
         table += hw.sram_access_clocks(u(lut->param_addr) + e0 * entry_bytes, std::min(lanes, entries - e0) * entry_bytes);
