@@ -791,6 +791,41 @@ TEST(EmuVCopy, CopiesBytesAndRefusesOverlap) {
   EXPECT_NO_THROW(dla::sim::execute(c, m, 3));
 }
 
+TEST(EmuWindows, AnOutputThatOverlapsTheInputIsRefused) {
+  // The vector unit streams windows: a group's output is written while later groups still
+  // read the input, so an overlap would read outputs back.
+  std::mt19937_64 g(36);
+  MachineState m = random_state(HwConfig::preset("default"), g, 64);
+  const auto i8 = static_cast<std::int64_t>(DType::I8);
+  isa::VMaxPool mp;
+  mp.type = i8;
+  mp.channels = 4;
+  mp.in_h = mp.in_w = 4;  // input [1000, 1064)
+  mp.out_h = mp.out_w = 2;
+  mp.kernel_h = mp.kernel_w = mp.stride_h = mp.stride_w = 2;
+  mp.in_addr = 1000;
+  mp.out_addr = 1063;  // output [1063, 1079) shares byte 1063
+  expect_exec_error([&] { dla::sim::execute(mp, m, 2); }, 2,
+                    "vmaxpool: input [1000, 1064) and output [1063, 1079) overlap");
+  mp.out_addr = 1064;
+  EXPECT_NO_THROW(dla::sim::execute(mp, m, 2));
+  isa::VAvgPool ap;
+  ap.in_type = ap.out_type = i8;
+  ap.channels = 4;
+  ap.out_h = ap.out_w = 2;
+  ap.kernel_h = ap.kernel_w = ap.stride_h = ap.stride_w = 2;
+  ap.in_addr = 1000;
+  ap.out_addr = 990;  // output [990, 1006)
+  expect_exec_error([&] { dla::sim::execute(ap, m, 5); }, 5, "vavgpool: input [1000, 1064) and output [990, 1006) overlap");
+  isa::VUpsample up;
+  up.type = i8;
+  up.channels = 4;
+  up.in_h = up.in_w = 2;  // input [1000, 1016), output 64 bytes
+  up.in_addr = 1000;
+  up.out_addr = 1000;
+  expect_exec_error([&] { dla::sim::execute(up, m, 7); }, 7, "vupsample: input [1000, 1016) and output [1000, 1064) overlap");
+}
+
 // VLUT: the table in PARAM, direct for 4/8-bit inputs, interpolated for i16. The expected
 // values come from the ISA's maths written out here with exact floor division (the header
 // uses round_shift on the knot difference).

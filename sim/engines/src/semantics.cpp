@@ -116,6 +116,19 @@ void check_bounds(const Effects& fx, const MachineState& m, std::uint32_t index)
   }
 }
 
+/// The vector unit streams a window or copy instruction: it reads groups of its input
+/// while it writes earlier groups of its output, so the two ACT ranges (the first read and
+/// the last write of fx) must not share a byte.
+template <typename Insn>
+void check_disjoint(const Effects& fx, std::uint32_t index, const char* input, const char* output) {
+  const Region& in = fx.accesses[0].region;
+  const Region& out = fx.accesses[fx.num_accesses - 1].region;
+  if (in.base < out.end() && out.base < in.end()) {
+    fail<Insn>(index, std::string(input) + " " + range_text(in.base, in.end()) + " and " + output + " " +
+                          range_text(out.base, out.end()) + " overlap");
+  }
+}
+
 template <typename Insn>
 void check_kernel(const Insn& insn, const MachineState& m, std::uint32_t index) {
   if (insn.kernel_h > m.config.max_kernel || insn.kernel_w > m.config.max_kernel) {
@@ -501,6 +514,7 @@ Effects describe(const isa::VMaxPool& insn, const MachineState& m, std::uint32_t
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(t, u(insn.out_h) * u(insn.out_w) * c));
   fx.elements = u(insn.out_h) * u(insn.out_w) * c;
   check_bounds<isa::VMaxPool>(fx, m, index);
+  check_disjoint<isa::VMaxPool>(fx, index, "input", "output");
   return fx;
 }
 
@@ -587,6 +601,7 @@ Effects describe(const isa::VAvgPool& insn, const MachineState& m, std::uint32_t
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(dtype(insn.out_type), n));
   fx.elements = n;
   check_bounds<isa::VAvgPool>(fx, m, index);
+  check_disjoint<isa::VAvgPool>(fx, index, "input", "output");
   return fx;
 }
 
@@ -634,6 +649,7 @@ Effects describe(const isa::VUpsample& insn, const MachineState& m, std::uint32_
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.out_addr), storage_bytes(t, 4 * n));
   fx.elements = 4 * n;
   check_bounds<isa::VUpsample>(fx, m, index);
+  check_disjoint<isa::VUpsample>(fx, index, "input", "output");
   return fx;
 }
 
@@ -660,11 +676,7 @@ Effects describe(const isa::VCopy& insn, const MachineState& m, std::uint32_t in
   fx.add(Space::kAct, AccessKind::kWrite, u(insn.dst_addr), u(insn.bytes));
   fx.elements = u(insn.bytes);
   check_bounds<isa::VCopy>(fx, m, index);
-  if (insn.src_addr < insn.dst_addr + insn.bytes && insn.dst_addr < insn.src_addr + insn.bytes) {
-    fail<isa::VCopy>(index, "source " + range_text(u(insn.src_addr), u(insn.src_addr + insn.bytes)) +
-                                " and destination " + range_text(u(insn.dst_addr), u(insn.dst_addr + insn.bytes)) +
-                                " overlap");
-  }
+  check_disjoint<isa::VCopy>(fx, index, "source", "destination");
   return fx;
 }
 
