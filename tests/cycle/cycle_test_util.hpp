@@ -144,8 +144,9 @@ inline std::uint64_t type_bits(std::int64_t type) { return u(dla::dtype_info(sta
 /// depthwise: block of min(rows, cols) channels, `speedup` kernel positions): a set's
 /// weights are read from the WGT SRAM one run per column (dense) or lane (depthwise), each
 /// run's clocks by sram_clocks, into the second weight register while the previous set
-/// computes; a set's beats are its pixels times the passes, each beat one clock plus its
-/// activation run's extra clocks (dense). A set starts when the previous set's beats and
+/// computes; a set's beats are its pixels times the passes, each beat the clocks of its
+/// activation run (dense) or of its kernel positions' runs of the block's channels
+/// alternating between two read ports (depthwise: the busier port's). A set starts when the previous set's beats and
 /// its own reads are both done; the first set's reads start the instruction.
 inline std::uint64_t mac_walk_cycles(const isa::Mac& x, const HwConfig& hw) {
   const auto [speedup, passes] = mode_rate(x, hw);
@@ -179,14 +180,21 @@ inline std::uint64_t mac_walk_cycles(const isa::Mac& x, const HwConfig& hw) {
         for (std::uint64_t pass = 0; pass < passes; ++pass) {
           for (std::int64_t oh = 0; oh < x.out_h; ++oh) {
             for (std::int64_t ow = 0; ow < x.out_w; ++ow) {
-              std::uint64_t beat = 1;
+              auto pixel_at = [&](std::uint64_t kp) {
+                return u((oh * x.stride_h + static_cast<std::int64_t>(kp) / x.kernel_w * x.dilation) *
+                             static_cast<std::int64_t>(in_w) +
+                         ow * x.stride_w + static_cast<std::int64_t>(kp) % x.kernel_w * x.dilation);
+              };
               if (!dw) {
-                const std::uint64_t pixel = u((oh * x.stride_h + static_cast<std::int64_t>(kpos) / x.kernel_w * x.dilation) *
-                                                  static_cast<std::int64_t>(in_w) +
-                                              ow * x.stride_w + static_cast<std::int64_t>(kpos) % x.kernel_w * x.dilation);
-                beat = run_clocks(u(x.act_addr), pixel * in_c + ic0, std::min(chunk, in_c - ic0), abits);
+                now += run_clocks(u(x.act_addr), pixel_at(kpos) * in_c + ic0, std::min(chunk, in_c - ic0), abits);
+              } else {
+                // One run of the block's channels per kernel position, on ports 0, 1, 0, 1.
+                std::uint64_t port[2] = {0, 0};
+                for (std::uint64_t j = 0; j < speedup && kpos + j < kk; ++j) {
+                  port[j % 2] += run_clocks(u(x.act_addr), pixel_at(kpos + j) * in_c + oc0, n, abits);
+                }
+                now += std::max(port[0], port[1]);
               }
-              now += beat;
             }
           }
         }
@@ -216,6 +224,44 @@ inline std::uint64_t requant_walk_cycles(const isa::Requant& x, const HwConfig& 
       if (first < k) slowest = std::max(slowest, sram_clocks(shifts, k - first, 1, 0, word, banks));
     }
     cycles += slowest;
+  }
+  return cycles;
+}
+
+/// A window instruction's clocks (VMAXPOOL, VAVGPOOL, VUPSAMPLE, VCOPY), element by
+/// element: each group of vector_lanes output elements takes one beat per window position;
+/// the beat reads the distinct input elements its lanes need (input(e, k): the input
+/// element of output e at position k, or -1 in the padding) as maximal runs of
+/// consecutive elements, on ports 0, 1, 0, 1, ...; the last position's beat also writes
+/// the group (its own port). A beat takes its busiest port's clocks, at least one.
+template <class Input>
+std::uint64_t window_walk_cycles(std::uint64_t n, std::uint64_t positions, std::uint64_t in_addr, std::uint64_t in_bits,
+                                 std::uint64_t out_addr, std::uint64_t out_bits, const HwConfig& hw, Input&& input) {
+  const std::uint64_t lanes = u(hw.vector_lanes), word = u(hw.sram_bank_bytes), banks = u(hw.sram_banks);
+  auto clocks_of = [&](std::uint64_t base, std::uint64_t e0, std::uint64_t count, std::uint64_t bits) {
+    const std::uint64_t b0 = e0 * bits / 8, b1 = ((e0 + count) * bits + 7) / 8;
+    return sram_clocks(base + b0, b1 - b0, 1, 0, word, banks);
+  };
+  std::uint64_t cycles = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += lanes) {
+    const std::uint64_t k = std::min(lanes, n - e0);
+    for (std::uint64_t pos = 0; pos < positions; ++pos) {
+      std::vector<std::int64_t> need;
+      for (std::uint64_t e = e0; e < e0 + k; ++e) {
+        if (const std::int64_t i = input(e, pos); i >= 0) need.push_back(i);
+      }
+      std::sort(need.begin(), need.end());
+      need.erase(std::unique(need.begin(), need.end()), need.end());
+      std::uint64_t port[3] = {0, 0, 1}, reads = 0;
+      for (std::size_t a = 0; a < need.size();) {
+        std::size_t b = a + 1;
+        while (b < need.size() && need[b] == need[b - 1] + 1) ++b;
+        port[reads++ % 2] += clocks_of(in_addr, u(need[a]), b - a, in_bits);
+        a = b;
+      }
+      if (pos + 1 == positions) port[2] = clocks_of(out_addr, e0, k, out_bits);
+      cycles += *std::max_element(port, port + 3);
+    }
   }
   return cycles;
 }
@@ -259,18 +305,40 @@ inline UnitCycles unit_cycles(const Program& p, const HwConfig& hw, std::uint32_
                                       {u(x.y_addr), type_bits(x.y_type)}},
                                      u(x.count), u(hw.vector_lanes), hw);
           } else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VAvgPool>) {
-            const std::uint64_t n = u(x.out_h) * u(x.out_w) * u(x.channels);
-            std::int64_t out_type = 0;
-            if constexpr (std::is_same_v<T, isa::VMaxPool>) out_type = x.type;
-            else out_type = x.out_type;
-            c.compute += cdiv(n * u(x.kernel_h) * u(x.kernel_w), u(hw.vector_lanes)) +
-                         write_stalls(u(x.out_addr), type_bits(out_type), n, u(hw.vector_lanes), hw);
+            std::int64_t in_type = 0, out_type = 0, in_h = 0, in_w = 0, pad_top = 0, pad_left = 0;
+            if constexpr (std::is_same_v<T, isa::VMaxPool>) {
+              in_type = out_type = x.type;
+              in_h = x.in_h;
+              in_w = x.in_w;
+              pad_top = x.pad_top;
+              pad_left = x.pad_left;
+            } else {
+              in_type = x.in_type;
+              out_type = x.out_type;
+              in_h = (x.out_h - 1) * x.stride_h + x.kernel_h;
+              in_w = (x.out_w - 1) * x.stride_w + x.kernel_w;
+            }
+            const std::int64_t ch = x.channels;
+            c.compute += window_walk_cycles(
+                u(x.out_h * x.out_w * ch), u(x.kernel_h * x.kernel_w), u(x.in_addr), type_bits(in_type), u(x.out_addr),
+                type_bits(out_type), hw, [&](std::uint64_t e, std::uint64_t pos) -> std::int64_t {
+                  const std::int64_t px = static_cast<std::int64_t>(e) / ch, k = static_cast<std::int64_t>(pos);
+                  const std::int64_t ih = px / x.out_w * x.stride_h + k / x.kernel_w - pad_top;
+                  const std::int64_t iw = px % x.out_w * x.stride_w + k % x.kernel_w - pad_left;
+                  if (ih < 0 || ih >= in_h || iw < 0 || iw >= in_w) return -1;
+                  return (ih * in_w + iw) * ch + static_cast<std::int64_t>(e) % ch;
+                });
           } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
-            const std::uint64_t n = 4 * u(x.in_h) * u(x.in_w) * u(x.channels);
-            c.compute += cdiv(n, u(hw.vector_lanes)) + write_stalls(u(x.out_addr), type_bits(x.type), n, u(hw.vector_lanes), hw);
+            const std::int64_t ch = x.channels;
+            c.compute += window_walk_cycles(4 * u(x.in_h * x.in_w * ch), 1, u(x.in_addr), type_bits(x.type), u(x.out_addr),
+                                            type_bits(x.type), hw, [&](std::uint64_t e, std::uint64_t) -> std::int64_t {
+                                              const std::int64_t px = static_cast<std::int64_t>(e) / ch;
+                                              const std::int64_t oh = px / (2 * x.in_w), ow = px % (2 * x.in_w);
+                                              return (oh / 2 * x.in_w + ow / 2) * ch + static_cast<std::int64_t>(e) % ch;
+                                            });
           } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-            c.compute += cdiv(u(x.bytes), u(hw.vector_lanes)) +
-                         runs_stalls({{u(x.src_addr), 8}, {u(x.dst_addr), 8}}, u(x.bytes), u(hw.vector_lanes), hw);
+            c.compute += window_walk_cycles(u(x.bytes), 1, u(x.src_addr), 8, u(x.dst_addr), 8, hw,
+                                            [](std::uint64_t e, std::uint64_t) { return static_cast<std::int64_t>(e); });
           } else if constexpr (std::is_same_v<T, isa::VLut>) {
             const std::uint64_t per_element = x.in_type == static_cast<std::int64_t>(dla::DType::I16) ? 2 : 1;
             c.compute += cdiv(per_element * u(x.count), u(hw.vector_lanes));

@@ -157,6 +157,90 @@ TEST(TimingFormulas, MacCyclesPerModeDepthwiseAndPipeline) {
   EXPECT_DOUBLE_EQ(cyc::mac_ideal_cycles(m, 6 * 9 * 20, hw), 6.0 * 9 * 20 / 256);
 }
 
+TEST(TimingFormulas, DepthwiseBeatsReadOneActRunPerKernelPositionOnTwoPorts) {
+  HwConfig hw = HwConfig::preset("default");  // 16 x 16, 4 banks of 16 bytes
+  isa::Mac m;
+  m.depthwise = 1;
+  m.in_c = m.out_c = 16;
+  m.out_h = m.out_w = 4;  // 16 pixels
+  m.kernel_h = m.kernel_w = 3;
+  // a8w8: 9 sets of one position (16 weight reads each, hidden behind 16 beats).
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 9u * 16 + 4);
+  // a8w4: sets of positions {0,1} {2,3} {4,5} {6,7} {8}, two runs on two ports: 1 clock.
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 5u * 16 + 4);
+  // a4w4: sets {0..3} {4..7} {8}; four runs take two clocks a beat, so a4w4 depthwise
+  // runs at a8w4's rate (the last set's one run: one clock).
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A4W4);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 2u * 32 + 16 + 4);
+  // Two banks of 4 bytes: a run of the 16 channels' bytes takes 2 clocks aligned (4 words),
+  // 3 from byte 2 (5 words). A 1x1 kernel: one set, its 16 weight reads first.
+  hw.sram_banks = 2;
+  hw.sram_bank_bytes = 4;
+  m.kernel_h = m.kernel_w = 1;
+  m.out_h = m.out_w = 2;
+  m.mode = static_cast<std::int64_t>(isa::MacMode::A8W8);
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 4u * 2 + 4);
+  m.act_addr = 2;
+  EXPECT_EQ(cyc::mac_cycles(m, hw), 16 + 4u * 3 + 4);
+}
+
+TEST(TimingFormulas, WindowBeatsReadEachInputRunOnceOnTwoPorts) {
+  HwConfig hw = HwConfig::preset("default");
+  hw.vector_lanes = 32;  // a group of 32 outputs: 4 pixels of 8 channels
+  const auto i8 = static_cast<std::int64_t>(dla::DType::I8);
+  isa::VMaxPool mp;
+  mp.type = i8;
+  mp.channels = 8;
+  mp.out_h = mp.out_w = 2;
+  mp.in_h = mp.in_w = 5;
+  mp.kernel_h = mp.kernel_w = 3;
+  mp.stride_h = mp.stride_w = 2;
+  // Stride 2: the 4 pixels' inputs at a position are 4 runs apart, 2 a port: 2 clocks.
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 9u * 2);
+  // Stride 1: a row's 2 pixels read one run, the 2 rows 2 runs: 1 clock.
+  mp.kernel_h = mp.kernel_w = 2;
+  mp.stride_h = mp.stride_w = 1;
+  mp.in_h = mp.in_w = 3;
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u);
+  // Padding: positions in it read nothing; an input of width 2 puts row 0's last pixel
+  // next to row 1's first, so the centre position's 4 pixels are one run.
+  mp.kernel_h = mp.kernel_w = 3;
+  mp.pad_top = mp.pad_left = 1;
+  mp.in_h = mp.in_w = 2;
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 9u);
+  isa::VAvgPool ap;
+  ap.in_type = ap.out_type = i8;
+  ap.channels = 8;
+  ap.out_h = ap.out_w = 2;
+  ap.kernel_h = ap.kernel_w = 2;
+  ap.stride_h = ap.stride_w = 2;  // 4 runs a position: 2 clocks
+  EXPECT_EQ(cyc::vector_cycles(ap, hw), 4u * 2);
+  // Upsample: a group's output pixels repeat input pixels that lie side by side: one run.
+  isa::VUpsample up;
+  up.type = i8;
+  up.in_h = 2;
+  up.in_w = 3;
+  up.channels = 2;
+  EXPECT_EQ(cyc::vector_cycles(up, hw), 48u / 32 + 1);
+  // Two banks of 4 bytes, 16 lanes of 16 channels: a pixel's run of 16 bytes takes 2
+  // clocks aligned, and so does each group's write at the last position.
+  hw = HwConfig::preset("default");
+  hw.sram_banks = 2;
+  hw.sram_bank_bytes = 4;
+  mp = isa::VMaxPool{};
+  mp.type = i8;
+  mp.channels = 16;
+  mp.out_h = mp.out_w = 2;
+  mp.in_h = mp.in_w = 4;
+  mp.kernel_h = mp.kernel_w = 2;
+  mp.stride_h = mp.stride_w = 2;
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u * 4 * 2);
+  mp.in_addr = 2;  // 5 words: 3 clocks a read; the writes still 2
+  EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u * 4 * 3);
+}
+
 TEST(TimingFormulas, MacWeightRunsOfSeveralClocks) {
   // 2 banks of 4 bytes: a run that touches more than 2 bank words takes more than one
   // clock. A 1 x 1 MAC of one pixel: the weight reads bound every set.

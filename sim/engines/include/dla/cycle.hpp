@@ -31,7 +31,10 @@
 //                  diagonal), one per block of min(mac_rows, mac_cols) channels and group of
 //                  s kernel positions; s the mode's speedup (a4w4_speedup, a8w4_speedup,
 //                  else 1). A set takes out_h * out_w * p beats (p = a16w8_passes for A16W8,
-//                  else 1), one cycle each. Its weights are read from the WGT SRAM, one run
+//                  else 1), one cycle each; a depthwise beat reads one activation run per
+//                  kernel position of its set, alternately on two ACT read ports, and
+//                  takes ceil(positions / 2) cycles (a4w4: 2, so depthwise a4w4 runs at
+//                  a8w4's rate). Its weights are read from the WGT SRAM, one run
 //                  per active column (depthwise: lane), each run sram_access_clocks, into
 //                  the array's second weight register while the previous set computes: a
 //                  set starts max(previous set's beats, its own reads) after the previous
@@ -41,17 +44,24 @@
 //                  kernel_w * ceil(in_c / (mac_rows * s)) * ceil(out_c / mac_cols) * p +
 //                  min(out_c, mac_cols) + mac_pipeline_depth cycles.
 //   REQUANT        ceil(pixels * channels / requant_lanes) cycles.
-//   vector unit    ceil(work / vector_lanes) cycles (VLUT: / lut_lanes), work = count (VADD), output elements
-//                  x window (VMAXPOOL, VAVGPOOL), output elements (VUPSAMPLE), bytes (VCOPY),
+//   vector unit    ceil(work / vector_lanes) cycles (VLUT: / lut_lanes), work = count (VADD),
 //                  count (VLUT of 4- and 8-bit inputs) or 2 * count (VLUT of i16 inputs,
 //                  two knots read per element); a VLUT first loads its table from PARAM,
 //                  one block of lut_lanes entries a cycle (16 cycles for an 8-bit table on
-//                  default), each block one PARAM access.
+//                  default), each block one PARAM access. Windows (VMAXPOOL, VAVGPOOL,
+//                  VUPSAMPLE; VCOPY as one window position): each group of vector_lanes
+//                  consecutive output elements (pixel-major, so a group may straddle
+//                  pixels) takes one beat per window position; the beat reads each run of
+//                  consecutive input elements its lanes need once, the runs alternately on
+//                  two ACT read ports, and takes the busier port's clocks, at least one:
+//                  ceil(outputs / vector_lanes) * kernel_h * kernel_w cycles where a group
+//                  spans at most two pixels (channels >= vector_lanes), more where it
+//                  spans more pixels than adjacent input pixels merge (stride 2).
 //   SYNC / END     no cycles of their own beyond decode and the wait for the queues.
 // SRAM capacities are enforced by the semantic bodies. Banks: the DMA's rows (above); the
 // ACC SRAM's accesses take one clock (its bank width, HwConfig::acc_bank_words, guarantees
 // it for partial-sum rows and requantizer groups); a dense MAC beat's activation run,
-// VADD's two operands (two read ports), VLUT's and VCOPY's inputs of a beat and each group of outputs a unit writes
+// VADD's two operands (two read ports), VLUT's inputs of a beat and each group of outputs a unit writes
 // (requant_lanes, vector_lanes or lut_lanes elements, lut_lanes / 2 for i16 VLUT inputs)
 // are one ACT access each, and a beat whose slowest access takes more than one clock
 // (sram_access_clocks) adds the extra clocks to the formulas above; the MAC's weight runs
@@ -61,7 +71,7 @@
 // channels than lanes each requantizer beat reads its group's shifts, a run from its
 // first channel and, where the group wraps, one from channel 0 on a second port, in
 // parallel with its other accesses; the table blocks above. The depthwise and window
-// reads of ACT are not banked.
+// reads (above) are ACT accesses too, each sram_access_clocks on its port.
 #pragma once
 
 #include <array>

@@ -2,6 +2,7 @@
 #include "timing.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
@@ -45,7 +46,7 @@ std::pair<std::uint64_t, std::uint64_t> element_bytes(std::uint64_t e0, std::uin
 /// reads the run of its chunk's channels at its pixel and kernel position; the same runs
 /// for every output-channel block and pass); empty when every run takes one clock.
 std::vector<std::uint64_t> act_run_stalls(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
-  if (insn.depthwise) return {};  // the rtl engine still gathers depthwise operands in C++
+  if (insn.depthwise) return {};  // depthwise_set_beats counts a depthwise beat's runs
   const auto mode = static_cast<isa::MacMode>(insn.mode);
   const std::uint64_t bits = u(dtype_info(isa::mac_act_type(mode, insn.act_unsigned != 0)).bits);
   const std::uint64_t chunk = u(hw.mac_rows) * r.speedup, in_c = u(insn.in_c), chunks = ceil_div(in_c, chunk);
@@ -85,11 +86,40 @@ std::uint64_t weight_set_clocks(const isa::Mac& insn, const HwConfig& hw, const 
   return clocks;
 }
 
+/// The clocks of a depthwise weight set's beats, one a pixel and pass at the least: a beat
+/// reads one ACT run of the set's n channels (from channel c0) per kernel position of the
+/// set (at most `speedup` from kpos), alternately on the two ACT copies' read ports, and
+/// takes the clocks of the busier port (a4w4's four runs: two clocks a beat).
+std::uint64_t depthwise_set_beats(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r, std::uint64_t c0,
+                                  std::uint64_t n, std::uint64_t kpos) {
+  const auto mode = static_cast<isa::MacMode>(insn.mode);
+  const std::uint64_t bits = u(dtype_info(isa::mac_act_type(mode, insn.act_unsigned != 0)).bits);
+  const std::uint64_t kw = u(insn.kernel_w), runs = std::min(r.speedup, u(insn.kernel_h) * kw - kpos);
+  const std::uint64_t pixels = u(insn.out_h) * u(insn.out_w), channels = u(insn.in_c);
+  if (runs_take_one_clock(n, bits, hw)) return pixels * ceil_div(runs, 2) * r.passes;
+  const std::uint64_t in_w = u((insn.out_w - 1) * insn.stride_w + (insn.kernel_w - 1) * insn.dilation + 1);
+  std::uint64_t beats = 0;
+  for (std::uint64_t oh = 0; oh < u(insn.out_h); ++oh) {
+    for (std::uint64_t ow = 0; ow < u(insn.out_w); ++ow) {
+      std::uint64_t port[2] = {0, 0};
+      for (std::uint64_t j = 0; j < runs; ++j) {
+        const std::uint64_t kh = (kpos + j) / kw, kx = (kpos + j) % kw;
+        const std::uint64_t pixel = (oh * u(insn.stride_h) + kh * u(insn.dilation)) * in_w + ow * u(insn.stride_w) +
+                                    kx * u(insn.dilation);
+        const auto [b0, b1] = element_bytes(pixel * channels + c0, n, bits);
+        port[j % 2] += hw.sram_access_clocks(u(insn.act_addr) + b0, b1 - b0);
+      }
+      beats += std::max(port[0], port[1]);
+    }
+  }
+  return beats * r.passes;
+}
+
 /// A MAC's beats with its weight loads, in the controller's order of weight sets (dense: for
 /// each block of mac_cols output channels, kernel position and input-channel chunk;
 /// depthwise: for each block of min(mac_rows, mac_cols) channels and group of `speedup`
 /// kernel positions). A set's beats are its pixels times the passes plus their activation
-/// stalls. The WGT port reads set i + 1 into the array's second weight register while set
+/// stalls (depthwise: depthwise_set_beats). The WGT port reads set i + 1 into the array's second weight register while set
 /// i computes, so set i + 1 starts max(B_i, L_{i+1}) after set i, and the first set's
 /// reads L_0 come before any beat.
 std::uint64_t mac_beats_with_weight_loads(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
@@ -115,11 +145,98 @@ std::uint64_t mac_beats_with_weight_loads(const isa::Mac& insn, const HwConfig& 
             one_clock_runs ? n : weight_set_clocks(insn, hw, r, bits, oc0, n, kpos, c * chunk);
         total += first ? load : std::max(prev_beats, load);
         first = false;
-        prev_beats = (pixels + (act.empty() ? 0 : act[kpos * chunks + c])) * r.passes;
+        prev_beats = dw ? depthwise_set_beats(insn, hw, r, oc0, n, kpos)
+                        : (pixels + (act.empty() ? 0 : act[kpos * chunks + c])) * r.passes;
       }
     }
   }
   return total + prev_beats;
+}
+
+/// A window instruction of the vector unit (VMAXPOOL, VAVGPOOL, VUPSAMPLE; VCOPY as one
+/// pixel of `bytes` channels): `out_pixels` x `channels` output elements, `positions`
+/// window positions; input_pixel(p, k, &i) sets the input pixel of output pixel p at
+/// position k and returns false in the padding.
+struct Window {
+  std::uint64_t out_pixels = 1, channels = 1, positions = 1;
+  DType in = DType::I8, out = DType::I8;
+  std::uint64_t in_addr = 0, out_addr = 0;
+  std::function<bool(std::uint64_t, std::uint64_t, std::uint64_t*)> input_pixel;
+};
+
+/// Each group of vector_lanes consecutive output elements takes one beat per window
+/// position. A beat reads the union of its elements' inputs, each maximal run of
+/// consecutive input elements one ACT access, alternately on the two copies' read ports,
+/// and a group's last beat writes its outputs on the write port: the beat takes its
+/// busiest port's clocks, one at the least.
+std::uint64_t window_cycles(const Window& w, const HwConfig& hw) {
+  const std::uint64_t lanes = u(hw.vector_lanes), n = w.out_pixels * w.channels, groups = ceil_div(n, lanes);
+  const auto in_bits = static_cast<std::uint64_t>(dtype_info(w.in).bits);
+  const auto out_bits = static_cast<std::uint64_t>(dtype_info(w.out).bits);
+  // A group within two pixels reads at most two runs, one per port.
+  if ((w.channels >= lanes || w.out_pixels == 1) && runs_take_one_clock(lanes, in_bits, hw) &&
+      runs_take_one_clock(lanes, out_bits, hw)) {
+    return groups * w.positions;
+  }
+  std::uint64_t cycles = 0;
+  for (std::uint64_t e0 = 0; e0 < n; e0 += lanes) {
+    const std::uint64_t e1 = std::min(n, e0 + lanes);
+    for (std::uint64_t k = 0; k < w.positions; ++k) {
+      std::uint64_t port[2] = {0, 0}, reads = 0;
+      std::uint64_t lo = 0, hi = 0;  // the run being gathered; empty when lo == hi
+      auto flush = [&] {
+        if (lo == hi) return;
+        const auto [b0, b1] = element_bytes(lo, hi - lo, in_bits);
+        port[reads++ % 2] += hw.sram_access_clocks(w.in_addr + b0, b1 - b0);
+      };
+      // Pixel by pixel: its channels of the group at its input pixel. Input pixels never
+      // decrease along the output; an upsampled pixel repeats its predecessor's.
+      for (std::uint64_t p = e0 / w.channels; p * w.channels < e1; ++p) {
+        std::uint64_t ip = 0;
+        if (!w.input_pixel(p, k, &ip)) continue;
+        const std::uint64_t c_lo = std::max(e0, p * w.channels) - p * w.channels;
+        const std::uint64_t c_hi = std::min(e1, (p + 1) * w.channels) - p * w.channels;
+        const std::uint64_t a = ip * w.channels + c_lo, b = ip * w.channels + c_hi;
+        if (lo != hi && a <= hi && b >= lo) {
+          lo = std::min(lo, a);
+          hi = std::max(hi, b);
+        } else {
+          flush();
+          lo = a;
+          hi = b;
+        }
+      }
+      flush();
+      std::uint64_t clocks = std::max<std::uint64_t>({1, port[0], port[1]});
+      if (k + 1 == w.positions) {
+        const auto [b0, b1] = element_bytes(e0, e1 - e0, out_bits);
+        clocks = std::max(clocks, hw.sram_access_clocks(w.out_addr + b0, b1 - b0));
+      }
+      cycles += clocks;
+    }
+  }
+  return cycles;
+}
+
+/// A pool's window: output pixel p at position k reads input pixel (oh * stride_h + kh -
+/// pad_top, ow * stride_w + kw - pad_left) of in_h x in_w, or the padding.
+template <class Pool>
+Window pool_window(const Pool& i, std::int64_t in_h, std::int64_t in_w, std::int64_t pad_top, std::int64_t pad_left) {
+  Window w;
+  w.out_pixels = u(i.out_h) * u(i.out_w);
+  w.channels = u(i.channels);
+  w.positions = u(i.kernel_h) * u(i.kernel_w);
+  w.in_addr = u(i.in_addr);
+  w.out_addr = u(i.out_addr);
+  w.input_pixel = [&i, in_h, in_w, pad_top, pad_left](std::uint64_t p, std::uint64_t k, std::uint64_t* ip) {
+    const std::int64_t oh = static_cast<std::int64_t>(p) / i.out_w, ow = static_cast<std::int64_t>(p) % i.out_w;
+    const std::int64_t ih = oh * i.stride_h + static_cast<std::int64_t>(k) / i.kernel_w - pad_top;
+    const std::int64_t iw = ow * i.stride_w + static_cast<std::int64_t>(k) % i.kernel_w - pad_left;
+    if (ih < 0 || ih >= in_h || iw < 0 || iw >= in_w) return false;
+    *ip = u(ih * in_w + iw);
+    return true;
+  };
+  return w;
 }
 
 }  // namespace
@@ -175,72 +292,72 @@ std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw) {
 }
 
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw) {
-  const std::uint64_t work = std::visit(
-      [](const auto& i) -> std::uint64_t {
-        using T = std::decay_t<decltype(i)>;
-        if constexpr (std::is_same_v<T, isa::VAdd>) {
-          return u(i.count);
-        } else if constexpr (std::is_same_v<T, isa::VMaxPool> || std::is_same_v<T, isa::VAvgPool>) {
-          return u(i.out_h) * u(i.out_w) * u(i.channels) * u(i.kernel_h) * u(i.kernel_w);
-        } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
-          return 4 * u(i.in_h) * u(i.in_w) * u(i.channels);
-        } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-          return u(i.bytes);
-        } else if constexpr (std::is_same_v<T, isa::VLut>) {
-          // An i16 input reads two knots and interpolates: two lane-cycles per element.
-          return lut_interpolates(static_cast<DType>(i.in_type)) ? 2 * u(i.count) : u(i.count);
-        } else {
-          return 0;
-        }
-      },
-      insn);
+  const std::uint64_t lanes = u(hw.vector_lanes);
+  if (const auto* add = std::get_if<isa::VAdd>(&insn)) {
+    return ceil_div(u(add->count), lanes) + group_stalls({{u(add->a_addr), static_cast<DType>(add->a_type)},
+                                                          {u(add->b_addr), static_cast<DType>(add->b_type)},
+                                                          {u(add->y_addr), static_cast<DType>(add->y_type)}},
+                                                         u(add->count), lanes, hw);
+  }
+  if (const auto* mp = std::get_if<isa::VMaxPool>(&insn)) {
+    Window w = pool_window(*mp, mp->in_h, mp->in_w, mp->pad_top, mp->pad_left);
+    w.in = w.out = static_cast<DType>(mp->type);
+    return window_cycles(w, hw);
+  }
+  if (const auto* ap = std::get_if<isa::VAvgPool>(&insn)) {
+    // No padding: the input is the windows' extent.
+    Window w = pool_window(*ap, (ap->out_h - 1) * ap->stride_h + ap->kernel_h, (ap->out_w - 1) * ap->stride_w + ap->kernel_w,
+                           0, 0);
+    w.in = static_cast<DType>(ap->in_type);
+    w.out = static_cast<DType>(ap->out_type);
+    return window_cycles(w, hw);
+  }
+  if (const auto* up = std::get_if<isa::VUpsample>(&insn)) {
+    Window w;
+    w.out_pixels = 4 * u(up->in_h) * u(up->in_w);
+    w.channels = u(up->channels);
+    w.in = w.out = static_cast<DType>(up->type);
+    w.in_addr = u(up->in_addr);
+    w.out_addr = u(up->out_addr);
+    const std::uint64_t in_w = u(up->in_w);
+    w.input_pixel = [in_w](std::uint64_t p, std::uint64_t, std::uint64_t* ip) {
+      *ip = p / (2 * in_w) / 2 * in_w + p % (2 * in_w) / 2;
+      return true;
+    };
+    return window_cycles(w, hw);
+  }
+  if (const auto* cp = std::get_if<isa::VCopy>(&insn)) {
+    Window w;
+    w.channels = u(cp->bytes);
+    w.in = w.out = DType::U8;
+    w.in_addr = u(cp->src_addr);
+    w.out_addr = u(cp->dst_addr);
+    w.input_pixel = [](std::uint64_t, std::uint64_t, std::uint64_t* ip) {
+      *ip = 0;
+      return true;
+    };
+    return window_cycles(w, hw);
+  }
+  const auto* lut = std::get_if<isa::VLut>(&insn);
+  if (lut == nullptr) return 0;
   // The lookup-table unit has lanes of its own (a VLUT never reaches here with none:
   // semantics refuses it), and loads its table from PARAM first, lut_lanes entries a
-  // cycle, each block one read of the PARAM SRAM (more cycles where its bytes take more).
-  if (const auto* lut = std::get_if<isa::VLut>(&insn)) {
-    const std::uint64_t lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
-    const auto in = static_cast<DType>(lut->in_type);
-    const std::uint64_t entries = u(lut_entries(in)), entry_bytes = isa::LutRecord::kLayout[0].bytes;
-    std::uint64_t table = ceil_div(entries, lanes);
-    if (!runs_take_one_clock(lanes, 8 * entry_bytes, hw)) {
-      table = 0;
-      for (std::uint64_t e0 = 0; e0 < entries; e0 += lanes) {
-        table += hw.sram_access_clocks(u(lut->param_addr) + e0 * entry_bytes, std::min(lanes, entries - e0) * entry_bytes);
-      }
+  // cycle, each block one read of the PARAM SRAM (more cycles where its bytes take more);
+  // an i16 input reads two knots and interpolates: two lane-cycles per element.
+  const std::uint64_t lut_lanes = u(std::max<std::int64_t>(hw.lut_lanes, 1));
+  const auto in = static_cast<DType>(lut->in_type);
+  const std::uint64_t entries = u(lut_entries(in)), entry_bytes = isa::LutRecord::kLayout[0].bytes;
+  std::uint64_t table = ceil_div(entries, lut_lanes);
+  if (!runs_take_one_clock(lut_lanes, 8 * entry_bytes, hw)) {
+    table = 0;
+    for (std::uint64_t e0 = 0; e0 < entries; e0 += lut_lanes) {
+      table += hw.sram_access_clocks(u(lut->param_addr) + e0 * entry_bytes, std::min(lut_lanes, entries - e0) * entry_bytes);
     }
-    return table + ceil_div(work, lanes) +
-           group_stalls({{u(lut->in_addr), in}, {u(lut->out_addr), static_cast<DType>(lut->out_type)}}, u(lut->count),
-                        lut_interpolates(in) ? std::max<std::uint64_t>(lanes / 2, 1) : lanes, hw);
   }
-  return ceil_div(work, u(hw.vector_lanes)) + output_stalls(insn, hw);
-}
-
-std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw) {
-  const std::uint64_t lanes = u(hw.vector_lanes);
-  return std::visit(
-      [&](const auto& i) -> std::uint64_t {
-        using T = std::decay_t<decltype(i)>;
-        if constexpr (std::is_same_v<T, isa::VAdd>) {
-          return group_stalls({{u(i.a_addr), static_cast<DType>(i.a_type)},
-                               {u(i.b_addr), static_cast<DType>(i.b_type)},
-                               {u(i.y_addr), static_cast<DType>(i.y_type)}},
-                              u(i.count), lanes, hw);
-        } else if constexpr (std::is_same_v<T, isa::VMaxPool>) {
-          return group_stalls({{u(i.out_addr), static_cast<DType>(i.type)}}, u(i.out_h) * u(i.out_w) * u(i.channels), lanes,
-                              hw);
-        } else if constexpr (std::is_same_v<T, isa::VAvgPool>) {
-          return group_stalls({{u(i.out_addr), static_cast<DType>(i.out_type)}}, u(i.out_h) * u(i.out_w) * u(i.channels),
-                              lanes, hw);
-        } else if constexpr (std::is_same_v<T, isa::VUpsample>) {
-          return group_stalls({{u(i.out_addr), static_cast<DType>(i.type)}}, 4 * u(i.in_h) * u(i.in_w) * u(i.channels),
-                              lanes, hw);
-        } else if constexpr (std::is_same_v<T, isa::VCopy>) {
-          return group_stalls({{u(i.src_addr), DType::U8}, {u(i.dst_addr), DType::U8}}, u(i.bytes), lanes, hw);
-        } else {
-          return 0;
-        }
-      },
-      insn);
+  const std::uint64_t work = lut_interpolates(in) ? 2 * u(lut->count) : u(lut->count);
+  return table + ceil_div(work, lut_lanes) +
+         group_stalls({{u(lut->in_addr), in}, {u(lut->out_addr), static_cast<DType>(lut->out_type)}}, u(lut->count),
+                      lut_interpolates(in) ? std::max<std::uint64_t>(lut_lanes / 2, 1) : lut_lanes, hw);
 }
 
 std::uint64_t dram_bursts(std::uint64_t addr, std::uint64_t row_bytes, std::uint64_t rows, std::uint64_t stride,

@@ -20,8 +20,8 @@ std::uint64_t mac_cycles(const isa::Mac& insn, const HwConfig& hw);
 double mac_ideal_cycles(const isa::Mac& insn, std::uint64_t macs, const HwConfig& hw);
 /// Cycles of a REQUANT instruction.
 std::uint64_t requant_cycles(const isa::Requant& insn, const HwConfig& hw);
-/// Cycles of a vector instruction (VADD, VMAXPOOL, VAVGPOOL, VUPSAMPLE, VCOPY); 0 for any
-/// other instruction.
+/// Cycles of a vector instruction (VADD, VMAXPOOL, VAVGPOOL, VUPSAMPLE, VCOPY, VLUT); 0
+/// for any other instruction.
 std::uint64_t vector_cycles(const isa::Instruction& insn, const HwConfig& hw);
 
 /// A contiguous run of `type` elements in ACT from byte `base` that a unit reads or
@@ -35,9 +35,6 @@ struct ActRun {
 /// parallel): the sum over beats of the slowest access's sram_access_clocks minus one; 0
 /// where every access fits one clock.
 std::uint64_t group_stalls(const std::vector<ActRun>& runs, std::uint64_t n, std::uint64_t group, const HwConfig& hw);
-/// group_stalls of a vector-unit instruction's ACT runs (VLUT: in vector_cycles): its
-/// output, and VCOPY's source.
-std::uint64_t output_stalls(const isa::Instruction& insn, const HwConfig& hw);
 
 /// dram_burst_bytes-aligned bursts a 2D DRAM block touches: one contiguous range when
 /// stride == row_bytes, else every row on its own (a repeated row, stride 0, each time).

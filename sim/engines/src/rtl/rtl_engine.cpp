@@ -5,10 +5,10 @@
 // walks its loops, one beat descriptor per clock; this file's sequencer gathers the
 // operands a descriptor names from the SRAMs, drives the block's beat and writes the
 // results back. The accumulator SRAM is RTL (dla_sram with ACC_GEOMETRY) and so is the
-// activation SRAM (ACT_GEOMETRY) for the dense MAC's activation runs, VADD's, VLUT's and
-// VCOPY's inputs and every unit's outputs, and so are the weight SRAM (WGT_GEOMETRY) and
-// the parameter SRAM (PARAM_GEOMETRY, two copies as ACT); the depthwise and window reads
-// of ACT are still C++ gathers from the machine state.
+// activation SRAM (ACT_GEOMETRY) for the MAC's activation runs, VADD's and VLUT's inputs,
+// the window units' inputs and every unit's outputs (two copies, for two reads a clock),
+// and so are the weight SRAM (WGT_GEOMETRY) and the parameter SRAM (PARAM_GEOMETRY, two
+// copies as ACT): every operand comes from an RTL SRAM.
 //   MAC      weight-stationary: for each output-channel block of mac_cols, kernel position
 //            and input-channel chunk of mac_rows * speedup (a8w4: 2, a4w4: 4 channels per
 //            PE lane), the weights are read from the WGT SRAM, one read per column, into
@@ -20,7 +20,9 @@
 //            array's psum_i, come back on psum_o and are written to the ACC SRAM: its
 //            read-modify-write, one read and one write of at most mac_cols words a beat
 //            on its two ports. Depthwise: channel c on row c, weights on the diagonal,
-//            a8w4 / a4w4 pack 2 / 4 kernel positions per lane (one WGT read per lane). The
+//            a8w4 / a4w4 pack 2 / 4 kernel positions per lane (one WGT read per lane);
+//            a beat reads one ACT run per kernel position, alternating between the two
+//            ACT copies' ports (a4w4: two clocks a beat). The
 //            array's mode inputs are the controller's decoded fields. Clocks: the cycle
 //            model's formula without the pipeline fill (timing.hpp).
 //   REQUANT  requant_lanes consecutive accumulators per beat, read from the ACC SRAM, each
@@ -32,7 +34,8 @@
 //            then lut_lanes elements per beat (lut_lanes / 2 for i16: two knots each).
 //   VMAXPOOL, VAVGPOOL  vector_lanes consecutive output elements (pixel-major, channel
 //            minor) at a time, one beat per window position (max pool: positions in the
-//            padding are not taken).
+//            padding are not taken); a beat reads each run of consecutive input elements
+//            its lanes need once, the runs alternating between the two ACT copies' ports.
 //   VUPSAMPLE, VCOPY  windows of one position on the same block: vector_lanes output
 //            elements (VCOPY: bytes) per beat.
 // A descriptor outside the instruction (an element, pixel or channel past its end) stops
@@ -41,7 +44,7 @@
 // word on the previous instruction's last beat.
 // The blocks have one register stage: a beat's result appears after its clock edge.
 //
-// The SRAMs (ACC; ACT for the one-run reads above and every unit's outputs). In hardware a beat's read is issued a clock ahead and its write lands while
+// The SRAMs. In hardware a beat's read is issued a clock ahead and its write lands while
 // the next beat reads (the two ports; a bypass serves a read of the words being written);
 // here each SRAM runs on its own clock, each access to completion in turn, and a beat's
 // cycles grow by the clocks its slowest access takes beyond one (ACC: none with the
@@ -280,14 +283,13 @@ struct CoreResult {
   std::uint64_t saturations = 0;
 };
 
-/// The MAC operands, unpacked from the SRAM by the sequencer.
+/// A MAC's geometry and operand types (its operands are read from the ACT and WGT SRAMs).
 struct MacJob {
   const isa::Mac* insn = nullptr;
   std::int64_t in_h = 0, in_w = 0;
   int speedup = 1;
   int act_bits = 8, wgt_bits = 8;  ///< width of one slot in a PE lane
-  int act_storage_bits = 8;        ///< of one activation in ACT (a16w8: 16)
-  std::vector<std::int32_t> act;   ///< depthwise: [in_h][in_w][in_c] (dense reads the ACT SRAM)
+  int act_storage_bits = 8;        ///< of one activation in ACT (a16w8: 16), read from the ACT SRAM
   DType wgt_type = DType::I8;      ///< the weights in the WGT SRAM: [out_c][kh][kw][in_c] or [out_c][kh][kw]
 };
 
@@ -308,22 +310,21 @@ struct LutJob {
   RoundMode mode = RoundMode::HALF_UP;
 };
 
-/// A window job of dla_vpool: `outputs` elements, `positions` beats per group of lanes.
-/// gather(e, k, &x) sets the input of output element e at window position k and returns
-/// false where that position lies in the padding.
+/// A window job of dla_vpool: `outputs` elements, `positions` beats per group of lanes,
+/// reading `in` elements from ACT byte in_addr. input(e, k, &i) sets the input element i of
+/// output element e at window position k and returns false where that position lies in the
+/// padding (VCOPY: output byte e is input byte e).
 struct PoolJob {
   int op = 0;  ///< the instruction's funct (FUNCT_VAVGPOOL averages, the others take the maximum)
   std::uint64_t outputs = 0;
   std::int64_t positions = 1;
   DType in = DType::I8, out = DType::I8;
+  std::uint64_t in_addr = 0;
   std::int64_t mult = 1;
   int shift = 0;
   std::int32_t clip_lo = INT32_MIN, clip_hi = INT32_MAX;
   RoundMode mode = RoundMode::HALF_UP;
-  std::function<bool(std::uint64_t, std::int64_t, std::int32_t*)> gather;
-  /// VCOPY: output element e is byte e from ACT byte *source, a group one read of the ACT
-  /// SRAM (else `gather`).
-  std::optional<std::uint64_t> source;
+  std::function<bool(std::uint64_t, std::int64_t, std::uint64_t*)> input;
 };
 
 /// The blocks of one preset's core.
@@ -444,18 +445,19 @@ class CoreOf final : public Core {
       const std::int64_t kh = kpos / in.kernel_w, kw = kpos % in.kernel_w;
       return origin[static_cast<std::size_t>(p)] + (kh * in.dilation * job.in_w + kw * in.dilation) * ic_n + ic;
     };
-    // Dense: a beat's activations are one run of channels at one pixel and kernel
-    // position, read from the ACT SRAM (`run`: its bytes from byte run_b0 of the tile);
-    // depthwise still gathers from job.act.
+    // A beat's activations are runs of channels read from the ACT SRAM (runs[j]: its bytes
+    // from byte run_b0[j] of the tile): dense, one run of the chunk's channels at the beat's
+    // pixel and kernel position; depthwise, one run of the block's channels per kernel
+    // position of the beat (a8w4 / a4w4: 2 / 4), alternating between the two copies' read
+    // ports, so a4w4's four runs take two clocks.
     const int sbits = job.act_storage_bits;
-    std::vector<std::uint8_t> run(u(hw_.act_port_bytes()));
-    std::int64_t run_b0 = 0;
-    auto act_at = [&](std::int64_t p, std::int64_t kpos, std::int64_t ic) -> std::int32_t {
-      const std::int64_t e = act_offset(p, kpos, ic);
-      if (dw) return job.act[static_cast<std::size_t>(e)];
-      const std::int64_t bit = e * sbits - run_b0 * 8;  // the raw bits: the lanes mask them
-      std::uint32_t v = run[u(bit / 8)];
-      if (sbits == 16) v |= static_cast<std::uint32_t>(run[u(bit / 8 + 1)]) << 8;
+    std::vector<std::vector<std::uint8_t>> runs(u(dw ? s : 1), std::vector<std::uint8_t>(u(hw_.act_port_bytes())));
+    std::vector<std::int64_t> run_b0(runs.size());
+    auto act_at = [&](std::int64_t p, std::int64_t kfirst, std::int64_t kp, std::int64_t ic) -> std::int32_t {
+      const auto j = static_cast<std::size_t>(kp - kfirst);
+      const std::int64_t bit = act_offset(p, kp, ic) * sbits - run_b0[j] * 8;  // the raw bits: the lanes mask them
+      std::uint32_t v = runs[j][u(bit / 8)];
+      if (sbits == 16) v |= static_cast<std::uint32_t>(runs[j][u(bit / 8 + 1)]) << 8;
       if (sbits == 4) v = (v >> (bit % 8)) & 0xFu;
       return static_cast<std::int32_t>(v);
     };
@@ -499,18 +501,24 @@ class CoreOf final : public Core {
       }
       mac_->wswap_i = ctrl_->load_wgt_o;
       mac_->hi_pass_i = ctrl_->pass_o != 0 ? 1 : 0;
-      std::uint64_t act_clocks = 1;
-      if (!dw) {
-        const std::int64_t e0 = act_offset(pixel, kpos, ic0), count = std::min<std::int64_t>(rows * s, ic_n - ic0);
-        run_b0 = e0 * sbits / 8;
-        const std::int64_t b1 = ((e0 + count) * sbits + 7) / 8;
-        act_clocks = act_.read(u(in.act_addr + run_b0), static_cast<int>(b1 - run_b0), run.data());
+      // Dense: the chunk's channels at kpos; depthwise: the block's n channels at each of
+      // the beat's kernel positions, run j on copy j % 2.
+      const std::int64_t run_count = dw ? std::min<std::int64_t>(s, kk - kpos) : 1;
+      const std::int64_t run_len = dw ? n : std::min<std::int64_t>(rows * s, ic_n - ic0);
+      std::uint64_t port_clocks[2] = {0, 0};
+      for (std::int64_t j = 0; j < run_count; ++j) {
+        const std::int64_t e0 = act_offset(pixel, kpos + j, ic0);
+        run_b0[u(j)] = e0 * sbits / 8;
+        const std::int64_t b1 = ((e0 + run_len) * sbits + 7) / 8;
+        auto& port = j % 2 == 0 ? act_ : act_b_;
+        port_clocks[j % 2] += port.read(u(in.act_addr + run_b0[u(j)]), static_cast<int>(b1 - run_b0[u(j)]), runs[u(j)].data());
       }
+      const std::uint64_t act_clocks = std::max(port_clocks[0], port_clocks[1]);
       for (int row = 0; row < rows; ++row) {
         std::uint64_t lane = 0;
         for (int j = 0; j < s; ++j) {
           std::int64_t kp = 0, ic = 0;
-          if (slot(row, j, &kp, &ic)) lane |= (static_cast<std::uint64_t>(act_at(pixel, kp, ic)) & amask) << (j * job.act_bits);
+          if (slot(row, j, &kp, &ic)) lane |= (static_cast<std::uint64_t>(act_at(pixel, kpos, kp, ic)) & amask) << (j * job.act_bits);
         }
         rtl::put_field(mac_->act_i, row * kPeLaneBits, kPeLaneBits, lane);
       }
@@ -694,6 +702,8 @@ class CoreOf final : public Core {
     r.values.resize(job.outputs);
     const std::uint64_t start = pool_.cycles();
     std::vector<std::int32_t> xs(u(lanes));
+    std::vector<std::uint64_t> lane_in(u(lanes));
+    std::vector<char> take(u(lanes));
     walk_groups(pool_, lanes, job.outputs, drop, r, [&](std::uint64_t e0, int k, std::int64_t pos) {
       if (pos >= job.positions) {
         r.bad_beat = "window position " + std::to_string(pos) + " of " + std::to_string(job.positions);
@@ -701,13 +711,31 @@ class CoreOf final : public Core {
       }
       pool_->first_i = ctrl_->first_o;
       pool_->last_i = ctrl_->wlast_o;
-      if (job.source) beat_clocks_ = std::max(beat_clocks_, read_elements(act_, *job.source, job.in, e0, k, xs.data()));
+      // The lanes' input elements at this window position. The beat reads each run of
+      // consecutive elements among them once (a stride-1 window's neighbouring pixels,
+      // an upsampled pixel's copies share a run), the runs alternating between the two
+      // copies' read ports.
+      needed_.clear();
+      for (int l = 0; l < k; ++l) {
+        take[u(l)] = job.input(e0 + u(l), pos, &lane_in[u(l)]);
+        if (take[u(l)]) needed_.push_back(lane_in[u(l)]);
+      }
+      std::sort(needed_.begin(), needed_.end());
+      needed_.erase(std::unique(needed_.begin(), needed_.end()), needed_.end());
+      std::uint64_t port_clocks[2] = {0, 0};
+      int reads = 0;
+      for (std::size_t i = 0, j = 0; i < needed_.size(); i = j, ++reads) {
+        for (j = i + 1; j < needed_.size() && needed_[j] == needed_[j - 1] + 1;) ++j;
+        auto& port = reads % 2 == 0 ? act_ : act_b_;
+        port_clocks[reads % 2] += read_elements(port, job.in_addr, job.in, needed_[i], static_cast<int>(j - i), xs.data() + i);
+      }
+      beat_clocks_ = std::max({beat_clocks_, port_clocks[0], port_clocks[1]});
       for (int l = 0; l < lanes; ++l) {
-        std::int32_t x = 0;
-        const bool en = l < k;
-        const bool take = en && (job.source ? (x = xs[u(l)], true) : job.gather(e0 + u(l), pos, &x));
+        const bool en = l < k, use = en && take[u(l)];
+        const std::int32_t x =
+            use ? xs[u(std::lower_bound(needed_.begin(), needed_.end(), lane_in[u(l)]) - needed_.begin())] : 0;
         rtl::put_field(pool_->x_i, l * kVecInBits, kVecInBits, static_cast<std::uint64_t>(x));
-        rtl::put_field(pool_->take_i, l, 1, take ? 1 : 0);
+        rtl::put_field(pool_->take_i, l, 1, use ? 1 : 0);
         rtl::put_field(pool_->lane_en_i, l, 1, en ? 1 : 0);
       }
       return true;
@@ -859,6 +887,7 @@ class CoreOf final : public Core {
   std::uint64_t out_base_ = 0;  ///< output(): where the vector-side instruction writes
   DType out_type_ = DType::I8;
   std::vector<std::uint8_t> out_bytes_, in_bytes_, wgt_bytes_;
+  std::vector<std::uint64_t> needed_;  ///< a pool beat's input elements, ascending
   std::uint64_t beat_clocks_ = 1;  ///< the current beat's slowest SRAM access
 };
 
@@ -1140,12 +1169,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.in_h = (in.out_h - 1) * in.stride_h + (in.kernel_h - 1) * in.dilation + 1;
     job.in_w = (in.out_w - 1) * in.stride_w + (in.kernel_w - 1) * in.dilation + 1;
     const std::uint64_t act_n = u(job.in_h) * u(job.in_w) * u(in.in_c);
-    if (in.depthwise) {
-      job.act.resize(act_n);
-      detail::unpack(state_->act.data() + in.act_addr, at, act_n, job.act.data());
-    } else {
-      core_->act_sync_in(state_->act, u(in.act_addr), storage_bytes(at, act_n));
-    }
+    core_->act_sync_in(state_->act, u(in.act_addr), storage_bytes(at, act_n));
     job.wgt_type = wt;
     core_->wgt_sync_in(state_->wgt, u(in.wgt_addr),
                        storage_bytes(wt, u(in.out_c) * u(in.kernel_h) * u(in.kernel_w) * (in.depthwise ? 1 : u(in.in_c))));
@@ -1179,12 +1203,6 @@ class RtlUnit final : public cycle::ComputeUnit {
         insn);
   }
 
-  std::vector<std::int32_t> unpack_act(std::int64_t addr, DType t, std::uint64_t n) const {
-    std::vector<std::int32_t> v(n);
-    detail::unpack(state_->act.data() + addr, t, n, v.data());
-    return v;
-  }
-
   CoreResult run_lut(const isa::VLut& in, bool drop) {
     LutJob job;
     job.in = static_cast<DType>(in.in_type);
@@ -1205,13 +1223,14 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.outputs = u(in.out_h) * u(in.out_w) * u(in.channels);
     job.positions = in.kernel_h * in.kernel_w;
     job.mode = hw_.rounding_mode;
-    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in.in_h) * u(in.in_w) * u(in.channels))](
-                     std::uint64_t e, std::int64_t k, std::int32_t* v) {
+    job.in_addr = u(in.in_addr);
+    core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, u(in.in_h) * u(in.in_w) * u(in.channels)));
+    job.input = [&in](std::uint64_t e, std::int64_t k, std::uint64_t* i) {
       const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
       const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w - in.pad_top;
       const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w - in.pad_left;
       if (ih < 0 || ih >= in.in_h || iw < 0 || iw >= in.in_w) return false;
-      *v = x[static_cast<std::size_t>((ih * in.in_w + iw) * in.channels + c)];
+      *i = u((ih * in.in_w + iw) * in.channels + c);
       return true;
     };
     return core_->pool(job, drop);
@@ -1235,12 +1254,13 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.mode = hw_.rounding_mode;
     const std::int64_t in_w = (in.out_w - 1) * in.stride_w + in.kernel_w;
     const std::int64_t in_h = (in.out_h - 1) * in.stride_h + in.kernel_h;
-    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in_h) * u(in_w) * u(in.channels)), in_w](
-                     std::uint64_t e, std::int64_t k, std::int32_t* v) {
+    job.in_addr = u(in.in_addr);
+    core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, u(in_h) * u(in_w) * u(in.channels)));
+    job.input = [&in, in_w](std::uint64_t e, std::int64_t k, std::uint64_t* i) {
       const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
       const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w;
       const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w;
-      *v = x[static_cast<std::size_t>((ih * in_w + iw) * in.channels + c)];
+      *i = u((ih * in_w + iw) * in.channels + c);
       return true;
     };
     return core_->pool(job, drop);
@@ -1252,11 +1272,12 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.in = job.out = static_cast<DType>(in.type);
     job.outputs = 4 * u(in.in_h) * u(in.in_w) * u(in.channels);
     job.mode = hw_.rounding_mode;
-    job.gather = [&in, x = unpack_act(in.in_addr, job.in, u(in.in_h) * u(in.in_w) * u(in.channels))](
-                     std::uint64_t e, std::int64_t, std::int32_t* v) {
+    job.in_addr = u(in.in_addr);
+    core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, u(in.in_h) * u(in.in_w) * u(in.channels)));
+    job.input = [&in](std::uint64_t e, std::int64_t, std::uint64_t* i) {
       const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
       const std::int64_t oh = p / (2 * in.in_w), ow = p % (2 * in.in_w);
-      *v = x[static_cast<std::size_t>(((oh / 2) * in.in_w + ow / 2) * in.channels + c)];
+      *i = u(((oh / 2) * in.in_w + ow / 2) * in.channels + c);
       return true;
     };
     return core_->pool(job, drop);
@@ -1268,8 +1289,12 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.in = job.out = DType::U8;
     job.outputs = u(in.bytes);
     job.mode = hw_.rounding_mode;
-    job.source = u(in.src_addr);
-    core_->act_sync_in(state_->act, u(in.src_addr), u(in.bytes));
+    job.in_addr = u(in.src_addr);
+    job.input = [](std::uint64_t e, std::int64_t, std::uint64_t* i) {
+      *i = e;
+      return true;
+    };
+    core_->act_sync_in(state_->act, job.in_addr, u(in.bytes));
     return core_->pool(job, drop);
   }
 
