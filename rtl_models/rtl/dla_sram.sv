@@ -65,7 +65,13 @@ module dla_sram
   input  logic [LW-1:0] wr_len_i,                    // 1..PORT
   input  logic [PORT*ELEM_W-1:0] wr_data_i,
   output logic wr_ready_o,
-  output logic wr_done_o
+  output logic wr_done_o,
+  // The geometry the module was elaborated with (constants, no logic), so that its user
+  // can refuse a build that is not the hardware config's.
+  output logic [31:0] geom_elems_o,
+  output logic [31:0] geom_port_o,
+  output logic [31:0] geom_banks_o,
+  output logic [31:0] geom_word_o
 );
   localparam int ROWS = ELEMS / (WORD * BANKS);
   localparam int RW = ROWS > 1 ? $clog2(ROWS) : 1;
@@ -88,6 +94,10 @@ module dla_sram
   logic [IW-1:0] r_k_q, w_k_q, r_n_q, w_n_q;
   logic [PORT*ELEM_W-1:0] w_data_q;
 
+  assign geom_elems_o = 32'(ELEMS);
+  assign geom_port_o = 32'(PORT);
+  assign geom_banks_o = 32'(BANKS);
+  assign geom_word_o = 32'(WORD);
   assign rd_ready_o = !r_busy_q;
   assign wr_ready_o = !w_busy_q;
   logic r_go, w_go;

@@ -196,6 +196,24 @@ void random_accesses(const Geometry& g, std::uint32_t seed) {
   EXPECT_GT(multi, 100u) << "too few accesses took more than one clock";
 }
 
+/// The geometry outputs (which the rtl engine checks against the config) are the model's
+/// elaborated parameters: word = bank bytes / (element bytes: 4 nominal for ACC words).
+template <class M>
+void geometry_outputs(const Geometry& g) {
+  Sram<M> s(g);
+  auto& dut = s.dut();
+  EXPECT_EQ(dut->geom_elems_o, static_cast<std::uint32_t>(g.elems));
+  EXPECT_EQ(dut->geom_port_o, static_cast<std::uint32_t>(g.port));
+  EXPECT_EQ(dut->geom_banks_o, static_cast<std::uint32_t>(g.hw.sram_banks));
+  EXPECT_EQ(dut->geom_word_o, static_cast<std::uint32_t>(g.hw.sram_bank_bytes / static_cast<std::int64_t>(g.scale)));
+}
+
+TEST(RtlSram, GeometryOutputsAreTheElaboratedParameters) {
+  geometry_outputs<Vdla_sram>(byte_buffer());
+  geometry_outputs<Vdla_sram_acc>(acc_buffer());
+  geometry_outputs<Vdla_sram_one>(one_bank());
+}
+
 TEST(RtlSram, BytesOfThePresetsBanks) { random_accesses<Vdla_sram>(byte_buffer(), 0x5a0001); }
 TEST(RtlSram, AccumulatorWords) { random_accesses<Vdla_sram_acc>(acc_buffer(), 0x5a0002); }
 TEST(RtlSram, OneBankTakesAClockPerWord) { random_accesses<Vdla_sram_one>(one_bank(), 0x5a0003); }

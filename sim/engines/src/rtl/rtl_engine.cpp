@@ -170,13 +170,30 @@ struct SramHang : Error {
 template <class M, class E, int kBits>
 class SramPort {
  public:
-  SramPort(VerilatedContext* ctx, const char* name, const char* unit, std::int64_t elems, std::int64_t port)
+  /// The SRAM of `elems` elements (rounded up to whole lines of banks x word), a port of
+  /// `port`, `banks` banks of `word` elements. Throws Error where the Verilated block was
+  /// elaborated with another geometry (its geom_*_o outputs): the engine's accesses and
+  /// the cycle model's clocks assume the config's.
+  SramPort(VerilatedContext* ctx, const char* name, const char* unit, std::int64_t elems, std::int64_t port,
+           std::int64_t banks, std::int64_t word)
       : m_(ctx, name),
         unit_(unit),
         port_(static_cast<int>(port)),
         bound_(u(port) + kHangMargin),
         mirror_(u(elems), 0),
-        known_(u(elems), 0) {}
+        known_(u(elems), 0) {
+    const std::uint64_t line = u(banks) * u(word), lines = (u(elems) + line - 1) / line;
+    const std::uint64_t want[4] = {lines * line, u(port), u(banks), u(word)};
+    const std::uint64_t built[4] = {m_->geom_elems_o, m_->geom_port_o, m_->geom_banks_o, m_->geom_word_o};
+    if (!std::equal(want, want + 4, built)) {
+      auto text = [](const std::uint64_t* g) {
+        return std::to_string(g[0]) + " elements, a port of " + std::to_string(g[1]) + ", " + std::to_string(g[2]) +
+               " banks of " + std::to_string(g[3]);
+      };
+      throw Error(std::string("the rtl core's ") + unit + " was built with " + text(built) + "; the config needs " +
+                  text(want) + " (rebuild the cores: cmake --build)");
+    }
+  }
 
   void trace(rtl::RtlTrace& t) { m_.trace(t, false); }
 
@@ -368,15 +385,18 @@ class CoreOf final : public Core {
         va_(ctx_.get(), "vadd"),
         lut_(ctx_.get(), "vlut"),
         pool_(ctx_.get(), "vpool"),
-        acc_(ctx_.get(), "acc_sram", "accumulator SRAM (dla_sram, ACC_GEOMETRY)", hw.acc_sram_words(), hw.acc_port_words()),
-        act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes()),
+        acc_(ctx_.get(), "acc_sram", "accumulator SRAM (dla_sram, ACC_GEOMETRY)", hw.acc_sram_words(), hw.acc_port_words(),
+             hw.sram_banks, hw.acc_bank_words()),
+        act_(ctx_.get(), "act_sram", "activation SRAM (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(), hw.act_port_bytes(),
+             hw.sram_banks, hw.sram_bank_bytes),
         act_b_(ctx_.get(), "act_sram_b", "activation SRAM's second copy (dla_sram, ACT_GEOMETRY)", hw.act_sram_bytes(),
-               hw.act_port_bytes()),
-        wgt_(ctx_.get(), "wgt_sram", "weight SRAM (dla_sram, WGT_GEOMETRY)", hw.wgt_sram_bytes(), hw.wgt_port_bytes()),
+               hw.act_port_bytes(), hw.sram_banks, hw.sram_bank_bytes),
+        wgt_(ctx_.get(), "wgt_sram", "weight SRAM (dla_sram, WGT_GEOMETRY)", hw.wgt_sram_bytes(), hw.wgt_port_bytes(),
+             hw.sram_banks, hw.sram_bank_bytes),
         param_(ctx_.get(), "param_sram", "parameter SRAM (dla_sram, PARAM_GEOMETRY)", hw.param_sram_bytes(),
-               hw.param_port_bytes()),
+               hw.param_port_bytes(), hw.sram_banks, hw.sram_bank_bytes),
         param_b_(ctx_.get(), "param_sram_b", "parameter SRAM's second copy (dla_sram, PARAM_GEOMETRY)",
-                 hw.param_sram_bytes(), hw.param_port_bytes()) {}
+                 hw.param_sram_bytes(), hw.param_port_bytes(), hw.sram_banks, hw.sram_bank_bytes) {}
 
   void acc_sync_in(const std::vector<std::int64_t>& acc, std::uint64_t base, std::uint64_t n) override {
     acc_.sync_in(acc, base, n);
