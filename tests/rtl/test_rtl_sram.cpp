@@ -208,6 +208,28 @@ void geometry_outputs(const Geometry& g) {
   EXPECT_EQ(dut->geom_word_o, static_cast<std::uint32_t>(g.hw.sram_bank_bytes / static_cast<std::int64_t>(g.scale)));
 }
 
+/// Out of reset both ports are ready and idle: no access in flight, no valid read, no
+/// write done, through idle clocks.
+template <class M>
+void idle_out_of_reset(const Geometry& g) {
+  Sram<M> s(g);
+  auto& dut = s.dut();
+  for (int clock = 0; clock < 4; ++clock) {
+    dut->eval();
+    EXPECT_EQ(dut->rd_ready_o, 1) << "clock " << clock;
+    EXPECT_EQ(dut->wr_ready_o, 1) << "clock " << clock;
+    EXPECT_EQ(dut->rd_valid_o, 0) << "clock " << clock;
+    EXPECT_EQ(dut->wr_done_o, 0) << "clock " << clock;
+    dut.tick();
+  }
+}
+
+TEST(RtlSram, IdleOutOfReset) {
+  idle_out_of_reset<Vdla_sram>(byte_buffer());
+  idle_out_of_reset<Vdla_sram_acc>(acc_buffer());
+  idle_out_of_reset<Vdla_sram_one>(one_bank());
+}
+
 TEST(RtlSram, GeometryOutputsAreTheElaboratedParameters) {
   geometry_outputs<Vdla_sram>(byte_buffer());
   geometry_outputs<Vdla_sram_acc>(acc_buffer());
