@@ -190,25 +190,27 @@ TEST(TimingFormulas, WindowBeatsReadEachInputRunOnceOnTwoPorts) {
   HwConfig hw = HwConfig::preset("default");
   hw.vector_lanes = 32;  // a group of 32 outputs: 4 pixels of 8 channels
   const auto i8 = static_cast<std::int64_t>(dla::DType::I8);
-  isa::VMaxPool mp;
-  mp.type = i8;
-  mp.channels = 8;
-  mp.out_h = mp.out_w = 2;
-  mp.in_h = mp.in_w = 5;
-  mp.kernel_h = mp.kernel_w = 3;
-  mp.stride_h = mp.stride_w = 2;
+  // An int8 max pool of square windows, no padding.
+  auto max_pool = [i8](std::int64_t channels, std::int64_t out, std::int64_t in, std::int64_t kernel, std::int64_t stride) {
+    isa::VMaxPool p;
+    p.type = i8;
+    p.channels = channels;
+    p.out_h = p.out_w = out;
+    p.in_h = p.in_w = in;
+    p.kernel_h = p.kernel_w = kernel;
+    p.stride_h = p.stride_w = stride;
+    return p;
+  };
+  isa::VMaxPool mp = max_pool(8, 2, 5, 3, 2);
   // Stride 2: the 4 pixels' inputs at a position are 4 runs apart, 2 a port: 2 clocks.
   EXPECT_EQ(cyc::vector_cycles(mp, hw), 9u * 2);
   // Stride 1: a row's 2 pixels read one run, the 2 rows 2 runs: 1 clock.
-  mp.kernel_h = mp.kernel_w = 2;
-  mp.stride_h = mp.stride_w = 1;
-  mp.in_h = mp.in_w = 3;
+  mp = max_pool(8, 2, 3, 2, 1);
   EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u);
   // Padding: positions in it read nothing; an input of width 2 puts row 0's last pixel
   // next to row 1's first, so the centre position's 4 pixels are one run.
-  mp.kernel_h = mp.kernel_w = 3;
+  mp = max_pool(8, 2, 2, 3, 1);
   mp.pad_top = mp.pad_left = 1;
-  mp.in_h = mp.in_w = 2;
   EXPECT_EQ(cyc::vector_cycles(mp, hw), 9u);
   isa::VAvgPool ap;
   ap.in_type = ap.out_type = i8;
@@ -229,13 +231,7 @@ TEST(TimingFormulas, WindowBeatsReadEachInputRunOnceOnTwoPorts) {
   hw = HwConfig::preset("default");
   hw.sram_banks = 2;
   hw.sram_bank_bytes = 4;
-  mp = isa::VMaxPool{};
-  mp.type = i8;
-  mp.channels = 16;
-  mp.out_h = mp.out_w = 2;
-  mp.in_h = mp.in_w = 4;
-  mp.kernel_h = mp.kernel_w = 2;
-  mp.stride_h = mp.stride_w = 2;
+  mp = max_pool(16, 2, 4, 2, 2);
   EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u * 4 * 2);
   mp.in_addr = 2;  // 5 words: 3 clocks a read; the writes still 2
   EXPECT_EQ(cyc::vector_cycles(mp, hw), 4u * 4 * 3);
