@@ -119,9 +119,9 @@ std::uint64_t depthwise_set_beats(const isa::Mac& insn, const HwConfig& hw, cons
 /// each block of mac_cols output channels, kernel position and input-channel chunk;
 /// depthwise: for each block of min(mac_rows, mac_cols) channels and group of `speedup`
 /// kernel positions). A set's beats are its pixels times the passes plus their activation
-/// stalls (depthwise: depthwise_set_beats). The WGT port reads set i + 1 into the array's second weight register while set
-/// i computes, so set i + 1 starts max(B_i, L_{i+1}) after set i, and the first set's
-/// reads L_0 come before any beat.
+/// stalls (depthwise: depthwise_set_beats). The WGT port reads set i + 1 into the array's
+/// second weight register while set i computes, so set i + 1 starts max(B_i, L_{i+1})
+/// after set i, and the first set's reads L_0 come before any beat.
 std::uint64_t mac_beats_with_weight_loads(const isa::Mac& insn, const HwConfig& hw, const ModeRate& r) {
   const std::uint64_t pixels = u(insn.out_h) * u(insn.out_w), out_c = u(insn.out_c), in_c = u(insn.in_c);
   const std::uint64_t kk = u(insn.kernel_h) * u(insn.kernel_w);
