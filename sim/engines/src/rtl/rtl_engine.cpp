@@ -1236,6 +1236,22 @@ class RtlUnit final : public cycle::ComputeUnit {
     return core_->lut(job, drop);
   }
 
+  /// PoolJob::input of a pool: output element e at window position k reads input element
+  /// ((oh * stride_h + kh - pad_top) * in_w + ow * stride_w + kw - pad_left) * channels + c
+  /// of the in_h x in_w input, or nothing in the padding.
+  template <class Pool>
+  static std::function<bool(std::uint64_t, std::int64_t, std::uint64_t*)> window_input(
+      const Pool& in, std::int64_t in_h, std::int64_t in_w, std::int64_t pad_top, std::int64_t pad_left) {
+    return [&in, in_h, in_w, pad_top, pad_left](std::uint64_t e, std::int64_t k, std::uint64_t* i) {
+      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
+      const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w - pad_top;
+      const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w - pad_left;
+      if (ih < 0 || ih >= in_h || iw < 0 || iw >= in_w) return false;
+      *i = u((ih * in_w + iw) * in.channels + c);
+      return true;
+    };
+  }
+
   CoreResult run_maxpool(const isa::VMaxPool& in, bool drop) {
     PoolJob job;
     job.op = isa::info_of(isa::Instruction{in}).funct;
@@ -1245,14 +1261,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     job.mode = hw_.rounding_mode;
     job.in_addr = u(in.in_addr);
     core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, u(in.in_h) * u(in.in_w) * u(in.channels)));
-    job.input = [&in](std::uint64_t e, std::int64_t k, std::uint64_t* i) {
-      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
-      const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w - in.pad_top;
-      const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w - in.pad_left;
-      if (ih < 0 || ih >= in.in_h || iw < 0 || iw >= in.in_w) return false;
-      *i = u((ih * in.in_w + iw) * in.channels + c);
-      return true;
-    };
+    job.input = window_input(in, in.in_h, in.in_w, in.pad_top, in.pad_left);
     return core_->pool(job, drop);
   }
 
@@ -1276,13 +1285,7 @@ class RtlUnit final : public cycle::ComputeUnit {
     const std::int64_t in_h = (in.out_h - 1) * in.stride_h + in.kernel_h;
     job.in_addr = u(in.in_addr);
     core_->act_sync_in(state_->act, job.in_addr, storage_bytes(job.in, u(in_h) * u(in_w) * u(in.channels)));
-    job.input = [&in, in_w](std::uint64_t e, std::int64_t k, std::uint64_t* i) {
-      const auto c = static_cast<std::int64_t>(e % u(in.channels)), p = static_cast<std::int64_t>(e / u(in.channels));
-      const std::int64_t ih = p / in.out_w * in.stride_h + k / in.kernel_w;
-      const std::int64_t iw = p % in.out_w * in.stride_w + k % in.kernel_w;
-      *i = u((ih * in_w + iw) * in.channels + c);
-      return true;
-    };
+    job.input = window_input(in, in_h, in_w, 0, 0);
     return core_->pool(job, drop);
   }
 
