@@ -371,11 +371,7 @@ void quantize_floats(const float* x, float scale, float shift, std::int64_t n, i
                      float* y, bool* mask, std::int16_t* ints, Counts& counts) {
   auto real = [&](std::int64_t i) { return pre_op<kPre>(x[i], scale, shift); };
   constexpr std::size_t kBlock = 1024;
-  static const std::array<int, kBlock> kShift32 = [] {
-    std::array<int, kBlock> s{};
-    s.fill(32);
-    return s;
-  }();
+  constexpr int kShift32 = 32;
   const AccSpec exact{64, OverflowPolicy::WRAP};  // the integers as they are: nothing to finalize
   const double scale32 = std::ldexp(1.0, frac + 32);
   const float inv = pow2<float>(-frac);
@@ -391,8 +387,7 @@ void quantize_floats(const float* x, float scale, float shift, std::int64_t n, i
     const bool any_slow = floor_scaled<kPre>(x + begin, scale, shift, len, scale32, m.data());
 #endif
     const RequantCounts c =
-        requantize_rows(m.data(), static_cast<std::ptrdiff_t>(len), 1, len, kShift32.data(), exact, out, q.data(),
-                        static_cast<std::ptrdiff_t>(len), saturated.data());
+        requantize_rows(m.data(), 1, len, 1, &kShift32, exact, out, q.data(), 1, saturated.data());  // a run, one shift
     std::int64_t saturations = static_cast<std::int64_t>(c.saturations);
     if (any_slow) {
       for (std::size_t i = 0; i < len; ++i) {
