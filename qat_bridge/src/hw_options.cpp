@@ -2,6 +2,7 @@
 #include "dla/qat/hw_options.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -85,6 +86,20 @@ std::string check_frac(std::int64_t frac, const std::string& what) {
   if (frac >= kFracMin && frac <= kFracMax) return {};
   return what + ": frac " + std::to_string(frac) + " is out of range [" + std::to_string(kFracMin) +
          ", " + std::to_string(kFracMax) + "]";
+}
+
+int frac_for_bound(double magnitude, double bound) {
+  if (!std::isfinite(magnitude)) return 0;
+  if (magnitude <= 0) return kFracMax;  // 0 fits at any frac (no caller passes a negative magnitude)
+  // Start from the logarithm (a NaN or infinite one, from a bound that is not a positive
+  // number, starts at an end), then settle the exact largest f with magnitude * 2^f <= bound;
+  // the loops stay inside [kFracMin - 1, kFracMax + 1].
+  const double l = std::floor(std::log2(bound / magnitude));
+  int fi = std::isnan(l) ? kFracMin - 1
+                         : static_cast<int>(std::min<double>(std::max<double>(l, kFracMin - 1), kFracMax + 1));
+  while (fi < kFracMax + 1 && std::ldexp(magnitude, fi + 1) <= bound) ++fi;
+  while (fi > kFracMin - 1 && std::ldexp(magnitude, fi) > bound) --fi;
+  return std::min(kFracMax, std::max(kFracMin, fi));
 }
 
 isa::MacMode mac_mode(DType act, DType wgt) {

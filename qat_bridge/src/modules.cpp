@@ -12,16 +12,7 @@
 namespace dla::qat {
 
 int frac_for_max(double max_abs, DType t) {
-  if (max_abs == 0) return kFracMax;
-  if (!std::isfinite(max_abs)) return 0;
-  const double qmax = static_cast<double>(dtype_info(t).max);
-  // Start from the logarithm, then settle the exact largest f with max_abs * 2^f <= qmax.
-  double f = std::floor(std::log2(qmax / max_abs));
-  f = std::min<double>(std::max<double>(f, kFracMin - 1), kFracMax + 1);
-  auto fi = static_cast<int>(f);
-  while (fi < kFracMax + 1 && std::ldexp(max_abs, fi + 1) <= qmax) ++fi;
-  while (fi > kFracMin - 1 && std::ldexp(max_abs, fi) > qmax) --fi;
-  return std::min(kFracMax, std::max(kFracMin, fi));
+  return frac_for_bound(max_abs, static_cast<double>(dtype_info(t).max));
 }
 
 std::vector<std::int64_t> weight_fracs_for(const at::Tensor& weight, DType t) {

@@ -26,6 +26,7 @@
 #include "dla/qat/hw_options.hpp"
 #include "dla/qat/kernels.hpp"
 #include "dla/qat/ops.hpp"
+#include "channel_stats.hpp"
 #include "op_signatures.hpp"
 
 namespace dla::qat {
@@ -230,28 +231,48 @@ bool* mask_ptr(Tensor& mask) { return mask.data_ptr<bool>(); }
 // CPU kernels
 // ---------------------------------------------------------------------------
 
+/// quantize_channels_cpu choosing each channel's frac itself, as the "max" weight observer
+/// does, from a read of the channel just before quantizing it (so a channel comes from
+/// memory once): frac_for_bound(max |x[c] * scale[c]|, the type's max). The chosen fracs and
+/// those maxima (NaN where not finite) are left here.
+struct MaxFracChoice {
+  std::vector<int> fracs;
+  std::vector<double> max_abs;
+};
+
 /// want_mask false: the mask is written only when an element saturated (a second pass);
 /// otherwise it is an all-true view without storage. as_ints: y is an int16 tensor of the
-/// integers q instead of the reals q * 2^-frac.
+/// integers q instead of the reals q * 2^-frac. choice (axis 0 only): `fracs` is ignored and
+/// each channel's frac chosen (MaxFracChoice).
 Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
                              const std::vector<int>& fracs, DType dtype, OptInt clip_lo,
                              OptInt clip_hi, const HwOptions& hw, const Tensor& scales = Tensor(),
-                             const Tensor& shifts = Tensor(), bool want_mask = true, bool as_ints = false) {
+                             const Tensor& shifts = Tensor(), bool want_mask = true, bool as_ints = false,
+                             MaxFracChoice* choice = nullptr) {
   const OutputSpec out = output_spec(op, dtype, hw.rounding, clip_lo, clip_hi);
   const Tensor xc = x.contiguous();
   Tensor y = as_ints ? at::empty(xc.sizes(), xc.options().dtype(at::kShort)) : at::empty_like(xc);
   Tensor mask = want_mask ? at::empty(xc.sizes(), xc.options().dtype(at::kBool)) : Tensor();
+  const bool per_channel = fracs.size() > 1 || choice != nullptr;
   std::int64_t outer = 1, channels = 1, inner = xc.numel();
-  if (fracs.size() > 1) {
+  if (per_channel) {
     channels = xc.size(axis);
     outer = 1;
     for (std::int64_t d = 0; d < axis; ++d) outer *= xc.size(d);
     inner = channels == 0 ? 0 : xc.numel() / (outer * channels);
   }
+  const int* pf = fracs.data();
+  if (choice != nullptr) {
+    TORCH_CHECK(outer == 1, op, ": fracs are chosen per channel of dimension 0 only");
+    choice->fracs.assign(static_cast<std::size_t>(channels), 0);
+    choice->max_abs.assign(static_cast<std::size_t>(channels), 0.0);
+    pf = choice->fracs.data();
+  }
+  const double type_max = static_cast<double>(dtype_info(dtype).max);
   // Split into rows of one frac (per channel) or, with one frac, into blocks, across threads.
-  const std::int64_t rows = fracs.size() > 1 ? outer * channels : 1;
-  const std::int64_t row_len = fracs.size() > 1 ? inner : xc.numel();
-  const std::int64_t block = fracs.size() > 1 ? row_len : std::int64_t{1} << 15;
+  const std::int64_t rows = per_channel ? outer * channels : 1;
+  const std::int64_t row_len = per_channel ? inner : xc.numel();
+  const std::int64_t block = per_channel ? row_len : std::int64_t{1} << 15;
   const std::int64_t blocks_per_row = row_len == 0 ? 0 : (row_len + block - 1) / block;
   Counts counts;
   std::mutex mu;
@@ -269,7 +290,19 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
         const std::int64_t row = i / blocks_per_row, start = row * row_len + (i % blocks_per_row) * block;
         const std::int64_t len = std::min(block, (row + 1) * row_len - start);
         const std::int64_t ch = rows > 1 ? row % channels : 0;
-        c += quantize_forward<scalar_t>(px + start, 1, 1, len, fracs.data() + ch, out,
+        if (choice != nullptr) {  // rows are channels here (outer == 1, one block per row)
+          ValueRange<scalar_t> r;
+          r.add(px + start, len);
+          scalar_t lo = r.lo, hi = r.hi;
+          if (ps != nullptr) {  // the range of x * s is the products of x's range (rounding is monotone)
+            const scalar_t a = lo * ps[ch], b = hi * ps[ch];
+            lo = std::min(a, b), hi = std::max(a, b);
+          }
+          const double m = r.nan ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(std::max(-lo, hi));
+          choice->max_abs[static_cast<std::size_t>(ch)] = m;
+          choice->fracs[static_cast<std::size_t>(ch)] = frac_for_bound(m, type_max);
+        }
+        c += quantize_forward<scalar_t>(px + start, 1, 1, len, pf + ch, out,
                                         py == nullptr ? nullptr : py + start, pm == nullptr ? nullptr : pm + start,
                                         ps == nullptr ? nullptr : ps + ch, pb == nullptr ? nullptr : pb + ch,
                                         pi == nullptr ? nullptr : pi + start);
@@ -279,8 +312,10 @@ Triple quantize_channels_cpu(const char* op, const Tensor& x, std::int64_t axis,
     });
   });
   if (!mask.defined()) {
-    if (counts.saturations != 0) return quantize_channels_cpu(op, x, axis, fracs, dtype, clip_lo, clip_hi, hw, scales,
-                                                               shifts, true, as_ints);
+    if (counts.saturations != 0) {
+      return quantize_channels_cpu(op, x, axis, choice != nullptr ? choice->fracs : fracs, dtype, clip_lo, clip_hi,
+                                   hw, scales, shifts, true, as_ints);
+    }
     mask = at::ones({}, xc.options().dtype(at::kBool)).expand(xc.sizes());
   }
   return {y, mask, counts_tensor(counts)};
@@ -350,6 +385,48 @@ Triple quantize_per_channel_scaled_cpu(const Tensor& x, const Tensor& scale, con
   std::vector<int> f = channel_fracs(op, fracs, channels, "fracs");
   if (f.size() == 1 && channels != 1) f.assign(static_cast<std::size_t>(channels), f[0]);
   return quantize_channels_cpu(op, x, ax, f, a.dtype, clip_lo, clip_hi, a.hw, s, b, want_mask, as_ints);
+}
+
+/// Each channel of dimension 0 of x (times scale[c]) quantized at the frac of the "max"
+/// weight observer, chosen from the same read of the channel (MaxFracChoice): (y, mask,
+/// counts, fracs, max_abs) with the mask as quantize_per_channel_scaled's want_mask false.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> quantize_per_channel_max_cpu(const Tensor& x,
+                                                                             const c10::optional<Tensor>& scale,
+                                                                             std::int64_t dtype, IntList hw_list,
+                                                                             bool as_ints) {
+  const char* op = "dla::quantize_per_channel_max";
+  const PerChannelArgs a = per_channel_args(op, x, 0, dtype, hw_list);
+  const std::int64_t channels = x.size(0);
+  TORCH_CHECK(channels == 0 || x.numel() / channels > 0, op, ": x has no elements per channel (shape ", x.sizes(),
+              ")");
+  const Tensor s = scale.has_value() && scale->defined() ? channel_vector(op, x, "x", *scale, "scale", channels, 0)
+                                                         : Tensor();
+  MaxFracChoice choice;
+  const Triple r = quantize_channels_cpu(op, x, 0, {}, a.dtype, c10::nullopt, c10::nullopt, a.hw, s, Tensor(), false,
+                                         as_ints, &choice);
+  Tensor fracs = at::empty({channels}, at::kLong);
+  Tensor max_abs = at::empty({channels}, at::kDouble);
+  std::copy(choice.fracs.begin(), choice.fracs.end(), fracs.data_ptr<std::int64_t>());
+  std::copy(choice.max_abs.begin(), choice.max_abs.end(), max_abs.data_ptr<double>());
+  return {std::get<0>(r), std::get<1>(r), std::get<2>(r), fracs, max_abs};
+}
+
+/// frac_for_bound of each magnitude (float64) against its bound (one per magnitude, or one
+/// for all): the frac rule of the Python observers, here once.
+Tensor fracs_for_bound_cpu(const Tensor& mags, const Tensor& bounds) {
+  const char* op = "dla::fracs_for_bound";
+  TORCH_CHECK(mags.scalar_type() == at::kDouble && bounds.scalar_type() == at::kDouble, op,
+              ": mags and bounds must be float64 tensors, got ", mags.scalar_type(), " and ", bounds.scalar_type());
+  TORCH_CHECK(bounds.numel() == 1 || bounds.sizes() == mags.sizes(), op, ": bounds has shape ", bounds.sizes(),
+              "; expected one element or mags' shape ", mags.sizes());
+  const Tensor m = mags.contiguous(), b = bounds.contiguous();
+  Tensor out = at::empty(m.sizes(), m.options().dtype(at::kLong));
+  const double* pm = m.data_ptr<double>();
+  const double* pb = b.data_ptr<double>();
+  std::int64_t* po = out.data_ptr<std::int64_t>();
+  const bool one_bound = b.numel() == 1;
+  for (std::int64_t i = 0; i < m.numel(); ++i) po[i] = frac_for_bound(pm[i], pb[one_bound ? 0 : i]);
+  return out;
 }
 
 Triple quantize_learnable_cpu(const Tensor& x, const Tensor& log2_scale, std::int64_t axis,
@@ -753,18 +830,10 @@ std::tuple<Tensor, Tensor> channel_range_cpu(const Tensor& x, std::int64_t chann
     scalar_t* phi = hi.data_ptr<scalar_t>();
     at::parallel_for(0, l.channels, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t ch = begin; ch < end; ++ch) {
-        scalar_t vmin = std::numeric_limits<scalar_t>::infinity(), vmax = -vmin;
-        bool nan = false;
-        for (std::int64_t o = 0; o < l.outer; ++o) {
-          const scalar_t* row = p + (o * l.channels + ch) * l.inner;
-          for (std::int64_t i = 0; i < l.inner; ++i) {
-            vmin = std::min(vmin, row[i]);
-            vmax = std::max(vmax, row[i]);
-            nan |= row[i] != row[i];
-          }
-        }
-        plo[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmin;
-        phi[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmax;
+        ValueRange<scalar_t> r;
+        for (std::int64_t o = 0; o < l.outer; ++o) r.add(p + (o * l.channels + ch) * l.inner, l.inner);
+        plo[ch] = r.nan ? std::numeric_limits<scalar_t>::quiet_NaN() : r.lo;
+        phi[ch] = r.nan ? std::numeric_limits<scalar_t>::quiet_NaN() : r.hi;
       }
     });
   });
@@ -801,22 +870,16 @@ std::tuple<Tensor, Tensor, Tensor> ste_channel_sums_cpu(const Tensor& grad, cons
     scalar_t* ps = sum.data_ptr<scalar_t>();
     scalar_t* pd = dot.data_ptr<scalar_t>();
     at::parallel_for(0, l.channels, 1, [&](std::int64_t begin, std::int64_t end) {
-      constexpr int kLanes = 4;  // independent accumulators: the adds' latency, not their count, bounds the loop
       for (std::int64_t ch = begin; ch < end; ++ch) {
-        double s[kLanes] = {}, d[kLanes] = {};
+        double s = 0, d = 0;
         for (std::int64_t o = 0; o < l.outer; ++o) {
           const std::int64_t base = (o * l.channels + ch) * l.inner;
           if (pm != nullptr) ste_grad_run(pg + base, pm + base, po + base, l.inner);
           else std::copy_n(pg + base, l.inner, po + base);
-          const scalar_t* v = po + base;
-          const scalar_t* yv = py + base;
-          for (std::int64_t i = 0; i < l.inner; ++i) {
-            s[i % kLanes] += static_cast<double>(v[i]);
-            d[i % kLanes] += static_cast<double>(v[i]) * static_cast<double>(yv[i]);
-          }
+          add_sum_and_dot(po + base, py + base, l.inner, s, d);  // the row just written, from cache
         }
-        ps[ch] = static_cast<scalar_t>((s[0] + s[1]) + (s[2] + s[3]));
-        pd[ch] = static_cast<scalar_t>((d[0] + d[1]) + (d[2] + d[3]));
+        ps[ch] = static_cast<scalar_t>(s);
+        pd[ch] = static_cast<scalar_t>(d);
       }
     });
   });
@@ -889,25 +952,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> channel_moments_cpu(const Tensor& y, 
     scalar_t* phi = hi.data_ptr<scalar_t>();
     at::parallel_for(0, channels, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t ch = begin; ch < end; ++ch) {
-        double sum = 0, sumsq = 0;
-        scalar_t vmin = p[ch * inner], vmax = vmin;
-        bool nan = false;
-        for (std::int64_t o = 0; o < outer; ++o) {
-          const scalar_t* row = p + (o * channels + ch) * inner;
-          for (std::int64_t i = 0; i < inner; ++i) {
-            const scalar_t v = row[i];
-            sum += static_cast<double>(v);
-            sumsq += static_cast<double>(v) * static_cast<double>(v);
-            vmin = std::min(vmin, v);
-            vmax = std::max(vmax, v);
-            nan |= v != v;
-          }
-        }
+        Moments<scalar_t> mo;
+        for (std::int64_t o = 0; o < outer; ++o) mo.add(p + (o * channels + ch) * inner, inner);
+        const double sum = mo.sum, sumsq = mo.sumsq;
         const double m = sum / static_cast<double>(count);
         pm[ch] = static_cast<scalar_t>(m);
         pv[ch] = static_cast<scalar_t>(std::max(sumsq / static_cast<double>(count) - m * m, 0.0));
-        plo[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmin;  // as torch.amin / amax
-        phi[ch] = nan ? std::numeric_limits<scalar_t>::quiet_NaN() : vmax;
+        plo[ch] = mo.range.nan ? std::numeric_limits<scalar_t>::quiet_NaN() : mo.range.lo;  // as torch.amin / amax
+        phi[ch] = mo.range.nan ? std::numeric_limits<scalar_t>::quiet_NaN() : mo.range.hi;
       }
     });
   });
@@ -1320,6 +1372,8 @@ TORCH_LIBRARY_IMPL(dla, CPU, m) {
   m.impl("bias_integers", &dla::qat::bias_integers_cpu);
   m.impl("ste_grad", &dla::qat::ste_grad_cpu);
   m.impl("channel_range", &dla::qat::channel_range_cpu);
+  m.impl("quantize_per_channel_max", &dla::qat::quantize_per_channel_max_cpu);
+  m.impl("fracs_for_bound", &dla::qat::fracs_for_bound_cpu);
   m.impl("quantize_per_channel_scaled", &dla::qat::quantize_per_channel_scaled_cpu);
   m.impl("conv2d_sums", &dla::qat::conv2d_sums_cpu);
   m.impl("ste_channel_sums", &dla::qat::ste_channel_sums_cpu);

@@ -130,6 +130,16 @@ TORCH_LIBRARY(dla, m) {
   m.def("quantize_per_channel_scaled(Tensor x, Tensor scale, Tensor? shift, int[] fracs, int axis, int dtype,"
         " int? clip_lo, int? clip_hi, int[] hw, bool want_mask=True, bool as_ints=False)"
         " -> (Tensor y, Tensor mask, Tensor counts)");
+  // Per channel c of dimension 0: the "max" weight observer's frac, frac_for_bound(max
+  // |x[c] * scale[c]|, the type's max), and x[c] * scale[c] quantized at it (each product
+  // rounded as torch's multiply), the channel read once from memory for both; the mask as
+  // want_mask false above; max_abs (float64) NaN where a channel holds NaN. No autograd.
+  m.def("quantize_per_channel_max(Tensor x, Tensor? scale, int dtype, int[] hw, bool as_ints=False)"
+        " -> (Tensor y, Tensor mask, Tensor counts, Tensor fracs, Tensor max_abs)");
+  // The frac rule of every observer, per element: the largest f in [-32, 32] with
+  // mags * 2^f <= bounds (float64; bounds one per magnitude or one for all), 32 for 0,
+  // 0 for NaN and inf. Returns int64.
+  m.def("fracs_for_bound(Tensor mags, Tensor bounds) -> Tensor");
   // The exact sums of conv2d (no bias, accumulator or output stage) as reals at
   // x_frac + w_fracs[oc]: a folded BatchNorm's statistics from the integer convolution.
   // No autograd (training glue).

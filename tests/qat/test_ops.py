@@ -215,6 +215,80 @@ def test_quantize_per_channel_scaled_mask_on_demand(threads):
         assert torch.equal(ints.y * scale, full.y) and ints.counts.tolist() == full.counts.tolist()
 
 
+def ref_frac_for_bound(mag, bound):
+    """The frac rule by its definition: the largest f in [-32, 32] with mag * 2^f <= bound
+    (exact in Python floats: a power-of-two scaling), 32 for 0, 0 for NaN / inf."""
+    if mag == 0:
+        return 32
+    if not math.isfinite(mag):
+        return 0
+    return max([f for f in range(-32, 33) if mag * 2.0 ** f <= bound] or [-32])
+
+
+def test_fracs_for_bound_is_the_largest_frac_under_the_bound():
+    """dla.fracs_for_bound against the definition: magnitudes near every power of two,
+    exactly at the bound, 0, tiny, huge, NaN and inf; one bound or one per magnitude."""
+    mags = [0.0, 127.0, 127.0000001, 126.99999, 1.0, 0.5, 2.0 ** -40, 2.0 ** 40, 1e-300, 1e300, 0.75, 3.0,
+            float("nan"), float("inf")]
+    mags += [math.ldexp(1.0 + k / 7.0, e) for e in range(-12, 12, 3) for k in range(7)]
+    m = torch.tensor(mags, dtype=torch.float64)
+    for bound in (127.0, 7.0, 32767.0, 128.0):
+        got = torch.ops.dla.fracs_for_bound(m, torch.tensor([bound], dtype=torch.float64)).tolist()
+        assert got == [ref_frac_for_bound(v, bound) for v in mags], bound
+    bounds = torch.tensor([127.0, 128.0] * (len(mags) // 2), dtype=torch.float64)
+    got = torch.ops.dla.fracs_for_bound(m[:bounds.numel()], bounds).tolist()
+    assert got == [ref_frac_for_bound(v, b) for v, b in zip(mags, bounds.tolist())]
+    # a negative magnitude fits at any frac (as 0); a bound that is no positive number ends in range
+    odd = torch.ops.dla.fracs_for_bound(torch.tensor([-3.0, 5.0], dtype=torch.float64),
+                                        torch.tensor([-1.0], dtype=torch.float64)).tolist()
+    assert odd == [32, -32]
+    assert torch.ops.dla.fracs_for_bound(torch.tensor([5.0], dtype=torch.float64),
+                                         torch.tensor([float("nan")], dtype=torch.float64)).tolist() == [-32]
+    with pytest.raises(RuntimeError, match="float64"):
+        torch.ops.dla.fracs_for_bound(m.float(), torch.tensor([1.0], dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="bounds has shape"):
+        torch.ops.dla.fracs_for_bound(m, torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quantize_per_channel_max_chooses_the_max_observers_fracs(dtype, threads):
+    """dla.quantize_per_channel_max(w, s): each channel's frac is the definition's largest
+    frac holding max |w * s| (torch's multiply, torch's amax), and y is
+    quantize_per_channel of the product at those fracs, bit for bit (as reals and as
+    int16); channels of one element, long rows past the vector loop, zero and negative
+    scales, a NaN channel (frac 0, max_abs NaN), no scale."""
+    torch.manual_seed(11)
+    w = torch.randn(37, 5, 7, 3, dtype=dtype) * 0.2
+    w[4] = 0.0
+    w[5, 0, 0, 0] = 3.5  # the channel's max is an outlier
+    s = torch.randn(37, dtype=dtype) * 2
+    s[6], s[7] = 0.0, -1.0
+    for t, scale in (("i8", s), ("i4", s), ("i8", None)):
+        prod = w if scale is None else w * scale.reshape(-1, 1, 1, 1)
+        max_abs = prod.abs().reshape(37, -1).amax(1).double()
+        bound = float(RANGES[t][1])
+        fracs = [ref_frac_for_bound(v, bound) for v in max_abs.tolist()]
+        want = F.quantize_per_channel(prod, fracs, 0, t)
+        r, got_fracs, got_max = F.quantize_per_channel_max(w, scale, t)
+        assert got_fracs.tolist() == fracs and torch.equal(got_max, max_abs)
+        assert torch.equal(r.y, want.y) and torch.equal(r.mask, want.mask)
+        assert r.counts.tolist() == want.counts.tolist() == [0, 0]
+        ints = F.quantize_per_channel_max(w, scale, t, as_ints=True)[0].y
+        assert ints.dtype == torch.int16
+        assert torch.equal(ints.to(dtype) * torch.tensor([2.0 ** -f for f in fracs], dtype=dtype).reshape(-1, 1, 1, 1),
+                           want.y)
+    long_rows = torch.randn(3, 1000, dtype=dtype)
+    long_rows[1, 997] = float("nan")  # in the loop's tail
+    long_rows[2, 17] = float("nan")   # in its vector part
+    r, fracs, max_abs = F.quantize_per_channel_max(long_rows, None, "i8")
+    assert fracs.tolist()[1:] == [0, 0] and bool(max_abs[1:].isnan().all())
+    assert fracs.tolist()[0] == ref_frac_for_bound(float(long_rows[0].abs().max()), 127.0)
+    with pytest.raises(RuntimeError, match="scale must have shape"):
+        F.quantize_per_channel_max(w, s[:3], "i8")
+    with pytest.raises(RuntimeError, match="no elements per channel"):
+        F.quantize_per_channel_max(torch.zeros(3, 0), None, "i8")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_quantize_per_channel_and_double_inputs(mode):
     rng = np.random.default_rng(2)
@@ -687,6 +761,14 @@ def test_channel_range_is_aminmax_per_channel_nan_included():
     lo1, hi1 = torch.ops.dla.channel_range(w, 1)
     assert torch.equal(lo1[[0, 2, 3, 4]], w.transpose(0, 1).reshape(5, -1)[[0, 2, 3, 4]].amin(1))
     assert bool(lo1[1].isnan())
+    # rows longer than the vector loop's step, a NaN in its vector part and in its tail
+    for dtype in (torch.float32, torch.float64):
+        v = torch.randn(4, 203, dtype=dtype)
+        v[1, 5], v[2, 201] = float("nan"), float("nan")
+        v[3, 202], v[3, 0] = 50.0, -50.0  # the extremes at both ends
+        lo, hi = torch.ops.dla.channel_range(v, 0)
+        assert lo.isnan().tolist() == [False, True, True, False] == hi.isnan().tolist()
+        assert torch.equal(lo[[0, 3]], v[[0, 3]].amin(1)) and torch.equal(hi[[0, 3]], v[[0, 3]].amax(1))
 
 
 def test_ste_gradient_without_saturation_is_the_upstream_gradient():

@@ -54,6 +54,16 @@ def quantize_per_channel_scaled(x, scale, fracs, axis=0, dtype="i8", clip=None, 
                                                               bool(want_mask), bool(as_ints)))
 
 
+def quantize_per_channel_max(x, scale=None, dtype="i8", hw=None, as_ints=False):
+    """Each output channel (dimension 0) of x (times scale[c]) quantized at the "max" weight
+    observer's frac, chosen from the same read of the channel (no autograd): (QResult with
+    quantize_per_channel_scaled's want_mask=False mask, fracs as an int64 tensor, each
+    channel's max |x * scale| as float64, NaN where it holds a NaN)."""
+    y, mask, counts, fracs, max_abs = torch.ops.dla.quantize_per_channel_max(x, scale, dtype_code(dtype),
+                                                                            as_hw_list(hw), bool(as_ints))
+    return QResult(y, mask, counts), fracs, max_abs
+
+
 def quantize_learnable(x, log2_scale, axis=0, dtype="i8", clip=None, hw=None, smooth=False):
     lo, hi = _clip(clip)
     return QResult(*torch.ops.dla.quantize_learnable(x, log2_scale, int(axis), dtype_code(dtype), lo, hi,

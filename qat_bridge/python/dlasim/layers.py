@@ -564,6 +564,10 @@ class MacLayer(QatLayer):
 
     def _quantized_weight(self, w):
         """(QResult of the weights' quantization, fracs)."""
+        if not (torch.is_grad_enabled() and w.requires_grad):
+            fused = self._max_quantized(w, None)
+            if fused is not None:
+                return fused
         w_range = channel_range(w)  # one pass serves the NaN / inf check and the fracs
         if not bool(torch.isfinite(torch.stack(w_range)).all()):
             self._finite(w, "the weights of layer '%s' (module '%s')" % (self.name, self.source))
@@ -579,13 +583,35 @@ class MacLayer(QatLayer):
         fr = self._weight_fracs(w, w_range)
         return F.quantize_per_channel(w, fr, 0, self.weight_dtype, None, self.hw), fr
 
+    def _max_quantized(self, w, scale, as_ints=False):
+        """(QResult, fracs) of w (times `scale` per output channel) quantized at the max
+        observer's fracs, chosen as it is quantized (dla.quantize_per_channel_max: each
+        channel read once), recording the fracs as _weight_fracs does; None where the
+        fracs come from elsewhere (another observer, learnable scales, frozen fracs) or a
+        channel's magnitude is not finite (the caller's path then names or counts it)."""
+        frozen = bool(self.weight_frac_frozen)
+        if self.weight_observer != "max" or self.weight_log2_scale is not None or (frozen and bool(self.weight_frac_set)):
+            return None
+        with torch.no_grad():
+            r, fracs, max_abs = F.quantize_per_channel_max(w.detach(), scale, self.weight_dtype, self.hw, as_ints)
+            if not bool(torch.isfinite(max_abs).all()):
+                return None
+            if self.training or frozen:
+                self.weight_frac.copy_(fracs)
+                self.weight_frac_set.fill_(True)
+        return r, fracs.tolist()
+
     def _quantized_folded_weight(self, inv, as_ints=False):
         """_quantized_weight(w * inv) (inv per output channel) without the product tensor
-        where the max observer sets the fracs: the products' range per channel is the
-        range's products (float rounding is monotone), and the op multiplies as it
-        quantizes (as_ints: its y is the int16 integers); a non-finite range (or another
-        observer) takes the product tensor (y the reals)."""
+        where the max observer sets the fracs: the op multiplies as it quantizes and takes
+        each channel's range from the same read (the products' range is the range's
+        products: float rounding is monotone); as_ints: its y is the int16 integers. Frozen
+        fracs take them from the buffer; a non-finite range (or another observer) takes
+        the product tensor (y the reals)."""
         w = self.module.weight.detach()
+        fused = self._max_quantized(w, inv, as_ints)
+        if fused is not None:
+            return fused
         if self.weight_observer == "max" and self.weight_log2_scale is None:
             lo, hi = channel_range(w)
             a, b = lo * inv, hi * inv

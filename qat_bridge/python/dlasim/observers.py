@@ -58,13 +58,11 @@ def all_reduce_(t, op="sum"):
 
 def fracs_for_bound(mags, bound):
     """Per element of `mags` (float64), the largest frac f in [-32, 32] with mag * 2^f <=
-    bound: 32 for 0, 0 for a non-finite magnitude. The one rule every frac choice uses."""
-    f = torch.floor(torch.log2(bound / mags)).clamp(FRAC_MIN - 1, FRAC_MAX + 1)
-    f = torch.where(mags * torch.pow(2.0, f + 1) <= bound, f + 1, f)  # settle the exact value
-    f = torch.where(mags * torch.pow(2.0, f) > bound, f - 1, f)
-    f = torch.where(mags > 0, f, torch.full_like(f, FRAC_MAX))
-    f = torch.where(torch.isfinite(mags), f, torch.zeros_like(f))
-    return f.clamp(FRAC_MIN, FRAC_MAX).long()
+    bound (a number, or a float64 tensor of mags' shape): 32 for 0, 0 for a non-finite
+    magnitude. The one rule every frac choice uses (dla.fracs_for_bound, the C++ modules'
+    and dla.quantize_per_channel_max's rule)."""
+    bounds = bound if torch.is_tensor(bound) else torch.tensor([float(bound)], dtype=torch.float64)
+    return torch.ops.dla.fracs_for_bound(mags.double(), bounds.double())
 
 
 def frac_for_max(max_abs, dtype):

@@ -95,6 +95,12 @@ std::string check_weight_dtype(std::int64_t raw, const std::string& what);
 /// Empty when kFracMin <= frac <= kFracMax; otherwise a message naming `what`.
 std::string check_frac(std::int64_t frac, const std::string& what);
 
+/// The one rule every frac choice (weight and activation observers) uses: the largest f in
+/// [kFracMin, kFracMax] with magnitude * 2^f <= bound; kFracMax for a magnitude of 0 (or
+/// less), 0 for a non-finite one. A bound that is not a positive number gives a frac in
+/// range too (kFracMin), never a long loop.
+int frac_for_bound(double magnitude, double bound);
+
 /// The MAC-array precision mode that runs activations of type `act` against weights of
 /// type `wgt` (both already valid): isa::mac_mode_holding, the narrowest mode of the
 /// table in dla/mac_modes.hpp that holds both (4-bit act x i8 -> A8W8 with widened
