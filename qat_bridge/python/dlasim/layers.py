@@ -264,14 +264,14 @@ class _FoldedConvBnGrad(_BatchStatsGrad):
             if s.stats_grad:
                 torch.ops.dla.channel_affine_(G, None, s.y, slope / s.inv, offset / s.inv, 1)
             gx, gG = _conv_grads(G, x, s.wq, s.conv_args, need_x, need_w)
-            gw = gG * s.inv.reshape(-1, 1, 1, 1) if need_w else None
+            gw = gG.mul_(s.inv.reshape(-1, 1, 1, 1)) if need_w else None  # in place: the backward's own tensors
         else:
-            gw = gwf * s.inv.reshape(-1, 1, 1, 1)
+            gw = gwf.mul_(s.inv.reshape(-1, 1, 1, 1))
             if s.stats_grad:
                 g2 = torch.addcmul(offset.reshape(c4), s.y, slope.reshape(c4))
                 gx2, gw2 = _conv_grads(g2, x, w, s.conv_args, need_x and s.stats_grad != "weight", True)
                 gx = gx + gx2 if gx2 is not None else gx
-                gw = gw + gw2
+                gw = gw.add_(gw2)
         gb = gb_f * s.inv if b is not None else None
         gbeta = gb_f if ctx.needs_input_grad[5] else None
         return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
@@ -312,7 +312,7 @@ class _IntegerBnGrad(_BatchStatsGrad):
         if gwq is not None:
             if s.w_mask is not None:
                 gwq = torch.ops.dla.ste_grad(gwq, s.w_mask)
-            gw = gwq * s.inv_run.reshape(-1, 1, 1, 1)
+            gw = gwq.mul_(s.inv_run.reshape(-1, 1, 1, 1))  # in place: the backward's own tensor
         gb = gb_f * s.inv if b is not None else None
         gbeta = gb_f if ctx.needs_input_grad[5] else None
         return None, gx if need_x else None, gw, gb, d_gamma, gbeta, None
