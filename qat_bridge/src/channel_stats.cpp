@@ -1,4 +1,4 @@
-// channel_stats.cpp — see channel_stats.hpp. Each loop keeps kLanes independent
+// channel_stats.cpp — see channel_stats.hpp. Each loop keeps independent lanes of
 // accumulators, which the compiler turns into vector registers (float min/max and double
 // sums do not vectorize as one serial accumulator without -ffast-math, which would also
 // change NaN handling); a tail loop takes what does not fill the lanes.
@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace dla::qat {
 namespace {
@@ -66,45 +67,52 @@ void ValueRange<T>::add(const T* p, std::int64_t n) {
   }
 }
 
-template <typename T>
-void Moments<T>::add(const T* p, std::int64_t n) {
-  constexpr int L = 8;  // double accumulators: two AVX-512 or four AVX registers
-  double s[L] = {}, q[L] = {};
+namespace {
+
+/// a += sum of terms(i).first, b += sum of terms(i).second over i < n, in double lanes.
+template <typename Terms>
+void add_pair_sums(std::int64_t n, Terms terms, double& a, double& b) {
+  constexpr int L = 8;  // two AVX-512 or four AVX registers of each sum
+  double sa[L] = {}, sb[L] = {};
   std::int64_t i = 0;
   for (; i + L <= n; i += L) {
     for (int j = 0; j < L; ++j) {
-      const auto v = static_cast<double>(p[i + j]);
-      s[j] += v;
-      q[j] += v * v;
+      const auto [u, w] = terms(i + j);
+      sa[j] += u;
+      sb[j] += w;
     }
   }
   for (; i < n; ++i) {
-    const auto v = static_cast<double>(p[i]);
-    s[0] += v;
-    q[0] += v * v;
+    const auto [u, w] = terms(i);
+    sa[0] += u;
+    sb[0] += w;
   }
-  for (int j = 0; j < L; ++j) sum += s[j], sumsq += q[j];
+  for (int j = 0; j < L; ++j) a += sa[j], b += sb[j];
+}
+
+}  // namespace
+
+template <typename T>
+void Moments<T>::add(const T* p, std::int64_t n) {
+  add_pair_sums(
+      n,
+      [p](std::int64_t i) {
+        const auto v = static_cast<double>(p[i]);
+        return std::pair<double, double>(v, v * v);
+      },
+      sum, sumsq);
   range.add(p, n);
 }
 
 template <typename T>
 void add_sum_and_dot(const T* g, const T* y, std::int64_t n, double& sum, double& dot) {
-  constexpr int L = 8;
-  double s[L] = {}, d[L] = {};
-  std::int64_t i = 0;
-  for (; i + L <= n; i += L) {
-    for (int j = 0; j < L; ++j) {
-      const auto v = static_cast<double>(g[i + j]);
-      s[j] += v;
-      d[j] += v * static_cast<double>(y[i + j]);
-    }
-  }
-  for (; i < n; ++i) {
-    const auto v = static_cast<double>(g[i]);
-    s[0] += v;
-    d[0] += v * static_cast<double>(y[i]);
-  }
-  for (int j = 0; j < L; ++j) sum += s[j], dot += d[j];
+  add_pair_sums(
+      n,
+      [g, y](std::int64_t i) {
+        const auto v = static_cast<double>(g[i]);
+        return std::pair<double, double>(v, v * static_cast<double>(y[i]));
+      },
+      sum, dot);
 }
 
 template struct ValueRange<float>;
