@@ -590,7 +590,9 @@ class MacLayer(QatLayer):
         fracs come from elsewhere (another observer, learnable scales, frozen fracs) or a
         channel's magnitude is not finite (the caller's path then names or counts it)."""
         frozen = bool(self.weight_frac_frozen)
-        if self.weight_observer != "max" or self.weight_log2_scale is not None or (frozen and bool(self.weight_frac_set)):
+        if self.weight_observer != "max" or self.weight_log2_scale is not None:
+            return None
+        if frozen and bool(self.weight_frac_set):
             return None
         with torch.no_grad():
             r, fracs, max_abs = F.quantize_per_channel_max(w.detach(), scale, self.weight_dtype, self.hw, as_ints)
