@@ -59,6 +59,8 @@ std::vector<std::int64_t> requant_shifts_op(std::int64_t x_frac, const std::vect
   return shifts;
 }
 
+std::int64_t frac_for_bound_op(double magnitude, double bound) { return frac_for_bound(magnitude, bound); }
+
 std::string gemm_kernel_op(const c10::optional<std::string>& select) {
   if (select.has_value()) {
     TORCH_CHECK(set_gemm_kernel(*select), "dla::gemm_kernel: kernel \"", *select,
@@ -163,6 +165,8 @@ TORCH_LIBRARY(dla, m) {
   m.def("hw_config_hash(int[] hw) -> str", &dla::qat::hw_config_hash_op);
   // dla::requant_shift of each output channel: x_frac + w_fracs[oc] - y_frac.
   m.def("requant_shifts(int x_frac, int[] w_fracs, int y_frac) -> int[]", &dla::qat::requant_shifts_op);
+  // fracs_for_bound of one magnitude, without tensors (an activation observer's range).
+  m.def("frac_for_bound(float magnitude, float bound) -> int", &dla::qat::frac_for_bound_op);
   m.def("gemm_kernel(str? select=None) -> str", &dla::qat::gemm_kernel_op);
   m.def("gemm_kernels() -> str[]", &dla::qat::gemm_kernels_op);
 }

@@ -235,6 +235,7 @@ def test_fracs_for_bound_is_the_largest_frac_under_the_bound():
     for bound in (127.0, 7.0, 32767.0, 128.0):
         got = torch.ops.dla.fracs_for_bound(m, torch.tensor([bound], dtype=torch.float64)).tolist()
         assert got == [ref_frac_for_bound(v, bound) for v in mags], bound
+        assert [torch.ops.dla.frac_for_bound(v, bound) for v in mags] == got  # the scalar form
     bounds = torch.tensor([127.0, 128.0] * (len(mags) // 2), dtype=torch.float64)
     got = torch.ops.dla.fracs_for_bound(m[:bounds.numel()], bounds).tolist()
     assert got == [ref_frac_for_bound(v, b) for v, b in zip(mags, bounds.tolist())]

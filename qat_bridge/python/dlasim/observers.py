@@ -67,7 +67,7 @@ def fracs_for_bound(mags, bound):
 
 def frac_for_max(max_abs, dtype):
     """Largest frac f in [-32, 32] with max_abs * 2^f <= the type's max (32 for 0)."""
-    return int(fracs_for_bound(torch.tensor([float(max_abs)], dtype=torch.float64), float(dtype_range(dtype)[1])))
+    return torch.ops.dla.frac_for_bound(float(max_abs), float(dtype_range(dtype)[1]))
 
 
 def channel_range(weight):
@@ -94,9 +94,9 @@ def frac_for_range(lo, hi, dtype):
     lo, hi = float(lo), float(hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 0
-    mags = torch.tensor([max(hi, 0.0), 0.0 if qmin == 0 else -min(lo, 0.0)], dtype=torch.float64)
-    bounds = torch.tensor([float(qmax), float(max(-qmin, 1))], dtype=torch.float64)
-    return int(fracs_for_bound(mags, bounds).min())
+    # the rule of fracs_for_bound on two numbers, without tensors (every act, every step)
+    return min(torch.ops.dla.frac_for_bound(max(hi, 0.0), float(qmax)),
+               torch.ops.dla.frac_for_bound(0.0 if qmin == 0 else -min(lo, 0.0), float(max(-qmin, 1))))
 
 
 class Observer(nn.Module):
