@@ -551,11 +551,16 @@ class MacLayer(QatLayer):
         if bool(self.weight_frac_frozen) and bool(self.weight_frac_set):
             return self.weight_frac.tolist()
         fr = weight_fracs(w, self.weight_dtype, self.weight_observer, self.hw, w_range)
-        if self.training or bool(self.weight_frac_frozen):
-            with torch.no_grad():
-                self.weight_frac.copy_(torch.tensor(fr, dtype=torch.int64))
-                self.weight_frac_set.fill_(True)
+        self._record_weight_fracs(torch.tensor(fr, dtype=torch.int64), bool(self.weight_frac_frozen))
         return fr
+
+    @torch.no_grad()
+    def _record_weight_fracs(self, fracs, frozen):
+        """Keeps the fracs just chosen (an int64 tensor) in the buffers, in training or
+        when the fracs are being frozen."""
+        if self.training or frozen:
+            self.weight_frac.copy_(fracs)
+            self.weight_frac_set.fill_(True)
 
     def quantized_weight(self, w):
         """(weight reals, fracs, counts) as the forward uses them."""
@@ -598,9 +603,7 @@ class MacLayer(QatLayer):
             r, fracs, max_abs = F.quantize_per_channel_max(w.detach(), scale, self.weight_dtype, self.hw, as_ints)
             if not bool(torch.isfinite(max_abs).all()):
                 return None
-            if self.training or frozen:
-                self.weight_frac.copy_(fracs)
-                self.weight_frac_set.fill_(True)
+        self._record_weight_fracs(fracs, frozen)
         return r, fracs.tolist()
 
     def _quantized_folded_weight(self, inv, as_ints=False):
