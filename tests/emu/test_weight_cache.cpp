@@ -220,3 +220,21 @@ TEST(EmuWeightCache, PackingsOfLoadedConstantsServeLaterRunsUnlessTheBytesDiffer
     }
   }
 }
+
+// More deferred LOADs of constants than the cache keeps records of: a record it forgets
+// must put its bytes in place first, or WGT would keep the stale bytes (here: zeros).
+TEST(EmuWeightCache, DeferredLoadsBeyondTheRecordsKeptAllReachWgt) {
+  const HwConfig cfg = HwConfig::preset("default");
+  std::mt19937_64 g(901);
+  Pair p(cfg, g);
+  new_run(p, p.plain.dram, kW2);  // w1's block is constants
+  constexpr int kLoads = 80;      // more than WeightCache keeps (64)
+  constexpr std::int64_t kBytes = 64;
+  for (int i = 0; i < kLoads; ++i) p.run(load_wgt(kW1 + i * kBytes, i * kBytes, kBytes));
+  // A MAC reading the first block, as the first LOAD left it.
+  isa::Mac m = mac(isa::MacMode::A8W8, 0, 16, 4);
+  ASSERT_LE(wgt_bytes(m), kBytes * kLoads);
+  p.run(m);
+  p.cache.materialize_all();
+  EXPECT_EQ(p.plain.wgt, p.cached.wgt);
+}

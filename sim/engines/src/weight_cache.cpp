@@ -165,7 +165,10 @@ void WeightCache::written(const isa::Instruction& insn, const Effects& fx) {
     }
   }
   if (load != nullptr && static_cast<isa::Buffer>(load->buffer) == isa::Buffer::WGT && !load->fill_zero) {
-    if (loads_.size() == kMaxLoads) loads_.erase(loads_.begin());
+    if (loads_.size() == kMaxLoads) {
+      put_in_place(loads_.front());  // a record forgotten must not take deferred bytes with it
+      loads_.erase(loads_.begin());
+    }
     const auto rows = static_cast<std::uint64_t>(load->rows), row_bytes = static_cast<std::uint64_t>(load->row_bytes);
     const auto dram_begin = static_cast<std::uint64_t>(load->dram_addr);
     const std::uint64_t dram_end = rows_end(dram_begin, row_bytes, rows, static_cast<std::uint64_t>(load->dram_stride));
