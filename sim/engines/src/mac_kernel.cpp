@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "dla/gemm.hpp"
@@ -235,8 +236,14 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
     }
     return wgt_s8.data();
   };
+  // While the cache is shared with instructions running on other threads, its state and
+  // the packing of the kernels it hands out are used under its guard; the arithmetic runs
+  // without it.
+  WeightCache::Guard guard;
+  if (cache != nullptr) guard = cache->guard();
   if (g.depthwise) {
     const std::int8_t* w = weights();
+    if (guard.owns_lock()) guard.unlock();
     for_parts(threads, parts, [&](unsigned part) {
       guarded(part, [&] {
         gemm::depthwise(s, type, a, w, acc, store, pixels * part / parts, pixels * (part + 1) / parts, isa);
@@ -246,8 +253,7 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
     // One kernel per output-channel slice, or one for the whole instruction; kept in the
     // cache when there is one.
     const unsigned slices = by_channels ? parts : 1u;
-    WeightCache::Kernels local;
-    WeightCache::Kernels* kernels = &local;
+    std::shared_ptr<WeightCache::Kernels> kernels;
     if (cache != nullptr) {
       WeightCache::MacKey key;
       key.wgt_begin = wgt_addr;
@@ -257,32 +263,43 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
       key.wgt_type = wgt_type;
       key.isa = isa;
       key.slices = slices;
-      kernels = &cache->kernels(key);
+      kernels = cache->kernels(key);
     } else {
-      local.resize(slices);
+      kernels = std::make_shared<WeightCache::Kernels>(slices);
     }
-    const std::int8_t* w =
-        std::all_of(kernels->begin(), kernels->end(), [](const auto& k) { return k != nullptr; }) ? nullptr : weights();
+    // Slice `part`'s output channels [oc0, oc1).
+    auto channels = [&](unsigned part) {
+      if (!by_channels) return std::pair<std::int64_t, std::int64_t>(0, g.out_c);
+      return std::pair<std::int64_t, std::int64_t>(std::min(g.out_c, 64 * (groups * part / parts)),
+                                                   std::min(g.out_c, 64 * (groups * (part + 1) / parts)));
+    };
+    if (!std::all_of(kernels->begin(), kernels->end(), [](const auto& k) { return k != nullptr; })) {
+      const std::int8_t* w = weights();
+      for_parts(threads, slices, [&](unsigned part) {
+        guarded(part, [&] {
+          const auto [oc0, oc1] = channels(part);
+          std::unique_ptr<gemm::ConvKernel>& kernel = (*kernels)[part];
+          if (oc0 == oc1 || kernel) return;
+          gemm::ConvShape slice = s;
+          slice.out_c = oc1 - oc0;
+          kernel = std::make_unique<gemm::ConvKernel>(slice, type, w + oc0 * k_len, isa);
+        });
+      });
+    }
+    if (guard.owns_lock()) guard.unlock();
     if (by_channels) {
       for_parts(threads, parts, [&](unsigned part) {
         guarded(part, [&] {
-          const std::int64_t oc0 = std::min(g.out_c, 64 * (groups * part / parts));
-          const std::int64_t oc1 = std::min(g.out_c, 64 * (groups * (part + 1) / parts));
-          if (oc0 == oc1) return;
-          std::unique_ptr<gemm::ConvKernel>& kernel = (*kernels)[part];
-          if (!kernel) {
-            gemm::ConvShape slice = s;
-            slice.out_c = oc1 - oc0;
-            kernel = std::make_unique<gemm::ConvKernel>(slice, type, w + oc0 * k_len, isa);
-          }
-          kernel->run(a, acc + oc0, store, 0, pixels, g.out_c);
+          const auto [oc0, oc1] = channels(part);
+          if (oc0 != oc1 && (*kernels)[part]) (*kernels)[part]->run(a, acc + oc0, store, 0, pixels, g.out_c);
         });
       });
     } else {
-      std::unique_ptr<gemm::ConvKernel>& kernel = kernels->front();
-      if (!kernel) kernel = std::make_unique<gemm::ConvKernel>(s, type, w, isa);
+      const gemm::ConvKernel* kernel = kernels->front().get();
       for_parts(threads, parts, [&](unsigned part) {
-        guarded(part, [&] { kernel->run(a, acc, store, pixels * part / parts, pixels * (part + 1) / parts); });
+        guarded(part, [&] {
+          if (kernel != nullptr) kernel->run(a, acc, store, pixels * part / parts, pixels * (part + 1) / parts);
+        });
       });
     }
   }

@@ -38,6 +38,16 @@ bool WeightCache::Origin::operator==(const Origin& o) const {
   return key == o.key && transfer(load) == transfer(o.load);
 }
 
+WeightCache::WeightCache(const WeightCache& other)
+    : loads_(other.loads_),
+      packed_(other.packed_),
+      constants_(other.constants_),
+      state_(other.state_),
+      deferring_(other.deferring_),
+      constants_written_(other.constants_written_),
+      kept_(other.kept_),
+      shared_(other.shared_) {}
+
 void WeightCache::reset() {
   deferring_ = false;
   loads_.clear();
@@ -91,7 +101,7 @@ void WeightCache::put_in_place(LoadRecord& r, std::uint64_t skip_begin, std::uin
 
 void WeightCache::before_write(const Effects& fx) {
   for (const Access& a : fx) {
-    if (a.kind != AccessKind::kWrite) continue;
+    if (a.kind != AccessKind::kWrite || (a.region.space != Space::kWgt && a.region.space != Space::kDram)) continue;
     const std::uint64_t lo = a.region.base, hi = a.region.end();
     // A contiguous write into WGT replaces what it covers; around a strided one, keep all.
     const bool contiguous = a.region.rows == 1 || a.region.stride == a.region.row_len;
@@ -179,9 +189,9 @@ void WeightCache::written(const isa::Instruction& insn, const Effects& fx) {
   }
 }
 
-WeightCache::Kernels& WeightCache::kernels(const MacKey& key) {
+std::shared_ptr<WeightCache::Kernels> WeightCache::kernels(const MacKey& key) {
   for (Packed& p : packed_) {
-    if (p.key == key) return *p.kernels;
+    if (p.key == key) return p.kernels;
   }
   if (packed_.size() == kMaxPacked) packed_.erase(packed_.begin());
   const std::optional<Origin> origin = origin_of(key);
@@ -198,7 +208,7 @@ WeightCache::Kernels& WeightCache::kernels(const MacKey& key) {
     }
   }
   packed_.push_back({key, kernels});
-  return *kernels;
+  return kernels;
 }
 
 std::size_t WeightCache::OriginHash::operator()(const Origin& o) const {
