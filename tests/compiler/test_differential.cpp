@@ -1,6 +1,7 @@
 // Differential test: random graphs compiled for the small, default and large presets
 // (and random rounding modes, overflow policies and accumulator widths) run on the
-// emulator; every element of every layer equals the reference evaluator's.
+// emulator, once scheduled and checked and twice replayed (on two threads and on one);
+// every element of every layer equals the reference evaluator's each time.
 #include <gtest/gtest.h>
 
 #include "dla/compiler/lower.hpp"
@@ -29,7 +30,9 @@ std::uint64_t check_graph(std::uint64_t seed, const char* preset, std::string& f
   return compare_graph(g, inputs, dla::testing::random_config(preset, rng), seed, preset, failure);
 }
 
-/// Runs `g` on the emulator and compares every layer with the reference evaluator.
+/// Runs `g` on the emulator and compares every layer with the reference evaluator: the
+/// first run (scheduled and checked), then runs that replay its order on two threads and
+/// on one.
 std::uint64_t compare_graph(const compiler::Graph& g, const std::map<std::string, HostTensor>& inputs,
                             const HwConfig& hw, std::uint64_t seed, const char* preset, std::string& failure) {
   const auto expected = compiler::evaluate(g, hw, inputs);
@@ -37,37 +40,42 @@ std::uint64_t compare_graph(const compiler::Graph& g, const std::map<std::string
   auto device = sim::make_emulator(hw);
   device->load(program);
   for (const auto& [name, t] : inputs) device->set_input(name, t);
-  sim::RunOptions opts;
-  opts.dump_layers = true;
-  device->run(opts);
   std::uint64_t compared = 0;
-  const auto dumps = device->layer_dumps();
-  if (dumps.size() + g.inputs().size() != g.nodes().size()) {
-    failure = "expected a dump per non-input node";
-    return compared;
-  }
-  for (const auto& dump : dumps) {
-    const int id = g.find(dump.name);
-    const HostTensor& want = expected[static_cast<std::size_t>(id)];
-    if (dump.tensor.values.size() != want.values.size()) {
-      failure = "layer " + dump.name + ": element count differs";
+  for (const unsigned threads : {0u, 2u, 1u}) {
+    const std::string run = threads == 0 ? "first run" : "replay on " + std::to_string(threads) + " thread(s)";
+    sim::RunOptions opts;
+    opts.dump_layers = true;
+    opts.threads = threads;
+    device->run(opts);
+    const auto dumps = device->layer_dumps();
+    if (dumps.size() + g.inputs().size() != g.nodes().size()) {
+      failure = "expected a dump per non-input node";
       return compared;
     }
-    for (std::size_t i = 0; i < want.values.size(); ++i) {
-      if (dump.tensor.values[i] != want.values[i]) {
-        failure = "seed " + std::to_string(seed) + " preset " + preset + " layer '" + dump.name + "' (" +
-                  std::string(compiler::op_kind_name(g.node(id).kind)) + ") element " + std::to_string(i) +
-                  ": emulator " + std::to_string(dump.tensor.values[i]) + ", reference " + std::to_string(want.values[i]);
+    for (const auto& dump : dumps) {
+      const int id = g.find(dump.name);
+      const HostTensor& want = expected[static_cast<std::size_t>(id)];
+      if (dump.tensor.values.size() != want.values.size()) {
+        failure = run + ": layer " + dump.name + ": element count differs";
         return compared;
       }
+      for (std::size_t i = 0; i < want.values.size(); ++i) {
+        if (dump.tensor.values[i] != want.values[i]) {
+          failure = run + ": seed " + std::to_string(seed) + " preset " + preset + " layer '" + dump.name + "' (" +
+                    std::string(compiler::op_kind_name(g.node(id).kind)) + ") element " + std::to_string(i) +
+                    ": emulator " + std::to_string(dump.tensor.values[i]) + ", reference " +
+                    std::to_string(want.values[i]);
+          return compared;
+        }
+      }
+      compared += want.values.size();
     }
-    compared += want.values.size();
-  }
-  for (int o : g.outputs()) {
-    const HostTensor out = device->output(g.node(o).name);
-    if (out.values != expected[static_cast<std::size_t>(o)].values) {
-      failure = "output '" + g.node(o).name + "' differs";
-      return compared;
+    for (int o : g.outputs()) {
+      const HostTensor out = device->output(g.node(o).name);
+      if (out.values != expected[static_cast<std::size_t>(o)].values) {
+        failure = run + ": output '" + g.node(o).name + "' differs";
+        return compared;
+      }
     }
   }
   return compared;

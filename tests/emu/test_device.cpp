@@ -3,6 +3,7 @@
 // the errors of load / set_input / run / output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "../support/device_programs.hpp"
@@ -120,6 +121,47 @@ TEST(EmuDevice, RunsAgainWithNewInputsFromAFreshState) {
   }
 }
 
+// The first run schedules and checks; later runs replay its order, split between
+// threads when there are several: every run, on any thread count, equals the naive
+// reference on its own input, with the same statistics and layer dumps.
+TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
+  std::mt19937_64 g(103);
+  for (const auto& v : conv_variants()) {
+    SCOPED_TRACE(v.name);
+    ConvSpec spec = v.spec;
+    spec.in_h = 24;  // enough tiles for every thread
+    const ConvCase c = make_conv_program(v.cfg, spec, g);
+    const Expected e = expected_counts(c);
+    auto dev = dla::sim::make_emulator(v.cfg);
+    dev->load(c.program);
+    for (unsigned threads : {1u, 2u, 3u, 1u, 2u, 4u}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      const HostTensor image = random_image(c, g);
+      std::uint64_t overflows = 0, saturations = 0;
+      const HostTensor expected = reference_conv(c, image, v.cfg, &overflows, &saturations);
+      dev->set_input("image", image);
+      dla::sim::RunOptions opts;
+      opts.threads = threads;
+      opts.dump_layers = true;
+      dev->run(opts);
+      EXPECT_EQ(dev->output("out"), expected);
+      const auto s = dev->stats();
+      EXPECT_EQ(s.instructions, e.instructions);
+      EXPECT_EQ(s.macs, e.macs);
+      EXPECT_EQ(s.dram_read_bytes, e.dram_read);
+      EXPECT_EQ(s.dram_write_bytes, e.dram_write);
+      EXPECT_EQ(s.acc_overflows, overflows);
+      EXPECT_EQ(s.saturations, saturations);
+      ASSERT_EQ(s.layers.size(), 1u);
+      EXPECT_EQ(s.layers[0].macs, e.macs);
+      EXPECT_EQ(s.layers[0].saturations, saturations);
+      const auto dumps = dev->layer_dumps();
+      ASSERT_EQ(dumps.size(), 1u);
+      EXPECT_EQ(dumps[0].tensor.values, expected.values);
+    }
+  }
+}
+
 TEST(EmuDevice, LayerStatsFollowTheDebugRecordRanges) {
   std::mt19937_64 g(102);
   const HwConfig cfg = HwConfig::preset("default");
@@ -185,6 +227,25 @@ TEST(EmuRaces, MissingRawTokenBetweenLoadAndMac) {
                     "instruction " + std::to_string(c.first_mac) + ": mac reads ACT [0, " + std::to_string(in_bytes) +
                         ") written by instruction " + std::to_string(c.first_act_load) +
                         " (load) with no dependency token between them");
+}
+
+// A run that fails records no order: the next run of the program schedules and checks
+// again, and fails the same way.
+TEST(EmuRaces, ARacyProgramFailsOnEveryRun) {
+  std::mt19937_64 g(112);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  isa::tokens_of(c.program.instructions[c.first_bias_load]).push_next = false;
+  isa::tokens_of(c.program.instructions[c.first_mac]).pop_prev = false;
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(c.program);
+  dev->set_input("image", random_image(c, g));
+  for (unsigned threads : {1u, 2u, 1u}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    dla::sim::RunOptions opts;
+    opts.threads = threads;
+    expect_exec_error([&] { dev->run(opts); }, c.first_mac, "with no dependency token between them");
+  }
 }
 
 TEST(EmuRaces, MissingWarTokenBeforeALoadOverwritesAnInputTile) {
@@ -454,6 +515,46 @@ TEST(EmuDeviceErrors, LoadRefusesAnotherConfigAndMalformedPrograms) {
     Program p = b.build();
     p.tensors.push_back({"x", dla::TensorRole::kInput, DType::I8, 0, dla::Layout::kRowMajor, {10}, 0});
     expect_error([&] { dev->load(p); }, "tensor 'x' at DRAM [0, +10) lies outside the program's 0-byte DRAM");
+  }
+}
+
+// What depends on data is checked on every run, replays included: here the REQUANT
+// record comes from the input, and an input whose clips leave no value fails at the
+// first REQUANT on any thread count; a good input after it runs again.
+TEST(EmuDeviceErrors, ARecordReadFromTheInputIsCheckedOnEveryRun) {
+  std::mt19937_64 g(120);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
+  std::get<isa::Load>(c.program.instructions[c.first_act_load - 1]).dram_addr =
+      static_cast<std::int64_t>(c.in.dram_offset);  // the PARAM load
+  // The image's first DRAM bytes (NHWC) as the record: clip_lo, clip_hi (int32), shifts.
+  auto image_with_record = [&](std::int32_t lo, std::int32_t hi) {
+    HostTensor image = random_image(c, g);
+    std::vector<std::uint8_t> rec;
+    append_i32(rec, lo);
+    append_i32(rec, hi);
+    rec.resize(rec.size() + static_cast<std::size_t>(c.spec.out_c), 5);
+    const std::uint64_t ch = image.shape[1], h = image.shape[2], w = image.shape[3];
+    for (std::uint64_t i = 0; i < rec.size(); ++i) {
+      const std::uint64_t pixel = i / ch, channel = i % ch;
+      image.values[channel * h * w + (pixel / w) * w + pixel % w] = rec[i];
+    }
+    return image;
+  };
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(c.program);
+  for (unsigned threads : {1u, 2u}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    dla::sim::RunOptions opts;
+    opts.threads = threads;
+    dev->set_input("image", image_with_record(0, 127));
+    EXPECT_NO_THROW(dev->run(opts));
+    dev->set_input("image", image_with_record(100, -100));
+    expect_exec_error([&] { dev->run(opts); }, c.first_requant, "parameter record clips [100, -100] leave no value of i8");
+    dev->set_input("image", image_with_record(-20, 20));
+    EXPECT_NO_THROW(dev->run(opts));
+    const HostTensor out = dev->output("out");
+    EXPECT_TRUE(std::all_of(out.values.begin(), out.values.end(), [](std::int32_t x) { return x >= -20 && x <= 20; }));
   }
 }
 

@@ -10,3 +10,6 @@ dla_add_gtest(test_emu_batch SOURCES emu/test_batch.cpp LIBS dla::sim dla::compi
 # White-box: the weight cache is private to sim/engines/src.
 dla_add_gtest(test_emu_weight_cache SOURCES emu/test_weight_cache.cpp LIBS dla::sim)
 target_include_directories(test_emu_weight_cache PRIVATE ${PROJECT_SOURCE_DIR}/sim/engines/src)
+# White-box: the replay of a recorded schedule is private to sim/engines/src.
+dla_add_gtest(test_emu_replay SOURCES emu/test_replay.cpp LIBS dla::sim dla::compiler)
+target_include_directories(test_emu_replay PRIVATE ${PROJECT_SOURCE_DIR}/sim/engines/src)

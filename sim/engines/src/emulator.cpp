@@ -18,6 +18,17 @@
 // body (dla/semantics.hpp) executes, so a program that runs here race-free computes the
 // same integers under any timing. (Reads of DRAM bytes that no instruction of the program
 // writes, such as weights, cannot race and are not tracked.)
+// The first run of a loaded program schedules and checks as above while it executes, and
+// records the order it took. Nothing the scheduler, describe() or the race detector
+// decides depends on data (the program and the hardware config fix the order, every
+// access and every verdict), so a later run of the program performs the recorded order
+// again (replay.hpp): the same instructions in the same order, the same bytes, without
+// deciding it all again. What does depend on data (a parameter record's clip range) is
+// checked by perform() on every run. On several threads the recorded order is split
+// between them (ReplayPlan): an accumulator tile and its DMA per thread, every
+// instruction after the conflicting ones of the other threads; an error is then the
+// first in recorded order, and instructions after it that do not depend on it may have
+// run. A run that throws records nothing: the next one schedules and checks again.
 // Machine state at the start of every run: DRAM zero, constants at 0, bound inputs at
 // their offsets; all SRAM buffers zero (a run after the first restores only the DRAM the
 // previous one wrote). Tokens left in FIFOs at END are dropped.
@@ -37,6 +48,7 @@
 #include "dla/tensor.hpp"
 #include "program_host.hpp"
 #include "race_detector.hpp"
+#include "replay.hpp"
 #include "scheduling.hpp"
 #include "weight_cache.hpp"
 
@@ -75,7 +87,10 @@ class Emulator final : public Device {
   bool push_pending(int q);
   void barrier();
   [[noreturn]] void deadlock() const;
-  void count(std::uint32_t i, const Counters& c);
+  /// The data work of instruction i, whose accesses describe() gave (on any thread).
+  void execute(std::uint32_t i, const Effects& described);
+  /// A later run: the recorded order again, on exec_.threads threads.
+  void replay();
 
   const Program& prog() const { return host_.program(); }
 
@@ -84,9 +99,18 @@ class Emulator final : public Device {
   ExecOptions exec_;
   RunStats stats_;
   std::vector<LayerDump> dumps_;
-  // Counters of every instruction of the last run; layer statistics are their sums over
-  // the debug records' ranges (ranges may overlap).
+  // Counters of every instruction of the last run (each written by the thread that
+  // performed it); run statistics are their sums, layer statistics their sums over the
+  // debug records' ranges (ranges may overlap).
   std::vector<Counters> per_insn_;
+
+  // The order the first successful run of the program took (empty: none yet), the
+  // instructions it counted (SYNC and END too), and its split for plan_threads_ threads.
+  std::vector<detail::ScheduledInsn> recorded_;
+  std::uint64_t recorded_instructions_ = 0;
+  detail::ReplayPlan plan_;
+  unsigned plan_threads_ = 0;
+  detail::Replayer replayer_;
 
   // Run state
   std::uint32_t next_ = 0;
@@ -122,6 +146,8 @@ void Emulator::load(const Program& p) {
   }
   stats_ = {};
   dumps_.clear();
+  recorded_.clear();
+  plan_threads_ = 0;
 }
 
 void Emulator::run(const RunOptions& options) {
@@ -131,18 +157,25 @@ void Emulator::run(const RunOptions& options) {
   dumps_.clear();
   host_.begin_run();
   weights_.begin_run(prog().constants.size());
-  per_insn_.assign(prog().debug.empty() ? 0 : prog().instructions.size() + 1, Counters{});
+  per_insn_.assign(prog().instructions.size() + 1, Counters{});
 
   try {
-    schedule();
+    if (recorded_.empty() || options.recheck) {
+      recorded_.clear();
+      weights_.set_shared(false);
+      schedule();
+    } else {
+      replay();
+    }
   } catch (...) {
+    recorded_.clear();
     weights_.materialize_all();  // the state as the instructions that ran left it
     throw;
   }
   weights_.materialize_all();
 
-  // Layer statistics by prefix sums over the instruction counters: after this loop
-  // prefix[i] holds the sum over instructions [0, i).
+  // Run and layer statistics by prefix sums over the instruction counters: after this
+  // loop prefix[i] holds the sum over instructions [0, i).
   std::vector<Counters>& prefix = per_insn_;
   Counters sum;
   for (Counters& c : prefix) {
@@ -151,6 +184,11 @@ void Emulator::run(const RunOptions& options) {
     sum = {sum.macs + own.macs, sum.overflows + own.overflows, sum.saturations + own.saturations,
            sum.dram_read + own.dram_read, sum.dram_write + own.dram_write};
   }
+  stats_.macs = sum.macs;
+  stats_.acc_overflows = sum.overflows;
+  stats_.saturations = sum.saturations;
+  stats_.dram_read_bytes = sum.dram_read;
+  stats_.dram_write_bytes = sum.dram_write;
   for (const auto& r : prog().debug) {
     const Counters& b = prefix[r.insn_begin];
     const Counters& e = prefix[r.insn_end];
@@ -170,6 +208,26 @@ void Emulator::run(const RunOptions& options) {
 // ---------------------------------------------------------------------------
 // Scheduler
 // ---------------------------------------------------------------------------
+
+void Emulator::replay() {
+  stats_.instructions = recorded_instructions_;
+  if (exec_.threads <= 1) {
+    weights_.set_shared(false);
+    for (const detail::ScheduledInsn& s : recorded_) execute(s.insn, s.fx);
+    return;
+  }
+  if (plan_threads_ != exec_.threads) {
+    plan_ = detail::make_plan(recorded_, exec_.threads);
+    plan_threads_ = exec_.threads;
+  }
+  // The plan's threads are the parallelism: each instruction runs on one.
+  exec_.threads = 1;
+  weights_.set_shared(true);
+  const std::exception_ptr failure = replayer_.run(plan_, recorded_, [](void* self, const detail::ScheduledInsn& s) {
+    static_cast<Emulator*>(self)->execute(s.insn, s.fx);
+  }, this);
+  if (failure) std::rethrow_exception(failure);
+}
 
 void Emulator::schedule() {
   const auto& insns = prog().instructions;
@@ -193,8 +251,11 @@ void Emulator::schedule() {
       if (q == static_cast<int>(isa::Queue::kAll)) {
         if (!(queues_[0].empty() && queues_[1].empty() && queues_[2].empty())) break;
         barrier();
-        count(next_, {});
-        if (std::holds_alternative<isa::End>(insns[next_])) return;
+        ++stats_.instructions;
+        if (std::holds_alternative<isa::End>(insns[next_])) {
+          recorded_instructions_ = stats_.instructions;
+          return;
+        }
         ++next_;
         continue;
       }
@@ -261,14 +322,13 @@ void Emulator::step(int q) {
   clock[qi] = static_cast<std::uint32_t>(insn_of_event_[qi].size());
   const Stamp self = detail::make_stamp(q, clock[qi]);
 
-  MachineState& state = host_.state();
-  const Effects described = describe(insn, state, i);
+  const Effects described = describe(insn, host_.state(), i);
   for (const Access& a : described) {
     if (host_.may_race(a)) races_.access(a, q, self, clock, i);
   }
-  const Effects fx = perform(insn, state, i, described, exec_);
-  weights_.written(insn, fx);
-  count(i, {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes});
+  ++stats_.instructions;
+  execute(i, described);
+  recorded_.push_back({i, described});
 
   pending_[qi] = u.pushes;
   if (!push_pending(q) && u.pushes[0] < 0 && u.pushes[1] < 0) queues_[qi].pop_front();
@@ -281,14 +341,24 @@ void Emulator::barrier() {
   clocks_.fill(all);
 }
 
-void Emulator::count(std::uint32_t i, const Counters& c) {
-  ++stats_.instructions;
-  stats_.macs += c.macs;
-  stats_.acc_overflows += c.overflows;
-  stats_.saturations += c.saturations;
-  stats_.dram_read_bytes += c.dram_read;
-  stats_.dram_write_bytes += c.dram_write;
-  if (!per_insn_.empty()) per_insn_[i] = c;
+void Emulator::execute(std::uint32_t i, const Effects& described) {
+  const isa::Instruction& insn = prog().instructions[i];
+  // The weight cache concerns WGT and DRAM: a MAC and a STORE consult it (under its
+  // guard, which is empty on one thread), an instruction writing either changes it
+  // (written(); it has nothing to do for the others). A LOAD into WGT consults it and
+  // has written() record it, one step under the guard.
+  const bool writes_cached = std::any_of(described.begin(), described.end(), [](const Access& a) {
+    return a.kind == AccessKind::kWrite && (a.region.space == Space::kWgt || a.region.space == Space::kDram);
+  });
+  const auto* load = std::get_if<isa::Load>(&insn);
+  detail::WeightCache::Guard guard;
+  if (load != nullptr && static_cast<isa::Buffer>(load->buffer) == isa::Buffer::WGT) guard = weights_.guard();
+  const Effects fx = perform(insn, host_.state(), i, described, exec_);
+  if (writes_cached) {
+    if (!guard.owns_lock()) guard = weights_.guard();
+    weights_.written(insn, fx);
+  }
+  per_insn_[i] = {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes};
 }
 
 void Emulator::deadlock() const {

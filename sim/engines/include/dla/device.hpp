@@ -46,9 +46,15 @@ struct LayerDump {
 
 struct RunOptions {
   bool dump_layers = false;  ///< capture every debug record's output tensor
-  /// Host threads the engine may use for large instructions (0: one per core). Results
-  /// never depend on it; benchmarks set it so that both sides of a ratio use the same.
+  /// Host threads the engine may use (0: one per core). The emulator's first run of a
+  /// program shares only large instructions between them; its later runs share the
+  /// program's instructions. Results never depend on it; benchmarks set it so that both
+  /// sides of a ratio use the same.
   unsigned threads = 0;
+  /// Emulator: schedule and check this run again, as the first run of the program does
+  /// (on one thread, large instructions shared), instead of performing the order the first
+  /// run checked. The same results; for measuring what checking on every run would cost.
+  bool recheck = false;
 };
 
 /// The host threads that RunOptions::threads asks for (0 resolved to one per core).
@@ -91,7 +97,11 @@ class Device {
   virtual RunStats stats() const = 0;
 };
 
-/// The functional emulator: fast, exact, no timing.
+/// The functional emulator: fast, exact, no timing. The first run of a loaded program
+/// schedules it and checks every access (bounds, token discipline, races) as it executes;
+/// none of that depends on data, so later runs perform the order the first one checked,
+/// on every thread (data-dependent rules, such as a parameter record's clip range, are
+/// checked on every run). A run that fails leaves the next one to schedule and check again.
 std::unique_ptr<Device> make_emulator(const HwConfig& config);
 
 }  // namespace dla::sim
