@@ -43,6 +43,33 @@ Expected expected_counts(const ConvCase& c) {
   return e;
 }
 
+/// A run of `c` (layer dumps asked for) left `expected` as its output, its layer dump and
+/// the statistics of the program and the reference.
+void expect_conv_run(const dla::sim::Device& dev, const ConvCase& c, const HostTensor& expected,
+                     std::uint64_t overflows, std::uint64_t saturations) {
+  EXPECT_EQ(dev.output("out"), expected);
+  const auto s = dev.stats();
+  const Expected e = expected_counts(c);
+  EXPECT_EQ(s.instructions, e.instructions);
+  EXPECT_EQ(s.macs, e.macs);
+  EXPECT_EQ(s.dram_read_bytes, e.dram_read);
+  EXPECT_EQ(s.dram_write_bytes, e.dram_write);
+  EXPECT_EQ(s.acc_overflows, overflows);
+  EXPECT_EQ(s.saturations, saturations);
+  EXPECT_EQ(s.cycles, 0u);
+  ASSERT_EQ(s.layers.size(), 1u);
+  EXPECT_EQ(s.layers[0].name, "conv1");
+  EXPECT_EQ(s.layers[0].macs, e.macs);
+  EXPECT_EQ(s.layers[0].acc_overflows, overflows);
+  EXPECT_EQ(s.layers[0].saturations, saturations);
+  EXPECT_EQ(s.layers[0].dram_read_bytes, e.dram_read);
+  EXPECT_EQ(s.layers[0].dram_write_bytes, e.dram_write);
+  const auto dumps = dev.layer_dumps();
+  ASSERT_EQ(dumps.size(), 1u);
+  EXPECT_EQ(dumps[0].name, "conv1");
+  EXPECT_EQ(dumps[0].tensor.values, expected.values);
+}
+
 /// Runs `p` on a fresh emulator for `cfg` and returns the exception text, or "" if it ran.
 template <typename Setup>
 void run_program(const HwConfig& cfg, const Program& p, Setup&& setup) {
@@ -77,31 +104,10 @@ TEST(EmuDevice, TiledConvMatchesNaiveReferenceOnEveryConfig) {
     dla::sim::RunOptions opts;
     opts.dump_layers = true;
     dev->run(opts);
-    const HostTensor out = dev->output("out");
-    EXPECT_EQ(out, expected);
-    const auto s = dev->stats();
-    const Expected e = expected_counts(c);
-    EXPECT_EQ(s.instructions, e.instructions);
-    EXPECT_EQ(s.macs, e.macs);
-    EXPECT_EQ(s.dram_read_bytes, e.dram_read);
-    EXPECT_EQ(s.dram_write_bytes, e.dram_write);
-    EXPECT_EQ(s.acc_overflows, overflows);
-    EXPECT_EQ(s.saturations, saturations);
-    EXPECT_EQ(s.cycles, 0u);
+    expect_conv_run(*dev, c, expected, overflows, saturations);
     if (std::string(v.name).rfind("acc16", 0) == 0) {
       EXPECT_GT(overflows, 0u);
     }
-    ASSERT_EQ(s.layers.size(), 1u);
-    EXPECT_EQ(s.layers[0].name, "conv1");
-    EXPECT_EQ(s.layers[0].macs, e.macs);
-    EXPECT_EQ(s.layers[0].acc_overflows, overflows);
-    EXPECT_EQ(s.layers[0].saturations, saturations);
-    EXPECT_EQ(s.layers[0].dram_read_bytes, e.dram_read);
-    EXPECT_EQ(s.layers[0].dram_write_bytes, e.dram_write);
-    const auto dumps = dev->layer_dumps();
-    ASSERT_EQ(dumps.size(), 1u);
-    EXPECT_EQ(dumps[0].name, "conv1");
-    EXPECT_EQ(dumps[0].tensor.values, expected.values);
   }
 }
 
@@ -131,7 +137,6 @@ TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
     ConvSpec spec = v.spec;
     spec.in_h = 24;  // enough tiles for every thread
     const ConvCase c = make_conv_program(v.cfg, spec, g);
-    const Expected e = expected_counts(c);
     auto dev = dla::sim::make_emulator(v.cfg);
     dev->load(c.program);
     for (unsigned threads : {1u, 2u, 3u, 1u, 2u, 4u}) {
@@ -144,20 +149,7 @@ TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
       opts.threads = threads;
       opts.dump_layers = true;
       dev->run(opts);
-      EXPECT_EQ(dev->output("out"), expected);
-      const auto s = dev->stats();
-      EXPECT_EQ(s.instructions, e.instructions);
-      EXPECT_EQ(s.macs, e.macs);
-      EXPECT_EQ(s.dram_read_bytes, e.dram_read);
-      EXPECT_EQ(s.dram_write_bytes, e.dram_write);
-      EXPECT_EQ(s.acc_overflows, overflows);
-      EXPECT_EQ(s.saturations, saturations);
-      ASSERT_EQ(s.layers.size(), 1u);
-      EXPECT_EQ(s.layers[0].macs, e.macs);
-      EXPECT_EQ(s.layers[0].saturations, saturations);
-      const auto dumps = dev->layer_dumps();
-      ASSERT_EQ(dumps.size(), 1u);
-      EXPECT_EQ(dumps[0].tensor.values, expected.values);
+      expect_conv_run(*dev, c, expected, overflows, saturations);
     }
   }
 }
@@ -215,12 +207,23 @@ TEST(EmuDevice, SyncOrdersEverythingBeforeIt) {
 // Races: a missing token in either direction
 // ---------------------------------------------------------------------------
 
-TEST(EmuRaces, MissingRawTokenBetweenLoadAndMac) {
-  std::mt19937_64 g(110);
-  const HwConfig cfg = HwConfig::preset("default");
+namespace {
+
+/// The conv program without the token from tile 0's bias LOAD to its MAC: the MAC may
+/// read its input tile before the LOAD that writes it.
+ConvCase without_raw_token(const HwConfig& cfg, std::mt19937_64& g) {
   ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
   isa::tokens_of(c.program.instructions[c.first_bias_load]).push_next = false;
   isa::tokens_of(c.program.instructions[c.first_mac]).pop_prev = false;
+  return c;
+}
+
+}  // namespace
+
+TEST(EmuRaces, MissingRawTokenBetweenLoadAndMac) {
+  std::mt19937_64 g(110);
+  const HwConfig cfg = HwConfig::preset("default");
+  const ConvCase c = without_raw_token(cfg, g);
   const int in_bytes = (c.spec.tile_rows - 1 + c.spec.k) * c.spec.in_w * c.spec.in_c;
   expect_exec_error([&] { run_program(cfg, c.program, [&](auto& d) { d.set_input("image", random_image(c, g)); }); },
                     c.first_mac,
@@ -234,9 +237,7 @@ TEST(EmuRaces, MissingRawTokenBetweenLoadAndMac) {
 TEST(EmuRaces, ARacyProgramFailsOnEveryRun) {
   std::mt19937_64 g(112);
   const HwConfig cfg = HwConfig::preset("default");
-  ConvCase c = make_conv_program(cfg, ConvSpec{}, g);
-  isa::tokens_of(c.program.instructions[c.first_bias_load]).push_next = false;
-  isa::tokens_of(c.program.instructions[c.first_mac]).pop_prev = false;
+  const ConvCase c = without_raw_token(cfg, g);
   auto dev = dla::sim::make_emulator(cfg);
   dev->load(c.program);
   dev->set_input("image", random_image(c, g));
