@@ -91,6 +91,11 @@ class Emulator final : public Device {
   void execute(std::uint32_t i, const Effects& described);
   /// A later run: the recorded order again, on exec_.threads threads.
   void replay();
+  /// Drops the recorded order and its split: the next run schedules and checks.
+  void forget_recording() {
+    recorded_.clear();
+    plan_threads_ = 0;
+  }
 
   const Program& prog() const { return host_.program(); }
 
@@ -146,8 +151,7 @@ void Emulator::load(const Program& p) {
   }
   stats_ = {};
   dumps_.clear();
-  recorded_.clear();
-  plan_threads_ = 0;
+  forget_recording();
 }
 
 void Emulator::run(const RunOptions& options) {
@@ -161,14 +165,14 @@ void Emulator::run(const RunOptions& options) {
 
   try {
     if (recorded_.empty() || options.recheck) {
-      recorded_.clear();
+      forget_recording();
       weights_.set_shared(false);
       schedule();
     } else {
       replay();
     }
   } catch (...) {
-    recorded_.clear();
+    forget_recording();
     weights_.materialize_all();  // the state as the instructions that ran left it
     throw;
   }

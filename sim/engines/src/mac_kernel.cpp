@@ -25,14 +25,9 @@
 
 #include "dla/gemm.hpp"
 #include "pack.hpp"
+#include "spin_mutex.hpp"
 #include "weight_cache.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define DLA_SIM_PAUSE() _mm_pause()
-#else
-#define DLA_SIM_PAUSE() std::this_thread::yield()
-#endif
 
 namespace dla::sim::detail {
 namespace {
@@ -82,7 +77,7 @@ class Helpers {
     const auto patience = std::chrono::steady_clock::now() + kPatience;
     for (std::uint64_t spin = 0; done_.load(std::memory_order_acquire) != parts; ++spin) {
       if (spin % 64 != 0 || std::chrono::steady_clock::now() < patience) {
-        DLA_SIM_PAUSE();
+        cpu_pause();
       } else {
         std::this_thread::yield();
       }
@@ -121,7 +116,7 @@ class Helpers {
       const auto idle_until = std::chrono::steady_clock::now() + kIdle;
       for (std::uint64_t spin = 0; g == seen; ++spin) {
         if (spin < kPauses) {
-          DLA_SIM_PAUSE();
+          cpu_pause();
         } else {
           std::this_thread::yield();
           if (spin % 64 == 0 && std::chrono::steady_clock::now() > idle_until) break;

@@ -21,6 +21,18 @@ constexpr std::size_t kLookback = 256;
 /// A helper polls for the next run this long, then sleeps.
 constexpr std::chrono::milliseconds kIdle{2};
 
+/// Whether two instructions' accesses conflict: a unit both touch, at least one writing.
+bool accesses_conflict(const Effects& a, const Effects& b) {
+  for (const Access& x : a) {
+    for (const Access& y : b) {
+      if (x.region.space != y.region.space) continue;
+      if (x.kind == AccessKind::kRead && y.kind == AccessKind::kRead) continue;
+      if (regions_overlap(x.region, y.region)) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 bool regions_overlap(const Region& a, const Region& b) {
@@ -38,17 +50,6 @@ bool regions_overlap(const Region& a, const Region& b) {
   const std::int64_t k_lo = std::max(floor_div(d - static_cast<std::int64_t>(a.row_len), s) + 1, -(b_rows - 1));
   const std::int64_t k_hi = std::min(ceil_div(d + static_cast<std::int64_t>(b.row_len), s) - 1, a_rows - 1);
   return k_lo <= k_hi;
-}
-
-bool accesses_conflict(const Effects& a, const Effects& b) {
-  for (const Access& x : a) {
-    for (const Access& y : b) {
-      if (x.region.space != y.region.space) continue;
-      if (x.kind == AccessKind::kRead && y.kind == AccessKind::kRead) continue;
-      if (regions_overlap(x.region, y.region)) return true;
-    }
-  }
-  return false;
 }
 
 ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) {

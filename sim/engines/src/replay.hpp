@@ -28,8 +28,6 @@ namespace dla::sim::detail {
 /// same stride apart (or either is a single row), else by their bounding ranges (which may
 /// say yes for interleaved rows that never meet; that only costs parallelism).
 bool regions_overlap(const Region& a, const Region& b);
-/// Whether two instructions' accesses conflict: a unit both touch, at least one writing.
-bool accesses_conflict(const Effects& a, const Effects& b);
 
 /// One instruction the scheduler ran: its index and what describe() said it touches.
 struct ScheduledInsn {

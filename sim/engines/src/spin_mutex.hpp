@@ -15,13 +15,20 @@
 
 namespace dla::sim::detail {
 
+/// A spin-wait hint to the CPU (yielding the core where there is none).
+inline void cpu_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
 /// One step of waiting for another thread: a CPU pause for the first `pauses` steps,
 /// then yielding the core.
 inline void wait_step(std::uint64_t step, std::uint64_t pauses = 256) {
   if (step < pauses) {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
+    cpu_pause();
   } else {
     std::this_thread::yield();
   }
