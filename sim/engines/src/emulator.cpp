@@ -25,10 +25,12 @@
 // again (replay.hpp): the same instructions in the same order, the same bytes, without
 // deciding it all again. What does depend on data (a parameter record's clip range) is
 // checked by perform() on every run. On several threads the recorded order is split
-// between them (ReplayPlan): an accumulator tile and its DMA per thread, every
-// instruction after the conflicting ones of the other threads; an error is then the
-// first in recorded order, and instructions after it that do not depend on it may have
-// run. A run that throws records nothing: the next one schedules and checks again.
+// between them (ReplayPlan): each thread has SRAM of its own (a lane) over the one DRAM,
+// the instructions that pass data through SRAM stay together on one lane, and DRAM
+// accesses are ordered between threads; an error is then the first in recorded order,
+// and instructions after it that do not depend on it may have run. A program that writes
+// DRAM its weights are loaded from replays on one thread (the weight caches are per lane).
+// A run that throws records nothing: the next one schedules and checks again.
 // Machine state at the start of every run: DRAM zero, constants at 0, bound inputs at
 // their offsets; all SRAM buffers zero (a run after the first restores only the DRAM the
 // previous one wrote). Tokens left in FIFOs at END are dropped.
@@ -87,8 +89,20 @@ class Emulator final : public Device {
   bool push_pending(int q);
   void barrier();
   [[noreturn]] void deadlock() const;
-  /// The data work of instruction i, whose accesses describe() gave (on any thread).
-  void execute(std::uint32_t i, const Effects& described);
+  /// SRAM of its own over the emulator's DRAM, for one thread of a replay beyond the first
+  /// (replay.hpp), and its memory of its WGT.
+  struct Lane {
+    MachineState state;
+    detail::WeightCache weights;
+    ExecOptions exec;
+  };
+  /// The data work of instruction i, whose accesses describe() gave, on machine `m` with
+  /// its weight cache (on any thread).
+  void execute(std::uint32_t i, const Effects& described, MachineState& m, const ExecOptions& exec);
+  void execute(std::uint32_t i, const Effects& described) { execute(i, described, host_.state(), exec_); }
+  /// Lanes for threads 1 .. threads - 1, each ready for a run: SRAM zero where the plan
+  /// reads it before writing it, weight cache reset for the run.
+  void prepare_lanes(unsigned threads);
   /// A later run: the recorded order again, on exec_.threads threads.
   void replay();
   /// Drops the recorded order and its split: the next run schedules and checks.
@@ -115,7 +129,10 @@ class Emulator final : public Device {
   std::uint64_t recorded_instructions_ = 0;
   detail::ReplayPlan plan_;
   unsigned plan_threads_ = 0;
+  /// Whether the recording may be split between lanes (weight_sources_unwritten).
+  bool lanes_allowed_ = false;
   detail::Replayer replayer_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
 
   // Run state
   std::uint32_t next_ = 0;
@@ -166,7 +183,6 @@ void Emulator::run(const RunOptions& options) {
   try {
     if (recorded_.empty() || options.recheck) {
       forget_recording();
-      weights_.set_shared(false);
       schedule();
     } else {
       replay();
@@ -215,22 +231,56 @@ void Emulator::run(const RunOptions& options) {
 
 void Emulator::replay() {
   stats_.instructions = recorded_instructions_;
-  if (exec_.threads <= 1) {
-    weights_.set_shared(false);
+  if (exec_.threads > 1 && plan_threads_ != exec_.threads) {
+    lanes_allowed_ = detail::weight_sources_unwritten(recorded_);
+    if (lanes_allowed_) plan_ = detail::make_plan(recorded_, exec_.threads);
+    plan_threads_ = exec_.threads;
+  }
+  if (exec_.threads <= 1 || !lanes_allowed_) {
     for (const detail::ScheduledInsn& s : recorded_) execute(s.insn, s.fx);
     return;
   }
-  if (plan_threads_ != exec_.threads) {
-    plan_ = detail::make_plan(recorded_, exec_.threads);
-    plan_threads_ = exec_.threads;
-  }
   // The plan's threads are the parallelism: each instruction runs on one.
   exec_.threads = 1;
-  weights_.set_shared(true);
-  const std::exception_ptr failure = replayer_.run(plan_, recorded_, [](void* self, const detail::ScheduledInsn& s) {
-    static_cast<Emulator*>(self)->execute(s.insn, s.fx);
-  }, this);
+  prepare_lanes(plan_threads_);
+  const std::exception_ptr failure = replayer_.run(
+      plan_, recorded_,
+      [](void* ctx, const detail::ScheduledInsn& s, std::uint32_t thread) {
+        auto* self = static_cast<Emulator*>(ctx);
+        if (thread == 0) {
+          self->execute(s.insn, s.fx);
+        } else {
+          Lane& lane = *self->lanes_[thread - 1];
+          self->execute(s.insn, s.fx, lane.state, lane.exec);
+        }
+      },
+      this);
   if (failure) std::rethrow_exception(failure);
+}
+
+void Emulator::prepare_lanes(unsigned threads) {
+  MachineState& main = host_.state();
+  while (lanes_.size() + 1 < threads) {
+    auto lane = std::make_unique<Lane>();
+    lane->state = MachineState(config_, 0);
+    lanes_.push_back(std::move(lane));
+  }
+  for (std::size_t t = 1; t < threads; ++t) {
+    Lane& lane = *lanes_[t - 1];
+    lane.state.shared_dram = &main.dram;
+    lane.exec.threads = 1;
+    lane.exec.weights = &lane.weights;
+    lane.weights.begin_run(prog().constants.size());
+    for (const Region& r : plan_.zero_first[t]) {
+      switch (r.space) {
+        case Space::kAct: std::fill_n(lane.state.act.begin() + static_cast<std::ptrdiff_t>(r.base), r.row_len, 0); break;
+        case Space::kWgt: std::fill_n(lane.state.wgt.begin() + static_cast<std::ptrdiff_t>(r.base), r.row_len, 0); break;
+        case Space::kParam: std::fill_n(lane.state.param.begin() + static_cast<std::ptrdiff_t>(r.base), r.row_len, 0); break;
+        case Space::kAcc: std::fill_n(lane.state.acc.begin() + static_cast<std::ptrdiff_t>(r.base), r.row_len, 0); break;
+        case Space::kDram: break;
+      }
+    }
+  }
 }
 
 void Emulator::schedule() {
@@ -332,7 +382,7 @@ void Emulator::step(int q) {
   }
   ++stats_.instructions;
   execute(i, described);
-  recorded_.push_back({i, described});
+  recorded_.push_back({i, described, keeps_half_of_last_byte(insn)});
 
   pending_[qi] = u.pushes;
   if (!push_pending(q) && u.pushes[0] < 0 && u.pushes[1] < 0) queues_[qi].pop_front();
@@ -345,22 +395,15 @@ void Emulator::barrier() {
   clocks_.fill(all);
 }
 
-void Emulator::execute(std::uint32_t i, const Effects& described) {
+void Emulator::execute(std::uint32_t i, const Effects& described, MachineState& m, const ExecOptions& exec) {
   const isa::Instruction& insn = prog().instructions[i];
-  // The weight cache concerns WGT and DRAM: a MAC and a STORE consult it (under its
-  // guard, which is empty on one thread), an instruction writing either changes it
-  // (written(); it has nothing to do for the others). A LOAD into WGT consults it and
-  // has written() record it, one step under the guard.
-  const bool writes_cached = std::any_of(described.begin(), described.end(), [](const Access& a) {
-    return a.kind == AccessKind::kWrite && (a.region.space == Space::kWgt || a.region.space == Space::kDram);
-  });
-  const auto* load = std::get_if<isa::Load>(&insn);
-  detail::WeightCache::Guard guard;
-  if (load != nullptr && static_cast<isa::Buffer>(load->buffer) == isa::Buffer::WGT) guard = weights_.guard();
-  const Effects fx = perform(insn, host_.state(), i, described, exec_);
-  if (writes_cached) {
-    if (!guard.owns_lock()) guard = weights_.guard();
-    weights_.written(insn, fx);
+  // The weight cache concerns WGT and DRAM: an instruction writing either changes what it
+  // may keep (written(); it has nothing to do for the others).
+  const Effects fx = perform(insn, m, i, described, exec);
+  if (exec.weights != nullptr && std::any_of(described.begin(), described.end(), [](const Access& a) {
+        return a.kind == AccessKind::kWrite && (a.region.space == Space::kWgt || a.region.space == Space::kDram);
+      })) {
+    exec.weights->written(insn, fx);
   }
   per_insn_[i] = {fx.macs, fx.acc_overflows, fx.saturations, fx.dram_read_bytes, fx.dram_write_bytes};
 }

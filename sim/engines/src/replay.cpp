@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
+#include <array>
 
 #include "spin_mutex.hpp"
 
@@ -14,24 +14,12 @@ namespace {
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && (a < 0) ? 1 : 0); }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
 
-/// How far make_plan looks back for the conflicting instructions of another thread (and
-/// ahead or back for where a DMA belongs); beyond, it waits for everything older.
-constexpr std::size_t kLookback = 256;
+/// How far make_plan looks back for the conflicting instructions of another thread;
+/// beyond, it waits for everything older.
+constexpr std::size_t kLookback = 1024;
 
 /// A helper polls for the next run this long, then sleeps.
 constexpr std::chrono::milliseconds kIdle{2};
-
-/// Whether two instructions' accesses conflict: a unit both touch, at least one writing.
-bool accesses_conflict(const Effects& a, const Effects& b) {
-  for (const Access& x : a) {
-    for (const Access& y : b) {
-      if (x.region.space != y.region.space) continue;
-      if (x.kind == AccessKind::kRead && y.kind == AccessKind::kRead) continue;
-      if (regions_overlap(x.region, y.region)) return true;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -52,62 +40,171 @@ bool regions_overlap(const Region& a, const Region& b) {
   return k_lo <= k_hi;
 }
 
+namespace {
+
+constexpr std::uint32_t kNone = UINT32_MAX;
+
+/// Chains of steps joined by SRAM data: union-find whose root is the chain's first step.
+class Chains {
+ public:
+  explicit Chains(std::size_t n) : parent_(n) {
+    for (std::size_t i = 0; i < n; ++i) parent_[i] = static_cast<std::uint32_t>(i);
+  }
+  std::uint32_t first(std::uint32_t x) {
+    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
+    return x;
+  }
+  void join(std::uint32_t a, std::uint32_t b) {
+    a = first(a);
+    b = first(b);
+    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
+  }
+
+ private:
+  std::vector<std::uint32_t> parent_;
+};
+
+/// An estimate of a step's time in nanoseconds: its MACs, the bytes it moves or
+/// produces, and a fixed cost per instruction (of the order measured on the VM).
+double step_cost(const Effects& fx) {
+  return static_cast<double>(fx.macs) / 400.0 +
+         static_cast<double>(fx.dram_read_bytes + fx.dram_write_bytes + fx.elements) / 16.0 + 200.0;
+}
+
+bool touches_dram(const Effects& fx) {
+  return std::any_of(fx.begin(), fx.end(), [](const Access& a) { return a.region.space == Space::kDram; });
+}
+
+bool dram_conflict(const Effects& a, const Effects& b) {
+  for (const Access& x : a) {
+    if (x.region.space != Space::kDram) continue;
+    for (const Access& y : b) {
+      if (y.region.space != Space::kDram || (x.kind == AccessKind::kRead && y.kind == AccessKind::kRead)) continue;
+      if (regions_overlap(x.region, y.region)) return true;
+    }
+  }
+  return false;
+}
+
+/// Calls f(begin, end) for each row of a region.
+template <class F>
+void for_each_row(const Region& r, F f) {
+  for (std::uint64_t row = 0; row < r.rows; ++row) f(r.base + row * r.stride, r.base + row * r.stride + r.row_len);
+}
+
+/// Joins every step to the chain of the steps that last wrote the SRAM units it reads,
+/// and lists the units read before anything writes them (per step, as ranges).
+struct SramFlow {
+  std::vector<std::vector<Region>> unwritten_reads;  ///< per step
+};
+
+SramFlow follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
+  std::array<std::uint64_t, kNumSpaces> extent{};
+  for (const ScheduledInsn& s : order) {
+    for (const Access& a : s.fx) {
+      auto& e = extent[static_cast<std::size_t>(a.region.space)];
+      if (a.region.rows != 0 && a.region.row_len != 0) e = std::max(e, a.region.end());
+    }
+  }
+  std::array<std::vector<std::uint32_t>, kNumSpaces> last_writer;
+  for (int sp = 0; sp < kNumSpaces; ++sp) {
+    if (static_cast<Space>(sp) != Space::kDram) last_writer[sp].assign(extent[sp], kNone);
+  }
+  SramFlow flow;
+  flow.unwritten_reads.resize(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const auto step = static_cast<std::uint32_t>(k);
+    auto read = [&](Space space, std::uint64_t begin, std::uint64_t end) {
+      const std::vector<std::uint32_t>& writer = last_writer[static_cast<std::size_t>(space)];
+      std::uint32_t seen = kNone - 1;  // no unit yet
+      std::uint64_t unwritten_from = end;
+      for (std::uint64_t u = begin; u <= end; ++u) {
+        const std::uint32_t w = u < end ? writer[u] : kNone - 1;
+        if (w == kNone && unwritten_from == end) unwritten_from = u;
+        if (w != kNone && unwritten_from != end) {
+          flow.unwritten_reads[k].push_back(Region{space, unwritten_from, u - unwritten_from, 1, 0});
+          unwritten_from = end;
+        }
+        if (w == seen || u == end) continue;
+        seen = w;
+        if (w != kNone) chains.join(step, w);
+      }
+    };
+    const Effects& fx = order[k].fx;
+    for (const Access& a : fx) {
+      if (a.region.space == Space::kDram || a.region.rows == 0) continue;
+      if (a.kind == AccessKind::kRead) {
+        for_each_row(a.region, [&](std::uint64_t b, std::uint64_t e) { read(a.region.space, b, e); });
+      } else if (order[k].keeps_half_of_last_byte && a.region.row_len != 0) {
+        for_each_row(a.region, [&](std::uint64_t, std::uint64_t e) { read(a.region.space, e - 1, e); });
+      }
+    }
+    for (const Access& a : fx) {
+      if (a.region.space == Space::kDram || a.kind != AccessKind::kWrite) continue;
+      std::vector<std::uint32_t>& writer = last_writer[static_cast<std::size_t>(a.region.space)];
+      for_each_row(a.region, [&](std::uint64_t b, std::uint64_t e) {
+        std::fill(writer.begin() + static_cast<std::ptrdiff_t>(b), writer.begin() + static_cast<std::ptrdiff_t>(e), step);
+      });
+    }
+  }
+  return flow;
+}
+
+/// Sorted, merged copies of one space's ranges (rows of one).
+std::vector<Region> merged(std::vector<Region> ranges) {
+  std::sort(ranges.begin(), ranges.end(), [](const Region& a, const Region& b) {
+    return a.space != b.space ? a.space < b.space : a.base < b.base;
+  });
+  std::vector<Region> out;
+  for (const Region& r : ranges) {
+    if (!out.empty() && out.back().space == r.space && r.base <= out.back().end()) {
+      out.back().row_len = std::max(out.back().end(), r.end()) - out.back().base;
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) {
   const std::size_t n = order.size();
   const std::uint32_t t_count = std::max(1u, threads);
-  std::vector<std::uint32_t> owner(n, UINT32_MAX);
-  // Accumulator tiles, dealt out in turn: an instruction that writes ACC without reading
-  // it starts a tile at its first word; the others that touch that word join the tile.
-  std::map<std::uint64_t, std::uint32_t> tile_owner;
-  std::uint32_t next_tile = 0;
+  Chains chains(n);
+  SramFlow flow = follow_sram(order, chains);
+
+  // Chains, in the order of their first steps, to the thread with the least work so far.
+  std::vector<std::uint32_t> owner(n, kNone);
+  std::vector<double> work(t_count, 0.0);
+  std::vector<double> chain_cost(n, 0.0);
+  for (std::size_t k = 0; k < n; ++k) chain_cost[chains.first(static_cast<std::uint32_t>(k))] += step_cost(order[k].fx);
   for (std::size_t k = 0; k < n; ++k) {
-    const Effects& fx = order[k].fx;
-    const auto acc = std::find_if(fx.begin(), fx.end(), [](const Access& a) { return a.region.space == Space::kAcc; });
-    if (acc == fx.end()) continue;
-    const bool reads = std::any_of(fx.begin(), fx.end(), [](const Access& a) {
-      return a.region.space == Space::kAcc && a.kind == AccessKind::kRead;
-    });
-    const auto found = tile_owner.find(acc->region.base);
-    if (!reads || found == tile_owner.end()) {
-      owner[k] = tile_owner[acc->region.base] = next_tile++ % t_count;
+    const std::uint32_t first = chains.first(static_cast<std::uint32_t>(k));
+    if (first == k) {
+      owner[k] = static_cast<std::uint32_t>(std::min_element(work.begin(), work.end()) - work.begin());
+      work[owner[k]] += chain_cost[k];
     } else {
-      owner[k] = found->second;
+      owner[k] = owner[first];
     }
-  }
-  // The other instructions go with a nearby one they conflict with: a LOAD with the
-  // instruction that consumes its bytes, the others with the one that produced theirs;
-  // else to the thread with the fewest instructions so far.
-  std::vector<std::size_t> load(t_count, 0);
-  for (std::size_t k = 0; k < n; ++k) {
-    if (owner[k] != UINT32_MAX) {
-      ++load[owner[k]];
-      continue;
-    }
-    auto search = [&](bool forward) {
-      for (std::size_t step = 1; step <= kLookback; ++step) {
-        if (forward ? k + step >= n : step > k) break;
-        const std::size_t j = forward ? k + step : k - step;
-        if (owner[j] != UINT32_MAX && accesses_conflict(order[j].fx, order[k].fx)) return owner[j];
-      }
-      return UINT32_MAX;
-    };
-    const bool is_load = std::any_of(order[k].fx.begin(), order[k].fx.end(), [](const Access& a) {
-      return a.region.space == Space::kDram && a.kind == AccessKind::kRead;
-    });
-    std::uint32_t o = search(is_load);
-    if (o == UINT32_MAX) o = search(!is_load);
-    if (o == UINT32_MAX) o = static_cast<std::uint32_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    owner[k] = o;
-    ++load[o];
   }
 
   ReplayPlan plan;
   plan.threads.resize(t_count);
+  plan.zero_first.resize(t_count);
+  for (std::size_t k = 0; k < n; ++k) {
+    auto& zero = plan.zero_first[owner[k]];
+    zero.insert(zero.end(), flow.unwritten_reads[k].begin(), flow.unwritten_reads[k].end());
+  }
+  for (auto& zero : plan.zero_first) zero = merged(std::move(zero));
+
   // before[t][k]: instructions of thread t among the first k.
   std::vector<std::vector<std::uint32_t>> before(t_count, std::vector<std::uint32_t>(n + 1, 0));
   for (std::size_t k = 0; k < n; ++k) {
     for (std::uint32_t t = 0; t < t_count; ++t) before[t][k + 1] = before[t][k] + (owner[k] == t ? 1 : 0);
   }
+  std::vector<bool> dram(n);
+  for (std::size_t k = 0; k < n; ++k) dram[k] = touches_dram(order[k].fx);
   // waited[a][b]: how many of b's instructions a's steps so far wait for (a thread's
   // steps run in order, so a later step need not wait for them again).
   std::vector<std::vector<std::uint32_t>> waited(t_count, std::vector<std::uint32_t>(t_count, 0));
@@ -116,15 +213,18 @@ ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) 
     ReplayPlan::Step step;
     step.order = static_cast<std::uint32_t>(k);
     step.waits_begin = static_cast<std::uint32_t>(plan.waits.size());
+    const std::size_t window_begin = k > kLookback ? k - kLookback : 0;
     for (std::uint32_t b = 0; b < t_count; ++b) {
       if (b == a) continue;
-      // The latest earlier instruction of b that conflicts; past the lookback, all of b's
-      // instructions that far back.
-      std::uint32_t need = k > kLookback ? before[b][k - kLookback] : 0;
-      for (std::size_t j = k; j-- > (k > kLookback ? k - kLookback : 0);) {
-        if (owner[j] == b && accesses_conflict(order[j].fx, order[k].fx)) {
-          need = before[b][j + 1];
-          break;
+      // The latest earlier instruction of b whose DRAM accesses conflict; past the
+      // lookback, all of b's instructions that far back.
+      std::uint32_t need = before[b][window_begin];
+      if (dram[k]) {
+        for (std::size_t j = k; j-- > window_begin;) {
+          if (owner[j] == b && dram[j] && dram_conflict(order[j].fx, order[k].fx)) {
+            need = before[b][j + 1];
+            break;
+          }
         }
       }
       if (need > waited[a][b]) {
@@ -136,6 +236,30 @@ ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) 
     plan.threads[a].push_back(step);
   }
   return plan;
+}
+
+bool weight_sources_unwritten(const std::vector<ScheduledInsn>& order) {
+  std::vector<Region> sources, writes;
+  for (const ScheduledInsn& s : order) {
+    const bool into_wgt = std::any_of(s.fx.begin(), s.fx.end(), [](const Access& a) {
+      return a.region.space == Space::kWgt && a.kind == AccessKind::kWrite;
+    });
+    for (const Access& a : s.fx) {
+      if (a.region.space != Space::kDram || a.region.rows == 0 || a.region.row_len == 0) continue;
+      const Region bounds{Space::kDram, a.region.base, a.region.end() - a.region.base, 1, 0};
+      if (a.kind == AccessKind::kWrite) writes.push_back(bounds);
+      if (a.kind == AccessKind::kRead && into_wgt) sources.push_back(bounds);
+    }
+  }
+  const std::vector<Region> read = merged(std::move(sources));
+  for (const Region& w : writes) {
+    // The first merged source ending after w begins.
+    const auto it = std::upper_bound(read.begin(), read.end(), w.base, [](std::uint64_t x, const Region& r) {
+      return x < r.end();
+    });
+    if (it != read.end() && it->base < w.end()) return false;
+  }
+  return true;
 }
 
 Replayer::~Replayer() {
@@ -194,7 +318,7 @@ void Replayer::perform_steps(std::uint32_t thread) {
       }
     }
     try {
-      body_(ctx_, (*order_)[step.order]);
+      body_(ctx_, (*order_)[step.order], thread);
     } catch (...) {
       const std::lock_guard<std::mutex> lock(failure_mutex_);
       if (step.order < failed_order_.load()) {

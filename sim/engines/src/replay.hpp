@@ -2,13 +2,18 @@
 // access's bounds and the race detector's verdict depend on the program and the hardware
 // config only, never on data; so the first run schedules and checks while it executes and
 // records the order it took (ScheduledInsn), and later runs perform that order again.
-// On several threads a ReplayPlan splits the recorded order between them: each thread
-// performs its share in order, and before an instruction waits until the other threads
-// have finished every earlier instruction whose accesses conflict with its own (the same
-// units, at least one writing). Any such execution leaves the bytes of the recorded
-// order. Instructions on one accumulator tile stay on one thread (the tile's int64 words
-// would otherwise move between cores, which costs more than the arithmetic on a VM), and
-// the DMA feeding or draining a tile goes with it.
+// On several threads a ReplayPlan splits the recorded order between them, and each thread
+// has SRAM of its own (its lane) over the one DRAM: the instructions that pass data to
+// each other through SRAM (a tile's DMA, MACs, requantization and store) form a chain
+// that stays on one thread, so that every SRAM byte an instruction reads was written on
+// its own lane by the instruction that wrote it last in recorded order (or is one of the
+// zeros every run starts with, which the plan lists per thread). Chains are dealt to the
+// thread with the least work so far; two double-buffered tiles or two accumulator tiles
+// that reuse the same SRAM addresses then run at once on two lanes, which one SRAM would
+// serialize. Each thread performs its steps in recorded order, and before a step waits
+// until the other threads have finished every earlier step whose DRAM accesses conflict
+// with its own (the same bytes, at least one writing). Any such execution leaves the
+// DRAM bytes of the recorded order.
 #pragma once
 
 #include <atomic>
@@ -33,6 +38,9 @@ bool regions_overlap(const Region& a, const Region& b);
 struct ScheduledInsn {
   std::uint32_t insn = 0;
   Effects fx;
+  /// keeps_half_of_last_byte(): the last byte of each row it writes also depends on the
+  /// byte's earlier value.
+  bool keeps_half_of_last_byte = false;
 };
 
 /// A recorded order split between threads.
@@ -48,17 +56,25 @@ struct ReplayPlan {
   };
   std::vector<std::vector<Step>> threads;  ///< each thread's steps, in recorded order
   std::vector<Wait> waits;
+  /// Per thread: SRAM units (rows of one) that its steps read before any step of the
+  /// order writes them, which must hold the zeros of a run's start on its lane.
+  std::vector<std::vector<Region>> zero_first;
 };
 
-/// Splits `order` between `threads` threads (>= 1).
+/// Splits `order` between `threads` threads (>= 1), each with its own SRAM.
 ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads);
+
+/// Whether no instruction of `order` writes DRAM bytes that a LOAD into WGT reads. Lanes
+/// need it: each lane's weight cache (weight_cache.hpp) sees only its own lane's writes,
+/// and would keep weights whose DRAM source another lane has overwritten.
+bool weight_sources_unwritten(const std::vector<ScheduledInsn>& order);
 
 /// Performs plans: thread 0's steps on the calling thread, the others' on helper threads
 /// that are started the first time and kept (they poll briefly after a run, then sleep).
 class Replayer {
  public:
-  /// Performs one instruction; may throw.
-  using Body = void (*)(void* ctx, const ScheduledInsn& insn);
+  /// Performs one instruction on the lane of `thread`; may throw.
+  using Body = void (*)(void* ctx, const ScheduledInsn& insn, std::uint32_t thread);
 
   Replayer() = default;
   Replayer(const Replayer&) = delete;

@@ -50,7 +50,7 @@ std::uint64_t MachineState::capacity(Space s) const {
     case Space::kWgt: return wgt.size();
     case Space::kAcc: return acc.size();
     case Space::kParam: return param.size();
-    case Space::kDram: return dram.size();
+    case Space::kDram: return dram_bytes().size();
   }
   return 0;
 }
@@ -197,11 +197,11 @@ Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/,
     // the bias of every pixel of a tile) is decoded once.
     const std::uint64_t words = row_bytes / 4;
     std::vector<std::int64_t> row(insn.fill_zero || insn.dram_stride == 0 ? words : 0, 0);
-    if (!insn.fill_zero && insn.dram_stride == 0) unpack(m.dram.data() + insn.dram_addr, DType::I32, words, row.data());
+    if (!insn.fill_zero && insn.dram_stride == 0) unpack(m.dram_bytes().data() + insn.dram_addr, DType::I32, words, row.data());
     for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
       std::int64_t* dst = m.acc.data() + u(insn.sram_addr) + r * u(insn.sram_stride);
       if (row.empty()) {
-        unpack(m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride), DType::I32, words, dst);
+        unpack(m.dram_bytes().data() + u(insn.dram_addr) + r * u(insn.dram_stride), DType::I32, words, dst);
       } else {
         std::copy(row.begin(), row.end(), dst);
       }
@@ -209,7 +209,7 @@ Effects perform(const isa::Load& insn, MachineState& m, std::uint32_t /*index*/,
     return fx;
   }
   for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
-    const std::uint8_t* src = m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride);
+    const std::uint8_t* src = m.dram_bytes().data() + u(insn.dram_addr) + r * u(insn.dram_stride);
     const std::uint64_t dst = u(insn.sram_addr) + r * u(insn.sram_stride);
     std::uint8_t* bytes = (buffer == isa::Buffer::ACT ? m.act : buffer == isa::Buffer::WGT ? m.wgt : m.param).data() + dst;
     if (insn.fill_zero) {
@@ -237,7 +237,7 @@ Effects perform(const isa::Store& insn, MachineState& m, std::uint32_t /*index*/
     options.weights->before_write(fx);
   }
   for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
-    std::memcpy(m.dram.data() + u(insn.dram_addr) + r * u(insn.dram_stride),
+    std::memcpy(m.dram_bytes().data() + u(insn.dram_addr) + r * u(insn.dram_stride),
                 m.act.data() + u(insn.sram_addr) + r * u(insn.sram_stride), u(insn.row_bytes));
   }
   return fx;
@@ -756,6 +756,20 @@ void check_instruction(const isa::Instruction& insn, std::uint32_t index) {
 
 Effects describe(const isa::Instruction& insn, const MachineState& m, std::uint32_t index) {
   return std::visit([&](const auto& i) { return describe(i, m, index); }, insn);
+}
+
+bool keeps_half_of_last_byte(const isa::Instruction& insn) {
+  const auto odd_4bit = [](std::int64_t type, std::uint64_t elements) {
+    return dtype_info(dtype(type)).bits == 4 && elements % 2 == 1;
+  };
+  if (const auto* r = std::get_if<isa::Requant>(&insn)) return odd_4bit(r->out_type, u(r->pixels) * u(r->channels));
+  if (const auto* a = std::get_if<isa::VAdd>(&insn)) return odd_4bit(a->y_type, u(a->count));
+  if (const auto* p = std::get_if<isa::VMaxPool>(&insn)) return odd_4bit(p->type, u(p->out_h) * u(p->out_w) * u(p->channels));
+  if (const auto* p = std::get_if<isa::VAvgPool>(&insn)) {
+    return odd_4bit(p->out_type, u(p->out_h) * u(p->out_w) * u(p->channels));
+  }
+  if (const auto* l = std::get_if<isa::VLut>(&insn)) return odd_4bit(l->out_type, u(l->count));
+  return false;  // whole bytes or words (an upsampled 4-bit tile has an even count)
 }
 
 Effects perform(const isa::Instruction& insn, MachineState& m, std::uint32_t index, const Effects& fx,

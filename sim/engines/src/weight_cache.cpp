@@ -92,7 +92,7 @@ void WeightCache::put_in_place(LoadRecord& r, std::uint64_t skip_begin, std::uin
                                        {std::max(s, std::min(s + row_bytes, skip_end)), s + row_bytes}};
     for (const auto& p : parts) {
       if (p[0] < p[1]) {
-        std::copy_n(state_->dram.begin() + static_cast<std::ptrdiff_t>(d + (p[0] - s)), p[1] - p[0],
+        std::copy_n(state_->dram_bytes().begin() + static_cast<std::ptrdiff_t>(d + (p[0] - s)), p[1] - p[0],
                     state_->wgt.begin() + static_cast<std::ptrdiff_t>(p[0]));
       }
     }
@@ -128,7 +128,7 @@ void WeightCache::materialize_all() {
 std::vector<std::uint8_t> WeightCache::visible_wgt(const MachineState& m) const {
   MachineState copy;
   copy.wgt = m.wgt;
-  copy.dram = m.dram;
+  copy.dram = m.dram_bytes();
   WeightCache shadow = *this;
   shadow.state_ = &copy;
   shadow.materialize_all();

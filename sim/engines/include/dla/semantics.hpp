@@ -149,6 +149,13 @@ struct MachineState {
   std::vector<std::uint8_t> wgt;
   std::vector<std::uint8_t> param;
   std::vector<std::int64_t> acc;
+  /// Another machine's DRAM, used instead of `dram` when set: SRAM of its own over a DRAM
+  /// shared with others (the emulator's threads each have their own SRAM, replay.hpp).
+  DramBytes* shared_dram = nullptr;
+
+  /// The DRAM this machine reads and writes.
+  DramBytes& dram_bytes() { return shared_dram != nullptr ? *shared_dram : dram; }
+  const DramBytes& dram_bytes() const { return shared_dram != nullptr ? *shared_dram : dram; }
 
   /// Units (bytes; words for ACC) of a space.
   std::uint64_t capacity(Space s) const;
@@ -183,6 +190,11 @@ void check_instruction(const isa::Instruction& insn, std::uint32_t index);
 /// Checks the instruction against the rules above and returns what it would touch,
 /// without reading or writing data. Throws ExecutionError.
 Effects describe(const isa::Instruction& insn, const MachineState& m, std::uint32_t index);
+
+/// Whether the instruction's result ends in the middle of a byte (a 4-bit result of odd
+/// length), so that the byte's other half keeps what was there: the last byte it writes
+/// depends on that byte's earlier value.
+bool keeps_half_of_last_byte(const isa::Instruction& insn);
 
 /// Executes the instruction on `m` and returns its effects (as describe() plus the
 /// data-dependent counters): perform(insn, m, index, describe(insn, m, index)). Throws
