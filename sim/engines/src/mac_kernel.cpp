@@ -25,7 +25,7 @@
 
 #include "dla/gemm.hpp"
 #include "pack.hpp"
-#include "spin_mutex.hpp"
+#include "spin_wait.hpp"
 #include "weight_cache.hpp"
 
 
@@ -231,14 +231,8 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
     }
     return wgt_s8.data();
   };
-  // While the cache is shared with instructions running on other threads, its state and
-  // the packing of the kernels it hands out are used under its guard; the arithmetic runs
-  // without it.
-  WeightCache::Guard guard;
-  if (cache != nullptr) guard = cache->guard();
   if (g.depthwise) {
     const std::int8_t* w = weights();
-    if (guard.owns_lock()) guard.unlock();
     for_parts(threads, parts, [&](unsigned part) {
       guarded(part, [&] {
         gemm::depthwise(s, type, a, w, acc, store, pixels * part / parts, pixels * (part + 1) / parts, isa);
@@ -281,7 +275,6 @@ void run_mac(const MacGeometry& g, DType act_type, const std::uint8_t* act, DTyp
         });
       });
     }
-    if (guard.owns_lock()) guard.unlock();
     if (by_channels) {
       for_parts(threads, parts, [&](unsigned part) {
         guarded(part, [&] {

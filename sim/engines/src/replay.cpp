@@ -5,7 +5,7 @@
 #include <chrono>
 #include <array>
 
-#include "spin_mutex.hpp"
+#include "spin_wait.hpp"
 
 namespace dla::sim::detail {
 namespace {

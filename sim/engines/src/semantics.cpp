@@ -232,10 +232,7 @@ Effects describe(const isa::Store& insn, const MachineState& m, std::uint32_t in
 }
 
 Effects perform(const isa::Store& insn, MachineState& m, std::uint32_t /*index*/, Effects fx, const ExecOptions& options) {
-  if (options.weights != nullptr) {  // deferred LOADs of these DRAM bytes
-    const detail::WeightCache::Guard guard = options.weights->guard();
-    options.weights->before_write(fx);
-  }
+  if (options.weights != nullptr) options.weights->before_write(fx);  // deferred LOADs of these DRAM bytes
   for (std::uint64_t r = 0; r < u(insn.rows); ++r) {
     std::memcpy(m.dram_bytes().data() + u(insn.dram_addr) + r * u(insn.dram_stride),
                 m.act.data() + u(insn.sram_addr) + r * u(insn.sram_stride), u(insn.row_bytes));

@@ -38,16 +38,6 @@ bool WeightCache::Origin::operator==(const Origin& o) const {
   return key == o.key && transfer(load) == transfer(o.load);
 }
 
-WeightCache::WeightCache(const WeightCache& other)
-    : loads_(other.loads_),
-      packed_(other.packed_),
-      constants_(other.constants_),
-      state_(other.state_),
-      deferring_(other.deferring_),
-      constants_written_(other.constants_written_),
-      kept_(other.kept_),
-      shared_(other.shared_) {}
-
 void WeightCache::reset() {
   deferring_ = false;
   loads_.clear();

@@ -19,15 +19,12 @@
 // kernels already present. Every write is seen by written(); so only an engine that makes
 // every change of its MachineState through perform() and calls reset() whenever the state
 // is set otherwise (the start of a run) may pass one in ExecOptions.
-// Instructions that run at once on several threads (the emulator's replays, replay.hpp)
-// share the cache under guard(): its decisions concern only the regions an instruction
-// touches, and instructions whose regions conflict never run at once, so any order of
-// non-conflicting instructions leaves the same bytes.
+// One cache serves one machine state on one thread (each lane of the emulator's replays
+// has its own, replay.hpp).
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -37,7 +34,6 @@
 #include "dla/isa.hpp"
 #include "dla/numerics.hpp"
 #include "dla/semantics.hpp"
-#include "spin_mutex.hpp"
 
 namespace dla::sim::detail {
 
@@ -56,15 +52,9 @@ class WeightCache {
   using Kernels = std::vector<std::unique_ptr<gemm::ConvKernel>>;
 
   WeightCache() = default;
-  WeightCache(const WeightCache& other);
+  WeightCache(const WeightCache& other) = default;
   WeightCache& operator=(const WeightCache&) = delete;
 
-  using Guard = std::unique_lock<SpinMutex>;
-  /// Whether several threads use the cache at once (then guard() locks).
-  void set_shared(bool shared) { shared_ = shared; }
-  /// Held around every use of the cache, and around the packing of the kernels it hands
-  /// out, while the cache is shared; an empty lock otherwise.
-  Guard guard() { return shared_ ? Guard(mutex_) : Guard(); }
 
   /// A new program: forgets everything.
   void reset();
@@ -91,8 +81,8 @@ class WeightCache {
   /// WGT as the program sees it: m.wgt with the deferred bytes in place (for tests).
   std::vector<std::uint8_t> visible_wgt(const MachineState& m) const;
   /// The kernels kept for `key` (key.slices slots; a null slot is not packed yet): an
-  /// earlier MAC's, or new empty slots. Shared, so that a MAC still running on another
-  /// thread keeps its kernels when the cache forgets them.
+  /// earlier MAC's, or new empty slots. Shared: kept for this run and across runs alike,
+  /// and held by the MAC that runs them.
   std::shared_ptr<Kernels> kernels(const MacKey& key);
 
  private:
@@ -133,8 +123,6 @@ class WeightCache {
   /// DRAM ranges this run wrote inside the constants.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> constants_written_;
   std::unordered_map<Origin, std::shared_ptr<Kernels>, OriginHash> kept_;
-  bool shared_ = false;
-  SpinMutex mutex_;
 };
 
 }  // namespace dla::sim::detail
