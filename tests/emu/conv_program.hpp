@@ -38,6 +38,12 @@ struct ConvSpec {
   int tile_rows = 2;
   std::int32_t clip_lo = 0;  // ReLU
   std::int32_t clip_hi = 2147483647;
+  /// Every tile loads its weights and requant record (into the buffers of its half of the
+  /// double buffer) instead of all tiles reading one copy: tiles share no SRAM data.
+  bool reload_per_tile = false;
+  /// Zero bias, and the first two tiles accumulate onto the zeros ACC holds at the start
+  /// of a run instead of loading it.
+  bool acc_from_zeros = false;
   int out_h() const { return (in_h - k) / stride + 1; }
   int out_w() const { return (in_w - k) / stride + 1; }
 };
@@ -69,7 +75,7 @@ inline ConvCase make_conv_program(const dla::HwConfig& cfg, const ConvSpec& s, s
   const int oh = s.out_h(), ow = s.out_w();
   std::uniform_int_distribution<int> w8(-128, 127), bias_d(-3000, 3000), sh(3, 9);
   for (int i = 0; i < s.out_c * s.k * s.k * s.in_c; ++i) c.weights.push_back(static_cast<std::int8_t>(w8(g)));
-  for (int i = 0; i < s.out_c; ++i) c.bias.push_back(bias_d(g));
+  for (int i = 0; i < s.out_c; ++i) c.bias.push_back(s.acc_from_zeros ? 0 : bias_d(g));
   for (int i = 0; i < s.out_c; ++i) c.shifts.push_back(static_cast<std::int8_t>(sh(g)));
 
   ProgramBuilder b = embed_config ? ProgramBuilder(cfg) : ProgramBuilder(cfg.identity_hash());
@@ -101,16 +107,25 @@ inline ConvCase make_conv_program(const dla::HwConfig& cfg, const ConvSpec& s, s
   const std::int64_t acc_at[2] = {0, acc_tile};
 
   const std::uint32_t first = b.instruction_count();
-  isa::Load lw;
-  lw.buffer = static_cast<std::int64_t>(isa::Buffer::WGT);
-  lw.dram_addr = static_cast<std::int64_t>(w_at);
-  lw.row_bytes = static_cast<std::int64_t>(wbytes.size());
-  b.add(lw);
-  isa::Load lp;
-  lp.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-  lp.dram_addr = static_cast<std::int64_t>(r_at);
-  lp.row_bytes = static_cast<std::int64_t>(rec.size());
-  b.add(lp);
+  const std::int64_t wgt_at[2] = {0, s.reload_per_tile ? static_cast<std::int64_t>(wbytes.size()) : 0};
+  const std::int64_t param_at[2] = {0, s.reload_per_tile ? static_cast<std::int64_t>(rec.size()) : 0};
+  // The weights and the requant record into one half of the double buffer.
+  auto weight_loads = [&](int set) {
+    isa::Load lw;
+    lw.buffer = static_cast<std::int64_t>(isa::Buffer::WGT);
+    lw.sram_addr = wgt_at[set];
+    lw.dram_addr = static_cast<std::int64_t>(w_at);
+    lw.row_bytes = static_cast<std::int64_t>(wbytes.size());
+    isa::Load lp;
+    lp.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+    lp.sram_addr = param_at[set];
+    lp.dram_addr = static_cast<std::int64_t>(r_at);
+    lp.row_bytes = static_cast<std::int64_t>(rec.size());
+    return std::vector<isa::Load>{lw, lp};
+  };
+  if (!s.reload_per_tile) {
+    for (const isa::Load& l : weight_loads(0)) b.add(l);
+  }
 
   const int tiles = (oh + s.tile_rows - 1) / s.tile_rows;
   c.num_tiles = static_cast<std::uint32_t>(tiles);
@@ -128,22 +143,33 @@ inline ConvCase make_conv_program(const dla::HwConfig& cfg, const ConvSpec& s, s
     la.rows = static_cast<std::int64_t>(rows - 1) * s.stride + s.k;
     la.dram_stride = in_row;
     la.sram_stride = in_row;
-    const std::uint32_t ia = b.add(la);
-    isa::Load lb;
-    lb.tokens.push_next = true;
-    lb.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
-    lb.sram_addr = acc_at[set];
-    lb.dram_addr = static_cast<std::int64_t>(b_at);
-    lb.row_bytes = 4 * s.out_c;
-    lb.rows = static_cast<std::int64_t>(rows) * ow;
-    lb.dram_stride = 0;
-    lb.sram_stride = s.out_c;
-    const std::uint32_t ib = b.add(lb);
+    // The tile's loads; the last one tells the MAC that its inputs are in SRAM.
+    std::vector<isa::Load> loads{la};
+    if (s.reload_per_tile) {
+      for (const isa::Load& l : weight_loads(set)) loads.push_back(l);
+    }
+    const bool loads_bias = !(s.acc_from_zeros && t < 2);
+    if (loads_bias) {
+      isa::Load lb;
+      lb.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
+      lb.sram_addr = acc_at[set];
+      lb.dram_addr = static_cast<std::int64_t>(b_at);
+      lb.row_bytes = 4 * s.out_c;
+      lb.rows = static_cast<std::int64_t>(rows) * ow;
+      lb.dram_stride = 0;
+      lb.sram_stride = s.out_c;
+      loads.push_back(lb);
+    }
+    loads.back().tokens.push_next = true;
+    const std::uint32_t ia = b.add(loads.front());
+    for (std::size_t i = 1; i < loads.size(); ++i) b.add(loads[i]);
+    const std::uint32_t ib = loads_bias ? b.instruction_count() - 1 : 0;
     isa::Mac mac;
     mac.tokens.pop_prev = true;
     mac.act_unsigned = 1;
     mac.accumulate = 1;
     mac.act_addr = act_in[set];
+    mac.wgt_addr = wgt_at[set];
     mac.acc_addr = acc_at[set];
     mac.out_h = rows;
     mac.out_w = ow;
@@ -160,6 +186,7 @@ inline ConvCase make_conv_program(const dla::HwConfig& cfg, const ConvSpec& s, s
     rq.tokens.push_next = true;
     rq.out_type = static_cast<std::int64_t>(DType::I8);
     rq.acc_addr = acc_at[set];
+    rq.param_addr = param_at[set];
     rq.act_addr = act_out[set];
     rq.pixels = static_cast<std::int64_t>(rows) * ow;
     rq.channels = s.out_c;

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "../support/device_programs.hpp"
 #include "conv_program.hpp"
 #include "dla/device.hpp"
 #include "dla/program.hpp"
+#include "dla/semantics.hpp"
 #include "emu_test_util.hpp"
 
 using dla::DType;
@@ -32,11 +34,12 @@ Expected expected_counts(const ConvCase& c) {
   const std::uint64_t oh = static_cast<std::uint64_t>(s.out_h()), ow = static_cast<std::uint64_t>(s.out_w());
   Expected e{};
   e.macs = oh * ow * static_cast<std::uint64_t>(s.out_c * s.k * s.k * s.in_c);
-  e.dram_read = c.weights.size() + 8 + c.shifts.size();
+  const std::uint64_t weights_and_record = c.weights.size() + 8 + c.shifts.size();
+  e.dram_read = s.reload_per_tile ? weights_and_record * c.num_tiles : weights_and_record;
   for (std::uint32_t t = 0; t < c.num_tiles; ++t) {
     const std::uint64_t rows = std::min<std::uint64_t>(static_cast<std::uint64_t>(s.tile_rows), oh - t * static_cast<std::uint64_t>(s.tile_rows));
     e.dram_read += ((rows - 1) * static_cast<std::uint64_t>(s.stride) + static_cast<std::uint64_t>(s.k)) * static_cast<std::uint64_t>(s.in_w * s.in_c);
-    e.dram_read += rows * ow * 4 * static_cast<std::uint64_t>(s.out_c);
+    if (!(s.acc_from_zeros && t < 2)) e.dram_read += rows * ow * 4 * static_cast<std::uint64_t>(s.out_c);  // bias
   }
   e.dram_write = oh * ow * static_cast<std::uint64_t>(s.out_c);
   e.instructions = c.program.instructions.size();
@@ -129,13 +132,19 @@ TEST(EmuDevice, RunsAgainWithNewInputsFromAFreshState) {
 
 // The first run schedules and checks; later runs replay its order, split between
 // threads when there are several: every run, on any thread count, equals the naive
-// reference on its own input, with the same statistics and layer dumps.
+// reference on its own input, with the same statistics and layer dumps. Tiles that read
+// one copy of the weights run on one thread; tiles that load their own run on several,
+// each on its own SRAM, also where a tile reads the zeros ACC starts a run with (which
+// another thread's SRAM holds only if it is zeroed again before every run).
 TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
   std::mt19937_64 g(103);
   for (const auto& v : conv_variants()) {
-    SCOPED_TRACE(v.name);
+   for (const int layout : {0, 1, 2}) {
+    SCOPED_TRACE(std::string(v.name) + (layout == 0 ? "" : layout == 1 ? ", weights per tile" : ", ACC from zeros"));
     ConvSpec spec = v.spec;
     spec.in_h = 24;  // enough tiles for every thread
+    spec.reload_per_tile = layout >= 1;
+    spec.acc_from_zeros = layout == 2;
     const ConvCase c = make_conv_program(v.cfg, spec, g);
     auto dev = dla::sim::make_emulator(v.cfg);
     dev->load(c.program);
@@ -151,6 +160,7 @@ TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
       dev->run(opts);
       expect_conv_run(*dev, c, expected, overflows, saturations);
     }
+   }
   }
 }
 
@@ -176,6 +186,173 @@ TEST(EmuDevice, LayerStatsFollowTheDebugRecordRanges) {
   EXPECT_EQ(s.layers[1].macs, s.macs - per_tile);
   EXPECT_EQ(s.layers[0].dram_write_bytes, static_cast<std::uint64_t>(c.spec.tile_rows * c.spec.out_w() * c.spec.out_c));
   EXPECT_EQ(s.layers[0].dram_read_bytes + s.layers[1].dram_read_bytes, s.dram_read_bytes);
+}
+
+// A 4-bit result of odd length keeps the high nibble of its last byte: that nibble is
+// the input byte an independent LOAD put there, also when later runs split the program
+// between threads that each have SRAM of their own. Expected bytes from isa.hpp's
+// definition: nibbles 3, -2, 5 (clips wide, shift 0) packed from ACT byte 99.
+TEST(EmuDevice, AResultEndingMidByteKeepsTheOtherHalfOnAnyThreadCount) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  std::vector<std::uint8_t> bias;
+  for (const std::int32_t v : {3, -2, 5}) {
+    for (int i = 0; i < 4; ++i) bias.push_back(static_cast<std::uint8_t>(static_cast<std::uint32_t>(v) >> (8 * i)));
+  }
+  const std::uint64_t bias_at = b.add_constant(bias);
+  std::vector<std::uint8_t> record{0x00, 0x00, 0x00, 0x80, 0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0};  // clips INT32_MIN..MAX, shifts 0
+  const std::uint64_t record_at = b.add_constant(record);
+  const dla::TensorDesc in = b.add_tensor({"x", dla::TensorRole::kInput, DType::U8, 0, dla::Layout::kRowMajor, {1}, 0});
+  const dla::TensorDesc out = b.add_tensor({"y", dla::TensorRole::kOutput, DType::U8, 0, dla::Layout::kRowMajor, {2}, 0});
+  isa::Load x;  // the input byte to ACT 100
+  x.buffer = static_cast<std::int64_t>(isa::Buffer::ACT);
+  x.sram_addr = 100;
+  x.dram_addr = static_cast<std::int64_t>(in.dram_offset);
+  x.row_bytes = 1;
+  b.add(x);
+  isa::Load acc;
+  acc.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
+  acc.dram_addr = static_cast<std::int64_t>(bias_at);
+  acc.row_bytes = 12;
+  b.add(acc);
+  isa::Load param;
+  param.tokens.push_next = true;
+  param.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
+  param.dram_addr = static_cast<std::int64_t>(record_at);
+  param.row_bytes = static_cast<std::int64_t>(record.size());
+  b.add(param);
+  isa::Requant rq;  // three i4 elements to ACT bytes 99 and the low half of 100
+  rq.tokens.pop_prev = true;
+  rq.tokens.push_next = true;
+  rq.out_type = static_cast<std::int64_t>(DType::I4);
+  rq.act_addr = 99;
+  rq.pixels = 1;
+  rq.channels = 3;
+  b.add(rq);
+  isa::Store st;
+  st.tokens.pop_prev = true;
+  st.sram_addr = 99;
+  st.dram_addr = static_cast<std::int64_t>(out.dram_offset);
+  st.row_bytes = 2;
+  b.add(st);
+  b.add(isa::End{});
+  const Program p = b.build();
+  ASSERT_TRUE(dla::sim::keeps_half_of_last_byte(p.instructions[3]));
+
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(p);
+  for (const unsigned threads : {0u, 2u, 2u, 3u, 1u, 2u}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    for (const std::int32_t byte : {0xA7, 0x3C}) {
+      HostTensor t;
+      t.dtype = DType::U8;
+      t.shape = {1};
+      t.values = {byte};
+      dev->set_input("x", t);
+      dla::sim::RunOptions opts;
+      opts.threads = threads;
+      dev->run(opts);
+      EXPECT_EQ(dev->output("y").values, (std::vector<std::int32_t>{0xE3, (byte & 0xF0) | 0x5}));
+    }
+  }
+}
+
+// Weights computed by the program: a STORE overwrites the DRAM a LOAD into WGT read
+// before, and the same LOAD runs again. Split between threads, the second LOAD could land
+// on the first one's thread while the STORE ran on another, whose writes that thread's
+// weight cache never sees: such a program replays on one thread, and both products use
+// the weights in DRAM at the time.
+TEST(EmuDevice, WeightsTheProgramOverwritesAreLoadedAgainOnAnyThreadCount) {
+  const HwConfig cfg = HwConfig::preset("default");
+  ProgramBuilder b(cfg);
+  const std::vector<std::uint8_t> record{0x00, 0x00, 0x00, 0x80, 0xFF, 0xFF, 0xFF, 0x7F, 0};  // clips INT32_MIN..MAX, shift 0
+  const std::uint64_t record_at = b.add_constant(record);
+  auto tensor = [&](const char* name, dla::TensorRole role, DType type) {
+    return b.add_tensor({name, role, type, 0, dla::Layout::kRowMajor, {4}, 0});
+  };
+  const dla::TensorDesc a = tensor("a", dla::TensorRole::kInput, DType::U8);
+  const dla::TensorDesc w = tensor("w", dla::TensorRole::kInput, DType::I8);
+  const dla::TensorDesc w1 = tensor("w1", dla::TensorRole::kInput, DType::I8);
+  const dla::TensorDesc y0 = b.add_tensor({"y0", dla::TensorRole::kOutput, DType::I32, 0, dla::Layout::kRowMajor, {1}, 0});
+  const dla::TensorDesc y1 = b.add_tensor({"y1", dla::TensorRole::kOutput, DType::I32, 0, dla::Layout::kRowMajor, {1}, 0});
+  const std::uint64_t scratch = b.allocate(4);
+  auto load = [&](isa::Buffer buffer, std::uint64_t sram, std::uint64_t dram, std::int64_t bytes, bool push = false) {
+    isa::Load l;
+    l.tokens.push_next = push;
+    l.buffer = static_cast<std::int64_t>(buffer);
+    l.sram_addr = static_cast<std::int64_t>(sram);
+    l.dram_addr = static_cast<std::int64_t>(dram);
+    l.row_bytes = bytes;
+    b.add(l);
+  };
+  auto store = [&](std::uint64_t sram, std::uint64_t dram, std::int64_t bytes, bool pop) {
+    isa::Store st;
+    st.tokens.pop_prev = pop;
+    st.sram_addr = static_cast<std::int64_t>(sram);
+    st.dram_addr = static_cast<std::int64_t>(dram);
+    st.row_bytes = bytes;
+    b.add(st);
+  };
+  // y = a . (the weights now in DRAM at w), as an int32.
+  auto product = [&](const dla::TensorDesc& y) {
+    load(isa::Buffer::ACT, 0, a.dram_offset, 4);
+    load(isa::Buffer::PARAM, 0, record_at, static_cast<std::int64_t>(record.size()));
+    load(isa::Buffer::WGT, 0, w.dram_offset, 4, true);
+    isa::Mac mac;
+    mac.tokens.pop_prev = true;
+    mac.act_unsigned = 1;
+    mac.out_h = 1;
+    mac.out_w = 1;
+    mac.out_c = 1;
+    mac.in_c = 4;
+    b.add(mac);
+    isa::Requant rq;
+    rq.tokens.push_next = true;
+    rq.out_type = static_cast<std::int64_t>(DType::I32);
+    rq.act_addr = 64;
+    rq.pixels = 1;
+    rq.channels = 1;
+    b.add(rq);
+    store(64, y.dram_offset, 4, true);
+    b.add(isa::Sync{});
+  };
+  product(y0);
+  // w = w1, and enough other stores of the same bytes that this is the heavier thread's work.
+  load(isa::Buffer::ACT, 128, w1.dram_offset, 4);
+  b.add(isa::Sync{});
+  store(128, w.dram_offset, 4, false);
+  for (int i = 0; i < 16; ++i) store(128, scratch, 4, false);
+  b.add(isa::Sync{});
+  product(y1);
+  b.add(isa::End{});
+  const Program p = b.build();
+
+  auto dev = dla::sim::make_emulator(cfg);
+  dev->load(p);
+  std::mt19937_64 g(120);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  for (const unsigned threads : {0u, 2u, 2u, 3u, 1u, 2u}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    std::map<std::string, HostTensor> in;
+    for (const auto& [name, type] : std::vector<std::pair<std::string, DType>>{{"a", DType::U8}, {"w", DType::I8}, {"w1", DType::I8}}) {
+      HostTensor t;
+      t.dtype = type;
+      t.shape = {4};
+      for (int i = 0; i < 4; ++i) t.values.push_back(type == DType::U8 ? u8(g) : s8(g));
+      in[name] = t;
+      dev->set_input(name, t);
+    }
+    dla::sim::RunOptions opts;
+    opts.threads = threads;
+    dev->run(opts);
+    std::int32_t with_w = 0, with_w1 = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      with_w += in["a"].values[i] * in["w"].values[i];
+      with_w1 += in["a"].values[i] * in["w1"].values[i];
+    }
+    EXPECT_EQ(dev->output("y0").values, std::vector<std::int32_t>{with_w});
+    EXPECT_EQ(dev->output("y1").values, std::vector<std::int32_t>{with_w1});
+  }
 }
 
 TEST(EmuDevice, SyncOrdersEverythingBeforeIt) {

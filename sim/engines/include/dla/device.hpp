@@ -101,7 +101,9 @@ class Device {
 /// schedules it and checks every access (bounds, token discipline, races) as it executes;
 /// none of that depends on data, so later runs perform the order the first one checked,
 /// on every thread (data-dependent rules, such as a parameter record's clip range, are
-/// checked on every run). A run that fails leaves the next one to schedule and check again.
+/// checked on every run): each thread has SRAM of its own, and the instructions that pass
+/// data through SRAM stay on one thread, so tiles that reuse the same SRAM addresses run
+/// at once. A run that fails leaves the next one to schedule and check again.
 std::unique_ptr<Device> make_emulator(const HwConfig& config);
 
 }  // namespace dla::sim
