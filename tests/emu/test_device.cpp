@@ -188,6 +188,31 @@ TEST(EmuDevice, LayerStatsFollowTheDebugRecordRanges) {
   EXPECT_EQ(s.layers[0].dram_read_bytes + s.layers[1].dram_read_bytes, s.dram_read_bytes);
 }
 
+namespace {
+
+/// One-row LOAD and STORE of `bytes` bytes for the hand-built programs below.
+void add_load(ProgramBuilder& b, isa::Buffer buffer, std::uint64_t sram, std::uint64_t dram, std::int64_t bytes,
+              bool push_next = false) {
+  isa::Load l;
+  l.tokens.push_next = push_next;
+  l.buffer = static_cast<std::int64_t>(buffer);
+  l.sram_addr = static_cast<std::int64_t>(sram);
+  l.dram_addr = static_cast<std::int64_t>(dram);
+  l.row_bytes = bytes;
+  b.add(l);
+}
+
+void add_store(ProgramBuilder& b, std::uint64_t sram, std::uint64_t dram, std::int64_t bytes, bool pop_prev) {
+  isa::Store st;
+  st.tokens.pop_prev = pop_prev;
+  st.sram_addr = static_cast<std::int64_t>(sram);
+  st.dram_addr = static_cast<std::int64_t>(dram);
+  st.row_bytes = bytes;
+  b.add(st);
+}
+
+}  // namespace
+
 // A 4-bit result of odd length keeps the high nibble of its last byte: that nibble is
 // the input byte an independent LOAD put there, also when later runs split the program
 // between threads that each have SRAM of their own. Expected bytes from isa.hpp's
@@ -204,23 +229,9 @@ TEST(EmuDevice, AResultEndingMidByteKeepsTheOtherHalfOnAnyThreadCount) {
   const std::uint64_t record_at = b.add_constant(record);
   const dla::TensorDesc in = b.add_tensor({"x", dla::TensorRole::kInput, DType::U8, 0, dla::Layout::kRowMajor, {1}, 0});
   const dla::TensorDesc out = b.add_tensor({"y", dla::TensorRole::kOutput, DType::U8, 0, dla::Layout::kRowMajor, {2}, 0});
-  isa::Load x;  // the input byte to ACT 100
-  x.buffer = static_cast<std::int64_t>(isa::Buffer::ACT);
-  x.sram_addr = 100;
-  x.dram_addr = static_cast<std::int64_t>(in.dram_offset);
-  x.row_bytes = 1;
-  b.add(x);
-  isa::Load acc;
-  acc.buffer = static_cast<std::int64_t>(isa::Buffer::ACC);
-  acc.dram_addr = static_cast<std::int64_t>(bias_at);
-  acc.row_bytes = 12;
-  b.add(acc);
-  isa::Load param;
-  param.tokens.push_next = true;
-  param.buffer = static_cast<std::int64_t>(isa::Buffer::PARAM);
-  param.dram_addr = static_cast<std::int64_t>(record_at);
-  param.row_bytes = static_cast<std::int64_t>(record.size());
-  b.add(param);
+  add_load(b, isa::Buffer::ACT, 100, in.dram_offset, 1);  // the input byte to ACT 100
+  add_load(b, isa::Buffer::ACC, 0, bias_at, 12);
+  add_load(b, isa::Buffer::PARAM, 0, record_at, static_cast<std::int64_t>(record.size()), true);
   isa::Requant rq;  // three i4 elements to ACT bytes 99 and the low half of 100
   rq.tokens.pop_prev = true;
   rq.tokens.push_next = true;
@@ -229,12 +240,7 @@ TEST(EmuDevice, AResultEndingMidByteKeepsTheOtherHalfOnAnyThreadCount) {
   rq.pixels = 1;
   rq.channels = 3;
   b.add(rq);
-  isa::Store st;
-  st.tokens.pop_prev = true;
-  st.sram_addr = 99;
-  st.dram_addr = static_cast<std::int64_t>(out.dram_offset);
-  st.row_bytes = 2;
-  b.add(st);
+  add_store(b, 99, out.dram_offset, 2, true);
   b.add(isa::End{});
   const Program p = b.build();
   ASSERT_TRUE(dla::sim::keeps_half_of_last_byte(p.instructions[3]));
@@ -276,28 +282,11 @@ TEST(EmuDevice, WeightsTheProgramOverwritesAreLoadedAgainOnAnyThreadCount) {
   const dla::TensorDesc y0 = b.add_tensor({"y0", dla::TensorRole::kOutput, DType::I32, 0, dla::Layout::kRowMajor, {1}, 0});
   const dla::TensorDesc y1 = b.add_tensor({"y1", dla::TensorRole::kOutput, DType::I32, 0, dla::Layout::kRowMajor, {1}, 0});
   const std::uint64_t scratch = b.allocate(4);
-  auto load = [&](isa::Buffer buffer, std::uint64_t sram, std::uint64_t dram, std::int64_t bytes, bool push = false) {
-    isa::Load l;
-    l.tokens.push_next = push;
-    l.buffer = static_cast<std::int64_t>(buffer);
-    l.sram_addr = static_cast<std::int64_t>(sram);
-    l.dram_addr = static_cast<std::int64_t>(dram);
-    l.row_bytes = bytes;
-    b.add(l);
-  };
-  auto store = [&](std::uint64_t sram, std::uint64_t dram, std::int64_t bytes, bool pop) {
-    isa::Store st;
-    st.tokens.pop_prev = pop;
-    st.sram_addr = static_cast<std::int64_t>(sram);
-    st.dram_addr = static_cast<std::int64_t>(dram);
-    st.row_bytes = bytes;
-    b.add(st);
-  };
   // y = a . (the weights now in DRAM at w), as an int32.
   auto product = [&](const dla::TensorDesc& y) {
-    load(isa::Buffer::ACT, 0, a.dram_offset, 4);
-    load(isa::Buffer::PARAM, 0, record_at, static_cast<std::int64_t>(record.size()));
-    load(isa::Buffer::WGT, 0, w.dram_offset, 4, true);
+    add_load(b, isa::Buffer::ACT, 0, a.dram_offset, 4);
+    add_load(b, isa::Buffer::PARAM, 0, record_at, static_cast<std::int64_t>(record.size()));
+    add_load(b, isa::Buffer::WGT, 0, w.dram_offset, 4, true);
     isa::Mac mac;
     mac.tokens.pop_prev = true;
     mac.act_unsigned = 1;
@@ -313,15 +302,15 @@ TEST(EmuDevice, WeightsTheProgramOverwritesAreLoadedAgainOnAnyThreadCount) {
     rq.pixels = 1;
     rq.channels = 1;
     b.add(rq);
-    store(64, y.dram_offset, 4, true);
+    add_store(b, 64, y.dram_offset, 4, true);
     b.add(isa::Sync{});
   };
   product(y0);
   // w = w1, and enough other stores of the same bytes that this is the heavier thread's work.
-  load(isa::Buffer::ACT, 128, w1.dram_offset, 4);
+  add_load(b, isa::Buffer::ACT, 128, w1.dram_offset, 4);
   b.add(isa::Sync{});
-  store(128, w.dram_offset, 4, false);
-  for (int i = 0; i < 16; ++i) store(128, scratch, 4, false);
+  add_store(b, 128, w.dram_offset, 4, false);
+  for (int i = 0; i < 16; ++i) add_store(b, 128, scratch, 4, false);
   b.add(isa::Sync{});
   product(y1);
   b.add(isa::End{});
