@@ -164,6 +164,33 @@ TEST(EmuDevice, LaterRunsOnAnyThreadCountEqualTheReference) {
   }
 }
 
+// A program loaded after another, with other weights at the same DRAM addresses: no
+// thread keeps the first program's packed weights.
+TEST(EmuDevice, ALoadedProgramNeverRunsWithTheWeightsOfTheOneBefore) {
+  std::mt19937_64 g(104);
+  const HwConfig cfg = HwConfig::preset("default");
+  ConvSpec spec;
+  spec.in_h = 24;
+  spec.reload_per_tile = true;
+  auto dev = dla::sim::make_emulator(cfg);
+  for (int program = 0; program < 3; ++program) {
+    SCOPED_TRACE("program " + std::to_string(program));
+    const ConvCase c = make_conv_program(cfg, spec, g);  // new random weights, same layout
+    dev->load(c.program);
+    for (const unsigned threads : {0u, 2u, 2u}) {
+      const HostTensor image = random_image(c, g);
+      std::uint64_t overflows = 0, saturations = 0;
+      const HostTensor expected = reference_conv(c, image, cfg, &overflows, &saturations);
+      dev->set_input("image", image);
+      dla::sim::RunOptions opts;
+      opts.threads = threads;
+      opts.dump_layers = true;
+      dev->run(opts);
+      expect_conv_run(*dev, c, expected, overflows, saturations);
+    }
+  }
+}
+
 TEST(EmuDevice, LayerStatsFollowTheDebugRecordRanges) {
   std::mt19937_64 g(102);
   const HwConfig cfg = HwConfig::preset("default");

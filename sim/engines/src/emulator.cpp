@@ -155,6 +155,7 @@ class Emulator final : public Device {
 void Emulator::load(const Program& p) {
   host_.load(p);
   weights_.reset();
+  lanes_.clear();  // their weight caches keep packings of this program's constants only
   per_queue_ = {};
   queue_of_.clear();
   tokens_.clear();
@@ -263,13 +264,13 @@ void Emulator::prepare_lanes(unsigned threads) {
   while (lanes_.size() + 1 < threads) {
     auto lane = std::make_unique<Lane>();
     lane->state = MachineState(config_, 0);
+    lane->exec.threads = 1;
+    lane->exec.weights = &lane->weights;
     lanes_.push_back(std::move(lane));
   }
   for (std::size_t t = 1; t < threads; ++t) {
     Lane& lane = *lanes_[t - 1];
-    lane.state.shared_dram = &main.dram;
-    lane.exec.threads = 1;
-    lane.exec.weights = &lane.weights;
+    lane.state.shared_dram = &main.dram;  // may have moved: a new program, a new DRAM
     lane.weights.begin_run(prog().constants.size());
     for (const Region& r : plan_.zero_first[t]) {
       switch (r.space) {
