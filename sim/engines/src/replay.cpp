@@ -92,13 +92,9 @@ void for_each_row(const Region& r, F f) {
   for (std::uint64_t row = 0; row < r.rows; ++row) f(r.base + row * r.stride, r.base + row * r.stride + r.row_len);
 }
 
-/// Joins every step to the chain of the steps that last wrote the SRAM units it reads,
-/// and lists the units read before anything writes them (per step, as ranges).
-struct SramFlow {
-  std::vector<std::vector<Region>> unwritten_reads;  ///< per step
-};
-
-SramFlow follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
+/// Joins every step to the chain of the steps that last wrote the SRAM units it reads;
+/// returns, per step, the units it reads before anything writes them (as ranges).
+std::vector<std::vector<Region>> follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
   std::array<std::uint64_t, kNumSpaces> extent{};
   for (const ScheduledInsn& s : order) {
     for (const Access& a : s.fx) {
@@ -110,8 +106,7 @@ SramFlow follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
   for (int sp = 0; sp < kNumSpaces; ++sp) {
     if (static_cast<Space>(sp) != Space::kDram) last_writer[sp].assign(extent[sp], kNone);
   }
-  SramFlow flow;
-  flow.unwritten_reads.resize(order.size());
+  std::vector<std::vector<Region>> unwritten_reads(order.size());
   for (std::size_t k = 0; k < order.size(); ++k) {
     const auto step = static_cast<std::uint32_t>(k);
     auto read = [&](Space space, std::uint64_t begin, std::uint64_t end) {
@@ -122,7 +117,7 @@ SramFlow follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
         const std::uint32_t w = u < end ? writer[u] : kNone - 1;
         if (w == kNone && unwritten_from == end) unwritten_from = u;
         if (w != kNone && unwritten_from != end) {
-          flow.unwritten_reads[k].push_back(Region{space, unwritten_from, u - unwritten_from, 1, 0});
+          unwritten_reads[k].push_back(Region{space, unwritten_from, u - unwritten_from, 1, 0});
           unwritten_from = end;
         }
         if (w == seen || u == end) continue;
@@ -147,7 +142,7 @@ SramFlow follow_sram(const std::vector<ScheduledInsn>& order, Chains& chains) {
       });
     }
   }
-  return flow;
+  return unwritten_reads;
 }
 
 /// Sorted, merged copies of one space's ranges (rows of one).
@@ -172,7 +167,7 @@ ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) 
   const std::size_t n = order.size();
   const std::uint32_t t_count = std::max(1u, threads);
   Chains chains(n);
-  SramFlow flow = follow_sram(order, chains);
+  const std::vector<std::vector<Region>> unwritten_reads = follow_sram(order, chains);
 
   // Chains, in the order of their first steps, to the thread with the least work so far.
   std::vector<std::uint32_t> owner(n, kNone);
@@ -194,7 +189,7 @@ ReplayPlan make_plan(const std::vector<ScheduledInsn>& order, unsigned threads) 
   plan.zero_first.resize(t_count);
   for (std::size_t k = 0; k < n; ++k) {
     auto& zero = plan.zero_first[owner[k]];
-    zero.insert(zero.end(), flow.unwritten_reads[k].begin(), flow.unwritten_reads[k].end());
+    zero.insert(zero.end(), unwritten_reads[k].begin(), unwritten_reads[k].end());
   }
   for (auto& zero : plan.zero_first) zero = merged(std::move(zero));
 
